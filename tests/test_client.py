@@ -1,0 +1,531 @@
+"""Tests of the client side: open_websocket*, connect_websocket*, wrap_*_stream.
+
+Servers are either trio_ws's own (serve_websocket) or raw TCP servers written
+here that misbehave on purpose.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+import trio_ws
+from trio_ws import (
+    ConnectionClosed,
+    ConnectionRejected,
+    ConnectionTimeout,
+    DisconnectionTimeout,
+    HandshakeError,
+    InvalidURL,
+    WebSocketRequest,
+    WebSocketServer,
+)
+
+TIMEOUT = 5.0
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+RawHandler = Callable[[trio.SocketStream], Awaitable[None]]
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+def accept_for(key: bytes) -> bytes:
+    return base64.b64encode(hashlib.sha1(key + GUID).digest())
+
+
+async def echo_handler(request: WebSocketRequest) -> None:
+    ws = await request.accept()
+    async for message in ws:
+        await ws.send_message(message)
+
+
+@asynccontextmanager
+async def serving(handler: Callable[[WebSocketRequest], Awaitable[None]], **options: Any) -> AsyncIterator[int]:
+    async with trio.open_nursery() as nursery:
+        server: WebSocketServer = await nursery.start(
+            partial(trio_ws.serve_websocket, handler, "127.0.0.1", 0, None, **options)
+        )
+        yield server.port
+        nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def raw_server(handler: RawHandler) -> AsyncIterator[int]:
+    """A plain TCP server on 127.0.0.1 running ``handler`` per connection; yields its port."""
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+        yield listeners[0].socket.getsockname()[1]
+        nursery.cancel_scope.cancel()
+
+
+async def read_head(stream: trio.abc.Stream) -> tuple[bytes, bytes]:
+    """Read an HTTP request head; return it and the bytes after it."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = await stream.receive_some(4096)
+        if not chunk:
+            raise AssertionError(f"client closed before finishing its request: {data!r}")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def request_key(head: bytes) -> bytes:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"sec-websocket-key":
+            return value.strip()
+    raise AssertionError(f"no Sec-WebSocket-Key in {head!r}")
+
+
+def switching_protocols(accept: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
+
+
+async def drain(stream: trio.abc.Stream) -> bytes:
+    data = bytearray()
+    while True:
+        try:
+            chunk = await stream.receive_some(4096)
+        except trio.BrokenResourceError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- URLs and connecting -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/",
+        "ftp://example.com/",
+        "not a url",
+        "ws://",
+        "ws:///path",
+        "ws://127.0.0.1:99999/",
+        "ws://127.0.0.1:port/",
+    ],
+)
+async def test_bad_url_raises_invalid_url(url: str) -> None:
+    with trio.fail_after(TIMEOUT):
+        with pytest.raises(InvalidURL) as info:
+            async with trio_ws.open_websocket_url(url):
+                pytest.fail("connected to a bad URL")
+        assert isinstance(info.value, ValueError)
+        async with trio.open_nursery() as nursery:
+            with pytest.raises(InvalidURL):
+                await trio_ws.connect_websocket_url(nursery, url)
+
+
+async def test_connection_refused_is_handshake_error_from_oserror() -> None:
+    # As in trio-websocket: open_websocket* report a failed TCP connection as
+    # HandshakeError (chained from the OSError); connect_websocket raises the OSError.
+    port = free_port()
+    with trio.fail_after(TIMEOUT):
+        with pytest.raises(trio_ws.HandshakeError) as info:
+            async with trio_ws.open_websocket_url(f"ws://127.0.0.1:{port}/"):
+                pytest.fail("connected to a closed port")
+        assert isinstance(info.value.__cause__, OSError)
+        with pytest.raises(trio_ws.HandshakeError) as info:
+            async with trio_ws.open_websocket("127.0.0.1", port, "/", use_ssl=False):
+                pytest.fail("connected to a closed port")
+        assert isinstance(info.value.__cause__, OSError)
+        async with trio.open_nursery() as nursery:
+            with pytest.raises(OSError):
+                await trio_ws.connect_websocket(nursery, "127.0.0.1", port, "/", use_ssl=False)
+
+
+async def test_silent_server_raises_connection_timeout() -> None:
+    got_request = trio.Event()
+
+    async def silent(stream: trio.SocketStream) -> None:
+        await read_head(stream)
+        got_request.set()
+        await drain(stream)
+
+    with trio.fail_after(TIMEOUT):
+        async with raw_server(silent) as port:
+            start = trio.current_time()
+            with pytest.raises(ConnectionTimeout):
+                async with trio_ws.open_websocket_url(f"ws://127.0.0.1:{port}/", connect_timeout=0.3):
+                    pytest.fail("connected to a silent server")
+            elapsed = trio.current_time() - start
+            assert got_request.is_set()
+            assert 0.25 <= elapsed < 1.5
+            assert isinstance(ConnectionTimeout("x"), HandshakeError)
+
+
+async def test_silent_server_connect_websocket_times_out() -> None:
+    async def silent(stream: trio.SocketStream) -> None:
+        await drain(stream)
+
+    with trio.fail_after(TIMEOUT):
+        async with raw_server(silent) as port, trio.open_nursery() as nursery:
+            with pytest.raises(ConnectionTimeout):
+                await trio_ws.connect_websocket(nursery, "127.0.0.1", port, "/", use_ssl=False, connect_timeout=0.3)
+
+
+async def test_rejection_with_status_headers_and_body() -> None:
+    async def not_found(stream: trio.SocketStream) -> None:
+        await read_head(stream)
+        await stream.send_all(
+            b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nX-Reason: nope\r\n"
+            b"Content-Length: 9\r\n\r\nnot here!"
+        )
+        await drain(stream)
+
+    with trio.fail_after(TIMEOUT):
+        async with raw_server(not_found) as port:
+            with pytest.raises(ConnectionRejected) as info:
+                async with trio_ws.open_websocket_url(f"ws://127.0.0.1:{port}/missing"):
+                    pytest.fail("connected despite a 404")
+    err = info.value
+    assert err.status_code == 404
+    assert (b"x-reason", b"nope") in err.headers
+    assert (b"content-type", b"text/plain") in err.headers
+    assert err.body == b"not here!"
+    assert isinstance(err, HandshakeError)
+
+
+async def test_rejection_body_read_until_close() -> None:
+    async def forbidden(stream: trio.SocketStream) -> None:
+        await read_head(stream)
+        await stream.send_all(b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\ngo away")
+        await stream.aclose()
+
+    with trio.fail_after(TIMEOUT):
+        async with raw_server(forbidden) as port:
+            with pytest.raises(ConnectionRejected) as info:
+                async with trio_ws.open_websocket_url(f"ws://127.0.0.1:{port}/"):
+                    pytest.fail("connected despite a 403")
+    assert info.value.status_code == 403
+    assert info.value.body == b"go away"
+
+
+async def test_wrong_accept_key_raises_handshake_error() -> None:
+    async def liar(stream: trio.SocketStream) -> None:
+        await read_head(stream)
+        await stream.send_all(switching_protocols(accept_for(b"some other key==")))
+        await drain(stream)
+
+    with trio.fail_after(TIMEOUT):
+        async with raw_server(liar) as port:
+            with pytest.raises(HandshakeError) as info:
+                async with trio_ws.open_websocket_url(f"ws://127.0.0.1:{port}/"):
+                    pytest.fail("accepted a wrong Sec-WebSocket-Accept")
+    assert not isinstance(info.value, (ConnectionRejected, ConnectionTimeout))
+
+
+async def test_server_closing_during_handshake_raises_handshake_error() -> None:
+    async def hang_up(stream: trio.SocketStream) -> None:
+        await read_head(stream)
+        await stream.aclose()
+
+    with trio.fail_after(TIMEOUT):
+        async with raw_server(hang_up) as port:
+            with pytest.raises(HandshakeError) as info:
+                async with trio_ws.open_websocket_url(f"ws://127.0.0.1:{port}/", connect_timeout=3):
+                    pytest.fail("connected to a server that hung up")
+    assert not isinstance(info.value, ConnectionTimeout)
+
+
+async def test_frame_in_same_packet_as_101_is_received() -> None:
+    async def eager(stream: trio.SocketStream) -> None:
+        head, _ = await read_head(stream)
+        # The 101 and an unmasked text frame "hi" in one write.
+        await stream.send_all(switching_protocols(accept_for(request_key(head))) + b"\x81\x02hi")
+        await drain(stream)
+
+    with trio.fail_after(TIMEOUT):
+        async with raw_server(eager) as port, trio.open_nursery() as nursery:
+            ws = await trio_ws.connect_websocket_url(
+                nursery, f"ws://127.0.0.1:{port}/", compression=None, disconnect_timeout=0.3
+            )
+            assert await ws.get_message() == "hi"
+            nursery.cancel_scope.cancel()
+
+
+# -- negotiation and headers ------------------------------------------------------------
+
+
+async def test_subprotocol_negotiation() -> None:
+    seen: dict[str, Any] = {}
+
+    async def handler(request: WebSocketRequest) -> None:
+        seen["proposed"] = request.proposed_subprotocols
+        with pytest.raises(ValueError):
+            await request.accept(subprotocol="not-offered")
+        ws = await request.accept(subprotocol="chat.v1")
+        seen["server_subprotocol"] = ws.subprotocol
+        await ws.send_message("hello")
+
+    with trio.fail_after(TIMEOUT):
+        async with (
+            serving(handler) as port,
+            trio_ws.open_websocket_url(f"ws://127.0.0.1:{port}/", subprotocols=["chat.v2", "chat.v1"]) as ws,
+        ):
+            assert ws.subprotocol == "chat.v1"
+            assert await ws.get_message() == "hello"
+    assert tuple(seen["proposed"]) == ("chat.v2", "chat.v1")
+    assert seen["server_subprotocol"] == "chat.v1"
+
+
+async def test_no_subprotocol_when_server_picks_none() -> None:
+    seen: dict[str, Any] = {}
+
+    async def handler(request: WebSocketRequest) -> None:
+        seen["proposed"] = tuple(request.proposed_subprotocols)
+        ws = await request.accept()
+        seen["server_subprotocol"] = ws.subprotocol
+        await ws.send_message("hello")
+
+    with trio.fail_after(TIMEOUT):
+        async with serving(handler) as port:
+            async with trio_ws.open_websocket_url(f"ws://127.0.0.1:{port}/", subprotocols=["chat"]) as ws:
+                assert await ws.get_message() == "hello"
+                assert ws.subprotocol is None
+            async with trio_ws.open_websocket_url(f"ws://127.0.0.1:{port}/") as ws:
+                assert await ws.get_message() == "hello"
+    assert seen["proposed"] == ()
+    assert seen["server_subprotocol"] is None
+
+
+async def test_extra_headers_reach_the_server() -> None:
+    seen: dict[str, Any] = {}
+
+    async def handler(request: WebSocketRequest) -> None:
+        seen["headers"] = request.headers
+        ws = await request.accept(extra_headers=[("X-Server", "yes")])
+        seen["handshake_headers"] = ws.handshake_headers
+        await ws.send_message("done")
+
+    with trio.fail_after(TIMEOUT):
+        async with (
+            serving(handler) as port,
+            trio_ws.open_websocket_url(
+                f"ws://127.0.0.1:{port}/", extra_headers=[("X-Token", "abc123"), (b"X-Bytes", b"raw")]
+            ) as ws,
+        ):
+            assert await ws.get_message() == "done"
+            assert (b"x-server", b"yes") in ws.handshake_headers
+    headers = seen["headers"]
+    assert all(isinstance(name, bytes) and isinstance(value, bytes) for name, value in headers)
+    assert (b"x-token", b"abc123") in headers
+    assert (b"x-bytes", b"raw") in headers
+    assert (b"x-token", b"abc123") in seen["handshake_headers"]
+
+
+# -- exceptions and closing ----------------------------------------------------------------
+
+
+async def test_exception_in_block_propagates_unwrapped_and_server_sees_1000() -> None:
+    server_saw: list[int] = []
+    server_done = trio.Event()
+
+    async def handler(request: WebSocketRequest) -> None:
+        ws = await request.accept()
+        try:
+            await ws.get_message()
+        except ConnectionClosed as err:
+            server_saw.append(err.reason.code)
+        finally:
+            server_done.set()
+
+    class Boom(Exception):
+        pass
+
+    with trio.fail_after(TIMEOUT):
+        async with serving(handler) as port:
+            with pytest.raises(Boom) as info:
+                async with trio_ws.open_websocket_url(f"ws://127.0.0.1:{port}/"):
+                    raise Boom("from the block")
+            assert type(info.value) is Boom
+            assert str(info.value) == "from the block"
+            await server_done.wait()
+    assert server_saw == [1000]
+
+
+async def test_cancellation_in_block_propagates_and_closes_promptly() -> None:
+    server_saw: list[int] = []
+    server_done = trio.Event()
+
+    async def handler(request: WebSocketRequest) -> None:
+        ws = await request.accept()
+        try:
+            await ws.get_message()
+        except ConnectionClosed as err:
+            server_saw.append(err.reason.code)
+        finally:
+            server_done.set()
+
+    with trio.fail_after(TIMEOUT):
+        async with serving(handler) as port:
+            with trio.CancelScope() as scope:
+                async with trio_ws.open_websocket_url(f"ws://127.0.0.1:{port}/", disconnect_timeout=2.0) as ws:
+                    start = trio.current_time()
+                    scope.cancel()
+                    await trio.sleep_forever()
+            elapsed = trio.current_time() - start
+            assert scope.cancelled_caught
+            assert ws.closed is not None
+            await server_done.wait()
+    # The server answers the close frame at once, so closing after a
+    # cancellation need not wait for disconnect_timeout, and the server sees
+    # a proper close rather than a dropped connection (1006).
+    assert server_saw == [1000]
+    assert elapsed < 1.0
+
+
+async def test_normal_exit_closes_with_1000() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with serving(echo_handler) as port:
+            async with trio_ws.open_websocket_url(f"ws://127.0.0.1:{port}/") as ws:
+                await ws.send_message("x")
+                assert await ws.get_message() == "x"
+            assert ws.closed is not None
+            assert ws.closed.code == 1000
+            with pytest.raises(ConnectionClosed):
+                await ws.send_message("after close")
+
+
+async def test_disconnection_timeout_when_server_ignores_close() -> None:
+    received: list[bytes] = []
+    server_saw_eof = trio.Event()
+
+    async def deaf(stream: trio.SocketStream) -> None:
+        head, rest = await read_head(stream)
+        await stream.send_all(switching_protocols(accept_for(request_key(head))))
+        received.append(rest + await drain(stream))  # never answers the close frame
+        server_saw_eof.set()
+
+    with trio.fail_after(TIMEOUT):
+        async with raw_server(deaf) as port:
+            start = trio.current_time()
+            with pytest.raises(DisconnectionTimeout):
+                async with trio_ws.open_websocket_url(
+                    f"ws://127.0.0.1:{port}/", disconnect_timeout=0.3, compression=None
+                ) as ws:
+                    start = trio.current_time()
+            elapsed = trio.current_time() - start
+            assert 0.25 <= elapsed < 1.5
+            # The transport was closed: the raw server sees EOF.
+            with trio.fail_after(1):
+                await server_saw_eof.wait()
+    data = received[0]
+    assert data[:1] == b"\x88"  # the client did send its close frame (masked)
+    assert ws.closed is not None
+
+
+# -- connect_websocket and wrapped streams ------------------------------------------------------
+
+
+async def test_connect_websocket_runs_in_callers_nursery() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with serving(echo_handler) as port, trio.open_nursery() as nursery:
+            ws = await trio_ws.connect_websocket(nursery, "127.0.0.1", port, "/path?q=1", use_ssl=False)
+            assert ws.path == "/path?q=1"
+            assert ws.is_client
+            await ws.send_message(b"bytes")
+            assert await ws.get_message() == b"bytes"
+            await ws.aclose()
+            assert ws.closed is not None
+            assert ws.closed.code == 1000
+        # The nursery exited on its own: the connection's tasks ended with aclose.
+
+
+async def test_connect_websocket_url() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with serving(echo_handler) as port, trio.open_nursery() as nursery:
+            ws = await trio_ws.connect_websocket_url(nursery, f"ws://127.0.0.1:{port}/u")
+            await ws.send_message("via url")
+            assert await ws.get_message() == "via url"
+            await ws.aclose()
+
+
+async def test_wrap_streams_over_memory_stream_pair() -> None:
+    seen: dict[str, Any] = {}
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+
+    async def server_side(nursery: trio.Nursery) -> None:
+        request = await trio_ws.wrap_server_stream(nursery, server_stream)
+        assert isinstance(request, WebSocketRequest)
+        seen["path"] = request.path
+        seen["proposed"] = tuple(request.proposed_subprotocols)
+        ws = await request.accept(subprotocol="mem")
+        seen["is_server"] = ws.is_server
+        async for message in ws:
+            await ws.send_message(message)
+        seen["server_closed"] = ws.closed.code if ws.closed else None
+
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server_side, nursery)
+            ws = await trio_ws.wrap_client_stream(nursery, client_stream, "localhost", "/mem", subprotocols=["mem"])
+            assert ws.subprotocol == "mem"
+            await ws.send_message("in memory")
+            assert await ws.get_message() == "in memory"
+            await ws.send_message(b"\xff" * 1000)
+            assert await ws.get_message() == b"\xff" * 1000
+            assert isinstance(ws.local, str)
+            assert isinstance(ws.remote, str)
+            await ws.aclose()
+            assert ws.closed is not None
+            assert ws.closed.code == 1000
+    assert seen["path"] == "/mem"
+    assert seen["proposed"] == ("mem",)
+    assert seen["is_server"] is True
+    assert seen["server_closed"] == 1000
+
+
+async def test_wrap_server_stream_garbage_raises_handshake_error() -> None:
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await client_stream.send_all(b"garbage garbage\r\n\r\n")
+            with pytest.raises(HandshakeError):
+                await trio_ws.wrap_server_stream(nursery, server_stream)
+            response = await drain(client_stream)
+            assert response.startswith(b"HTTP/1.1 400")
+
+
+async def test_wrap_server_stream_silent_client_times_out() -> None:
+    _client_stream, server_stream = trio.testing.memory_stream_pair()
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            start = trio.current_time()
+            with pytest.raises(ConnectionTimeout):
+                await trio_ws.wrap_server_stream(nursery, server_stream, connect_timeout=0.3)
+            assert 0.25 <= trio.current_time() - start < 1.5
+
+
+async def test_wrap_client_stream_silent_server_times_out() -> None:
+    client_stream, _server_stream = trio.testing.memory_stream_pair()
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            with pytest.raises(ConnectionTimeout):
+                await trio_ws.wrap_client_stream(nursery, client_stream, "localhost", "/", connect_timeout=0.3)

@@ -1,0 +1,136 @@
+"""Unit tests for trio_ws.endpoint: URL parsing and Endpoint."""
+
+from __future__ import annotations
+
+import pytest
+
+from trio_ws import Endpoint, InvalidURL
+from trio_ws.endpoint import ParsedURL, parse_websocket_url
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port", "resource", "is_ssl"),
+    [
+        ("ws://example.com", "example.com", 80, "/", False),
+        ("ws://example.com/", "example.com", 80, "/", False),
+        ("wss://example.com", "example.com", 443, "/", True),
+        ("wss://example.com/", "example.com", 443, "/", True),
+        ("ws://example.com:8080/chat", "example.com", 8080, "/chat", False),
+        ("wss://example.com:8443/a/b/c", "example.com", 8443, "/a/b/c", True),
+        ("ws://example.com:80/x", "example.com", 80, "/x", False),
+        ("wss://example.com:80/x", "example.com", 80, "/x", True),
+        ("ws://127.0.0.1:9000/", "127.0.0.1", 9000, "/", False),
+        ("ws://[::1]:9000/path", "::1", 9000, "/path", False),
+        ("wss://[2001:db8::1]/", "2001:db8::1", 443, "/", True),
+        ("ws://[::1]", "::1", 80, "/", False),
+        ("ws://example.com/path?x=1&y=2", "example.com", 80, "/path?x=1&y=2", False),
+        ("ws://example.com?x=1", "example.com", 80, "/?x=1", False),
+        ("ws://example.com:1234?token=a%20b", "example.com", 1234, "/?token=a%20b", False),
+        ("WS://Example.COM/Path", "example.com", 80, "/Path", False),
+        ("WSS://example.com", "example.com", 443, "/", True),
+        ("ws://user:pw@example.com:81/", "example.com", 81, "/", False),
+        ("ws://example.com/a%2Fb", "example.com", 80, "/a%2Fb", False),
+        ("ws://example.com:65535/", "example.com", 65535, "/", False),
+    ],
+)
+def test_parse_valid(url: str, host: str, port: int, resource: str, is_ssl: bool) -> None:
+    assert parse_websocket_url(url) == ParsedURL(host, port, resource, is_ssl)
+
+
+def test_fragment_not_in_resource() -> None:
+    assert parse_websocket_url("ws://example.com/p?q=1#frag").resource == "/p?q=1"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/",
+        "https://example.com/",
+        "ftp://example.com",
+        "example.com",
+        "//example.com/",
+        "",
+        "wsx://a",
+    ],
+)
+def test_bad_scheme(url: str) -> None:
+    with pytest.raises(InvalidURL):
+        parse_websocket_url(url)
+
+
+@pytest.mark.parametrize("url", ["ws://", "ws:///path", "wss://:443/", "ws://?x=1", "ws://@/"])
+def test_missing_host(url: str) -> None:
+    with pytest.raises(InvalidURL, match="no host"):
+        parse_websocket_url(url)
+
+
+@pytest.mark.parametrize(
+    "url", ["ws://example.com:abc/", "ws://example.com:99999/", "ws://example.com:-1/", "ws://example.com:1.5/"]
+)
+def test_bad_port(url: str) -> None:
+    with pytest.raises(InvalidURL, match="port"):
+        parse_websocket_url(url)
+
+
+def test_invalid_url_is_value_error() -> None:
+    with pytest.raises(ValueError):
+        parse_websocket_url("http://example.com")
+
+
+def test_error_message_mentions_url() -> None:
+    with pytest.raises(InvalidURL, match="gopher"):
+        parse_websocket_url("gopher://example.com")
+
+
+@pytest.mark.parametrize(
+    ("address", "port", "is_ssl", "url"),
+    [
+        ("example.com", 80, False, "ws://example.com"),
+        ("example.com", 443, True, "wss://example.com"),
+        ("example.com", 443, False, "ws://example.com:443"),
+        ("example.com", 80, True, "wss://example.com:80"),
+        ("127.0.0.1", 8000, False, "ws://127.0.0.1:8000"),
+        ("::1", 8000, False, "ws://[::1]:8000"),
+        ("::1", 443, True, "wss://[::1]"),
+        ("2001:db8::1", 80, False, "ws://[2001:db8::1]"),
+    ],
+)
+def test_endpoint_url(address: str, port: int, is_ssl: bool, url: str) -> None:
+    assert Endpoint(address, port, is_ssl).url == url
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [Endpoint("example.com", 8080, False), Endpoint("::1", 9000, True), Endpoint("10.0.0.1", 443, True)],
+)
+def test_endpoint_url_round_trip(endpoint: Endpoint) -> None:
+    parsed = parse_websocket_url(endpoint.url)
+    assert Endpoint(parsed.host, parsed.port, parsed.is_ssl) == endpoint
+
+
+def test_endpoint_equality_and_hash() -> None:
+    a = Endpoint("127.0.0.1", 80, False)
+    assert a == Endpoint("127.0.0.1", 80, False)
+    assert hash(a) == hash(Endpoint("127.0.0.1", 80, False))
+    assert len({a, Endpoint("127.0.0.1", 80, False)}) == 1
+    assert a != Endpoint("127.0.0.1", 81, False)
+    assert a != Endpoint("127.0.0.2", 80, False)
+    assert a != Endpoint("127.0.0.1", 80, True)
+    assert a != ("127.0.0.1", 80, False)
+    assert a.__eq__("x") is NotImplemented
+
+
+def test_endpoint_attributes_and_repr() -> None:
+    e = Endpoint("::1", 1234, True)
+    assert (e.address, e.port, e.is_ssl) == ("::1", 1234, True)
+    assert repr(e) == "Endpoint(address='::1', port=1234, is_ssl=True)"
+
+
+def test_explicit_port_zero_not_replaced_by_default() -> None:
+    # "ws://host:0" names port 0: either reject it or keep it, but never
+    # silently connect to the scheme's default port instead.
+    try:
+        parsed = parse_websocket_url("ws://example.com:0/")
+    except InvalidURL:
+        return
+    assert parsed.port == 0

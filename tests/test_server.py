@@ -1,0 +1,699 @@
+"""Tests of the server side: serve_websocket, WebSocketServer, WebSocketRequest.
+
+Every test talks over real sockets on 127.0.0.1 (or a Unix socket), either
+with raw bytes from trio.open_tcp_stream or with trio_ws's own client.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import ssl
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trustme
+
+import trio_ws
+from trio_ws import (
+    ConnectionClosed,
+    ConnectionRejected,
+    Endpoint,
+    HandshakeError,
+    WebSocketRequest,
+    WebSocketServer,
+)
+
+TIMEOUT = 5.0
+KEY = base64.b64encode(b"0123456789abcdef").decode()
+
+Handler = Callable[[WebSocketRequest], Awaitable[None]]
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+async def echo_handler(request: WebSocketRequest) -> None:
+    ws = await request.accept()
+    async for message in ws:
+        await ws.send_message(message)
+
+
+@asynccontextmanager
+async def serving(handler: Handler, **options: Any) -> AsyncIterator[WebSocketServer]:
+    """Run serve_websocket on 127.0.0.1:0 for the duration of the block."""
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(partial(trio_ws.serve_websocket, handler, "127.0.0.1", 0, None, **options))
+        yield server
+        nursery.cancel_scope.cancel()
+
+
+def upgrade_request(*, target: str = "/", method: str = "GET", extra: list[str] | None = None) -> bytes:
+    lines = [
+        f"{method} {target} HTTP/1.1",
+        "Host: 127.0.0.1",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {KEY}",
+        "Sec-WebSocket-Version: 13",
+        *(extra or []),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+async def read_until_eof(stream: trio.abc.Stream, limit: int = 2**20) -> bytes:
+    """Everything the peer sends until it closes (a reset counts as a close)."""
+    data = bytearray()
+    while len(data) < limit:
+        try:
+            chunk = await stream.receive_some(65536)
+        except trio.BrokenResourceError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
+async def raw_exchange(port: int, data: bytes, *, eof: bool = False) -> bytes:
+    """Send ``data`` (then EOF if asked) and return the whole answer."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(data)
+        if eof:
+            await stream.send_eof()
+        return await read_until_eof(stream)
+
+
+def parse_response(response: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
+    head, _, body = response.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0].startswith(b"HTTP/1.1 "), response[:200]
+    status = int(lines[0].split(b" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers, body
+
+
+async def assert_echo_works(port: int) -> None:
+    async with trio_ws.open_websocket_url(f"ws://127.0.0.1:{port}/") as ws:
+        await ws.send_message("ping?")
+        assert await ws.get_message() == "ping?"
+        await ws.send_message(b"\x00\x01")
+        assert await ws.get_message() == b"\x00\x01"
+
+
+def unix_socket_path(tmp_path: Path) -> str:
+    path = str(tmp_path / "ws.sock")
+    if len(path) > 100:  # AF_UNIX paths are limited to ~108 bytes
+        path = os.path.join(tempfile.mkdtemp(prefix="tws"), "ws.sock")
+    return path
+
+
+# -- echo / basics -----------------------------------------------------------------
+
+
+async def test_echo_and_request_properties() -> None:
+    seen: dict[str, Any] = {}
+
+    async def handler(request: WebSocketRequest) -> None:
+        seen["path"] = request.path
+        seen["local"] = request.local
+        seen["remote"] = request.remote
+        ws = await request.accept()
+        seen["is_server"] = ws.is_server
+        seen["ws_path"] = ws.path
+        await ws.send_message(await ws.get_message())
+
+    with trio.fail_after(TIMEOUT):
+        async with serving(handler) as server:
+            port = server.port
+            async with trio_ws.open_websocket_url(f"ws://127.0.0.1:{port}/room?x=1") as ws:
+                await ws.send_message("hello")
+                assert await ws.get_message() == "hello"
+                assert ws.is_client
+                assert ws.remote == Endpoint("127.0.0.1", port, False)
+    assert seen["path"] == "/room?x=1"
+    assert seen["ws_path"] == "/room?x=1"
+    assert seen["is_server"] is True
+    assert seen["local"] == Endpoint("127.0.0.1", port, False)
+    assert isinstance(seen["remote"], Endpoint)
+    assert seen["remote"].address == "127.0.0.1"
+
+
+# -- bad handshakes ----------------------------------------------------------------------
+
+
+async def test_garbage_gets_400_and_server_keeps_serving() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with serving(echo_handler) as server:
+            response = await raw_exchange(server.port, b"\x00\xffthis is not http\x01\r\n\r\n")
+            status, _, _ = parse_response(response)
+            assert status == 400
+            await assert_echo_works(server.port)
+
+
+async def test_truncated_request_then_eof_gets_400() -> None:
+    called = False
+
+    async def handler(request: WebSocketRequest) -> None:
+        nonlocal called
+        called = True
+        await echo_handler(request)
+
+    with trio.fail_after(TIMEOUT):
+        async with serving(handler) as server:
+            response = await raw_exchange(server.port, upgrade_request()[:40], eof=True)
+            status, _, _ = parse_response(response)
+            assert status == 400
+    assert not called
+
+
+async def test_eof_before_any_byte_closes_quietly() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with serving(echo_handler) as server:
+            assert await raw_exchange(server.port, b"", eof=True) == b""
+            await assert_echo_works(server.port)
+
+
+async def test_plain_get_without_upgrade_gets_426() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with serving(echo_handler) as server:
+            response = await raw_exchange(server.port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            status, headers, _ = parse_response(response)
+            assert status == 426
+            assert headers.get(b"upgrade", b"").lower() == b"websocket"
+
+
+async def test_post_upgrade_gets_405() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with serving(echo_handler) as server:
+            response = await raw_exchange(server.port, upgrade_request(method="POST", extra=["Content-Length: 0"]))
+            status, headers, _ = parse_response(response)
+            assert status == 405
+            assert headers.get(b"allow") == b"GET"
+
+
+async def test_bad_websocket_version_gets_426_with_supported_version() -> None:
+    request = upgrade_request().replace(b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Version: 8")
+    with trio.fail_after(TIMEOUT):
+        async with serving(echo_handler) as server:
+            status, headers, _ = parse_response(await raw_exchange(server.port, request))
+            assert status == 426
+            assert headers.get(b"sec-websocket-version") == b"13"
+
+
+async def test_bad_key_gets_400() -> None:
+    request = upgrade_request().replace(KEY.encode(), b"short")
+    with trio.fail_after(TIMEOUT):
+        async with serving(echo_handler) as server:
+            status, _, _ = parse_response(await raw_exchange(server.port, request))
+            assert status == 400
+
+
+async def test_too_long_header_line_gets_431() -> None:
+    request = upgrade_request(extra=["X-Big: " + "a" * 1000])
+    with trio.fail_after(TIMEOUT):
+        async with serving(echo_handler, max_handshake_line=256) as server:
+            status, _, _ = parse_response(await raw_exchange(server.port, request))
+            assert status == 431
+            await assert_echo_works(server.port)
+
+
+async def test_too_many_headers_gets_431() -> None:
+    request = upgrade_request(extra=[f"X-H{i}: v" for i in range(10)])
+    with trio.fail_after(TIMEOUT):
+        async with serving(echo_handler, max_handshake_headers=8) as server:
+            status, _, _ = parse_response(await raw_exchange(server.port, request))
+            assert status == 431
+            # A request with fewer headers is still fine.
+            await assert_echo_works(server.port)
+
+
+async def test_too_long_request_line_gets_414() -> None:
+    request = upgrade_request(target="/" + "p" * 1000)
+    with trio.fail_after(TIMEOUT):
+        async with serving(echo_handler, max_handshake_line=256) as server:
+            status, _, _ = parse_response(await raw_exchange(server.port, request))
+            assert status == 414
+
+
+async def test_default_limits_refuse_huge_header_line() -> None:
+    request = upgrade_request(extra=["X-Big: " + "a" * 10000])
+    with trio.fail_after(TIMEOUT):
+        async with serving(echo_handler) as server:
+            status, _, _ = parse_response(await raw_exchange(server.port, request))
+            assert status == 431
+
+
+@pytest.mark.parametrize("trickle", [False, True], ids=["stall", "trickle"])
+async def test_slowloris_is_closed_after_connect_timeout(trickle: bool) -> None:
+    called = False
+
+    async def handler(request: WebSocketRequest) -> None:
+        nonlocal called
+        called = True
+        await echo_handler(request)
+
+    async def trickler(stream: trio.SocketStream) -> None:
+        # One header byte every 50 ms: the request never completes in time.
+        try:
+            while True:
+                await trio.sleep(0.05)
+                await stream.send_all(b"x")
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    with trio.fail_after(TIMEOUT):
+        async with serving(handler, connect_timeout=0.5) as server:
+            stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+            async with stream, trio.open_nursery() as nursery:
+                await stream.send_all(upgrade_request()[:60] + b"\r\nX-Slow: ")
+                if trickle:
+                    nursery.start_soon(trickler, stream)
+                start = trio.current_time()
+                await read_until_eof(stream)
+                elapsed = trio.current_time() - start
+                nursery.cancel_scope.cancel()
+            assert 0.3 <= elapsed < 2.0
+            assert not called
+            # The server still serves clients that do finish their handshake.
+            await assert_echo_works(server.port)
+            assert called
+
+
+# -- origins ---------------------------------------------------------------------------
+
+
+async def test_origins_refuses_other_origin_with_403() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with serving(echo_handler, origins=["https://ok.example"]) as server:
+            url = f"ws://127.0.0.1:{server.port}/"
+            with pytest.raises(ConnectionRejected) as info:
+                async with trio_ws.open_websocket_url(url, extra_headers=[("Origin", "https://evil.example")]):
+                    pytest.fail("connected despite a refused origin")
+            assert info.value.status_code == 403
+            # No Origin at all is refused too, since None is not in the list.
+            with pytest.raises(ConnectionRejected) as info:
+                async with trio_ws.open_websocket_url(url):
+                    pytest.fail("connected without an Origin")
+            assert info.value.status_code == 403
+            async with trio_ws.open_websocket_url(url, extra_headers=[("Origin", "https://ok.example")]) as ws:
+                await ws.send_message("allowed")
+                assert await ws.get_message() == "allowed"
+
+
+async def test_origins_with_none_allows_missing_origin() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with serving(echo_handler, origins=["https://ok.example", None]) as server:
+            await assert_echo_works(server.port)
+
+
+# -- process_request ---------------------------------------------------------------------
+
+
+async def test_process_request_rejects_with_401() -> None:
+    called = False
+
+    async def handler(request: WebSocketRequest) -> None:
+        nonlocal called
+        called = True
+        await request.accept()
+
+    async def authenticate(request: WebSocketRequest) -> None:
+        if (b"authorization", b"Bearer good") not in request.headers:
+            await request.reject(401, extra_headers=[("WWW-Authenticate", "Bearer")], body=b"who are you?")
+
+    with trio.fail_after(TIMEOUT):
+        async with serving(handler, process_request=authenticate) as server:
+            url = f"ws://127.0.0.1:{server.port}/"
+            with pytest.raises(ConnectionRejected) as info:
+                async with trio_ws.open_websocket_url(url):
+                    pytest.fail("connected without credentials")
+            assert info.value.status_code == 401
+            assert info.value.body == b"who are you?"
+            assert (b"www-authenticate", b"Bearer") in info.value.headers
+            assert not called
+            async with trio_ws.open_websocket_url(url, extra_headers=[("Authorization", "Bearer good")]):
+                pass
+            assert called
+
+
+async def test_process_request_answers_health_check() -> None:
+    async def health(request: WebSocketRequest) -> None:
+        if request.path == "/health":
+            assert not request.is_websocket
+            await request.reject(200, body=b"ok")
+
+    with trio.fail_after(TIMEOUT):
+        async with serving(echo_handler, process_request=health) as server:
+            response = await raw_exchange(server.port, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            status, headers, body = parse_response(response)
+            assert status == 200
+            assert body == b"ok"
+            assert headers.get(b"content-length") == b"2"
+            # A plain request process_request leaves alone still gets 426.
+            response = await raw_exchange(server.port, b"GET /other HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert parse_response(response)[0] == 426
+            # And WebSocket requests go through to the handler.
+            await assert_echo_works(server.port)
+
+
+async def test_process_request_that_raises_gets_500() -> None:
+    async def broken(request: WebSocketRequest) -> None:
+        raise RuntimeError("boom")
+
+    with trio.fail_after(TIMEOUT):
+        async with serving(echo_handler, process_request=broken) as server:
+            with pytest.raises(ConnectionRejected) as info:
+                async with trio_ws.open_websocket_url(f"ws://127.0.0.1:{server.port}/"):
+                    pytest.fail("connected although process_request raised")
+            assert info.value.status_code == 500
+            # The server survives.
+            with pytest.raises(ConnectionRejected):
+                async with trio_ws.open_websocket_url(f"ws://127.0.0.1:{server.port}/"):
+                    pass
+
+
+# -- handler outcomes ----------------------------------------------------------------------
+
+
+async def test_handler_that_raises_closes_with_1011_and_server_keeps_serving() -> None:
+    async def handler(request: WebSocketRequest) -> None:
+        ws = await request.accept()
+        if request.path == "/boom":
+            await ws.get_message()
+            raise RuntimeError("handler bug")
+        await echo_handler_on(ws)
+
+    async def echo_handler_on(ws: trio_ws.WebSocketConnection) -> None:
+        async for message in ws:
+            await ws.send_message(message)
+
+    with trio.fail_after(TIMEOUT):
+        async with serving(handler) as server:
+            async with trio_ws.open_websocket_url(f"ws://127.0.0.1:{server.port}/boom") as ws:
+                await ws.send_message("trigger")
+                with pytest.raises(ConnectionClosed) as info:
+                    await ws.get_message()
+                assert info.value.reason.code == 1011
+                assert ws.closed is not None
+                assert ws.closed.code == 1011
+            await assert_echo_works(server.port)
+
+
+async def test_handler_returning_without_accepting_gets_403() -> None:
+    async def handler(request: WebSocketRequest) -> None:
+        return None
+
+    with trio.fail_after(TIMEOUT):
+        async with serving(handler) as server:
+            with pytest.raises(ConnectionRejected) as info:
+                async with trio_ws.open_websocket_url(f"ws://127.0.0.1:{server.port}/"):
+                    pytest.fail("connected although the handler did not accept")
+            assert info.value.status_code == 403
+
+
+async def test_handler_reject_with_body() -> None:
+    async def handler(request: WebSocketRequest) -> None:
+        await request.reject(404, body=b"no such room")
+
+    with trio.fail_after(TIMEOUT):
+        async with serving(handler) as server:
+            with pytest.raises(ConnectionRejected) as info:
+                async with trio_ws.open_websocket_url(f"ws://127.0.0.1:{server.port}/x"):
+                    pytest.fail("connected although rejected")
+            assert info.value.status_code == 404
+            assert info.value.body == b"no such room"
+
+
+async def test_handler_returning_after_accept_closes_with_1000() -> None:
+    async def handler(request: WebSocketRequest) -> None:
+        ws = await request.accept()
+        await ws.send_message("bye")
+
+    with trio.fail_after(TIMEOUT):
+        async with serving(handler) as server:
+            url = f"ws://127.0.0.1:{server.port}/"
+            async with trio_ws.open_websocket_url(url) as ws:
+                assert await ws.get_message() == "bye"
+                with pytest.raises(ConnectionClosed) as info:
+                    await ws.get_message()
+                assert info.value.reason.code == 1000
+                assert isinstance(info.value, trio_ws.ConnectionClosedOK)
+
+
+# -- shutdown ------------------------------------------------------------------------------
+
+
+async def _serve_then_cancel(n_clients: int, disconnect_timeout: float) -> tuple[list[Any], float]:
+    """Connect ``n_clients`` echo clients, cancel the server; return them and how long it took to stop."""
+    connected = 0
+    all_connected = trio.Event()
+
+    async def handler(request: WebSocketRequest) -> None:
+        nonlocal connected
+        ws = await request.accept()
+        connected += 1
+        if connected == n_clients:
+            all_connected.set()
+        async for message in ws:
+            await ws.send_message(message)
+
+    async with trio.open_nursery() as client_nursery:
+        async with trio.open_nursery() as server_nursery:
+            server = await server_nursery.start(
+                partial(trio_ws.serve_websocket, handler, "127.0.0.1", 0, None, disconnect_timeout=disconnect_timeout)
+            )
+            url = f"ws://127.0.0.1:{server.port}/"
+            clients = [await trio_ws.connect_websocket_url(client_nursery, url) for _ in range(n_clients)]
+            await all_connected.wait()
+            start = trio.current_time()
+            server_nursery.cancel_scope.cancel()
+        # Reaching this line means every server task has ended.
+        stopped_after = trio.current_time() - start
+        for ws in clients:
+            with pytest.raises(ConnectionClosed):
+                await ws.get_message()
+    # The client nursery exited too: the client connections' tasks have ended.
+    return clients, stopped_after
+
+
+async def test_cancelling_server_closes_connections_with_1001() -> None:
+    with trio.fail_after(TIMEOUT):
+        clients, stopped_after = await _serve_then_cancel(3, disconnect_timeout=1.0)
+    codes = [ws.closed.code for ws in clients]
+    assert codes == [1001, 1001, 1001]
+    assert stopped_after < 1.0 + 0.5
+
+
+async def test_cancelling_server_with_responsive_clients_is_prompt() -> None:
+    # The clients answer the close frame at once, so the server has no reason
+    # to wait for disconnect_timeout before it stops.
+    with trio.fail_after(TIMEOUT):
+        clients, stopped_after = await _serve_then_cancel(1, disconnect_timeout=2.0)
+    assert clients[0].closed.code == 1001
+    assert stopped_after < 1.0
+
+
+async def test_cancelling_server_with_unresponsive_client_within_disconnect_timeout() -> None:
+    accepted = trio.Event()
+
+    async def handler(request: WebSocketRequest) -> None:
+        ws = await request.accept()
+        accepted.set()
+        await ws.get_message()
+
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as server_nursery:
+            server = await server_nursery.start(
+                partial(trio_ws.serve_websocket, handler, "127.0.0.1", 0, None, disconnect_timeout=0.5)
+            )
+            raw = await trio.open_tcp_stream("127.0.0.1", server.port)
+            await raw.send_all(upgrade_request())
+            # Read the 101 response, then go silent (never answer the close).
+            response = b""
+            while b"\r\n\r\n" not in response:
+                response += await raw.receive_some(4096)
+            assert response.startswith(b"HTTP/1.1 101")
+            await accepted.wait()
+            start = trio.current_time()
+            server_nursery.cancel_scope.cancel()
+        elapsed = trio.current_time() - start
+        assert elapsed < 0.5 + 1.0
+        # The server sent a close frame with 1001 before dropping the connection.
+        rest = response.partition(b"\r\n\r\n")[2] + await read_until_eof(raw)
+        await raw.aclose()
+        assert rest[:1] == b"\x88", rest
+        assert rest[2:4] == (1001).to_bytes(2, "big")
+
+
+# -- handler_nursery -----------------------------------------------------------------------
+
+
+async def test_handler_nursery_runs_handlers_there() -> None:
+    parents: list[Any] = []
+
+    async def handler(request: WebSocketRequest) -> None:
+        parents.append(trio.lowlevel.current_task().parent_nursery)
+        await echo_handler(request)
+
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as handler_nursery:
+            async with trio.open_nursery() as client_nursery:
+                async with trio.open_nursery() as server_nursery:
+                    server = await server_nursery.start(
+                        partial(trio_ws.serve_websocket, handler, "127.0.0.1", 0, None, handler_nursery=handler_nursery)
+                    )
+                    port = server.port
+                    ws = await trio_ws.connect_websocket_url(client_nursery, f"ws://127.0.0.1:{port}/")
+                    await ws.send_message("one")
+                    assert await ws.get_message() == "one"
+                    assert parents == [handler_nursery]
+                    server_nursery.cancel_scope.cancel()
+                # The server has stopped listening...
+                with pytest.raises(OSError):
+                    await trio.open_tcp_stream("127.0.0.1", port)
+                # ...but the handler running in handler_nursery carries on.
+                await ws.send_message("two")
+                assert await ws.get_message() == "two"
+                await ws.aclose()
+                assert ws.closed is not None
+                assert ws.closed.code == 1000
+            handler_nursery.cancel_scope.cancel()
+
+
+# -- WebSocketServer -----------------------------------------------------------------------
+
+
+async def test_websocket_server_port_and_listeners() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with serving(echo_handler) as server:
+            assert isinstance(server, WebSocketServer)
+            listeners = server.listeners
+            assert len(listeners) >= 1
+            assert all(isinstance(listener, trio.SocketListener) for listener in listeners)
+            assert server.port == listeners[0].socket.getsockname()[1]
+            assert server.port != 0
+            await assert_echo_works(server.port)
+
+
+async def test_websocket_server_from_listeners() -> None:
+    with trio.fail_after(TIMEOUT):
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        server = WebSocketServer(echo_handler, listeners, connect_timeout=2)
+        async with trio.open_nursery() as nursery:
+            started = await nursery.start(server.run)
+            assert started is server
+            assert server.port == listeners[0].socket.getsockname()[1]
+            await assert_echo_works(server.port)
+            nursery.cancel_scope.cancel()
+
+
+def test_websocket_server_needs_a_listener() -> None:
+    with pytest.raises(ValueError):
+        WebSocketServer(echo_handler, [])
+
+
+# -- Unix sockets --------------------------------------------------------------------------
+
+
+async def test_unix_socket_server_and_client(tmp_path: Path) -> None:
+    path = unix_socket_path(tmp_path)
+    seen: dict[str, Any] = {}
+
+    async def handler(request: WebSocketRequest) -> None:
+        seen["request_local"] = request.local
+        seen["request_remote"] = request.remote
+        ws = await request.accept()
+        seen["ws_local"] = ws.local
+        seen["ws_remote"] = ws.remote
+        async for message in ws:
+            await ws.send_message(message)
+
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(partial(trio_ws.serve_websocket_unix, handler, path))
+            with pytest.raises(RuntimeError):
+                _ = server.port
+            async with trio_ws.open_websocket_unix(path, "/unix") as ws:
+                await ws.send_message("over unix")
+                assert await ws.get_message() == "over unix"
+                assert isinstance(ws.local, str)
+                assert isinstance(ws.remote, str)
+                assert ws.remote == path
+            nursery.cancel_scope.cancel()
+    for name in ("request_local", "request_remote", "ws_local", "ws_remote"):
+        assert isinstance(seen[name], str), (name, seen[name])
+    assert seen["request_local"] == path
+    assert seen["ws_local"] == path
+    assert not await trio.Path(path).exists()  # removed when the server stopped
+
+
+# -- TLS -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    return server_ctx, client_ctx
+
+
+async def test_tls_echo_and_endpoints(tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    server_ctx, client_ctx = tls_contexts
+    seen: dict[str, Any] = {}
+
+    async def handler(request: WebSocketRequest) -> None:
+        seen["request_local"] = request.local
+        ws = await request.accept()
+        seen["ws_local"] = ws.local
+        seen["ws_remote"] = ws.remote
+        async for message in ws:
+            await ws.send_message(message)
+
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(partial(trio_ws.serve_websocket, handler, "127.0.0.1", 0, server_ctx))
+            assert server.port != 0
+            async with trio_ws.open_websocket_url(f"wss://127.0.0.1:{server.port}/", ssl_context=client_ctx) as ws:
+                await ws.send_message("secret")
+                assert await ws.get_message() == "secret"
+                assert isinstance(ws.local, Endpoint)
+                assert isinstance(ws.remote, Endpoint)
+                assert ws.local.is_ssl
+                assert ws.remote.is_ssl
+                assert ws.remote.port == server.port
+                assert ws.remote.url == f"wss://127.0.0.1:{server.port}"
+            nursery.cancel_scope.cancel()
+    for name in ("request_local", "ws_local", "ws_remote"):
+        assert isinstance(seen[name], Endpoint), name
+        assert seen[name].is_ssl, name
+
+
+async def test_tls_untrusted_certificate_fails_with_handshake_error(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server_ctx, _ = tls_contexts
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(partial(trio_ws.serve_websocket, echo_handler, "127.0.0.1", 0, server_ctx))
+            start = trio.current_time()
+            with pytest.raises(HandshakeError) as info:
+                async with trio_ws.open_websocket_url(f"wss://127.0.0.1:{server.port}/", connect_timeout=4):
+                    pytest.fail("connected to an untrusted server")
+            assert not isinstance(info.value, trio_ws.ConnectionTimeout)
+            assert trio.current_time() - start < 2.0
+            nursery.cancel_scope.cancel()

@@ -1,0 +1,88 @@
+"""trio_ws: WebSocket client and server for Trio, compatible with trio-websocket.
+
+``import trio_ws as trio_websocket`` runs code written for trio-websocket 0.12.
+"""
+
+from __future__ import annotations
+
+from .client import (
+    connect_websocket,
+    connect_websocket_unix,
+    connect_websocket_url,
+    open_websocket,
+    open_websocket_unix,
+    open_websocket_url,
+    wrap_client_stream,
+)
+from .close import CloseReason
+from .compression import Deflate
+from .connection import WebSocketConnection
+from .endpoint import Endpoint
+from .errors import (
+    ConcurrencyError,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    ConnectionRejected,
+    ConnectionTimeout,
+    DisconnectionTimeout,
+    HandshakeError,
+    InvalidURL,
+    WebSocketError,
+)
+from .heartbeat import heartbeat
+from .options import (
+    CONN_TIMEOUT,
+    MAX_HANDSHAKE_HEADERS,
+    MAX_HANDSHAKE_LINE,
+    MAX_MESSAGE_SIZE,
+    MESSAGE_QUEUE_SIZE,
+    PING_INTERVAL,
+    PING_TIMEOUT,
+    RECEIVE_BYTES,
+    ConnectionOptions,
+)
+from .request import WebSocketRequest
+from .server import WebSocketServer, serve_websocket, serve_websocket_unix, wrap_server_stream
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CONN_TIMEOUT",
+    "MAX_HANDSHAKE_HEADERS",
+    "MAX_HANDSHAKE_LINE",
+    "MAX_MESSAGE_SIZE",
+    "MESSAGE_QUEUE_SIZE",
+    "PING_INTERVAL",
+    "PING_TIMEOUT",
+    "RECEIVE_BYTES",
+    "CloseReason",
+    "ConcurrencyError",
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "ConnectionOptions",
+    "ConnectionRejected",
+    "ConnectionTimeout",
+    "Deflate",
+    "DisconnectionTimeout",
+    "Endpoint",
+    "HandshakeError",
+    "InvalidURL",
+    "WebSocketConnection",
+    "WebSocketError",
+    "WebSocketRequest",
+    "WebSocketServer",
+    "__version__",
+    "connect_websocket",
+    "connect_websocket_unix",
+    "connect_websocket_url",
+    "heartbeat",
+    "open_websocket",
+    "open_websocket_unix",
+    "open_websocket_url",
+    "serve_websocket",
+    "serve_websocket_unix",
+    "wrap_client_stream",
+    "wrap_server_stream",
+]

@@ -1,0 +1,518 @@
+"""WebSocket clients: ``open_websocket*`` context managers and ``connect_websocket*``.
+
+The connection's reader and keepalive tasks run in the caller's nursery
+(``connect_websocket``, ``wrap_client_stream``) or in a nursery that
+``open_websocket`` opens around its block. The block itself runs outside that
+nursery's error handling, so an exception raised in it comes out as itself,
+never wrapped in an ExceptionGroup.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import h11
+import trio
+
+from .connection import WebSocketConnection
+from .endpoint import parse_websocket_url
+from .errors import ConnectionRejected, ConnectionTimeout, DisconnectionTimeout, HandshakeError
+from .handshake import HandshakeProblem, build_client_request, check_client_response
+from .log import ConnectionLogger, client_logger, next_connection_id
+from .options import ConnectionOptions, document_options
+from .protocol import ProtocolCore
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .options import ConnectionOptionsDict
+
+__all__ = [
+    "open_websocket",
+    "open_websocket_url",
+    "open_websocket_unix",
+    "connect_websocket",
+    "connect_websocket_url",
+    "connect_websocket_unix",
+    "wrap_client_stream",
+]
+
+HeaderPairs = Sequence[tuple[bytes | str, bytes | str]]
+_MAX_REJECTION_BODY = 2**16
+_TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+_CLIENT_OPTION_DOCS = (
+    ("subprotocols", "subprotocols to offer, in order of preference."),
+    ("extra_headers", "more request headers, as ``(name, value)`` pairs."),
+)
+
+
+def _timeout(value: float | None) -> float:
+    return float("inf") if value is None else value
+
+
+def _host_header(host: str, port: int, is_ssl: bool) -> str:
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return shown if port == (443 if is_ssl else 80) else f"{shown}:{port}"
+
+
+def _ssl_context(use_ssl: bool | ssl.SSLContext) -> ssl.SSLContext | None:
+    if isinstance(use_ssl, ssl.SSLContext):
+        return use_ssl
+    if use_ssl is True:
+        return ssl.create_default_context()
+    if use_ssl is False:
+        return None
+    raise TypeError(f"use_ssl must be a bool or an ssl.SSLContext, not {use_ssl!r}")
+
+
+async def _open_transport(host: str, port: int, ssl_context: ssl.SSLContext | None) -> trio.abc.Stream:
+    stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+    if ssl_context is None:
+        return stream
+    tls = trio.SSLStream(stream, ssl_context, server_hostname=host, https_compatible=True)
+    try:
+        await tls.do_handshake()
+    except trio.BrokenResourceError as err:
+        await trio.aclose_forcefully(tls)
+        raise HandshakeError(f"TLS handshake with {host}:{port} failed: {err.__cause__ or err}") from err
+    except BaseException:
+        await trio.aclose_forcefully(tls)
+        raise
+    return tls
+
+
+async def _client_handshake(
+    stream: trio.abc.Stream,
+    host: str,
+    resource: str,
+    *,
+    subprotocols: Sequence[str] | None,
+    extra_headers: HeaderPairs | None,
+    options: ConnectionOptions,
+) -> WebSocketConnection:
+    """Send the upgrade request on ``stream`` and build the connection (not started)."""
+    request, key = build_client_request(
+        host,
+        resource,
+        subprotocols=subprotocols,
+        extra_headers=extra_headers,
+        compression=options.compression,
+    )
+    limit = options.max_handshake_line * (options.max_handshake_headers + 1)
+    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=limit)
+    data = conn.send(request)
+    assert data is not None
+    try:
+        await stream.send_all(data)
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as err:
+                raise HandshakeError(f"invalid handshake response: {err}") from err
+            if event is h11.NEED_DATA:
+                chunk = await stream.receive_some(options.receive_buffer_size)
+                if not chunk:
+                    raise HandshakeError("server closed the connection during the handshake")
+                conn.receive_data(bytes(chunk))
+            elif isinstance(event, h11.InformationalResponse) and event.status_code == 101:
+                break
+            elif isinstance(event, h11.Response):
+                body = await _read_body(stream, conn, options.receive_buffer_size)
+                raise ConnectionRejected(event.status_code, list(event.headers), body)
+    except _TRANSPORT_ERRORS as err:
+        raise HandshakeError(f"connection failed during the handshake: {err}") from err
+    try:
+        subprotocol, extension = check_client_response(
+            event,
+            key,
+            subprotocols=subprotocols,
+            compression=options.compression,
+            max_message_size=options.max_message_size,
+        )
+    except HandshakeProblem as problem:
+        raise HandshakeError(problem.detail) from None
+    trailing, _ = conn.trailing_data
+    core = ProtocolCore(is_client=True, extension=extension, max_message_size=options.max_message_size)
+    logger = ConnectionLogger(client_logger, next_connection_id())
+    logger.debug("connected to %s%s (subprotocol=%s)", host, resource, subprotocol)
+    return WebSocketConnection(
+        stream,
+        core,
+        options=options,
+        path=resource,
+        subprotocol=subprotocol,
+        handshake_headers=list(event.headers),
+        logger=logger,
+        trailing_data=bytes(trailing),
+    )
+
+
+async def _read_body(stream: trio.abc.Stream, conn: h11.Connection, receive_size: int) -> bytes:
+    """Read a rejection's body, up to 64 KiB (the rest is dropped)."""
+    body = bytearray()
+    while len(body) < _MAX_REJECTION_BODY:
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError:
+            break
+        if event is h11.NEED_DATA:
+            try:
+                chunk = await stream.receive_some(receive_size)
+            except _TRANSPORT_ERRORS:
+                break
+            if not chunk:
+                break
+            conn.receive_data(bytes(chunk))
+        elif isinstance(event, h11.Data):
+            body += event.data
+        else:
+            break
+    return bytes(body[:_MAX_REJECTION_BODY])
+
+
+async def _connect(
+    host: str,
+    port: int,
+    resource: str,
+    ssl_context: ssl.SSLContext | None,
+    subprotocols: Sequence[str] | None,
+    extra_headers: HeaderPairs | None,
+    options: ConnectionOptions,
+    *,
+    wrap_os_errors: bool = False,
+) -> WebSocketConnection:
+    with trio.move_on_after(_timeout(options.connect_timeout)) as scope:
+        try:
+            stream = await _open_transport(host, port, ssl_context)
+        except OSError as err:
+            if wrap_os_errors:
+                # trio-websocket's open_websocket reports connection failures
+                # as HandshakeError; keep that for code written against it.
+                raise HandshakeError(f"could not connect to {host}:{port}: {err}") from err
+            raise
+        try:
+            return await _client_handshake(
+                stream,
+                _host_header(host, port, ssl_context is not None),
+                resource,
+                subprotocols=subprotocols,
+                extra_headers=extra_headers,
+                options=options,
+            )
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+    assert scope.cancelled_caught
+    raise ConnectionTimeout(f"connecting to {host}:{port} took longer than {options.connect_timeout} s")
+
+
+@document_options(*_CLIENT_OPTION_DOCS)
+async def connect_websocket(
+    nursery: trio.Nursery,
+    host: str,
+    port: int,
+    resource: str,
+    *,
+    use_ssl: bool | ssl.SSLContext,
+    subprotocols: Sequence[str] | None = None,
+    extra_headers: HeaderPairs | None = None,
+    **options: Unpack[ConnectionOptionsDict],
+) -> WebSocketConnection:
+    """Connect to a WebSocket server; the connection's tasks run in ``nursery``.
+
+    Close the connection with :meth:`~WebSocketConnection.aclose` when done;
+    its tasks end when it closes.
+
+    Args:
+        nursery: where the connection's reader and keepalive tasks run.
+        host: the server's host name or address.
+        port: the server's port.
+        resource: the request target, for example ``"/chat?room=1"``.
+        use_ssl: True for TLS with a default, verifying context; an
+            ``ssl.SSLContext`` to use that one; False for plain TCP.
+
+    Returns:
+        the open connection.
+
+    Raises:
+        OSError: when the TCP connection fails (for example, refused).
+        HandshakeError: when the TLS or WebSocket handshake fails.
+        ConnectionRejected: when the server answers with another status than 101.
+        ConnectionTimeout: when it all takes longer than ``connect_timeout``.
+
+    Cancelling is safe: the transport is closed.
+    """
+    parsed = ConnectionOptions.from_kwargs(**options)
+    connection = await _connect(host, port, resource, _ssl_context(use_ssl), subprotocols, extra_headers, parsed)
+    connection._start(nursery)
+    return connection
+
+
+@document_options(*_CLIENT_OPTION_DOCS)
+async def connect_websocket_url(
+    nursery: trio.Nursery,
+    url: str,
+    ssl_context: ssl.SSLContext | None = None,
+    *,
+    subprotocols: Sequence[str] | None = None,
+    extra_headers: HeaderPairs | None = None,
+    **options: Unpack[ConnectionOptionsDict],
+) -> WebSocketConnection:
+    """Like :func:`connect_websocket`, with a ``ws://`` or ``wss://`` URL.
+
+    Args:
+        nursery: where the connection's reader and keepalive tasks run.
+        url: the server's URL.
+        ssl_context: the TLS context for ``wss://`` (default: a verifying one).
+
+    Raises:
+        InvalidURL: when the URL is not a ws/wss URL.
+        OSError, HandshakeError, ConnectionRejected, ConnectionTimeout: as
+            :func:`connect_websocket`.
+    """
+    target = parse_websocket_url(url)
+    use_ssl: bool | ssl.SSLContext = (ssl_context or True) if target.is_ssl else False
+    return await connect_websocket(
+        nursery,
+        target.host,
+        target.port,
+        target.resource,
+        use_ssl=use_ssl,
+        subprotocols=subprotocols,
+        extra_headers=extra_headers,
+        **options,
+    )
+
+
+@document_options(*_CLIENT_OPTION_DOCS)
+async def connect_websocket_unix(
+    nursery: trio.Nursery,
+    path: str,
+    resource: str = "/",
+    *,
+    host: str = "localhost",
+    subprotocols: Sequence[str] | None = None,
+    extra_headers: HeaderPairs | None = None,
+    **options: Unpack[ConnectionOptionsDict],
+) -> WebSocketConnection:
+    """Connect to a WebSocket server on a Unix domain socket.
+
+    Args:
+        nursery: where the connection's reader and keepalive tasks run.
+        path: the socket's path.
+        resource: the request target.
+        host: the Host header to send.
+
+    Raises:
+        OSError, HandshakeError, ConnectionRejected, ConnectionTimeout: as
+            :func:`connect_websocket`.
+    """
+    parsed = ConnectionOptions.from_kwargs(**options)
+    with trio.move_on_after(_timeout(parsed.connect_timeout)) as scope:
+        stream = await trio.open_unix_socket(path)
+        try:
+            connection = await _client_handshake(
+                stream, host, resource, subprotocols=subprotocols, extra_headers=extra_headers, options=parsed
+            )
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+        connection._start(nursery)
+        return connection
+    assert scope.cancelled_caught
+    raise ConnectionTimeout(f"connecting to {path} took longer than {parsed.connect_timeout} s")
+
+
+@document_options(*_CLIENT_OPTION_DOCS)
+async def wrap_client_stream(
+    nursery: trio.Nursery,
+    stream: trio.abc.Stream,
+    host: str,
+    resource: str,
+    *,
+    subprotocols: Sequence[str] | None = None,
+    extra_headers: HeaderPairs | None = None,
+    **options: Unpack[ConnectionOptionsDict],
+) -> WebSocketConnection:
+    """Run the client handshake over an existing transport.
+
+    Args:
+        nursery: where the connection's reader and keepalive tasks run.
+        stream: a connected transport (TCP, TLS, Unix, in-memory...).
+        host: the Host header to send.
+        resource: the request target.
+
+    Raises:
+        HandshakeError, ConnectionRejected, ConnectionTimeout: as
+            :func:`connect_websocket`.
+    """
+    parsed = ConnectionOptions.from_kwargs(**options)
+    with trio.move_on_after(_timeout(parsed.connect_timeout)) as scope:
+        connection = await _client_handshake(
+            stream, host, resource, subprotocols=subprotocols, extra_headers=extra_headers, options=parsed
+        )
+        connection._start(nursery)
+        return connection
+    assert scope.cancelled_caught
+    raise ConnectionTimeout(f"handshake took longer than {parsed.connect_timeout} s")
+
+
+@asynccontextmanager
+async def _run_connection(connection: WebSocketConnection) -> AsyncIterator[WebSocketConnection]:
+    """Run ``connection``'s tasks around the caller's block, then close it.
+
+    The block's exception is caught inside the nursery and re-raised outside
+    it, so it is never wrapped in an ExceptionGroup.
+    """
+    error: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        connection._start(nursery)
+        try:
+            yield connection
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            error = exc
+        finally:
+            with trio.CancelScope(shield=True):
+                await connection.aclose()
+            nursery.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    if connection._close_timed_out:
+        raise DisconnectionTimeout("the closing handshake took longer than disconnect_timeout")
+
+
+@asynccontextmanager
+@document_options(*_CLIENT_OPTION_DOCS)
+async def open_websocket(
+    host: str,
+    port: int,
+    resource: str,
+    *,
+    use_ssl: bool | ssl.SSLContext,
+    subprotocols: Sequence[str] | None = None,
+    extra_headers: HeaderPairs | None = None,
+    **options: Unpack[ConnectionOptionsDict],
+) -> AsyncIterator[WebSocketConnection]:
+    """Open a WebSocket connection for the duration of an ``async with`` block.
+
+    The connection is closed (1000) when the block ends, within
+    ``disconnect_timeout``; its background tasks end with it.
+
+    Args:
+        host: the server's host name or address.
+        port: the server's port.
+        resource: the request target, for example ``"/chat"``.
+        use_ssl: True for TLS with a default verifying context, an
+            ``ssl.SSLContext``, or False.
+
+    Yields:
+        the open connection.
+
+    Raises:
+        HandshakeError: when the TCP connection fails (from the ``OSError``, as
+            trio-websocket does), or the TLS or WebSocket handshake fails.
+        ConnectionRejected: when the server refuses the handshake.
+        ConnectionTimeout: when connecting takes longer than ``connect_timeout``.
+        DisconnectionTimeout: when the closing handshake takes longer than
+            ``disconnect_timeout`` (the transport is closed anyway).
+
+    Cancelling is safe: the connection is closed, waiting at most
+    ``disconnect_timeout`` for the peer.
+    """
+    parsed = ConnectionOptions.from_kwargs(**options)
+    connection = await _connect(
+        host, port, resource, _ssl_context(use_ssl), subprotocols, extra_headers, parsed, wrap_os_errors=True
+    )
+    async with _run_connection(connection) as ws:
+        yield ws
+
+
+@asynccontextmanager
+@document_options(*_CLIENT_OPTION_DOCS)
+async def open_websocket_url(
+    url: str,
+    ssl_context: ssl.SSLContext | None = None,
+    *,
+    subprotocols: Sequence[str] | None = None,
+    extra_headers: HeaderPairs | None = None,
+    **options: Unpack[ConnectionOptionsDict],
+) -> AsyncIterator[WebSocketConnection]:
+    """Like :func:`open_websocket`, with a ``ws://`` or ``wss://`` URL.
+
+    Args:
+        url: the server's URL.
+        ssl_context: the TLS context for ``wss://`` (default: a verifying one).
+
+    Yields:
+        the open connection.
+
+    Raises:
+        InvalidURL: when the URL is not a ws/wss URL.
+        OSError, HandshakeError, ConnectionRejected, ConnectionTimeout,
+        DisconnectionTimeout: as :func:`open_websocket`.
+    """
+    target = parse_websocket_url(url)
+    use_ssl: bool | ssl.SSLContext = (ssl_context or True) if target.is_ssl else False
+    parsed = ConnectionOptions.from_kwargs(**options)
+    connection = await _connect(
+        target.host,
+        target.port,
+        target.resource,
+        _ssl_context(use_ssl),
+        subprotocols,
+        extra_headers,
+        parsed,
+        wrap_os_errors=True,
+    )
+    async with _run_connection(connection) as ws:
+        yield ws
+
+
+@asynccontextmanager
+@document_options(*_CLIENT_OPTION_DOCS)
+async def open_websocket_unix(
+    path: str,
+    resource: str = "/",
+    *,
+    host: str = "localhost",
+    subprotocols: Sequence[str] | None = None,
+    extra_headers: HeaderPairs | None = None,
+    **options: Unpack[ConnectionOptionsDict],
+) -> AsyncIterator[WebSocketConnection]:
+    """Like :func:`open_websocket`, over a Unix domain socket at ``path``.
+
+    Args:
+        path: the socket's path.
+        resource: the request target.
+        host: the Host header to send.
+
+    Yields:
+        the open connection.
+
+    Raises:
+        OSError, HandshakeError, ConnectionRejected, ConnectionTimeout,
+        DisconnectionTimeout: as :func:`open_websocket`.
+    """
+    parsed = ConnectionOptions.from_kwargs(**options)
+    with trio.move_on_after(_timeout(parsed.connect_timeout)) as scope:
+        try:
+            stream = await trio.open_unix_socket(path)
+        except OSError as err:
+            raise HandshakeError(f"could not connect to {path}: {err}") from err
+        try:
+            connection = await _client_handshake(
+                stream, host, resource, subprotocols=subprotocols, extra_headers=extra_headers, options=parsed
+            )
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+    if scope.cancelled_caught:
+        raise ConnectionTimeout(f"connecting to {path} took longer than {parsed.connect_timeout} s")
+    async with _run_connection(connection) as ws:
+        yield ws

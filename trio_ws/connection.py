@@ -1,0 +1,774 @@
+"""A WebSocket connection over any :class:`trio.abc.Stream`.
+
+Theory of operation. One *reader* task per connection reads the transport,
+feeds :class:`~trio_ws.protocol.ProtocolCore` and acts on its events: data
+chunks go to a bounded queue that :meth:`WebSocketConnection.get_message`
+drains; pings are answered; pongs wake :meth:`~WebSocketConnection.ping`;
+a close frame is answered and ends the connection. When the queue holds more
+than ``message_queue_size`` chunks the reader stops reading, so TCP pushes
+back on the peer. An optional *keepalive* task pings periodically. Both run
+in a nursery that the caller owns (``connect_websocket``) or that the library
+opens around the connection (``open_websocket``, the server), and both end
+when the transport is closed.
+
+Writes are serialised by a small FIFO lock, so a pong can go out between two
+fragments of a streamed message. A write cancelled half-way would leave half a
+frame on the wire, so such a cancellation aborts the connection (1006) rather
+than let a later frame corrupt the stream.
+
+The hot paths avoid locks that always yield: an uncontended receive or write
+costs one trip through Trio's scheduler, as Trio's checkpoint rules require.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import TYPE_CHECKING
+
+import trio
+
+from .close import ABNORMAL_CLOSURE, INTERNAL_ERROR, NORMAL_CLOSURE, CloseReason, is_sendable_close_code
+from .endpoint import Endpoint, stream_address
+from .errors import ConnectionClosed
+from .log import ConnectionLogger
+from .options import ConnectionOptions
+from .protocol import (
+    CloseReceived,
+    MessageChunk,
+    PingReceived,
+    PongReceived,
+    ProtocolCore,
+    ProtocolFailure,
+)
+
+if TYPE_CHECKING:
+    from .handshake import Headers
+
+__all__ = ["WebSocketConnection", "Message"]
+
+#: A received message: text as ``str``, binary as ``bytes``.
+Message = str | bytes
+
+_TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+class _FifoLock:
+    """A lock whose uncontended acquire does not yield (the caller's next await will)."""
+
+    __slots__ = ("_held", "_lot")
+
+    def __init__(self) -> None:
+        self._held = False
+        self._lot = trio.lowlevel.ParkingLot()
+
+    async def acquire(self) -> None:
+        if self._held or self._lot:
+            await self._lot.park()  # woken with ownership handed over
+        else:
+            self._held = True
+
+    def release(self) -> None:
+        if self._lot:
+            self._lot.unpark()  # ownership passes to the woken task
+        else:
+            self._held = False
+
+
+class _PendingPing:
+    __slots__ = ("answered", "event", "sent_at")
+
+    def __init__(self, sent_at: float) -> None:
+        self.event = trio.Event()
+        self.sent_at = sent_at
+        self.answered = False
+
+
+class WebSocketConnection(trio.abc.AsyncResource):
+    """An open WebSocket connection, client or server side.
+
+    Do not create one directly: get it from :func:`~trio_ws.open_websocket`,
+    :func:`~trio_ws.connect_websocket`, :meth:`WebSocketRequest.accept` or the
+    other entry points. Iterating it (``async for message in ws``) yields
+    messages until the connection closes; it ends quietly on a normal close
+    (1000, 1001, 1005) and raises :class:`~trio_ws.ConnectionClosedError`
+    otherwise.
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        core: ProtocolCore,
+        *,
+        options: ConnectionOptions,
+        path: str,
+        subprotocol: str | None,
+        handshake_headers: Headers,
+        logger: ConnectionLogger,
+        trailing_data: bytes = b"",
+    ) -> None:
+        self._stream = stream
+        self._core = core
+        self._options = options
+        self._path = path
+        self._subprotocol = subprotocol
+        self._handshake_headers = handshake_headers
+        self._logger = logger
+        self._trailing_data = trailing_data
+        self._queue: deque[MessageChunk] = deque()
+        self._queue_limit = options.message_queue_size
+        self._data_lot = trio.lowlevel.ParkingLot()
+        self._space_lot = trio.lowlevel.ParkingLot()
+        self._receive_lock = _FifoLock()
+        self._write_lock = _FifoLock()
+        self._message_lock = _FifoLock()
+        self._partial_message = False  # a streamed receive stopped mid-message
+        self._pings: OrderedDict[bytes, _PendingPing] = OrderedDict()
+        self._close_reason: CloseReason | None = None
+        self._close_handshake_done = trio.Event()
+        self._transport_closed = trio.Event()
+        self._reader_done = trio.Event()
+        self._input_ended = False  # no more messages will be queued
+        self._close_progress = trio.lowlevel.ParkingLot()  # woken when the close handshake advances
+        self._close_timed_out = False
+        self._latency: float | None = None
+        self._started = False
+
+    # -- lifecycle -----------------------------------------------------------
+    def _start(self, nursery: trio.Nursery) -> None:
+        """Start the reader (and keepalive) tasks in ``nursery``."""
+        if self._started:
+            raise RuntimeError("connection already started")
+        self._started = True
+        nursery.start_soon(self._reader_task, name=f"trio_ws reader {self._logger.conn_id}")
+        if self._options.ping_interval is not None:
+            nursery.start_soon(self._keepalive_task, name=f"trio_ws keepalive {self._logger.conn_id}")
+
+    # -- properties ----------------------------------------------------------
+    @property
+    def closed(self) -> CloseReason | None:
+        """Why the connection is closed or closing, or None while it is open."""
+        return self._close_reason
+
+    @property
+    def is_client(self) -> bool:
+        """True on the client side of the connection."""
+        return self._core.is_client
+
+    @property
+    def is_server(self) -> bool:
+        """True on the server side of the connection."""
+        return not self._core.is_client
+
+    @property
+    def local(self) -> Endpoint | str:
+        """The local address: an :class:`Endpoint`, or a path for a Unix socket."""
+        return stream_address(self._stream, remote=False)
+
+    @property
+    def remote(self) -> Endpoint | str:
+        """The peer's address: an :class:`Endpoint`, or a path for a Unix socket."""
+        return stream_address(self._stream, remote=True)
+
+    @property
+    def path(self) -> str:
+        """The request target (path and query) of the opening handshake."""
+        return self._path
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The negotiated subprotocol, or None."""
+        return self._subprotocol
+
+    @property
+    def handshake_headers(self) -> Headers:
+        """The headers the peer sent in the opening handshake, as bytes pairs."""
+        return self._handshake_headers
+
+    @property
+    def latency(self) -> float | None:
+        """The round trip of the last answered ping in seconds, or None yet."""
+        return self._latency
+
+    @property
+    def compression(self) -> bool:
+        """True when permessage-deflate was negotiated."""
+        return self._core.extension is not None
+
+    @property
+    def connection_id(self) -> int:
+        """A process-wide id of this connection, as shown in log records."""
+        return self._logger.conn_id
+
+    # -- receiving -----------------------------------------------------------
+    async def get_message(self) -> Message:
+        """Receive the next message, waiting until one arrives.
+
+        Messages already received are still returned after the connection has
+        closed; only then is :class:`~trio_ws.ConnectionClosed` raised.
+
+        Returns:
+            a ``str`` for a text message, ``bytes`` for a binary one.
+
+        Raises:
+            ConnectionClosed: when the connection is closed and no message is
+                left (the subclass tells a normal close from an error).
+
+        Cancelling is safe: a message is removed from the queue only when it is
+        returned. Concurrent calls are allowed; they are served in turn, each
+        getting whole messages.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        await self._receive_lock.acquire()
+        try:
+            parked = await self._skip_partial_message()
+            chunk, waited = await self._next_chunk()
+            if chunk.final:
+                data = chunk.data
+            else:
+                data = await self._assemble(chunk)
+                waited = True
+            if not (waited or parked):
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            return data
+        finally:
+            self._receive_lock.release()
+
+    async def _assemble(self, first: MessageChunk) -> Message:
+        """Collect the chunks of a fragmented message; on interruption put them back."""
+        taken = [first]
+        try:
+            while not taken[-1].final:
+                chunk, _ = await self._next_chunk()
+                taken.append(chunk)
+        except BaseException:
+            # Cancelled (or closed) half-way: nothing is lost, the next
+            # receive starts again from the message's first chunk.
+            self._queue.extendleft(reversed(taken))
+            raise
+        parts = [chunk.data for chunk in taken]
+        return "".join(parts) if first.is_text else b"".join(parts)  # type: ignore[arg-type]
+
+    def receive_stream(self) -> AsyncIterator[Message]:
+        """Receive the next message as chunks, without assembling it whole.
+
+        Use it with ``max_message_size=None`` to take messages larger than
+        memory should hold. Each chunk is ``str`` for a text message and
+        ``bytes`` for a binary one; the iteration ends after the last chunk.
+        Abandoning the iteration early discards the rest of that message.
+
+        Raises:
+            ConnectionClosed: from the iteration, when the connection closes
+                before the message is complete.
+
+        Cancelling is safe (a chunk is consumed only when yielded); concurrent
+        receives are served in turn per chunk, so run one receiver at a time.
+        """
+        return _MessageChunks(self)
+
+    async def _skip_partial_message(self) -> bool:
+        """Discard the rest of a message a streamed receive abandoned."""
+        if not self._partial_message:
+            return False
+        while True:
+            chunk, _ = await self._next_chunk()
+            if chunk.final:
+                self._partial_message = False
+                return True
+
+    async def _next_chunk(self) -> tuple[MessageChunk, bool]:
+        """Pop the next queued chunk; the flag tells whether we had to wait."""
+        waited = False
+        while not self._queue:
+            if self._input_ended:
+                raise self._closed_error()
+            waited = True
+            await self._data_lot.park()
+        chunk = self._queue.popleft()
+        if self._space_lot and not self._queue_full():
+            self._space_lot.unpark_all()
+        return chunk, waited
+
+    def _queue_full(self) -> bool:
+        return self._queue_limit is not None and len(self._queue) > self._queue_limit
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self
+
+    async def __anext__(self) -> Message:
+        try:
+            return await self.get_message()
+        except ConnectionClosed as err:
+            if err.reason.is_ok:
+                raise StopAsyncIteration from None
+            raise
+
+    # -- sending -------------------------------------------------------------
+    async def send_message(
+        self,
+        message: str
+        | bytes
+        | bytearray
+        | memoryview
+        | Iterable[str]
+        | Iterable[bytes]
+        | AsyncIterable[str]
+        | AsyncIterable[bytes],
+        *,
+        compress: bool = True,
+    ) -> None:
+        """Send a message.
+
+        Args:
+            message: ``str`` for a text message; ``bytes``, ``bytearray`` or
+                ``memoryview`` for a binary one; or a sync or async iterable of
+                ``str`` (or of bytes-like) chunks, sent as one fragmented
+                message (RFC 6455 §5.4). An empty iterable sends nothing.
+            compress: with permessage-deflate negotiated, False sends this
+                message uncompressed (for data that is already compressed).
+
+        Raises:
+            ConnectionClosed: when the connection is closed or closing.
+            TypeError: for an unsupported message type, or an iterable that
+                mixes ``str`` and bytes chunks (the connection is then closed
+                with 1011, since the message cannot be finished).
+
+        Cancelling is safe while the call waits for its turn; cancelled while
+        its frame is being written, the connection is aborted (a half-written
+        frame cannot be taken back). Concurrent calls are allowed: messages are
+        sent whole, one after the other.
+        """
+        if isinstance(message, (str, bytes)):
+            await self._send_whole(message, compress)
+        elif isinstance(message, (bytearray, memoryview)):
+            await self._send_whole(bytes(message), compress)
+        elif isinstance(message, AsyncIterable):
+            await self._send_fragments(message, compress)
+        elif isinstance(message, Iterable):
+            await self._send_fragments(_aiter_sync(message), compress)
+        else:
+            raise TypeError(f"message must be str, bytes-like or an iterable of them, not {type(message).__name__}")
+
+    async def _send_whole(self, message: str | bytes, compress: bool) -> None:
+        await self._message_lock.acquire()
+        try:
+            self._check_can_send()
+            frame = self._core.encode_message(message, compress=compress)
+            await self._write(frame)
+        finally:
+            self._message_lock.release()
+
+    async def _send_fragments(
+        self, chunks: AsyncIterable[str | bytes | bytearray | memoryview], compress: bool
+    ) -> None:
+        await self._message_lock.acquire()
+        first = True
+        try:
+            self._check_can_send()
+            previous: str | bytes | None = None
+            is_text: bool | None = None
+            async for chunk in chunks:
+                chunk_is_text = isinstance(chunk, str)
+                if not chunk_is_text and not isinstance(chunk, (bytes, bytearray, memoryview)):
+                    raise TypeError(f"message chunks must be str or bytes-like, not {type(chunk).__name__}")
+                if is_text is None:
+                    is_text = chunk_is_text
+                elif is_text != chunk_is_text:
+                    raise TypeError("a fragmented message cannot mix str and bytes chunks")
+                data = chunk if isinstance(chunk, (str, bytes)) else bytes(chunk)
+                if previous is not None:
+                    await self._write_fragment(previous, is_text, first, False, compress)
+                    first = False
+                previous = data
+            if previous is not None:
+                assert is_text is not None
+                await self._write_fragment(previous, is_text, first, True, compress)
+        except BaseException:
+            if not first and self._close_reason is None:
+                # Fragments went out but the message cannot be finished: any
+                # later data frame would break the framing, so fail the
+                # connection (RFC 6455 §7.1.7) rather than leave it unusable.
+                with trio.CancelScope(shield=True):
+                    await self._fail(INTERNAL_ERROR, "a fragmented message could not be finished")
+            raise
+        finally:
+            self._message_lock.release()
+
+    async def _write_fragment(self, data: str | bytes, is_text: bool, first: bool, fin: bool, compress: bool) -> None:
+        self._check_can_send()
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+        frame = self._core.encode_fragment(payload, is_text=is_text, first=first, fin=fin, compress=compress)
+        await self._write(frame)
+
+    def _check_can_send(self) -> None:
+        if self._close_reason is not None or not self._core.can_send_data:
+            raise self._closed_error()
+
+    async def ping(self, payload: bytes | None = None) -> None:
+        """Send a ping and wait for the matching pong.
+
+        Args:
+            payload: up to 125 bytes; by default a random 4-byte payload that
+                no other pending ping uses. A pong answers its own ping and
+                every earlier one (RFC 6455 §5.5.3 lets a peer answer only the
+                latest).
+
+        Raises:
+            ConnectionClosed: when the connection closes before the pong.
+            ValueError: when ``payload`` is already in use by a pending ping,
+                or is longer than 125 bytes.
+
+        Cancelling is safe: the ping is forgotten. Concurrent pings are allowed.
+        """
+        if payload is None:
+            payload = os.urandom(4)
+            while payload in self._pings:
+                payload = os.urandom(4)
+        elif payload in self._pings:
+            raise ValueError(f"payload {payload!r} is already used by a pending ping")
+        if len(payload) > 125:
+            raise ValueError(f"ping payload of {len(payload)} bytes exceeds 125 bytes")
+        self._check_can_send()
+        pending = _PendingPing(trio.current_time())
+        self._pings[payload] = pending
+        try:
+            await self._write(self._core.encode_ping(payload))
+            await pending.event.wait()
+        finally:
+            self._pings.pop(payload, None)
+        if not pending.answered:
+            raise self._closed_error()
+
+    async def pong(self, payload: bytes | None = None) -> None:
+        """Send an unsolicited pong (a unidirectional heartbeat, RFC 6455 §5.5.3).
+
+        Args:
+            payload: up to 125 bytes (default empty).
+
+        Raises:
+            ConnectionClosed: when the connection is closed or closing.
+            ValueError: when ``payload`` is longer than 125 bytes.
+
+        Cancelling is safe before the frame starts going out (see
+        :meth:`send_message`). Concurrent calls are allowed.
+        """
+        payload = payload or b""
+        if len(payload) > 125:
+            raise ValueError(f"pong payload of {len(payload)} bytes exceeds 125 bytes")
+        self._check_can_send()
+        await self._write(self._core.encode_pong(payload))
+
+    async def _write(self, data: bytes) -> None:
+        """Write bytes to the transport, one writer at a time."""
+        await self._write_lock.acquire()
+        try:
+            if self._transport_closed.is_set():
+                raise self._closed_error()
+            try:
+                await self._stream.send_all(data)
+            except _TRANSPORT_ERRORS as err:
+                self._logger.debug("transport failed while sending: %r", err)
+                await self._abort(ABNORMAL_CLOSURE, f"transport failed while sending: {err}")
+                raise self._closed_error() from err
+            except BaseException:
+                # Cancelled (or worse) mid-write: part of a frame may be on the
+                # wire, so nothing else may be written after it.
+                await self._abort(ABNORMAL_CLOSURE, "a write was interrupted")
+                raise
+        finally:
+            self._write_lock.release()
+
+    # -- closing -------------------------------------------------------------
+    async def aclose(self, code: int = NORMAL_CLOSURE, reason: str | None = None) -> None:
+        """Close the connection with the closing handshake (RFC 6455 §7).
+
+        Sends a close frame, waits up to ``disconnect_timeout`` for the peer's,
+        then closes the transport. Idempotent: later calls wait for the first
+        to finish. Messages received before the close can still be read with
+        :meth:`get_message`.
+
+        Args:
+            code: the close code (1000 by default; 3000-4999 for applications).
+            reason: a short text (truncated to fit the 125-byte frame).
+
+        Raises:
+            ValueError: when ``code`` may not be sent in a close frame.
+
+        Cancelling closes the transport at once (no waiting for the peer).
+        Concurrent calls are allowed.
+        """
+        if not is_sendable_close_code(code):
+            raise ValueError(f"close code {code} may not be sent in a close frame")
+        try:
+            if self._close_reason is None:
+                self._close_reason = CloseReason(code, reason)
+            if self._core.can_send_close and not self._transport_closed.is_set():
+                await self._close_handshake(code, reason)
+            else:
+                with trio.move_on_after(self._timeout(self._options.disconnect_timeout)):
+                    await self._transport_closed.wait()
+                await self._abort_stream()
+        except BaseException:
+            await self._abort_stream()
+            raise
+
+    async def _close_handshake(self, code: int | None, reason: str | None) -> None:
+        frame = self._core.encode_close(code, reason)
+        self._end_input()
+        if self._space_lot:
+            self._space_lot.unpark_all()  # the reader must read on to find the peer's close
+        with trio.move_on_after(self._timeout(self._options.disconnect_timeout)) as scope:
+            try:
+                await self._write(frame)
+            except ConnectionClosed:
+                return
+            await self._wait_for_peer_close()
+            if self.is_client:
+                # RFC 6455 §7.1.1: the server closes TCP first; wait for it.
+                if self._reader_done.is_set():
+                    await self._drain_until_eof()
+                else:
+                    await self._transport_closed.wait()
+        if scope.cancelled_caught:
+            self._close_timed_out = True
+            self._logger.debug("closing handshake timed out")
+        await self._abort_stream()
+
+    async def _wait_for_peer_close(self) -> None:
+        """Wait for the peer's close frame, reading it ourselves if the reader is gone."""
+        while not self._close_handshake_done.is_set() and not self._transport_closed.is_set():
+            if not self._reader_done.is_set():
+                await self._close_progress.park()
+                continue
+            try:
+                data = await self._stream.receive_some(self._options.receive_buffer_size)
+            except _TRANSPORT_ERRORS:
+                return
+            if not data:
+                return
+            for event in self._core.receive_data(bytes(data)):
+                if isinstance(event, (CloseReceived, ProtocolFailure)):
+                    self._close_handshake_done.set()
+
+    async def _fail(self, code: int, reason: str) -> None:
+        """Fail the connection (RFC 6455 §7.1.7): send a close frame if we can, then drop TCP."""
+        if self._close_reason is None:
+            self._close_reason = CloseReason(code, reason)
+        if self._core.can_send_close and not self._transport_closed.is_set():
+            frame = self._core.encode_close(code, reason)
+            with trio.move_on_after(min(1.0, self._timeout(self._options.disconnect_timeout))):
+                with contextlib.suppress(ConnectionClosed):
+                    await self._write(frame)
+        await self._abort_stream()
+
+    async def _abort(self, code: int, reason: str) -> None:
+        """Close the transport without a closing handshake."""
+        if self._close_reason is None:
+            self._close_reason = CloseReason(code, reason)
+        await self._abort_stream()
+
+    async def _abort_stream(self) -> None:
+        if self._close_reason is None:
+            self._close_reason = CloseReason(ABNORMAL_CLOSURE, None)
+        if not self._transport_closed.is_set():
+            self._transport_closed.set()
+            with trio.CancelScope(shield=True), contextlib.suppress(*_TRANSPORT_ERRORS):
+                await trio.aclose_forcefully(self._stream)
+        self._wake_all()
+
+    def _closed_error(self) -> ConnectionClosed:
+        return ConnectionClosed.for_reason(self._close_reason or CloseReason(ABNORMAL_CLOSURE, None))
+
+    def _end_input(self) -> None:
+        """No more messages will arrive: wake receivers and pending pings."""
+        self._input_ended = True
+        self._data_lot.unpark_all()
+        for pending in self._pings.values():
+            pending.event.set()
+
+    def _wake_all(self) -> None:
+        self._close_progress.unpark_all()
+        self._space_lot.unpark_all()
+        self._end_input()
+
+    @staticmethod
+    def _timeout(value: float | None) -> float:
+        return float("inf") if value is None else value
+
+    # -- background tasks ----------------------------------------------------
+    async def _reader_task(self) -> None:
+        try:
+            await self._read_loop()
+        except trio.Cancelled:
+            self._end_input()
+            # Our owner's scope is being cancelled (a server shutting down, a
+            # cancelled open_websocket block). Leave the transport open: the
+            # owner's aclose() now reads the peer's close frame itself.
+            self._reader_done.set()
+            self._close_progress.unpark_all()
+            raise
+        except Exception:
+            self._logger.exception("unexpected error in the connection's reader")
+            await self._fail(INTERNAL_ERROR, "internal error")
+        self._reader_done.set()
+        self._end_input()
+        self._close_progress.unpark_all()
+        with trio.CancelScope(shield=True):
+            await self._abort_stream()
+
+    async def _read_loop(self) -> None:
+        core = self._core
+        stream = self._stream
+        size = self._options.receive_buffer_size
+        data = self._trailing_data
+        self._trailing_data = b""
+        while True:
+            if data:
+                for event in core.receive_data(data):
+                    if type(event) is MessageChunk:
+                        if not core.close_sent:
+                            self._queue.append(event)
+                            self._data_lot.unpark()
+                    elif not await self._handle_control(event):
+                        return
+            while self._queue_full() and not core.close_sent and not self._transport_closed.is_set():
+                await self._space_lot.park()
+            if self._transport_closed.is_set():
+                return
+            try:
+                data = bytes(await stream.receive_some(size))
+            except _TRANSPORT_ERRORS as err:
+                if not self._transport_closed.is_set():
+                    self._logger.debug("transport failed while receiving: %r", err)
+                    await self._abort(ABNORMAL_CLOSURE, f"transport failed: {err}")
+                return
+            if not data:
+                # The peer closed TCP: after a closing handshake that is the
+                # normal end, otherwise the connection was lost (1006, set by
+                # _abort_stream when no close reason is known yet).
+                await self._abort_stream()
+                return
+
+    async def _handle_control(self, event: object) -> bool:
+        """Act on a non-data event; return False when reading must stop."""
+        core = self._core
+        if isinstance(event, PingReceived):
+            if core.can_send_data:
+                try:
+                    await self._write(core.encode_pong(event.payload))
+                except ConnectionClosed:
+                    return False
+        elif isinstance(event, PongReceived):
+            self._pong_received(event.payload)
+        elif isinstance(event, CloseReceived):
+            if self._close_reason is None:
+                self._close_reason = CloseReason(event.code, event.reason or None)
+            self._close_handshake_done.set()
+            self._close_progress.unpark_all()
+            self._end_input()
+            if core.can_send_close:
+                # RFC 6455 §5.5.1: echo the status code we received.
+                code = None if event.code == 1005 else event.code
+                try:
+                    await self._write(core.encode_close(code, event.reason or None))
+                except ConnectionClosed:
+                    return False
+            if self.is_server:
+                await self._abort_stream()  # §7.1.1: the server closes TCP first
+                return False
+            with trio.move_on_after(self._timeout(self._options.disconnect_timeout)):
+                await self._drain_until_eof()
+            await self._abort_stream()
+            return False
+        elif isinstance(event, ProtocolFailure):
+            self._logger.debug("protocol error %d: %s", event.code, event.reason)
+            self._end_input()
+            await self._fail(event.code, event.reason)
+            return False
+        return True
+
+    async def _drain_until_eof(self) -> None:
+        """Client side after the close handshake: wait for the server to close TCP."""
+        while not self._transport_closed.is_set():
+            try:
+                data = await self._stream.receive_some(self._options.receive_buffer_size)
+            except _TRANSPORT_ERRORS:
+                return
+            if not data:
+                return
+
+    def _pong_received(self, payload: bytes) -> None:
+        pending = self._pings.get(payload)
+        if pending is None:
+            return  # unsolicited pong: a unidirectional heartbeat
+        now = trio.current_time()
+        while self._pings:
+            key, earlier = self._pings.popitem(last=False)
+            earlier.answered = True
+            earlier.event.set()
+            if key == payload:
+                break
+        self._latency = now - pending.sent_at
+
+    async def _keepalive_task(self) -> None:
+        interval = self._options.ping_interval
+        assert interval is not None
+        timeout = self._options.ping_timeout
+        while True:
+            with trio.move_on_after(interval):
+                await self._transport_closed.wait()
+                return
+            if self._close_reason is not None:
+                return
+            try:
+                with trio.fail_after(self._timeout(timeout)):
+                    await self.ping()
+            except trio.TooSlowError:
+                self._logger.info("keepalive ping timed out after %s s; closing with 1011", timeout)
+                await self._fail(INTERNAL_ERROR, "keepalive ping timeout")
+                return
+            except ConnectionClosed:
+                return
+
+    def __repr__(self) -> str:
+        side = "client" if self.is_client else "server"
+        state = "open" if self._close_reason is None else f"closed {self._close_reason.code}"
+        return f"<WebSocketConnection #{self.connection_id} {side} {self._path!r} {state}>"
+
+
+class _MessageChunks:
+    """Async iterator over the chunks of one message (see ``receive_stream``)."""
+
+    def __init__(self, connection: WebSocketConnection) -> None:
+        self._connection = connection
+        self._done = False
+        self._started = False
+
+    def __aiter__(self) -> _MessageChunks:
+        return self
+
+    async def __anext__(self) -> Message:
+        if self._done:
+            raise StopAsyncIteration
+        conn = self._connection
+        await trio.lowlevel.checkpoint_if_cancelled()
+        await conn._receive_lock.acquire()
+        try:
+            if not self._started:
+                await conn._skip_partial_message()
+                self._started = True
+            chunk, waited = await conn._next_chunk()
+            conn._partial_message = not chunk.final
+            self._done = chunk.final
+            if not waited:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            return chunk.data
+        finally:
+            conn._receive_lock.release()
+
+
+async def _aiter_sync(items: Iterable[str] | Iterable[bytes]) -> AsyncIterator[str | bytes]:
+    for item in items:
+        yield item

@@ -1,0 +1,121 @@
+"""The exceptions that trio_ws raises.
+
+Every public call raises one of these (or ``ValueError``/``TypeError`` for bad
+arguments); nothing from wsproto, h11 or trio's internals crosses the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .close import CloseReason
+
+__all__ = [
+    "WebSocketError",
+    "ConnectionClosed",
+    "ConnectionClosedOK",
+    "ConnectionClosedError",
+    "HandshakeError",
+    "ConnectionRejected",
+    "ConnectionTimeout",
+    "DisconnectionTimeout",
+    "ConcurrencyError",
+    "InvalidURL",
+]
+
+
+class WebSocketError(Exception):
+    """Base class of every trio_ws exception."""
+
+
+class ConnectionClosed(WebSocketError):
+    """The connection is closed, or closing, so the operation cannot proceed.
+
+    ``reason`` is the :class:`CloseReason` of the close: the code and reason the
+    peer sent, the ones we sent, or 1006 (ABNORMAL_CLOSURE) when the transport
+    ended without a close handshake. Use :meth:`for_reason` to get the right
+    subclass: :class:`ConnectionClosedOK` for 1000, 1001 and 1005,
+    :class:`ConnectionClosedError` for everything else.
+    """
+
+    def __init__(self, reason: CloseReason) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    @staticmethod
+    def for_reason(reason: CloseReason) -> ConnectionClosed:
+        """Build the subclass that matches ``reason``'s code."""
+        if reason.is_ok:
+            return ConnectionClosedOK(reason)
+        return ConnectionClosedError(reason)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.reason!r})"
+
+    def __str__(self) -> str:
+        text = f"connection closed: {self.reason.code} ({self.reason.name})"
+        if self.reason.reason:
+            text += f" {self.reason.reason}"
+        return text
+
+
+class ConnectionClosedOK(ConnectionClosed):
+    """The connection closed normally (1000, 1001 or 1005)."""
+
+
+class ConnectionClosedError(ConnectionClosed):
+    """The connection closed with an error code, or without a close handshake."""
+
+
+class HandshakeError(WebSocketError):
+    """The opening handshake failed."""
+
+
+class ConnectionRejected(HandshakeError):
+    """The server answered the opening handshake with something other than 101.
+
+    Attributes:
+        status_code: the HTTP status code.
+        headers: the response headers as a list of ``(name, value)`` bytes pairs.
+        body: the response body (possibly empty), or None when none was read.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes | None,
+    ) -> None:
+        super().__init__(status_code, headers, body)
+        self.status_code = status_code
+        self.headers = list(headers)
+        self.body = body
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}<status_code={self.status_code}>"
+
+    def __str__(self) -> str:
+        return f"server rejected WebSocket connection: HTTP {self.status_code}"
+
+
+class ConnectionTimeout(HandshakeError):
+    """The connection or its opening handshake took longer than ``connect_timeout``."""
+
+
+class DisconnectionTimeout(WebSocketError):
+    """The closing handshake took longer than ``disconnect_timeout``.
+
+    The transport has been closed all the same when this is raised.
+    """
+
+
+class ConcurrencyError(WebSocketError, RuntimeError):
+    """Two tasks tried an operation that must not run concurrently.
+
+    Raised when a task starts receiving a streamed message while another task
+    is in the middle of receiving one.
+    """
+
+
+class InvalidURL(WebSocketError, ValueError):
+    """A WebSocket URL could not be parsed, or its scheme is not ws/wss."""

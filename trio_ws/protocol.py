@@ -1,0 +1,331 @@
+"""The sans-IO WebSocket core of one connection: bytes in, events and bytes out.
+
+Theory of operation. wsproto's :class:`~wsproto.connection.Connection` is the
+state machine (open, closing, closed), parses every control frame, every
+fragmented or unusual frame, and reports protocol errors with the right close
+code. In front of it sits a small frame scanner (:mod:`trio_ws.framing`): when
+the next frame is a complete, unfragmented text or binary message that wsproto
+would accept, we decode it ourselves (fast unmasking, one copy, optional
+bounded inflation) and wsproto never sees it. That is invisible to wsproto's
+state: between two messages its parser is idle and a whole data message
+changes none of its state. Every other frame is fed to wsproto exactly, byte
+for byte, so wsproto's parser is only ever given whole frames (or, for large
+ones, a frame streamed to its end) and stays in sync with the scanner.
+
+Sending data messages is ours too (wsproto is only used for control frames),
+so its ``_outbound_opcode`` is never involved.
+
+Limits: an uncompressed data frame whose declared length would take the
+message past ``max_message_size`` is refused with 1009 as soon as its header
+arrives, before its payload is buffered; compressed messages are bounded by
+:class:`~trio_ws.compression.DeflateExtension` while they inflate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
+from wsproto.frame_protocol import CloseReason as WsprotoCloseReason
+from wsproto.utilities import LocalProtocolError
+
+from .close import INVALID_FRAME_PAYLOAD_DATA, MESSAGE_TOO_BIG
+from .compression import DeflateExtension
+from .framing import OP_BINARY, OP_CONTINUATION, OP_TEXT, encode_frame, parse_header
+from .masking import apply_mask
+
+__all__ = [
+    "MessageChunk",
+    "PingReceived",
+    "PongReceived",
+    "CloseReceived",
+    "ProtocolFailure",
+    "Event",
+    "ProtocolCore",
+    "FAST_PATH_MAX_FRAME",
+]
+
+#: Frames up to this size are decoded whole by the fast path; larger ones are
+#: streamed through wsproto chunk by chunk, so a huge message never has to be
+#: buffered whole (see :meth:`~trio_ws.WebSocketConnection.receive_stream`).
+FAST_PATH_MAX_FRAME = 4 * 2**20
+
+
+@dataclass(slots=True)
+class MessageChunk:
+    """A piece of a data message (the whole message when ``final`` and first)."""
+
+    data: bytes | str
+    is_text: bool
+    final: bool
+
+
+@dataclass(slots=True)
+class PingReceived:
+    """The peer sent a ping; it must be answered with a pong of this payload."""
+
+    payload: bytes
+
+
+@dataclass(slots=True)
+class PongReceived:
+    """The peer sent a pong."""
+
+    payload: bytes
+
+
+@dataclass(slots=True)
+class CloseReceived:
+    """The peer sent a close frame with this code (1005 for none) and reason."""
+
+    code: int
+    reason: str
+
+
+@dataclass(slots=True)
+class ProtocolFailure:
+    """The peer broke the protocol; fail the connection with this close code."""
+
+    code: int
+    reason: str
+
+
+Event = MessageChunk | PingReceived | PongReceived | CloseReceived | ProtocolFailure
+
+
+class ProtocolCore:
+    """One connection's protocol state, without I/O.
+
+    Args:
+        is_client: which side of the connection we are.
+        extension: the negotiated permessage-deflate codec, or None.
+        max_message_size: the message size limit in bytes, or None.
+    """
+
+    def __init__(
+        self,
+        *,
+        is_client: bool,
+        extension: DeflateExtension | None,
+        max_message_size: int | None,
+    ) -> None:
+        self.is_client = is_client
+        self.extension = extension
+        self.max_message_size = max_message_size
+        self._wsproto = Connection(
+            ConnectionType.CLIENT if is_client else ConnectionType.SERVER,
+            extensions=[extension] if extension is not None else None,
+        )
+        self._buffer = bytearray()
+        self._position = 0
+        self._to_wsproto = 0  # bytes of the current frame still owed to wsproto
+        self._in_fragmented_message = False
+        self._fragment_compressed = False
+        self._message_bytes = 0
+        self._finished = False  # a close frame or a failure ended parsing
+        self._expect_masked = not is_client
+        self._close_sent = False
+
+    # -- state ---------------------------------------------------------------
+    @property
+    def can_send_data(self) -> bool:
+        """True while data, pings and pongs may be sent (no close sent or received)."""
+        return self._wsproto.state is ConnectionState.OPEN
+
+    @property
+    def can_send_close(self) -> bool:
+        """True while we have not sent a close frame yet."""
+        return self._wsproto.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING)
+
+    @property
+    def close_sent(self) -> bool:
+        """True once our close frame has been produced."""
+        return self._close_sent
+
+    # -- receiving -----------------------------------------------------------
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Process bytes received from the peer and return the events they make."""
+        if self._finished:
+            return []
+        if self._position:
+            del self._buffer[: self._position]
+            self._position = 0
+        self._buffer += data
+        events: list[Event] = []
+        try:
+            self._parse(events)
+        finally:
+            if self._position >= len(self._buffer):
+                self._buffer.clear()
+                self._position = 0
+        return events
+
+    def _parse(self, events: list[Event]) -> None:
+        buffer = self._buffer
+        while not self._finished:
+            if self._to_wsproto:
+                take = min(self._to_wsproto, len(buffer) - self._position)
+                if not take:
+                    return
+                chunk = bytes(buffer[self._position : self._position + take])
+                self._position += take
+                self._to_wsproto -= take
+                self._feed_wsproto(chunk, events)
+                continue
+            header = parse_header(buffer, self._position)
+            if header is None:
+                return
+            opcode = header.opcode
+            is_data = opcode in (OP_TEXT, OP_BINARY, OP_CONTINUATION)
+            # RFC 7692 §6.1: only a message's first frame carries RSV1.
+            compressed = self._fragment_compressed if opcode == OP_CONTINUATION else bool(header.rsv & 4)
+            if (
+                is_data
+                and not compressed
+                and self.max_message_size is not None
+                and (opcode == OP_CONTINUATION) == self._in_fragmented_message
+            ):
+                total = header.length + (self._message_bytes if opcode == OP_CONTINUATION else 0)
+                if total > self.max_message_size:
+                    self._fail(events, MESSAGE_TOO_BIG, self._too_big(total))
+                    return
+            if (
+                header.fin
+                and opcode in (OP_TEXT, OP_BINARY)
+                and not self._in_fragmented_message
+                and (header.rsv == 0 or (header.rsv == 4 and self.extension is not None))
+                and (header.masking_key is not None) is self._expect_masked
+                and header.length <= FAST_PATH_MAX_FRAME
+                and self._wsproto.state in (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING)
+            ):
+                end = self._position + header.size + header.length
+                if len(buffer) < end:
+                    return
+                start = self._position + header.size
+                self._position = end
+                payload = (
+                    bytes(buffer[start:end])
+                    if header.masking_key is None
+                    else apply_mask(memoryview(buffer)[start:end], header.masking_key)
+                )
+                self._fast_message(payload, opcode == OP_TEXT, compressed, events)
+                continue
+            # Everything else goes to wsproto, exactly this frame's bytes.
+            if is_data and (header.rsv & 3) == 0:
+                if opcode != OP_CONTINUATION:
+                    self._message_bytes = 0
+                    self._in_fragmented_message = not header.fin
+                    self._fragment_compressed = compressed
+                elif header.fin:
+                    self._in_fragmented_message = False
+                if not compressed:
+                    self._message_bytes += header.length
+            self._to_wsproto = header.size + header.length
+
+    def _fast_message(self, payload: bytes, is_text: bool, compressed: bool, events: list[Event]) -> None:
+        if compressed:
+            assert self.extension is not None
+            inflated = self.extension.decompress_message(payload)
+            if isinstance(inflated, WsprotoCloseReason):
+                self._fail(events, int(inflated), _extension_failure(inflated))
+                return
+            payload = inflated
+            if self.max_message_size is not None and len(payload) > self.max_message_size:
+                self._fail(events, MESSAGE_TOO_BIG, self._too_big(len(payload)))
+                return
+        if is_text:
+            try:
+                text = payload.decode("utf-8")
+            except UnicodeDecodeError as err:
+                self._fail(events, INVALID_FRAME_PAYLOAD_DATA, f"invalid UTF-8 in text message: {err}")
+                return
+            events.append(MessageChunk(text, True, True))
+        else:
+            events.append(MessageChunk(payload, False, True))
+
+    def _feed_wsproto(self, data: bytes, events: list[Event]) -> None:
+        wsproto = self._wsproto
+        wsproto.receive_data(data)
+        for event in wsproto.events():
+            if isinstance(event, (TextMessage, BytesMessage)):
+                if event.data or event.message_finished:
+                    chunk: str | bytes = event.data if isinstance(event.data, (str, bytes)) else bytes(event.data)
+                    events.append(MessageChunk(chunk, isinstance(event, TextMessage), event.message_finished))
+            elif isinstance(event, Ping):
+                events.append(PingReceived(bytes(event.payload)))
+            elif isinstance(event, Pong):
+                events.append(PongReceived(bytes(event.payload)))
+            elif isinstance(event, CloseConnection):
+                if wsproto.state in (ConnectionState.REMOTE_CLOSING, ConnectionState.CLOSED):
+                    events.append(CloseReceived(int(event.code), event.reason or ""))
+                    self._finished = True
+                else:  # wsproto turns a ParseFailed into a CloseConnection event
+                    self._fail(events, int(event.code), event.reason or "protocol error")
+                return
+
+    def _fail(self, events: list[Event], code: int, reason: str) -> None:
+        events.append(ProtocolFailure(code, reason))
+        self._finished = True
+
+    def _too_big(self, size: int) -> str:
+        return f"message of {size:,} bytes exceeds max_message_size={self.max_message_size:,}"
+
+    # -- sending -------------------------------------------------------------
+    def encode_message(self, data: bytes | str, *, compress: bool = True) -> bytes:
+        """Serialise a whole data message as one frame.
+
+        Raises:
+            RuntimeError: if called after a close frame was sent or received.
+        """
+        if not self.can_send_data:
+            raise RuntimeError("cannot send data: the connection is closing")
+        if isinstance(data, str):
+            opcode, payload = OP_TEXT, data.encode("utf-8")
+        else:
+            opcode, payload = OP_BINARY, data
+        if self.extension is not None and compress:
+            return encode_frame(opcode, self.extension.compress_message(payload), rsv1=True, mask=self.is_client)
+        return encode_frame(opcode, payload, mask=self.is_client)
+
+    def encode_fragment(self, data: bytes, *, is_text: bool, first: bool, fin: bool, compress: bool = True) -> bytes:
+        """Serialise one frame of a fragmented message (RFC 6455 §5.4)."""
+        if not self.can_send_data:
+            raise RuntimeError("cannot send data: the connection is closing")
+        opcode = (OP_TEXT if is_text else OP_BINARY) if first else OP_CONTINUATION
+        rsv1 = False
+        if self.extension is not None:
+            rsv1, data = self.extension.compress_fragment(data, first=first, fin=fin, compress=compress)
+        return encode_frame(opcode, data, fin=fin, rsv1=rsv1, mask=self.is_client)
+
+    def encode_ping(self, payload: bytes) -> bytes:
+        """Serialise a ping frame."""
+        return self._wsproto.send(Ping(payload=payload))
+
+    def encode_pong(self, payload: bytes) -> bytes:
+        """Serialise a pong frame."""
+        return self._wsproto.send(Pong(payload=payload))
+
+    def encode_close(self, code: int | None, reason: str | None) -> bytes:
+        """Serialise our close frame (the reason is truncated to fit 125 bytes).
+
+        Raises:
+            RuntimeError: if our close frame was already sent.
+        """
+        try:
+            event = (
+                CloseConnection(code=WsprotoCloseReason.NO_STATUS_RCVD)
+                if code is None
+                else CloseConnection(code=code, reason=reason)
+            )
+            data = self._wsproto.send(event)
+        except LocalProtocolError as err:
+            raise RuntimeError(str(err)) from err
+        self._close_sent = True
+        return data
+
+
+def _extension_failure(code: WsprotoCloseReason) -> str:
+    if code is WsprotoCloseReason.MESSAGE_TOO_BIG:
+        return "compressed message inflates past max_message_size"
+    return "invalid compressed data"

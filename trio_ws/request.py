@@ -1,0 +1,349 @@
+"""The server side of the opening handshake: :class:`WebSocketRequest`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import h11
+import trio
+
+from .connection import WebSocketConnection
+from .endpoint import Endpoint, stream_address
+from .errors import HandshakeError
+from .handshake import (
+    HandshakeProblem,
+    HeadReader,
+    ParsedRequest,
+    accept_key,
+    check_upgrade_request,
+    header_values,
+    negotiate_server_extensions,
+    parse_request_head,
+    split_comma_header,
+)
+from .log import ConnectionLogger
+from .options import ConnectionOptions
+from .protocol import ProtocolCore
+
+__all__ = ["WebSocketRequest", "read_request"]
+
+HeaderPairs = Sequence[tuple[bytes | str, bytes | str]]
+_MAX_REJECT_BODY = 2**20
+
+
+def _encode(value: bytes | str) -> bytes:
+    return value.encode("latin-1") if isinstance(value, str) else value
+
+
+class WebSocketRequest:
+    """An HTTP request received by a server, to be accepted or rejected.
+
+    A server handler receives one and calls :meth:`accept` (to get a
+    :class:`~trio_ws.WebSocketConnection`) or :meth:`reject`. A
+    ``process_request`` hook also sees plain HTTP requests (``is_websocket``
+    is then False), which it may answer with :meth:`reject` — for example a
+    health check answered with 200.
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        parsed: ParsedRequest,
+        *,
+        key: bytes | None,
+        problem: HandshakeProblem | None,
+        trailing_data: bytes,
+        options: ConnectionOptions,
+        logger: ConnectionLogger,
+    ) -> None:
+        self._stream = stream
+        self._parsed = parsed
+        self._key = key
+        self._problem = problem
+        self._trailing_data = trailing_data
+        self._options = options
+        self._logger = logger
+        self._nursery: trio.Nursery | None = None
+        self._on_accept: Callable[[WebSocketConnection], None] | None = None
+        self._connection: WebSocketConnection | None = None
+        self._answered = False
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """The request headers as ``(name, value)`` bytes pairs; names are lower-case."""
+        return list(self._parsed.headers)
+
+    @property
+    def method(self) -> str:
+        """The HTTP method, for example ``"GET"``."""
+        return self._parsed.method.decode("ascii")
+
+    @property
+    def path(self) -> str:
+        """The request target: the path and, if any, the query string."""
+        return self._parsed.target.decode("latin-1")
+
+    @property
+    def proposed_subprotocols(self) -> tuple[str, ...]:
+        """The subprotocols the client offered, in its order of preference."""
+        return tuple(split_comma_header(header_values(self._parsed.headers, b"sec-websocket-protocol")))
+
+    @property
+    def is_websocket(self) -> bool:
+        """True when the request is a valid WebSocket upgrade."""
+        return self._problem is None
+
+    @property
+    def origin(self) -> str | None:
+        """The ``Origin`` header, or None."""
+        values = header_values(self._parsed.headers, b"origin")
+        return values[0].decode("latin-1") if values else None
+
+    @property
+    def local(self) -> Endpoint | str:
+        """The server's address: an :class:`Endpoint`, or a Unix socket path."""
+        return stream_address(self._stream, remote=False)
+
+    @property
+    def remote(self) -> Endpoint | str:
+        """The client's address: an :class:`Endpoint`, or a Unix socket path."""
+        return stream_address(self._stream, remote=True)
+
+    @property
+    def answered(self) -> bool:
+        """True once :meth:`accept` or :meth:`reject` has been called."""
+        return self._answered
+
+    @property
+    def connection(self) -> WebSocketConnection | None:
+        """The connection :meth:`accept` returned, if it was called."""
+        return self._connection
+
+    def _bind(self, nursery: trio.Nursery, on_accept: Callable[[WebSocketConnection], None] | None = None) -> None:
+        """Say where the accepted connection's tasks will run, and whom to tell."""
+        self._nursery = nursery
+        self._on_accept = on_accept
+
+    async def accept(
+        self,
+        *,
+        subprotocol: str | None = None,
+        extra_headers: HeaderPairs | None = None,
+    ) -> WebSocketConnection:
+        """Accept the handshake and open the WebSocket connection.
+
+        Args:
+            subprotocol: one of :attr:`proposed_subprotocols`, or None.
+            extra_headers: more headers for the 101 response.
+
+        Returns:
+            the open connection.
+
+        Raises:
+            HandshakeError: when the request was already answered, is not a
+                WebSocket upgrade, or the client went away during the answer.
+            ValueError: when ``subprotocol`` was not proposed by the client.
+
+        Cancelling closes the transport. Call it once, from one task.
+        """
+        if self._answered:
+            raise HandshakeError("this request was already accepted or rejected")
+        if self._problem is not None:
+            detail = self._problem.detail
+            await self.reject_invalid()
+            raise HandshakeError(f"cannot accept a request that is not a WebSocket upgrade: {detail}")
+        if subprotocol is not None and subprotocol not in self.proposed_subprotocols:
+            raise ValueError(f"subprotocol {subprotocol!r} was not proposed by the client")
+        if self._nursery is None:
+            raise RuntimeError("request is not bound to a nursery")
+        self._answered = True
+        assert self._key is not None
+        extension_header, extension = negotiate_server_extensions(
+            self._parsed.headers, self._options.compression, self._options.max_message_size
+        )
+        headers: list[tuple[bytes, bytes]] = [
+            (b"Upgrade", b"websocket"),
+            (b"Connection", b"Upgrade"),
+            (b"Sec-WebSocket-Accept", accept_key(self._key)),
+        ]
+        if subprotocol is not None:
+            headers.append((b"Sec-WebSocket-Protocol", subprotocol.encode("ascii")))
+        if extension_header is not None:
+            headers.append((b"Sec-WebSocket-Extensions", extension_header))
+        headers.extend((_encode(name), _encode(value)) for name, value in extra_headers or [])
+        try:
+            data = self._parsed.h11_connection.send(h11.InformationalResponse(status_code=101, headers=headers))
+        except h11.LocalProtocolError as err:
+            await trio.aclose_forcefully(self._stream)
+            raise ValueError(f"invalid response header: {err}") from err
+        try:
+            assert data is not None
+            await self._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as err:
+            await trio.aclose_forcefully(self._stream)
+            raise HandshakeError(f"client went away during the handshake: {err}") from err
+        except BaseException:
+            await trio.aclose_forcefully(self._stream)
+            raise
+        core = ProtocolCore(is_client=False, extension=extension, max_message_size=self._options.max_message_size)
+        connection = WebSocketConnection(
+            self._stream,
+            core,
+            options=self._options,
+            path=self.path,
+            subprotocol=subprotocol,
+            handshake_headers=self.headers,
+            logger=self._logger,
+            trailing_data=self._trailing_data,
+        )
+        connection._start(self._nursery)
+        self._connection = connection
+        if self._on_accept is not None:
+            self._on_accept(connection)
+        self._logger.debug(
+            "accepted %s (subprotocol=%s, compression=%s)", self.path, subprotocol, extension is not None
+        )
+        return connection
+
+    async def reject_invalid(self) -> None:
+        """Answer a request that is not a valid upgrade with the status it deserves.
+
+        That is 426 for a plain HTTP request, 405 for another method than GET,
+        400 for a bad key, and so on. Does nothing for a valid upgrade request.
+        """
+        if self._problem is not None and not self._answered:
+            problem = self._problem
+            await self.reject(problem.status, extra_headers=problem.headers, body=problem.detail.encode())
+
+    async def reject(
+        self,
+        status_code: int,
+        *,
+        extra_headers: HeaderPairs | None = None,
+        body: bytes | None = None,
+    ) -> None:
+        """Answer the request with an HTTP response and close the transport.
+
+        Any status may be used: 401 or 403 to refuse, 200 to answer a health
+        check on a plain HTTP request.
+
+        Args:
+            status_code: the HTTP status code (200-599).
+            extra_headers: more response headers.
+            body: the response body (at most 1 MiB).
+
+        Raises:
+            HandshakeError: when the request was already answered.
+            ValueError: for a status outside 200-599, a body over 1 MiB, or an
+                invalid header.
+
+        Cancelling closes the transport. Call it once, from one task.
+        """
+        if self._answered:
+            raise HandshakeError("this request was already accepted or rejected")
+        if not 200 <= status_code <= 599:
+            raise ValueError(f"status_code must be between 200 and 599, not {status_code}")
+        body = body or b""
+        if len(body) > _MAX_REJECT_BODY:
+            raise ValueError(f"body of {len(body):,} bytes exceeds {_MAX_REJECT_BODY:,} bytes")
+        self._answered = True
+        headers = [(_encode(name), _encode(value)) for name, value in extra_headers or []]
+        if not any(name.lower() == b"content-type" for name, _ in headers) and body:
+            headers.append((b"Content-Type", b"text/plain; charset=utf-8"))
+        headers.append((b"Content-Length", str(len(body)).encode()))
+        headers.append((b"Connection", b"close"))
+        await send_response(self._stream, self._parsed.h11_connection, status_code, headers, body)
+        self._logger.debug("rejected %s with %d", self.path, status_code)
+
+
+async def send_response(
+    stream: trio.abc.Stream,
+    conn: h11.Connection,
+    status_code: int,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+) -> None:
+    """Send a complete HTTP response, then close the transport (errors ignored)."""
+    try:
+        data = conn.send(h11.Response(status_code=status_code, headers=headers))
+        assert data is not None
+        data += conn.send(h11.Data(data=body)) or b"" if body else b""
+        data += conn.send(h11.EndOfMessage()) or b""
+    except h11.LocalProtocolError as err:
+        await trio.aclose_forcefully(stream)
+        raise ValueError(f"invalid response: {err}") from err
+    try:
+        await stream.send_all(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+async def send_problem(stream: trio.abc.Stream, problem: HandshakeProblem) -> None:
+    """Answer a request we could not even parse, without h11's request state."""
+    body = problem.detail.encode("utf-8")
+    headers = [
+        *problem.headers,
+        (b"Content-Type", b"text/plain; charset=utf-8"),
+        (b"Content-Length", str(len(body)).encode()),
+        (b"Connection", b"close"),
+    ]
+    conn = h11.Connection(h11.SERVER)
+    # h11 will not send a response before it has seen a request; tell it one
+    # arrived so that it serialises (and validates) our answer.
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    conn.next_event()
+    await send_response(stream, conn, problem.status, headers, body)
+
+
+async def read_request(
+    stream: trio.abc.Stream,
+    options: ConnectionOptions,
+    logger: ConnectionLogger,
+) -> WebSocketRequest | None:
+    """Read and check an opening handshake request from ``stream``.
+
+    Returns:
+        the request, or None when the client sent garbage or went away (the
+        error response, if any, has been sent and the transport closed).
+    """
+    reader = HeadReader(options.max_handshake_line, options.max_handshake_headers)
+    try:
+        while True:
+            try:
+                data = await stream.receive_some(options.receive_buffer_size)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as err:
+                logger.debug("client went away during the handshake: %r", err)
+                await trio.aclose_forcefully(stream)
+                return None
+            if not data:
+                if reader.buffered:
+                    await send_problem(stream, HandshakeProblem(400, "truncated request"))
+                else:
+                    await trio.aclose_forcefully(stream)
+                return None
+            result = reader.feed(bytes(data))
+            if result is not None:
+                break
+        head, trailing = result
+        parsed = parse_request_head(head)
+    except HandshakeProblem as problem:
+        logger.info("bad handshake request: %s", problem)
+        await send_problem(stream, problem)
+        return None
+    key: bytes | None = None
+    upgrade_problem: HandshakeProblem | None = None
+    try:
+        key = check_upgrade_request(parsed)
+    except HandshakeProblem as err:
+        upgrade_problem = err
+    return WebSocketRequest(
+        stream,
+        parsed,
+        key=key,
+        problem=upgrade_problem,
+        trailing_data=trailing,
+        options=options,
+        logger=logger,
+    )

@@ -1,0 +1,379 @@
+"""WebSocket servers: :func:`serve_websocket`, :class:`WebSocketServer`, :func:`wrap_server_stream`.
+
+Each accepted transport is served by one task (in ``handler_nursery`` if
+given, else in the server's own nursery): it reads the request within
+``connect_timeout``, applies the ``origins`` policy and the
+``process_request`` hook, then runs the user's handler inside a nursery that
+holds the connection's reader and keepalive tasks. Whatever the handler does
+— return, raise, or get cancelled — the connection is closed (1000, 1011 or
+1001) before that task ends, and no exception escapes to the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket as stdlib_socket
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .close import GOING_AWAY, INTERNAL_ERROR
+from .connection import WebSocketConnection
+from .errors import ConnectionClosed
+from .handshake import HandshakeProblem
+from .log import ConnectionLogger, next_connection_id, server_logger
+from .options import ConnectionOptions, document_options
+from .request import WebSocketRequest, read_request
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .options import ConnectionOptionsDict
+
+__all__ = [
+    "Handler",
+    "ProcessRequest",
+    "WebSocketServer",
+    "serve_websocket",
+    "serve_websocket_unix",
+    "wrap_server_stream",
+]
+
+#: A server handler: called with each request, it accepts or rejects it.
+Handler = Callable[[WebSocketRequest], Awaitable[None]]
+#: A hook called with each request before the handler; it may answer it.
+ProcessRequest = Callable[[WebSocketRequest], Awaitable[None]]
+
+_SERVER_OPTION_DOCS = (
+    (
+        "origins",
+        "the allowed values of the Origin header (include None to allow requests "
+        "without one); other requests are refused with 403. None (default) allows all.",
+    ),
+    (
+        "process_request",
+        "an async function called with each request (plain HTTP requests too) before "
+        "the handler; if it calls ``request.reject(...)`` the handler is not run. Use it "
+        "for authentication or a health check. An exception in it answers 500.",
+    ),
+)
+
+
+class WebSocketServer:
+    """A WebSocket server over one or more :class:`trio.abc.Listener`.
+
+    Args:
+        handler: ``async def handler(request)`` run for each WebSocket request.
+        listeners: the listeners to accept transports from (for example from
+            :func:`trio.open_tcp_listeners` or :func:`trio.open_ssl_over_tcp_listeners`).
+        handler_nursery: a nursery to run connection tasks in; by default the
+            server's own, so that cancelling :meth:`run` ends every connection.
+        origins: see the keyword options below.
+        process_request: see the keyword options below.
+        options: the connection options (see :data:`~trio_ws.options.OPTION_DOCS`).
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        listeners: Sequence[trio.abc.Listener[Any]],
+        *,
+        handler_nursery: trio.Nursery | None = None,
+        origins: Sequence[str | None] | None = None,
+        process_request: ProcessRequest | None = None,
+        **options: Unpack[ConnectionOptionsDict],
+    ) -> None:
+        if not listeners:
+            raise ValueError("WebSocketServer needs at least one listener")
+        self._handler = handler
+        self._listeners = list(listeners)
+        self._handler_nursery = handler_nursery
+        self._origins = None if origins is None else frozenset(origins)
+        self._process_request = process_request
+        self._options = ConnectionOptions.from_kwargs(**options)
+        self._connections: set[WebSocketConnection] = set()
+        self._port = _first_tcp_port(self._listeners)
+
+    @property
+    def listeners(self) -> list[trio.abc.Listener[Any]]:
+        """The listeners this server accepts from."""
+        return list(self._listeners)
+
+    @property
+    def port(self) -> int:
+        """The TCP port of the first listener (useful after binding port 0).
+
+        Raises:
+            RuntimeError: when the server has no TCP listener.
+        """
+        if self._port is None:
+            raise RuntimeError("this server has no TCP listener, so no port")
+        return self._port
+
+    @property
+    def connections(self) -> frozenset[WebSocketConnection]:
+        """The connections currently open on this server."""
+        return frozenset(self._connections)
+
+    @property
+    def options(self) -> ConnectionOptions:
+        """The validated connection options."""
+        return self._options
+
+    async def run(self, *, task_status: trio.TaskStatus[WebSocketServer] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled; ``task_status.started(self)`` once listening.
+
+        Cancelling closes every open connection with 1001 (Going Away), each
+        within ``disconnect_timeout``, before this returns. Not re-entrant.
+        """
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                partial(
+                    trio.serve_listeners,
+                    self._serve_transport,
+                    self._listeners,
+                    handler_nursery=self._handler_nursery,
+                )
+            )
+            task_status.started(self)
+
+    async def _serve_transport(self, stream: trio.abc.Stream) -> None:
+        """Serve one accepted transport from the handshake to the last byte."""
+        logger = ConnectionLogger(server_logger, next_connection_id())
+        try:
+            await self._serve(stream, logger)
+        except Exception:  # a bug of ours: log it, never crash the server
+            logger.exception("unexpected error while serving a connection")
+            await trio.aclose_forcefully(stream)
+
+    async def _serve(self, stream: trio.abc.Stream, logger: ConnectionLogger) -> None:
+        options = self._options
+        request = None
+        with trio.move_on_after(_timeout(options.connect_timeout)):
+            request = await _read_request_safely(stream, options, logger)
+        if request is None:
+            await trio.aclose_forcefully(stream)
+            return
+        if request.is_websocket and self._origins is not None and request.origin not in self._origins:
+            logger.info("refused origin %r", request.origin)
+            await request.reject(403, body=b"origin not allowed")
+            return
+        try:
+            async with trio.open_nursery() as nursery:
+                request._bind(nursery, self._connections.add)
+                await self._respond(request, logger)
+        finally:
+            if request.connection is not None:
+                self._connections.discard(request.connection)
+
+    async def _respond(self, request: WebSocketRequest, logger: ConnectionLogger) -> None:
+        """Run the hook and the handler for a parsed request."""
+        if self._process_request is not None:
+            try:
+                await self._process_request(request)
+            except Exception:
+                logger.exception("process_request raised")
+                if not request.answered:
+                    await request.reject(500, body=b"internal server error")
+                return
+            if request.answered:
+                return
+        if not request.is_websocket:
+            await request.reject_invalid()
+            return
+        await self._run_handler(request, logger)
+
+    async def _run_handler(self, request: WebSocketRequest, logger: ConnectionLogger) -> None:
+        try:
+            await self._handler(request)
+        except trio.Cancelled:
+            with trio.CancelScope(shield=True):
+                await _close_after_handler(request, GOING_AWAY, "server shutting down", logger)
+            raise
+        except ConnectionClosed as exc:
+            # The peer closed while the handler was talking to it: a normal end.
+            logger.debug("handler ended by a closed connection: %s", exc)
+            await _close_after_handler(request, 1000, None, logger)
+            return
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            logger.error("handler raised an exception", exc_info=exc)
+            await _close_after_handler(request, INTERNAL_ERROR, "internal error", logger)
+            return
+        await _close_after_handler(request, 1000, None, logger)
+
+
+async def _read_request_safely(
+    stream: trio.abc.Stream, options: ConnectionOptions, logger: ConnectionLogger
+) -> WebSocketRequest | None:
+    try:
+        return await read_request(stream, options, logger)
+    except HandshakeProblem:  # pragma: no cover - read_request answers these
+        return None
+
+
+async def _close_after_handler(
+    request: WebSocketRequest, code: int, reason: str | None, logger: ConnectionLogger
+) -> None:
+    """After the handler: close its connection, or answer a request it left unanswered."""
+    connection = request.connection
+    if connection is not None:
+        await connection.aclose(code, reason)
+    elif not request.answered:
+        status = 500 if code == INTERNAL_ERROR else 403
+        if code == GOING_AWAY:
+            status = 503
+        logger.info("handler returned without accepting or rejecting; answering %d", status)
+        await request.reject(status)
+
+
+def _first_tcp_port(listeners: Sequence[trio.abc.Listener[Any]]) -> int | None:
+    """The port of the first TCP listener, read once (the socket may close later)."""
+    for listener in listeners:
+        inner: Any = listener
+        if isinstance(inner, trio.SSLListener):
+            inner = inner.transport_listener
+        sock = getattr(inner, "socket", None)
+        if sock is not None and sock.family in (stdlib_socket.AF_INET, stdlib_socket.AF_INET6):
+            return int(sock.getsockname()[1])
+    return None
+
+
+def _timeout(value: float | None) -> float:
+    return float("inf") if value is None else value
+
+
+@document_options(*_SERVER_OPTION_DOCS)
+async def serve_websocket(
+    handler: Handler,
+    host: str | bytes | None,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+    *,
+    handler_nursery: trio.Nursery | None = None,
+    origins: Sequence[str | None] | None = None,
+    process_request: ProcessRequest | None = None,
+    task_status: trio.TaskStatus[WebSocketServer] = trio.TASK_STATUS_IGNORED,
+    **options: Unpack[ConnectionOptionsDict],
+) -> None:
+    """Listen on ``host:port`` and serve WebSocket connections until cancelled.
+
+    Use ``server = await nursery.start(serve_websocket, handler, host, port,
+    None)`` to get the :class:`WebSocketServer` once it listens (its ``port``
+    tells the bound port when you pass 0).
+
+    Args:
+        handler: ``async def handler(request)`` run for each request; it calls
+            ``request.accept()`` or ``request.reject(...)``. When it returns the
+            connection is closed with 1000; when it raises, with 1011 (and the
+            error is logged); the server carries on either way.
+        host: the address to bind, or None for all interfaces.
+        port: the TCP port, 0 for any free port.
+        ssl_context: a server TLS context for ``wss://``, or None.
+        handler_nursery: run connection tasks there instead of in the server's
+            own nursery.
+        task_status: given by ``nursery.start``.
+
+    Raises:
+        OSError: when the address cannot be bound.
+
+    Cancelling stops the server and closes every connection with 1001.
+    """
+    if ssl_context is None:
+        listeners: list[Any] = await trio.open_tcp_listeners(port, host=host)
+    else:
+        listeners = await trio.open_ssl_over_tcp_listeners(port, ssl_context, host=host, https_compatible=True)
+    server = WebSocketServer(
+        handler,
+        listeners,
+        handler_nursery=handler_nursery,
+        origins=origins,
+        process_request=process_request,
+        **options,
+    )
+    await server.run(task_status=task_status)
+
+
+@document_options(*_SERVER_OPTION_DOCS)
+async def serve_websocket_unix(
+    handler: Handler,
+    path: str,
+    *,
+    handler_nursery: trio.Nursery | None = None,
+    origins: Sequence[str | None] | None = None,
+    process_request: ProcessRequest | None = None,
+    task_status: trio.TaskStatus[WebSocketServer] = trio.TASK_STATUS_IGNORED,
+    **options: Unpack[ConnectionOptionsDict],
+) -> None:
+    """Serve WebSocket connections on a Unix domain socket at ``path``.
+
+    Like :func:`serve_websocket`; the socket file is created (an existing
+    file at ``path`` is an error) and removed when the server stops.
+
+    Raises:
+        OSError: when the socket cannot be created.
+    """
+    sock = trio.socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+    try:
+        await sock.bind(path)
+        sock.listen(128)
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        server = WebSocketServer(
+            handler,
+            [trio.SocketListener(sock)],
+            handler_nursery=handler_nursery,
+            origins=origins,
+            process_request=process_request,
+            **options,
+        )
+        await server.run(task_status=task_status)
+    finally:
+        sock.close()
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+@document_options()
+async def wrap_server_stream(
+    nursery: trio.Nursery,
+    stream: trio.abc.Stream,
+    **options: Unpack[ConnectionOptionsDict],
+) -> WebSocketRequest:
+    """Read an opening handshake from ``stream`` and return the request.
+
+    The accepted connection's background tasks run in ``nursery``.
+
+    Args:
+        nursery: where the connection's reader and keepalive tasks run.
+        stream: a transport that already carries the client's request.
+
+    Returns:
+        the request; accept or reject it.
+
+    Raises:
+        HandshakeError: when the request is malformed, over a limit or the
+            client went away (a 4xx answer has been sent and the stream closed).
+        ConnectionTimeout: when the request did not arrive within ``connect_timeout``.
+    """
+    from .errors import ConnectionTimeout, HandshakeError
+
+    parsed_options = ConnectionOptions.from_kwargs(**options)
+    logger = ConnectionLogger(server_logger, next_connection_id())
+    request: WebSocketRequest | None = None
+    with trio.move_on_after(_timeout(parsed_options.connect_timeout)) as scope:
+        request = await read_request(stream, parsed_options, logger)
+    if scope.cancelled_caught:
+        await trio.aclose_forcefully(stream)
+        raise ConnectionTimeout(f"no complete request within {parsed_options.connect_timeout} s")
+    if request is None:
+        raise HandshakeError("the client sent an invalid request or went away")
+    request._bind(nursery)
+    return request
