@@ -271,8 +271,10 @@ async def connect_websocket_url(
 
     Raises:
         InvalidURL: when the URL is not a ws/wss URL.
-        OSError, HandshakeError, ConnectionRejected, ConnectionTimeout: as
-            :func:`connect_websocket`.
+        OSError: when the TCP connection fails.
+        HandshakeError: when the TLS or WebSocket handshake fails.
+        ConnectionRejected: when the server refuses the handshake.
+        ConnectionTimeout: when connecting takes longer than ``connect_timeout``.
     """
     target = parse_websocket_url(url)
     use_ssl: bool | ssl.SSLContext = (ssl_context or True) if target.is_ssl else False
@@ -308,8 +310,10 @@ async def connect_websocket_unix(
         host: the Host header to send.
 
     Raises:
-        OSError, HandshakeError, ConnectionRejected, ConnectionTimeout: as
-            :func:`connect_websocket`.
+        OSError: when the socket cannot be reached.
+        HandshakeError: when the WebSocket handshake fails.
+        ConnectionRejected: when the server refuses the handshake.
+        ConnectionTimeout: when connecting takes longer than ``connect_timeout``.
     """
     parsed = ConnectionOptions.from_kwargs(**options)
     with trio.move_on_after(_timeout(parsed.connect_timeout)) as scope:
@@ -347,8 +351,9 @@ async def wrap_client_stream(
         resource: the request target.
 
     Raises:
-        HandshakeError, ConnectionRejected, ConnectionTimeout: as
-            :func:`connect_websocket`.
+        HandshakeError: when the WebSocket handshake fails.
+        ConnectionRejected: when the server refuses the handshake.
+        ConnectionTimeout: when the handshake takes longer than ``connect_timeout``.
     """
     parsed = ConnectionOptions.from_kwargs(**options)
     with trio.move_on_after(_timeout(parsed.connect_timeout)) as scope:
@@ -454,8 +459,11 @@ async def open_websocket_url(
 
     Raises:
         InvalidURL: when the URL is not a ws/wss URL.
-        OSError, HandshakeError, ConnectionRejected, ConnectionTimeout,
-        DisconnectionTimeout: as :func:`open_websocket`.
+        HandshakeError: when the connection or the TLS or WebSocket handshake fails.
+        ConnectionRejected: when the server refuses the handshake.
+        ConnectionTimeout: when connecting takes longer than ``connect_timeout``.
+        DisconnectionTimeout: when the closing handshake takes longer than
+            ``disconnect_timeout``.
     """
     target = parse_websocket_url(url)
     use_ssl: bool | ssl.SSLContext = (ssl_context or True) if target.is_ssl else False
@@ -496,8 +504,11 @@ async def open_websocket_unix(
         the open connection.
 
     Raises:
-        OSError, HandshakeError, ConnectionRejected, ConnectionTimeout,
-        DisconnectionTimeout: as :func:`open_websocket`.
+        HandshakeError: when the connection or the WebSocket handshake fails.
+        ConnectionRejected: when the server refuses the handshake.
+        ConnectionTimeout: when connecting takes longer than ``connect_timeout``.
+        DisconnectionTimeout: when the closing handshake takes longer than
+            ``disconnect_timeout``.
     """
     parsed = ConnectionOptions.from_kwargs(**options)
     with trio.move_on_after(_timeout(parsed.connect_timeout)) as scope:

@@ -134,7 +134,7 @@ class CloseReason:
 
     @property
     def is_ok(self) -> bool:
-        """True when the code is one of :data:`OK_CLOSE_CODES`."""
+        """True for a normal close: 1000, 1001 or 1005."""
         return self._code in OK_CLOSE_CODES
 
     def __eq__(self, other: object) -> bool:

@@ -164,12 +164,12 @@ class WebSocketConnection(trio.abc.AsyncResource):
 
     @property
     def local(self) -> Endpoint | str:
-        """The local address: an :class:`Endpoint`, or a path for a Unix socket."""
+        """The local address, as an :class:`Endpoint` or a Unix socket path."""
         return stream_address(self._stream, remote=False)
 
     @property
     def remote(self) -> Endpoint | str:
-        """The peer's address: an :class:`Endpoint`, or a path for a Unix socket."""
+        """The peer's address, as an :class:`Endpoint` or a Unix socket path."""
         return stream_address(self._stream, remote=True)
 
     @property

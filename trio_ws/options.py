@@ -144,7 +144,7 @@ def _compression(value: Deflate | str | None) -> Deflate | None:
 
 @dataclass(frozen=True)
 class ConnectionOptions:
-    """Validated connection options (see :data:`OPTION_DOCS` for each one).
+    """Validated connection options; each field is described with the entry points.
 
     ``None`` means "no limit" for the limits and "no timeout" for timeouts.
     """
@@ -193,7 +193,7 @@ class ConnectionOptions:
         return cls(**values)
 
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+_F = TypeVar("_F")
 
 
 def document_options(*extra: tuple[str, str]) -> Callable[[_F], _F]:
@@ -205,7 +205,7 @@ def document_options(*extra: tuple[str, str]) -> Callable[[_F], _F]:
     """
 
     def decorate(func: _F) -> _F:
-        lines = [(func.__doc__ or "").rstrip(), "", "    Keyword Args:"]
+        lines = [(getattr(func, "__doc__", None) or "").rstrip(), "", "    Keyword Args:"]
         for name, text in (*extra, *OPTION_DOCS.items()):
             lines.append(f"        {name}: {text}")
         func.__doc__ = "\n".join(lines) + "\n"

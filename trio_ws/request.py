@@ -80,7 +80,7 @@ class WebSocketRequest:
 
     @property
     def path(self) -> str:
-        """The request target: the path and, if any, the query string."""
+        """The request target, that is the path and, if any, the query string."""
         return self._parsed.target.decode("latin-1")
 
     @property
@@ -101,12 +101,12 @@ class WebSocketRequest:
 
     @property
     def local(self) -> Endpoint | str:
-        """The server's address: an :class:`Endpoint`, or a Unix socket path."""
+        """The server's address, as an :class:`Endpoint` or a Unix socket path."""
         return stream_address(self._stream, remote=False)
 
     @property
     def remote(self) -> Endpoint | str:
-        """The client's address: an :class:`Endpoint`, or a Unix socket path."""
+        """The client's address, as an :class:`Endpoint` or a Unix socket path."""
         return stream_address(self._stream, remote=True)
 
     @property

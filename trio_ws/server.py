@@ -63,6 +63,7 @@ _SERVER_OPTION_DOCS = (
 )
 
 
+@document_options(*_SERVER_OPTION_DOCS)
 class WebSocketServer:
     """A WebSocket server over one or more :class:`trio.abc.Listener`.
 
@@ -72,9 +73,6 @@ class WebSocketServer:
             :func:`trio.open_tcp_listeners` or :func:`trio.open_ssl_over_tcp_listeners`).
         handler_nursery: a nursery to run connection tasks in; by default the
             server's own, so that cancelling :meth:`run` ends every connection.
-        origins: see the keyword options below.
-        process_request: see the keyword options below.
-        options: the connection options (see :data:`~trio_ws.options.OPTION_DOCS`).
     """
 
     def __init__(
