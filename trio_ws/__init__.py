@@ -31,6 +31,7 @@ from .errors import (
     WebSocketError,
 )
 from .heartbeat import heartbeat
+from .hub import DeliveryReport, Hub, Member, PresenceEvent
 from .options import (
     CONN_TIMEOUT,
     MAX_HANDSHAKE_HEADERS,
@@ -42,6 +43,7 @@ from .options import (
     RECEIVE_BYTES,
     ConnectionOptions,
 )
+from .prepared import PreparedMessage
 from .request import WebSocketRequest
 from .server import WebSocketServer, serve_websocket, serve_websocket_unix, wrap_server_stream
 
@@ -53,8 +55,11 @@ __all__ = [
     "MAX_HANDSHAKE_LINE",
     "MAX_MESSAGE_SIZE",
     "MESSAGE_QUEUE_SIZE",
+    "Member",
     "PING_INTERVAL",
     "PING_TIMEOUT",
+    "PreparedMessage",
+    "PresenceEvent",
     "RECEIVE_BYTES",
     "CloseReason",
     "ConcurrencyError",
@@ -66,8 +71,10 @@ __all__ = [
     "ConnectionTimeout",
     "Deflate",
     "DisconnectionTimeout",
+    "DeliveryReport",
     "Endpoint",
     "HandshakeError",
+    "Hub",
     "InvalidURL",
     "WebSocketConnection",
     "WebSocketError",

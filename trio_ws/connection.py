@@ -35,6 +35,7 @@ from .endpoint import Endpoint, stream_address
 from .errors import ConnectionClosed
 from .log import ConnectionLogger
 from .options import ConnectionOptions
+from .prepared import PreparedMessage
 from .protocol import (
     CloseReceived,
     MessageChunk,
@@ -198,6 +199,11 @@ class WebSocketConnection(trio.abc.AsyncResource):
         return self._core.extension is not None
 
     @property
+    def shares_frames(self) -> bool:
+        """True when prepared messages go out here as shared, pre-built frames."""
+        return self._core.shared_framing_key()[0]
+
+    @property
     def connection_id(self) -> int:
         """A process-wide id of this connection, as shown in log records."""
         return self._logger.conn_id
@@ -250,6 +256,13 @@ class WebSocketConnection(trio.abc.AsyncResource):
             raise
         parts = [chunk.data for chunk in taken]
         return "".join(parts) if first.is_text else b"".join(parts)  # type: ignore[arg-type]
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed and its transport released.
+
+        Cancelling is safe; any number of tasks may wait.
+        """
+        await self._transport_closed.wait()
 
     def receive_stream(self) -> AsyncIterator[Message]:
         """Receive the next message as chunks, without assembling it whole.
@@ -312,6 +325,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         | bytes
         | bytearray
         | memoryview
+        | PreparedMessage
         | Iterable[str]
         | Iterable[bytes]
         | AsyncIterable[str]
@@ -323,7 +337,8 @@ class WebSocketConnection(trio.abc.AsyncResource):
 
         Args:
             message: ``str`` for a text message; ``bytes``, ``bytearray`` or
-                ``memoryview`` for a binary one; or a sync or async iterable of
+                ``memoryview`` for a binary one; a :class:`PreparedMessage`
+                (framed once for many connections); or a sync or async iterable of
                 ``str`` (or of bytes-like) chunks, sent as one fragmented
                 message (RFC 6455 §5.4). An empty iterable sends nothing.
             compress: with permessage-deflate negotiated, False sends this
@@ -342,6 +357,8 @@ class WebSocketConnection(trio.abc.AsyncResource):
         """
         if isinstance(message, (str, bytes)):
             await self._send_whole(message, compress)
+        elif isinstance(message, PreparedMessage):
+            await self._send_prepared(message, compress)
         elif isinstance(message, (bytearray, memoryview)):
             await self._send_whole(bytes(message), compress)
         elif isinstance(message, AsyncIterable):
@@ -357,6 +374,14 @@ class WebSocketConnection(trio.abc.AsyncResource):
             self._check_can_send()
             frame = self._core.encode_message(message, compress=compress)
             await self._write(frame)
+        finally:
+            self._message_lock.release()
+
+    async def _send_prepared(self, message: PreparedMessage, compress: bool) -> None:
+        await self._message_lock.acquire()
+        try:
+            self._check_can_send()
+            await self._write(self._core.encode_prepared(message, compress=compress))
         finally:
             self._message_lock.release()
 

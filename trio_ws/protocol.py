@@ -34,6 +34,7 @@ from .close import INVALID_FRAME_PAYLOAD_DATA, MESSAGE_TOO_BIG
 from .compression import DeflateExtension
 from .framing import OP_BINARY, OP_CONTINUATION, OP_TEXT, encode_frame, parse_header
 from .masking import apply_mask
+from .prepared import FramingKey, PreparedMessage
 
 __all__ = [
     "MessageChunk",
@@ -287,6 +288,31 @@ class ProtocolCore:
         if self.extension is not None and compress:
             return encode_frame(opcode, self.extension.compress_message(payload), rsv1=True, mask=self.is_client)
         return encode_frame(opcode, payload, mask=self.is_client)
+
+    def encode_prepared(self, message: PreparedMessage, *, compress: bool = True) -> bytes:
+        """The frame for a prepared message: shared when framing allows, else our own.
+
+        Raises:
+            RuntimeError: if called after a close frame was sent or received.
+        """
+        if not self.can_send_data:
+            raise RuntimeError("cannot send data: the connection is closing")
+        shared, key = self.shared_framing_key(compress)
+        if not shared:
+            return self.encode_message(message.data, compress=compress)
+        return message.frame(key)
+
+    def shared_framing_key(self, compress: bool = True) -> tuple[bool, FramingKey]:
+        """Whether this connection can send shared frames, and under which key."""
+        if self.is_client:
+            return False, None  # every client frame has its own masking key
+        extension = self.extension
+        if extension is None or not compress:
+            return True, None
+        if not extension.reset_compressor:
+            return False, None  # context takeover: this connection's own LZ77 history
+        settings = extension.settings
+        return True, (extension.compress_bits, settings.compress_level, settings.mem_level)
 
     def encode_fragment(self, data: bytes, *, is_text: bool, first: bool, fin: bool, compress: bool = True) -> bytes:
         """Serialise one frame of a fragmented message (RFC 6455 §5.4)."""

@@ -1,0 +1,610 @@
+"""The hub: members, rooms, fan-out, presence.
+
+Theory of operation. A server handler registers its connection with
+``async with hub.connect(ws) as member:``. That starts two tasks for the member
+in a nursery that lives exactly as long as the block: a *sender* that drains
+the member's bounded :class:`~trio_ws.hub.outbox.Outbox` into the connection,
+and a *watcher* that removes the member from every room the moment its
+connection closes, however it closes. Fan-out (:meth:`Hub.broadcast` and
+friends) never awaits a peer: it builds one
+:class:`~trio_ws.PreparedMessage` (framed once for every connection whose
+framing allows it) and puts it in each member's outbox, so a slow or dead
+client only ever fills its own queue, and the overflow policy deals with it.
+
+With a backend (Redis, for several processes) the hub also publishes what
+other processes must deliver and subscribes to a room's channel while it has
+local members there. Without one everything is in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import trio
+
+from ..close import NORMAL_CLOSURE, POLICY_VIOLATION
+from ..connection import WebSocketConnection
+from ..errors import ConnectionClosed
+from ..prepared import PreparedMessage
+from ..scopes import background_tasks
+from .backend import BackendEvent, Envelope, HubBackend, decode_payload, encode_payload
+from .outbox import Outbox, OutboxStats, Outcome, OverflowPolicy
+
+__all__ = ["Hub", "Member", "DeliveryReport", "PresenceEvent", "HubStats", "MessageLike"]
+
+logger = logging.getLogger("trio_ws.hub")
+
+MessageLike = str | bytes | PreparedMessage
+_PRESENCE_BUFFER = 256
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """What one fan-out did locally: messages queued, dropped, or refused as closed.
+
+    ``published`` tells whether the message was also handed to the backend
+    for other processes (always False without a backend).
+    """
+
+    queued: int = 0
+    dropped: int = 0
+    closed: int = 0
+    published: bool = False
+
+    @property
+    def recipients(self) -> int:
+        """Local members the message was offered to."""
+        return self.queued + self.dropped + self.closed
+
+
+@dataclass(frozen=True)
+class PresenceEvent:
+    """A member joined or left a room; ``count`` is the room's local member count after it."""
+
+    kind: Literal["join", "leave"]
+    room: str
+    member_id: str
+    count: int
+    remote: bool = False
+
+
+@dataclass
+class HubStats:
+    """Counters of a hub, since it was created."""
+
+    fanouts: int = 0
+    queued: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    overflow_closes: int = 0
+    remote_received: int = 0
+    remote_malformed: int = 0
+    backend_down: int = 0
+    backend_up: int = 0
+    gaps: int = 0
+
+
+class Member:
+    """A connection registered with a hub.
+
+    Attributes:
+        id: a stable id, unique in the hub (a random hex string by default).
+        data: whatever the application attached (user name, session...).
+        connection: the member's WebSocket connection.
+    """
+
+    def __init__(self, hub: Hub, connection: WebSocketConnection, member_id: str, data: Any, outbox: Outbox) -> None:
+        self.id = member_id
+        self.data = data
+        self.connection = connection
+        self._hub = hub
+        self._outbox = outbox
+        self._rooms: set[str] = set()
+        self._close_request: tuple[int, str] | None = None
+        self.active = True
+
+    @property
+    def rooms(self) -> frozenset[str]:
+        """The rooms this member is in."""
+        return frozenset(self._rooms)
+
+    @property
+    def stats(self) -> OutboxStats:
+        """This member's outbox counters (queued, delivered, dropped, high water)."""
+        return self._outbox.stats
+
+    @property
+    def queued(self) -> int:
+        """Messages waiting in the outbox now."""
+        return len(self._outbox)
+
+    def send(self, message: MessageLike) -> Outcome:
+        """Queue a message for this member only, without waiting."""
+        return self._hub._offer(self, _prepare(message))
+
+    async def join(self, room: str) -> None:
+        """Join ``room`` (same as ``hub.join(member.id, room)``)."""
+        await self._hub.join(self.id, room)
+
+    async def leave(self, room: str) -> None:
+        """Leave ``room`` (same as ``hub.leave(member.id, room)``)."""
+        await self._hub.leave(self.id, room)
+
+    def __repr__(self) -> str:
+        return f"<Member {self.id} rooms={sorted(self._rooms)}>"
+
+
+def _prepare(message: MessageLike) -> PreparedMessage:
+    return message if isinstance(message, PreparedMessage) else PreparedMessage(message)
+
+
+class Hub:
+    """Rooms of WebSocket connections with non-blocking fan-out.
+
+    Use it as ``async with Hub(...) as hub:`` around the server (the block
+    runs the backend's tasks, if any); an in-memory hub also works without
+    the ``async with``.
+
+    Args:
+        backend: a cross-process backend (for example
+            :class:`~trio_ws.hub.redis.RedisBackend`); None keeps everything in
+            this process.
+        queue_size: how many messages may wait for each member. Default 256.
+        overflow: what happens when a member's queue is full: ``"close"``
+            (default; the member is closed with 1008), ``"drop_newest"`` or
+            ``"drop_oldest"``.
+    """
+
+    def __init__(
+        self,
+        *,
+        backend: HubBackend | None = None,
+        queue_size: int = 256,
+        overflow: OverflowPolicy = "close",
+    ) -> None:
+        Outbox(queue_size, overflow)  # validates the arguments
+        self._backend = backend
+        self._queue_size = queue_size
+        self._overflow: OverflowPolicy = overflow
+        self._members: dict[str, Member] = {}
+        self._rooms: dict[str, dict[str, Member]] = {}
+        self._watchers: dict[str, set[trio.MemorySendChannel[PresenceEvent]]] = {}
+        self._event_watchers: set[trio.MemorySendChannel[BackendEvent]] = set()
+        self.stats = HubStats()
+        self._running = backend is None
+
+    # -- lifecycle -------------------------------------------------------------
+    @asynccontextmanager
+    async def _run(self) -> AsyncIterator[Hub]:
+        async with background_tasks() as nursery:
+            if self._backend is not None:
+                await nursery.start(self._backend.run, self)
+            self._running = True
+            try:
+                yield self
+            finally:
+                self._running = False
+
+    async def __aenter__(self) -> Hub:
+        self._context = self._run()
+        return await self._context.__aenter__()
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        return await self._context.__aexit__(*exc_info)
+
+    @property
+    def process_id(self) -> str | None:
+        """This process's id on the backend, or None without one."""
+        return None if self._backend is None else self._backend.process_id
+
+    # -- members ---------------------------------------------------------------
+    @asynccontextmanager
+    async def connect(
+        self, connection: WebSocketConnection, *, member_id: str | None = None, data: Any = None
+    ) -> AsyncIterator[Member]:
+        """Register a connection for the duration of the block.
+
+        The member's sender and watcher tasks run for exactly that long; when
+        the block ends, or the connection closes, the member leaves every room.
+        An exception raised in the block comes out unchanged.
+
+        Args:
+            connection: an open connection (usually from ``request.accept()``).
+            member_id: the id to use (default: a random one).
+            data: anything to attach to the member.
+
+        Yields:
+            the member.
+
+        Raises:
+            ValueError: when ``member_id`` is already in use.
+            RuntimeError: when the hub has a backend and is not running.
+        """
+        if not self._running:
+            raise RuntimeError("a hub with a backend must be running: use `async with hub:`")
+        member_id = member_id or uuid.uuid4().hex
+        if member_id in self._members:
+            raise ValueError(f"member id {member_id!r} is already in use")
+        member = Member(self, connection, member_id, data, Outbox(self._queue_size, self._overflow))
+        self._members[member_id] = member
+        try:
+            if self._backend is not None:
+                await self._backend.add_member(member_id, None)
+            async with background_tasks() as nursery:
+                nursery.start_soon(self._sender, member)
+                nursery.start_soon(self._watcher, member)
+                yield member
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._remove(member)
+
+    async def _sender(self, member: Member) -> None:
+        connection = member.connection
+        outbox = member._outbox
+        while True:
+            message = await outbox.get()
+            if message is None:
+                break
+            try:
+                await connection.send_message(message)
+            except ConnectionClosed:
+                break
+            outbox.stats.delivered += 1
+            self.stats.delivered += 1
+        if outbox.overflowed:
+            self.stats.overflow_closes += 1
+            logger.info("member %s is too slow (outbox full): closing with 1008", member.id)
+            await connection.aclose(POLICY_VIOLATION, "outbound queue overflow")
+        elif member._close_request is not None:
+            code, reason = member._close_request
+            await connection.aclose(code, reason)
+        await self._remove(member)
+
+    async def _watcher(self, member: Member) -> None:
+        await member.connection.wait_closed()
+        member._outbox.close()
+        await self._remove(member)
+
+    async def _remove(self, member: Member) -> None:
+        if not member.active:
+            return
+        member.active = False
+        member._outbox.close()
+        self._members.pop(member.id, None)
+        for room in list(member._rooms):
+            await self._leave_room(member, room)
+        if self._backend is not None:
+            with trio.move_on_after(1):
+                await self._backend.remove_member(member.id, None)
+
+    def member(self, member_id: str) -> Member | None:
+        """The local member with this id, or None."""
+        return self._members.get(member_id)
+
+    @property
+    def local_members(self) -> frozenset[str]:
+        """The ids of this process's members."""
+        return frozenset(self._members)
+
+    # -- rooms -----------------------------------------------------------------
+    async def join(self, member_id: str, room: str) -> None:
+        """Add a local member to ``room`` (no effect if already in it).
+
+        Raises:
+            KeyError: when ``member_id`` is not a member of this process.
+        """
+        member = self._local(member_id)
+        if room in member._rooms:
+            return
+        first_local = room not in self._rooms
+        member._rooms.add(room)
+        self._rooms.setdefault(room, {})[member_id] = member
+        if self._backend is not None:
+            if first_local:
+                await self._backend.subscribe(room)
+            await self._backend.add_member(member_id, room)
+        await self._presence("join", room, member_id)
+
+    async def leave(self, member_id: str, room: str) -> None:
+        """Remove a local member from ``room`` (no effect if not in it).
+
+        Raises:
+            KeyError: when ``member_id`` is not a member of this process.
+        """
+        member = self._local(member_id)
+        if room in member._rooms:
+            await self._leave_room(member, room)
+
+    async def _leave_room(self, member: Member, room: str) -> None:
+        member._rooms.discard(room)
+        local = self._rooms.get(room)
+        if local is not None:
+            local.pop(member.id, None)
+            if not local:
+                del self._rooms[room]
+        if self._backend is not None:
+            with trio.move_on_after(1):
+                await self._backend.remove_member(member.id, room)
+                if room not in self._rooms:
+                    await self._backend.unsubscribe(room)
+        await self._presence("leave", room, member.id)
+
+    def rooms(self, member_id: str) -> frozenset[str]:
+        """The rooms of a local member (empty for an unknown id)."""
+        member = self._members.get(member_id)
+        return member.rooms if member is not None else frozenset()
+
+    def local_room_members(self, room: str) -> frozenset[str]:
+        """This process's members of ``room``."""
+        return frozenset(self._rooms.get(room, ()))
+
+    async def members(self, room: str) -> frozenset[str]:
+        """Every member of ``room``: across processes with a backend, else local.
+
+        When the backend cannot answer (it is down), the local members.
+        """
+        if self._backend is not None:
+            found = await self._backend.room_members(room)
+            if found is not None:
+                return frozenset(found) | self.local_room_members(room)
+        return self.local_room_members(room)
+
+    async def member_count(self, room: str) -> int:
+        """How many members ``room`` has (see :meth:`members`)."""
+        return len(await self.members(room))
+
+    async def close_room(self, room: str) -> None:
+        """Remove every member from ``room``, in every process."""
+        for member in list(self._rooms.get(room, {}).values()):
+            await self._leave_room(member, room)
+        if self._backend is not None:
+            await self._backend.publish_room(room, self._envelope("close_room", room=room))
+
+    # -- fan-out ---------------------------------------------------------------
+    async def broadcast(
+        self, room: str, message: MessageLike, *, exclude: str | Iterable[str] | None = None
+    ) -> DeliveryReport:
+        """Send a message to every member of ``room`` (in every process).
+
+        Never waits for a peer: the message is framed once and queued for each
+        member. Messages from one sender to a room arrive in order everywhere.
+
+        Args:
+            room: the room.
+            message: ``str`` (text), ``bytes`` (binary) or a PreparedMessage.
+            exclude: a member id, or several, to skip (for example the sender).
+
+        Returns:
+            what happened locally, and whether it was published to other processes.
+        """
+        prepared = _prepare(message)
+        skip = _as_set(exclude)
+        report = self._fan_out(self._rooms.get(room, {}).values(), prepared, skip)
+        published = False
+        if self._backend is not None:
+            envelope = self._envelope("room", room=room, exclude=sorted(skip), **encode_payload(prepared))
+            published = await self._backend.publish_room(room, envelope)
+        return _with_published(report, published)
+
+    async def broadcast_json(
+        self, room: str, value: Any, *, exclude: str | Iterable[str] | None = None
+    ) -> DeliveryReport:
+        """Encode ``value`` as JSON once and broadcast it as a text message."""
+        return await self.broadcast(room, _json(value), exclude=exclude)
+
+    async def send_all(self, message: MessageLike, *, exclude: str | Iterable[str] | None = None) -> DeliveryReport:
+        """Send a message to every member of the hub, in every process."""
+        prepared = _prepare(message)
+        skip = _as_set(exclude)
+        report = self._fan_out(self._members.values(), prepared, skip)
+        published = False
+        if self._backend is not None:
+            envelope = self._envelope("all", exclude=sorted(skip), **encode_payload(prepared))
+            published = await self._backend.publish_all(envelope)
+        return _with_published(report, published)
+
+    async def unicast(self, member_id: str, message: MessageLike) -> bool:
+        """Send a message to one member, wherever it is.
+
+        Returns:
+            True when it was queued locally or published to the member's
+            process; False when the id is unknown or gone.
+        """
+        prepared = _prepare(message)
+        member = self._members.get(member_id)
+        if member is not None:
+            return self._offer(member, prepared) is Outcome.QUEUED
+        if self._backend is None:
+            return False
+        envelope = self._envelope("member", id=member_id, **encode_payload(prepared))
+        return await self._backend.publish_to_member(member_id, envelope)
+
+    async def send_to(self, room: str, member_id: str, message: MessageLike) -> bool:
+        """Send to one member, only if it is in ``room`` (nameko's "send to one in a room")."""
+        if member_id in self._rooms.get(room, {}):
+            return await self.unicast(member_id, message)
+        if self._backend is not None and member_id not in self._members:
+            members = await self._backend.room_members(room)
+            if members is not None and member_id in members:
+                return await self.unicast(member_id, message)
+        return False
+
+    async def disconnect(self, member_id: str, code: int = NORMAL_CLOSURE, reason: str = "") -> bool:
+        """Close a member's connection, wherever it is.
+
+        Returns:
+            True when the member was found here or the request was published.
+        """
+        member = self._members.get(member_id)
+        if member is not None:
+            member._close_request = (code, reason)
+            member._outbox.close()
+            return True
+        if self._backend is None:
+            return False
+        envelope = self._envelope("disconnect", id=member_id, code=code, reason=reason)
+        return await self._backend.publish_to_member(member_id, envelope)
+
+    def _fan_out(self, members: Iterable[Member], message: PreparedMessage, skip: set[str]) -> DeliveryReport:
+        queued = dropped = closed = 0
+        for member in list(members):
+            if member.id in skip:
+                continue
+            outcome = self._offer(member, message)
+            if outcome is Outcome.QUEUED:
+                queued += 1
+            elif outcome is Outcome.DROPPED:
+                dropped += 1
+            else:
+                closed += 1
+        self.stats.fanouts += 1
+        return DeliveryReport(queued, dropped, closed)
+
+    def _offer(self, member: Member, message: PreparedMessage) -> Outcome:
+        if member.connection.closed is not None:
+            return Outcome.CLOSED
+        outcome = member._outbox.put(message)
+        if outcome is Outcome.QUEUED:
+            self.stats.queued += 1
+        elif outcome is Outcome.DROPPED:
+            self.stats.dropped += 1
+        return outcome
+
+    # -- presence --------------------------------------------------------------
+    @asynccontextmanager
+    async def watch(self, room: str) -> AsyncIterator[trio.MemoryReceiveChannel[PresenceEvent]]:
+        """Observe joins and leaves of ``room`` (local, and remote with a backend).
+
+        Yields:
+            a channel of :class:`PresenceEvent`. Events that find its buffer
+            (256) full are dropped, so a slow watcher cannot hold up the hub.
+        """
+        send, receive = trio.open_memory_channel[PresenceEvent](_PRESENCE_BUFFER)
+        self._watchers.setdefault(room, set()).add(send)
+        try:
+            yield receive
+        finally:
+            watchers = self._watchers.get(room)
+            if watchers is not None:
+                watchers.discard(send)
+                if not watchers:
+                    del self._watchers[room]
+            send.close()
+
+    @asynccontextmanager
+    async def backend_events(self) -> AsyncIterator[trio.MemoryReceiveChannel[BackendEvent]]:
+        """Observe the backend's state changes (down, up, gap) to resync after an outage."""
+        send, receive = trio.open_memory_channel[BackendEvent](_PRESENCE_BUFFER)
+        self._event_watchers.add(send)
+        try:
+            yield receive
+        finally:
+            self._event_watchers.discard(send)
+            send.close()
+
+    async def _presence(self, kind: Literal["join", "leave"], room: str, member_id: str) -> None:
+        count = len(self._rooms.get(room, ()))
+        self._notify(PresenceEvent(kind, room, member_id, count))
+        if self._backend is not None:
+            with trio.move_on_after(1):
+                await self._backend.publish_room(room, self._envelope("presence", room=room, id=member_id, event=kind))
+
+    def _notify(self, event: PresenceEvent) -> None:
+        for watcher in list(self._watchers.get(event.room, ())):
+            with suppress(trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                watcher.send_nowait(event)
+
+    # -- the backend's side (BackendSink) --------------------------------------
+    def deliver_remote(self, envelope: Envelope) -> None:
+        """Deliver an envelope another process published (called by the backend)."""
+        self.stats.remote_received += 1
+        try:
+            self._apply_remote(envelope)
+        except (KeyError, TypeError, ValueError) as err:
+            self.stats.remote_malformed += 1
+            logger.warning("ignored a malformed hub envelope: %s", err)
+
+    def _apply_remote(self, envelope: Envelope) -> None:
+        kind = envelope["kind"]
+        if kind == "room":
+            skip = set(envelope.get("exclude") or ())
+            self._fan_out(self._rooms.get(envelope["room"], {}).values(), decode_payload(envelope), skip)
+        elif kind == "all":
+            self._fan_out(self._members.values(), decode_payload(envelope), set(envelope.get("exclude") or ()))
+        elif kind == "member":
+            member = self._members.get(envelope["id"])
+            if member is not None:
+                self._offer(member, decode_payload(envelope))
+        elif kind == "disconnect":
+            member = self._members.get(envelope["id"])
+            if member is not None:
+                member._close_request = (int(envelope["code"]), str(envelope.get("reason") or ""))
+                member._outbox.close()
+        elif kind == "close_room":
+            for member in list(self._rooms.get(envelope["room"], {}).values()):
+                member._rooms.discard(envelope["room"])
+                self._rooms.get(envelope["room"], {}).pop(member.id, None)
+                self._notify(PresenceEvent("leave", envelope["room"], member.id, 0))
+            self._rooms.pop(envelope["room"], None)
+        elif kind == "presence":
+            room = envelope["room"]
+            event = envelope["event"]
+            if event not in ("join", "leave"):
+                raise ValueError(f"unknown presence event {event!r}")
+            self._notify(PresenceEvent(event, room, envelope["id"], len(self._rooms.get(room, ())), remote=True))
+        else:
+            raise ValueError(f"unknown envelope kind {kind!r}")
+
+    def backend_event(self, event: BackendEvent) -> None:
+        """Record and forward a backend state change (called by the backend)."""
+        if event.kind == "down":
+            self.stats.backend_down += 1
+            logger.warning("hub backend down: %s", event.detail)
+        elif event.kind == "up":
+            self.stats.backend_up += 1
+            logger.info("hub backend up: %s", event.detail)
+        else:
+            self.stats.gaps += 1
+            logger.warning("hub gap in room %s from %s: %d missed", event.room, event.origin, event.missed)
+        for watcher in list(self._event_watchers):
+            with suppress(trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                watcher.send_nowait(event)
+
+    def subscribed_rooms(self) -> set[str]:
+        """Rooms with local members (the backend re-subscribes them after a reconnect)."""
+        return set(self._rooms)
+
+    def local_member_ids(self) -> set[str]:
+        """This process's member ids (the backend re-registers them after a reconnect)."""
+        return set(self._members)
+
+    def _local(self, member_id: str) -> Member:
+        member = self._members.get(member_id)
+        if member is None:
+            raise KeyError(f"no local member with id {member_id!r}")
+        return member
+
+    def _envelope(self, kind: str, **fields: Any) -> Envelope:
+        return {"kind": kind, "origin": self.process_id, **fields}
+
+
+def _as_set(value: str | Iterable[str] | None) -> set[str]:
+    if value is None:
+        return set()
+    if isinstance(value, str):
+        return {value}
+    return set(value)
+
+
+def _with_published(report: DeliveryReport, published: bool) -> DeliveryReport:
+    return DeliveryReport(report.queued, report.dropped, report.closed, published)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
