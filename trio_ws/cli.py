@@ -26,11 +26,12 @@ import ssl
 import stat
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import NoReturn, TextIO
 
 import trio
 
+from .client import open_websocket_url
 from .close import close_code_name
 from .connection import WebSocketConnection
 from .endpoint import Endpoint, parse_websocket_url
@@ -42,7 +43,6 @@ from .errors import (
     HandshakeError,
     InvalidURL,
 )
-from .client import open_websocket_url
 from .request import WebSocketRequest
 from .server import Handler, serve_websocket
 
@@ -116,7 +116,8 @@ def echo_app(nursery: trio.Nursery) -> Handler:
 
     async def echo(request: WebSocketRequest) -> None:
         ws = await request.accept()
-        _status(f"connected: {_peer(ws)} {ws.path}")
+        peer = _peer(ws)
+        _status(f"connected: {peer} {ws.path}")
         try:
             async for message in ws:
                 await ws.send_message(message)
@@ -124,7 +125,7 @@ def echo_app(nursery: trio.Nursery) -> Handler:
             pass
         closed = ws.closed
         if closed is not None:
-            _status(f"disconnected: {_peer(ws)} {closed.code} ({closed.name})")
+            _status(f"disconnected: {peer} {closed.code} ({closed.name})")
 
     return echo
 
@@ -282,8 +283,8 @@ class _Session:
         self.ws = ws
         self.args = args
         self.interactive = interactive
-        self.last_message = trio.current_time()
         self.exit_code: int | None = None
+        self._idle: trio.CancelScope | None = None
         self._scope = trio.CancelScope()
 
     def finish(self, exit_code: int) -> None:
@@ -310,7 +311,8 @@ class _Session:
             except ConnectionClosed as closed:
                 self._server_closed(closed.reason.code, closed.reason.reason)
                 return
-            self.last_message = trio.current_time()
+            if self._idle is not None:
+                self._idle.deadline = trio.current_time() + IDLE_AFTER_EOF
             _write_line(sys.stdout, format_message(message, pretty_json=self.args.json))
 
     def _server_closed(self, code: int, reason: str | None) -> None:
@@ -333,11 +335,12 @@ class _Session:
         finally:
             with trio.CancelScope(shield=True):
                 await lines.aclose()
-        # End of input: wait until the server has been quiet for a moment.
-        self.last_message = max(self.last_message, trio.current_time())
+        # End of input: wait until the server has been quiet for a moment; each
+        # message that arrives meanwhile pushes the deadline back (_receive).
         if not self.args.no_wait:
-            while trio.current_time() < self.last_message + IDLE_AFTER_EOF:
-                await trio.sleep_until(self.last_message + IDLE_AFTER_EOF)
+            with trio.move_on_after(IDLE_AFTER_EOF) as idle:
+                self._idle = idle
+                await trio.sleep_forever()
         self.finish(EXIT_OK)
 
     async def _ping(self, interval: float) -> None:
@@ -376,8 +379,10 @@ def _os_error_text(err: BaseException) -> str:
                     visit(child, depth + 1)
         if isinstance(exc, ssl.SSLCertVerificationError):
             found.append(f"certificate verify failed: {exc.verify_message}")
-        elif isinstance(exc, ssl.SSLError) and exc.reason:
-            found.append(exc.reason.replace("_", " ").lower())
+        elif isinstance(exc, ssl.SSLError):
+            found.append(exc.reason.replace("_", " ").lower() if exc.reason else str(exc))
+        elif isinstance(exc, OSError) and exc.errno is not None and exc.errno > 0:
+            found.append(os.strerror(exc.errno))
         elif isinstance(exc, OSError) and exc.strerror:
             found.append(exc.strerror)
         visit(exc.__cause__, depth + 1)
@@ -624,7 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run the ``trio-ws`` command line tool.
 
     Args:

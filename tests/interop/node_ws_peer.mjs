@@ -152,10 +152,12 @@ function runClient(url, options) {
     maxPayload: options.maxPayload ?? 100 * 1024 * 1024,
     handshakeTimeout: 10000,
   });
+  let opened = false;
   ws.on('upgrade', (res) => {
     response = res;
   });
   ws.on('open', () => {
+    opened = true;
     runConnection(ws, {
       request_extensions: null,
       request_protocols: null,
@@ -164,8 +166,8 @@ function runClient(url, options) {
     });
   });
   // Handshake failures (the connection's own handler is added on 'open').
-  ws.once('error', (err) => {
-    if (ws.readyState !== WebSocket.OPEN && ws.readyState !== WebSocket.CLOSING) emitError(err);
+  ws.on('error', (err) => {
+    if (!opened) emitError(err);
   });
 }
 

@@ -1,0 +1,486 @@
+"""The application: routes, event handlers and namespaces, static files, serving.
+
+An :class:`App` is a trio_ws server handler (``serve_websocket(app, ...)``
+works) with a ``process_request`` hook (:meth:`App.process_request`) that
+answers during the handshake: 404 for a path no route matches, 403 for a
+route's disallowed origin, 400 when a route requires subprotocols the client
+does not offer, and plain-HTTP GETs for static files and the bundled browser
+client. :meth:`App.serve` wires all of it with the core's options.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import os
+import ssl
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import trio
+
+from ..close import INTERNAL_ERROR
+from ..errors import ConnectionClosed
+from ..hub import DeliveryReport, Hub
+from ..request import WebSocketRequest
+from ..scopes import background_tasks
+from ..server import WebSocketServer, serve_websocket
+from .endpoint import WebSocketEndpoint
+from .envelope import DEFAULT_NAMESPACE, event_envelope
+from .events import (
+    ErrorHook,
+    EventConnection,
+    EventHandler,
+    EventSession,
+    HandlerFunction,
+    Namespace,
+    hub_room,
+    namespace_room,
+)
+from .routing import Router
+from .websocket import WebSocket
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ..options import ConnectionOptionsDict
+
+__all__ = ["App", "Route", "FunctionHandler"]
+
+logger = logging.getLogger("trio_ws.app")
+
+FunctionHandler = Callable[[WebSocket], Awaitable[None]]
+Handler = FunctionHandler | type[WebSocketEndpoint]
+_H = TypeVar("_H", bound=Handler)
+_F = TypeVar("_F", bound=HandlerFunction)
+CLIENT_SCRIPT = "trio_ws.js"
+
+
+@dataclass(frozen=True)
+class Route:
+    """A WebSocket route: its handler and per-route policies."""
+
+    handler: Handler | None
+    subprotocols: tuple[str, ...] = ()
+    origins: frozenset[str | None] | None = None
+    events: bool = False
+
+
+class App:
+    """A WebSocket application.
+
+    Args:
+        hub: the hub for rooms and emits (default: a new in-memory Hub; give
+            one with a Redis backend to span processes).
+        events_path: where the event endpoint is mounted once an event handler
+            or namespace is registered (default ``"/ws"``); None to mount it
+            yourself with :meth:`add_event_route`.
+        max_concurrency: how many events of one connection may be handled at
+            once; 1 (default) handles them strictly in arrival order.
+        max_in_flight: with ``max_concurrency > 1``, how many may wait; more
+            are answered with a ``TooManyRequests`` error.
+        client_script_path: where the bundled browser client is served
+            (default ``"/trio_ws.js"``; None to not serve it).
+        debug: send unexpected handler exceptions' type and message to clients
+            (default False: they get ``InternalError``).
+    """
+
+    def __init__(
+        self,
+        *,
+        hub: Hub | None = None,
+        events_path: str | None = "/ws",
+        max_concurrency: int = 1,
+        max_in_flight: int = 32,
+        client_script_path: str | None = "/" + CLIENT_SCRIPT,
+        debug: bool = False,
+    ) -> None:
+        if max_concurrency < 1 or max_in_flight < 1:
+            raise ValueError("max_concurrency and max_in_flight must be >= 1")
+        self.hub = hub or Hub()
+        self.events_path = events_path
+        self.max_concurrency = max_concurrency
+        self.max_in_flight = max_in_flight
+        self.client_script_path = client_script_path
+        self.debug = debug
+        self._router: Router[Route] = Router()
+        self._events_mounted = False
+        self._handlers: dict[str, dict[str, EventHandler]] = {}
+        self._namespaces: dict[str, Namespace] = {}
+        self._connect_handlers: dict[str, HandlerFunction] = {}
+        self._disconnect_handlers: dict[str, HandlerFunction] = {}
+        self._error_hooks: dict[str, ErrorHook] = {}
+        self._default_error_hook: ErrorHook | None = None
+        self._static: list[tuple[str, Path]] = []
+        self.server: WebSocketServer | None = None
+
+    # -- routes ------------------------------------------------------------------
+    def add_route(
+        self,
+        path: str,
+        handler: Handler,
+        *,
+        subprotocols: Sequence[str] = (),
+        origins: Iterable[str | None] | None = None,
+    ) -> None:
+        """Route ``path`` to a function handler or a :class:`WebSocketEndpoint` subclass.
+
+        Args:
+            path: a pattern such as ``/chat/{room}`` or ``/item/{id:int}``.
+            handler: ``async def handler(ws)`` or an endpoint class.
+            subprotocols: the subprotocols this route speaks; when given, a
+                client must offer one of them (else 400), and the first it
+                offers is chosen on accept.
+            origins: allowed Origin values (None in the list allows none sent);
+                others get 403. None (default) allows all.
+
+        Raises:
+            ValueError: for an invalid or duplicate pattern.
+            TypeError: when ``handler`` is a class but not a WebSocketEndpoint.
+        """
+        if isinstance(handler, type) and not issubclass(handler, WebSocketEndpoint):
+            raise TypeError(f"a handler class must subclass WebSocketEndpoint: {handler!r}")
+        self._router.add(path, Route(handler, tuple(subprotocols), _origins(origins)))
+
+    def websocket(
+        self, path: str, *, subprotocols: Sequence[str] = (), origins: Iterable[str | None] | None = None
+    ) -> Callable[[_H], _H]:
+        """Decorator form of :meth:`add_route`."""
+
+        def register(handler: _H) -> _H:
+            self.add_route(path, handler, subprotocols=subprotocols, origins=origins)
+            return handler
+
+        return register
+
+    def add_event_route(
+        self, path: str, *, subprotocols: Sequence[str] = (), origins: Iterable[str | None] | None = None
+    ) -> None:
+        """Mount the event endpoint (envelopes, namespaces, acks) at ``path``."""
+        self._router.add(path, Route(None, tuple(subprotocols), _origins(origins), events=True))
+        self._events_mounted = True
+
+    def _mount_events(self) -> None:
+        if not self._events_mounted and self.events_path is not None:
+            self.add_event_route(self.events_path)
+
+    # -- events ------------------------------------------------------------------
+    def on(
+        self,
+        event: str,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        expected_exceptions: Iterable[type[BaseException]] = (),
+        sensitive_arguments: Iterable[str] = (),
+    ) -> Callable[[_F], _F]:
+        """Register ``async def handler(conn, data)`` for ``event``.
+
+        ``"connect"`` and ``"disconnect"`` register the namespace's connect
+        (``handler(conn, data)``; return False to refuse) and disconnect
+        (``handler(conn)``) handlers. The return value of other handlers
+        answers events sent with an id.
+
+        Args:
+            event: the event name.
+            namespace: the namespace (default ``"/"``).
+            expected_exceptions: exceptions answered with their type and
+                message and logged at INFO instead of ERROR.
+            sensitive_arguments: keys of the data to redact in logs.
+        """
+
+        def register(function: _F) -> _F:
+            self._mount_events()
+            if event == "connect":
+                self._connect_handlers[namespace] = function
+            elif event == "disconnect":
+                self._disconnect_handlers[namespace] = function
+            else:
+                self._handlers.setdefault(namespace, {})[event] = EventHandler.wrap(
+                    function, expected_exceptions, sensitive_arguments
+                )
+            return function
+
+        return register
+
+    def add_namespace(self, namespace: Namespace | type[Namespace]) -> Namespace:
+        """Register a :class:`Namespace` (an instance, or a class to instantiate).
+
+        Raises:
+            ValueError: when a namespace of that name is already registered.
+        """
+        instance = namespace() if isinstance(namespace, type) else namespace
+        if instance.namespace in self._namespaces:
+            raise ValueError(f"namespace {instance.namespace!r} is already registered")
+        self._mount_events()
+        self._namespaces[instance.namespace] = instance
+        return instance
+
+    def on_error(self, namespace: str = DEFAULT_NAMESPACE) -> Callable[[ErrorHook], ErrorHook]:
+        """Register ``async def hook(conn, event, error)`` for unexpected errors in ``namespace``."""
+
+        def register(hook: ErrorHook) -> ErrorHook:
+            self._error_hooks[namespace] = hook
+            return hook
+
+        return register
+
+    def on_error_default(self, hook: ErrorHook) -> ErrorHook:
+        """Register the error hook of namespaces without their own."""
+        self._default_error_hook = hook
+        return hook
+
+    def _handler(self, namespace: str, event: str) -> EventHandler | None:
+        handler = self._handlers.get(namespace, {}).get(event)
+        if handler is None and namespace in self._namespaces:
+            handler = self._namespaces[namespace].handlers().get(event)
+        return handler
+
+    def _has_namespace(self, namespace: str) -> bool:
+        return (
+            namespace == DEFAULT_NAMESPACE
+            or namespace in self._namespaces
+            or namespace in self._handlers
+            or namespace in self._connect_handlers
+        )
+
+    def _initial_acl(self, namespace: str) -> Iterable[str] | None:
+        instance = self._namespaces.get(namespace)
+        return None if instance is None else instance.allowed_events
+
+    async def _on_connect(self, namespace: str, conn: EventConnection, data: Any) -> bool | None:
+        handler = self._connect_handlers.get(namespace)
+        if handler is not None:
+            result: bool | None = await handler(conn, data)
+            return result
+        instance = self._namespaces.get(namespace)
+        if instance is not None:
+            return await instance.on_connect(conn, data)
+        return None
+
+    async def _on_disconnect(self, namespace: str, conn: EventConnection) -> None:
+        handler = self._disconnect_handlers.get(namespace)
+        if handler is not None:
+            await handler(conn)
+        instance = self._namespaces.get(namespace)
+        if instance is not None:
+            await instance.on_disconnect(conn)
+
+    async def _run_error_hooks(self, conn: EventConnection, namespace: str, event: str, error: Exception) -> None:
+        hook = self._error_hooks.get(namespace)
+        instance = self._namespaces.get(namespace)
+        try:
+            if hook is not None:
+                await hook(conn, event, error)
+            elif instance is not None and type(instance).on_error is not Namespace.on_error:
+                await instance.on_error(conn, event, error)
+            elif self._default_error_hook is not None:
+                await self._default_error_hook(conn, event, error)
+        except Exception:
+            logger.exception("error hook of %r failed", namespace)
+
+    # -- emitting ----------------------------------------------------------------
+    async def emit(
+        self,
+        event: str,
+        data: Any = None,
+        *,
+        to: str | None = None,
+        exclude: str | Iterable[str] | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> DeliveryReport | bool:
+        """Send an event to a room, a connection, or every connection of a namespace.
+
+        Works across processes when the hub has a backend. Never waits for a
+        peer (see :meth:`Hub.broadcast`).
+
+        Args:
+            event: the event name.
+            data: JSON-encodable data.
+            to: a room of ``namespace``, or a connection id; None for all.
+            exclude: connection id(s) to skip.
+            namespace: the namespace.
+
+        Returns:
+            for a connection id, whether it was delivered or published; else
+            the hub's delivery report.
+
+        Raises:
+            TypeError: when ``data`` cannot be encoded as JSON.
+        """
+        text = event_envelope(event, data, namespace)
+        if to is None:
+            return await self.hub.broadcast(namespace_room(namespace), text, exclude=exclude)
+        if self.hub.member(to) is not None:
+            return await self.hub.unicast(to, text)
+        report = await self.hub.broadcast(hub_room(namespace, to), text, exclude=exclude)
+        if report.recipients == 0 and self.hub.process_id is not None and await self.hub.unicast(to, text):
+            return True
+        return report
+
+    # -- static files --------------------------------------------------------------
+    def static(self, prefix: str, directory: str | os.PathLike[str]) -> None:
+        """Serve the files under ``directory`` at ``prefix`` to plain HTTP GETs.
+
+        ``/`` maps to ``index.html``. Paths that leave the directory are refused.
+
+        Raises:
+            ValueError: when ``directory`` is not a directory.
+        """
+        root = Path(directory).resolve()
+        if not root.is_dir():
+            raise ValueError(f"not a directory: {directory}")
+        self._static.append(("/" + prefix.strip("/"), root))
+
+    def _static_file(self, path: str) -> tuple[bytes, str] | None:
+        if self.client_script_path is not None and path == self.client_script_path:
+            script = resources.files("trio_ws").joinpath("static").joinpath(CLIENT_SCRIPT).read_bytes()
+            return script, "text/javascript; charset=utf-8"
+        for prefix, root in self._static:
+            if path != prefix and not path.startswith(prefix.rstrip("/") + "/"):
+                continue
+            relative = path[len(prefix) :].lstrip("/") or "index.html"
+            candidate = (root / relative).resolve()
+            if root not in candidate.parents and candidate != root:
+                continue
+            if candidate.is_dir():
+                candidate = candidate / "index.html"
+            if candidate.is_file():
+                kind = mimetypes.guess_type(candidate.name)[0] or "application/octet-stream"
+                if kind.startswith("text/") or kind == "application/javascript":
+                    kind += "; charset=utf-8"
+                return candidate.read_bytes(), kind
+        return None
+
+    # -- serving -----------------------------------------------------------------
+    async def process_request(self, request: WebSocketRequest) -> None:
+        """The handshake-time policy (use as ``serve_websocket(..., process_request=...)``)."""
+        path = request.path.partition("?")[0]
+        if not request.is_websocket:
+            if request.method in ("GET", "HEAD"):
+                found = self._static_file(path)
+                if found is not None:
+                    body, kind = found
+                    await request.reject(200, extra_headers=[("Content-Type", kind)], body=body)
+                    return
+            if self._router.match(path) is None:
+                await request.reject(404, body=b"not found")
+            return  # a plain request to a WebSocket route: the server answers 426
+        match = self._router.match(path)
+        if match is None:
+            await request.reject(404, body=f"no WebSocket route for {path}".encode())
+            return
+        route = match.target
+        if route.origins is not None and request.origin not in route.origins:
+            await request.reject(403, body=b"origin not allowed")
+            return
+        if route.subprotocols and not set(route.subprotocols) & set(request.proposed_subprotocols):
+            offered = ", ".join(route.subprotocols)
+            await request.reject(400, body=f"this route needs one of these subprotocols: {offered}".encode())
+
+    async def __call__(self, request: WebSocketRequest) -> None:
+        """Handle a request: route it and run its handler (a trio_ws server handler)."""
+        path = request.path.partition("?")[0]
+        match = self._router.match(path)
+        if match is None:
+            await request.reject(404, body=b"not found")
+            return
+        route = match.target
+        scheme = "wss" if getattr(request.local, "is_ssl", False) else "ws"
+        websocket = WebSocket(
+            request,
+            path_params=match.params,
+            hub=self.hub,
+            scheme=scheme,
+            supported_subprotocols=route.subprotocols,
+        )
+        await self._run(websocket, route)
+
+    async def _run(self, websocket: WebSocket, route: Route) -> None:
+        async with background_tasks() as nursery:
+            websocket._on_accept = partial(self._accepted, nursery)
+            try:
+                handler = route.handler
+                if handler is None:
+                    await EventSession(self, websocket).run()
+                elif isinstance(handler, type):
+                    await handler(websocket).run()
+                else:
+                    await handler(websocket)
+            except ConnectionClosed:
+                pass
+            except Exception:
+                logger.exception("handler of %s failed", websocket.url.path)
+                if websocket.accepted:
+                    await websocket.connection.aclose(INTERNAL_ERROR, "internal error")
+                elif not websocket._request.answered:
+                    await websocket.reject(500)
+            if websocket.accepted and websocket.connection.closed is None:
+                await websocket.connection.aclose()
+
+    async def _accepted(self, nursery: trio.Nursery, websocket: WebSocket) -> None:
+        """After accept: join the hub and open the nursery of the connection's tasks."""
+        websocket._member = await nursery.start(self._membership, websocket)
+        websocket._tasks = await nursery.start(_task_host, websocket)
+
+    async def _membership(self, websocket: WebSocket, *, task_status: trio.TaskStatus[Any]) -> None:
+        """Keep the connection in the hub while it is open."""
+        async with self.hub.connect(websocket.connection, member_id=websocket.id) as member:
+            task_status.started(member)
+            await websocket.connection.wait_closed()
+
+    async def serve(
+        self,
+        host: str | None,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        task_status: trio.TaskStatus[WebSocketServer] = trio.TASK_STATUS_IGNORED,
+        **options: Unpack[ConnectionOptionsDict],
+    ) -> None:
+        """Serve the app until cancelled (runs the hub's backend too, if any).
+
+        ``task_status.started`` receives the :class:`~trio_ws.WebSocketServer`.
+        Accepts every connection option of :func:`~trio_ws.serve_websocket`.
+        """
+        if self.hub.process_id is not None and not self.hub._running:
+            async with self.hub:
+                await self._serve(host, port, ssl_context, task_status, options)
+        else:
+            await self._serve(host, port, ssl_context, task_status, options)
+
+    async def _serve(
+        self,
+        host: str | None,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+        task_status: trio.TaskStatus[WebSocketServer],
+        options: ConnectionOptionsDict,
+    ) -> None:
+        async def run(*, task_status: trio.TaskStatus[WebSocketServer] = trio.TASK_STATUS_IGNORED) -> None:
+            await serve_websocket(
+                self, host, port, ssl_context, process_request=self.process_request, task_status=task_status, **options
+            )
+
+        async with trio.open_nursery() as nursery:
+            server: WebSocketServer = await nursery.start(run)
+            self.server = server
+            task_status.started(server)
+
+
+async def _task_host(websocket: WebSocket, *, task_status: trio.TaskStatus[trio.Nursery]) -> None:
+    """Hold the nursery of ``websocket.start_soon`` tasks; cancel them when it closes.
+
+    The tasks are wrapped so that they never raise into this nursery.
+    """
+    async with trio.open_nursery() as nursery:
+        task_status.started(nursery)
+        await websocket.connection.wait_closed()
+        nursery.cancel_scope.cancel()
+
+
+def _origins(origins: Iterable[str | None] | None) -> frozenset[str | None] | None:
+    return None if origins is None else frozenset(origins)

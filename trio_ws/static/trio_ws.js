@@ -1,0 +1,168 @@
+// trio_ws browser client: events, acknowledgements and server calls over the
+// trio_ws event envelope (see docs/topics/envelope.rst), with reconnection.
+// No dependencies; an ES module. Usage:
+//
+//   import { connect } from "/trio_ws.js";
+//   const socket = connect("ws://localhost:8000/ws");
+//   socket.on("chat", (data) => console.log(data));      // return value answers server calls
+//   const reply = await socket.emit("join", { room: "lobby" }, { ack: true });
+
+const DEFAULT_NAMESPACE = "/";
+
+export class CallError extends Error {
+  constructor(type, message) {
+    super(`${type}: ${message}`);
+    this.type = type;
+  }
+}
+
+export class Socket {
+  constructor(url, options = {}) {
+    this.url = url;
+    this.namespace = options.namespace || DEFAULT_NAMESPACE;
+    this.reconnect = options.reconnect !== false;
+    this.minDelay = options.minDelay ?? 250;
+    this.maxDelay = options.maxDelay ?? 10000;
+    this.ackTimeout = options.ackTimeout ?? 10000;
+    this.protocols = options.protocols;
+    this.WebSocketImpl = options.WebSocket || globalThis.WebSocket;
+    this.handlers = new Map();
+    this.pending = new Map();
+    this.nextId = 0;
+    this.queue = [];
+    this.attempt = 0;
+    this.closedByUser = false;
+    this.connected = false;
+    this.ws = null;
+    this.open();
+  }
+
+  open() {
+    const ws = this.protocols ? new this.WebSocketImpl(this.url, this.protocols) : new this.WebSocketImpl(this.url);
+    this.ws = ws;
+    ws.onopen = () => {
+      this.attempt = 0;
+      this.connected = true;
+      if (this.namespace !== DEFAULT_NAMESPACE) {
+        this.sendRaw({ type: "connect", namespace: this.namespace });
+      }
+      const waiting = this.queue;
+      this.queue = [];
+      for (const text of waiting) ws.send(text);
+      this.fire("connect", undefined);
+    };
+    ws.onmessage = (message) => this.receive(message.data);
+    ws.onclose = (event) => {
+      this.connected = false;
+      this.failPending(new Error(`connection closed (${event.code})`));
+      this.fire("disconnect", { code: event.code, reason: event.reason });
+      if (this.reconnect && !this.closedByUser) {
+        const delay = Math.min(this.maxDelay, this.minDelay * 2 ** this.attempt) * (0.5 + Math.random() / 2);
+        this.attempt += 1;
+        setTimeout(() => this.open(), delay);
+      }
+    };
+    ws.onerror = () => {};
+  }
+
+  on(event, handler) {
+    this.handlers.set(event, handler);
+    return this;
+  }
+
+  off(event) {
+    this.handlers.delete(event);
+    return this;
+  }
+
+  emit(event, data = null, options = {}) {
+    const envelope = { type: "event", event, namespace: options.namespace || this.namespace, data };
+    if (!options.ack) {
+      this.sendRaw(envelope);
+      return Promise.resolve();
+    }
+    this.nextId += 1;
+    const id = this.nextId;
+    envelope.id = id;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`no answer to ${event} within ${this.ackTimeout} ms`));
+      }, options.timeout ?? this.ackTimeout);
+      this.pending.set(id, { resolve, reject, timer });
+      this.sendRaw(envelope);
+    });
+  }
+
+  close(code = 1000, reason = "") {
+    this.closedByUser = true;
+    if (this.ws) this.ws.close(code, reason);
+  }
+
+  sendRaw(envelope) {
+    const text = JSON.stringify(envelope);
+    if (this.ws && this.connected && this.ws.readyState === 1) this.ws.send(text);
+    else this.queue.push(text);
+  }
+
+  async receive(text) {
+    let envelope;
+    try {
+      envelope = JSON.parse(text);
+    } catch (error) {
+      this.fire("error", { type: "BadEnvelope", message: String(error) });
+      return;
+    }
+    if (envelope.type === "ack") {
+      const call = this.pending.get(envelope.id);
+      if (!call) return;
+      this.pending.delete(envelope.id);
+      clearTimeout(call.timer);
+      if (envelope.error) call.reject(new CallError(envelope.error.type, envelope.error.message));
+      else call.resolve(envelope.data);
+    } else if (envelope.type === "event") {
+      const handler = this.handlers.get(envelope.event);
+      if (envelope.id === undefined || envelope.id === null) {
+        if (handler) await handler(envelope.data);
+        return;
+      }
+      if (!handler) {
+        this.sendRaw({ type: "ack", id: envelope.id, error: { type: "UnknownEvent", message: envelope.event } });
+        return;
+      }
+      try {
+        const result = await handler(envelope.data);
+        this.sendRaw({ type: "ack", id: envelope.id, data: result === undefined ? null : result });
+      } catch (error) {
+        this.sendRaw({ type: "ack", id: envelope.id, error: { type: error.name || "Error", message: String(error.message || error) } });
+      }
+    } else if (envelope.type === "error" || envelope.type === "connect_error") {
+      this.fire("error", envelope.error);
+    } else if (envelope.type === "connected") {
+      this.fire("namespace", envelope.namespace);
+    }
+  }
+
+  fire(name, value) {
+    const handler = this.handlers.get(name);
+    if (handler) {
+      try {
+        handler(value);
+      } catch (error) {
+        console.error(error);
+      }
+    }
+  }
+
+  failPending(error) {
+    for (const [id, call] of this.pending) {
+      clearTimeout(call.timer);
+      call.reject(error);
+      this.pending.delete(id);
+    }
+  }
+}
+
+export function connect(url, options = {}) {
+  return new Socket(url, options);
+}

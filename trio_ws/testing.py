@@ -1,0 +1,301 @@
+"""Test an app without sockets: :class:`TestClient` over in-memory streams.
+
+::
+
+    async with TestClient(app) as client:
+        async with client.connect("/chat/lobby", headers={"cookie": "user=ann"}) as conn:
+            assert await conn.emit("join", {"room": "a"}, ack=True) == "ok"
+            events = await conn.get_received()
+
+Each connection is a real trio_ws client and server joined by
+``trio.testing.memory_stream_pair``: the handshake, framing, the app's
+``process_request`` policy and its handlers all run as in production. A
+reader task files every received message, so :meth:`TestConnection.emit`
+can wait for its acknowledgement while events keep arriving, and
+:meth:`TestConnection.get_received` returns what came in, once the app has
+nothing left to do (``trio.testing.wait_all_tasks_blocked``).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import trio
+import trio.testing
+
+from .app.envelope import DEFAULT_NAMESPACE, encode, event_envelope
+from .client import wrap_client_stream
+from .connection import Message, WebSocketConnection
+from .errors import ConnectionClosed, WebSocketError
+from .request import WebSocketRequest
+from .scopes import background_tasks
+from .server import wrap_server_stream
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .options import ConnectionOptionsDict
+
+__all__ = ["TestClient", "TestConnection", "AckError"]
+
+RequestHandler = Callable[[WebSocketRequest], Awaitable[None]]
+
+
+class AckError(WebSocketError):
+    """The app answered an ``emit(..., ack=True)`` with an error."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+
+
+class TestConnection:
+    """One test connection to the app.
+
+    Attributes:
+        ws: the client side :class:`~trio_ws.WebSocketConnection`.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, ws: WebSocketConnection) -> None:
+        self.ws = ws
+        self._inbox: deque[Message] = deque()
+        self._arrived = trio.lowlevel.ParkingLot()
+        self._acks: dict[int, dict[str, Any]] = {}
+        self._next_id = 0
+        self._reader_done = False
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                message = await self.ws.get_message()
+                if isinstance(message, str) and message.startswith('{"type":"ack"'):
+                    envelope = json.loads(message)
+                    self._acks[envelope["id"]] = envelope
+                else:
+                    self._inbox.append(message)
+                self._arrived.unpark_all()
+        except ConnectionClosed:
+            pass
+        finally:
+            self._reader_done = True
+            self._arrived.unpark_all()
+
+    @property
+    def is_connected(self) -> bool:
+        """True while the connection is open."""
+        return self.ws.closed is None
+
+    async def send(self, message: Message) -> None:
+        """Send a text or binary message."""
+        await self.ws.send_message(message)
+
+    async def send_json(self, value: Any) -> None:
+        """Send ``value`` as a JSON text message."""
+        await self.ws.send_message(encode(value) if isinstance(value, dict) else json.dumps(value))
+
+    async def receive(self) -> Message:
+        """The next received message (events included, acknowledgements excluded).
+
+        Raises:
+            ConnectionClosed: when the connection closed and nothing is left.
+        """
+        while not self._inbox:
+            if self._reader_done:
+                raise ConnectionClosed.for_reason(self.ws.closed or _abnormal())
+            await self._arrived.park()
+        return self._inbox.popleft()
+
+    async def receive_text(self) -> str:
+        """The next message, which must be text."""
+        message = await self.receive()
+        if not isinstance(message, str):
+            raise AssertionError(f"expected a text message, got {message!r}")
+        return message
+
+    async def receive_json(self) -> Any:
+        """The next message, decoded as JSON."""
+        return json.loads(await self.receive())
+
+    async def emit(
+        self,
+        event: str,
+        data: Any = None,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        ack: bool = False,
+        timeout: float = 5.0,  # noqa: ASYNC109 - how long to wait for the app's answer
+    ) -> Any:
+        """Send an event; with ``ack=True`` wait for the app's answer and return its data.
+
+        Raises:
+            AckError: when the app answers with an error.
+            TimeoutError: when no answer arrives within ``timeout`` seconds.
+            ConnectionClosed: when the connection closes first.
+        """
+        if not ack:
+            await self.ws.send_message(event_envelope(event, data, namespace))
+            return None
+        self._next_id += 1
+        call_id = self._next_id
+        await self.ws.send_message(event_envelope(event, data, namespace, call_id))
+        with trio.move_on_after(timeout) as scope:
+            while call_id not in self._acks:
+                if self._reader_done:
+                    raise ConnectionClosed.for_reason(self.ws.closed or _abnormal())
+                await self._arrived.park()
+        if scope.cancelled_caught:
+            raise TimeoutError(f"no answer to {event!r} within {timeout} s")
+        answer = self._acks.pop(call_id)
+        if "error" in answer:
+            raise AckError(answer["error"].get("type", "Error"), answer["error"].get("message", ""))
+        return answer.get("data")
+
+    async def connect_namespace(self, namespace: str, data: Any = None) -> dict[str, Any]:
+        """Join a namespace; returns the app's ``connected`` or ``connect_error`` envelope."""
+        await self.ws.send_message(encode({"type": "connect", "namespace": namespace, "data": data}))
+        while True:
+            message = await self.receive()
+            if isinstance(message, str):
+                envelope: dict[str, Any] = json.loads(message)
+                if envelope.get("type") in ("connected", "connect_error") and envelope.get("namespace") == namespace:
+                    return envelope
+                self._inbox.appendleft(message)
+                await self._arrived.park()
+
+    async def answer_calls(self, handlers: Mapping[str, Callable[[Any], Any]]) -> None:
+        """Answer the app's calls (events with an id) with ``handlers[event](data)``, until closed."""
+        while True:
+            message = await self.receive()
+            if not isinstance(message, str):
+                continue
+            envelope = json.loads(message)
+            if envelope.get("type") != "event" or envelope.get("id") is None:
+                continue
+            handler = handlers.get(envelope["event"])
+            if handler is None:
+                reply = {"type": "ack", "id": envelope["id"], "error": {"type": "UnknownEvent", "message": ""}}
+            else:
+                reply = {"type": "ack", "id": envelope["id"], "data": handler(envelope.get("data"))}
+            await self.ws.send_message(encode(reply))
+
+    async def get_received(self) -> list[Any]:
+        """Everything received so far (JSON decoded when possible), once the app is idle.
+
+        Clears the list; acknowledgements are not included.
+        """
+        await trio.testing.wait_all_tasks_blocked()
+        received: list[Any] = []
+        while self._inbox:
+            message = self._inbox.popleft()
+            if isinstance(message, str):
+                try:
+                    received.append(json.loads(message))
+                    continue
+                except json.JSONDecodeError:
+                    pass
+            received.append(message)
+        return received
+
+    async def disconnect(self, code: int = 1000, reason: str | None = None) -> None:
+        """Close the connection."""
+        await self.ws.aclose(code, reason)
+
+
+def _abnormal() -> Any:
+    from .close import CloseReason
+
+    return CloseReason(1006, None)
+
+
+class TestClient:
+    """Drive an :class:`~trio_ws.app.App` (or any request handler) in memory.
+
+    Args:
+        app: the app, or ``async def handler(request)``.
+        options: connection options for both sides (for example
+            ``max_message_size``); keepalive is off by default here.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, app: RequestHandler, **options: Unpack[ConnectionOptionsDict]) -> None:
+        self.app = app
+        self._process_request: RequestHandler | None = getattr(app, "process_request", None)
+        options.setdefault("ping_interval", None)
+        self._options = options
+        self._nursery: trio.Nursery | None = None
+        self._context: Any = None
+
+    async def __aenter__(self) -> TestClient:
+        self._context = background_tasks()
+        self._nursery = await self._context.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        result: bool | None = await self._context.__aexit__(*exc_info)
+        return result
+
+    @asynccontextmanager
+    async def connect(
+        self,
+        path: str = "/",
+        *,
+        headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        query: Mapping[str, str] | None = None,
+        subprotocols: Sequence[str] | None = None,
+    ) -> AsyncIterator[TestConnection]:
+        """Open a connection to ``path`` for the duration of the block.
+
+        Raises:
+            ConnectionRejected: when the app refuses the handshake.
+            RuntimeError: outside ``async with TestClient(...)``.
+        """
+        if self._nursery is None:
+            raise RuntimeError("use the TestClient as `async with TestClient(app) as client:`")
+        if query:
+            path += ("&" if "?" in path else "?") + urllib.parse.urlencode(query)
+        pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
+        client_stream, server_stream = trio.testing.memory_stream_pair()
+        self._nursery.start_soon(self._serve, server_stream)
+        async with background_tasks() as nursery:
+            ws = await wrap_client_stream(
+                nursery,
+                client_stream,
+                "testserver",
+                path,
+                subprotocols=subprotocols,
+                extra_headers=pairs,
+                **self._options,
+            )
+            connection = TestConnection(ws)
+            nursery.start_soon(connection._read)
+            try:
+                yield connection
+            finally:
+                with trio.CancelScope(shield=True):
+                    await ws.aclose()
+
+    async def _serve(self, stream: trio.abc.Stream) -> None:
+        async with background_tasks() as nursery:
+            try:
+                request = await wrap_server_stream(nursery, stream, **self._options)
+            except WebSocketError:
+                return
+            if self._process_request is not None:
+                await self._process_request(request)
+                if request.answered:
+                    return
+            if not request.is_websocket:
+                await request.reject_invalid()
+                return
+            await self.app(request)
+            if request.connection is not None:
+                await request.connection.wait_closed()
