@@ -32,7 +32,7 @@ from typing import NoReturn, TextIO
 import trio
 
 from .client import open_websocket_url
-from .close import close_code_name
+from .close import OK_CLOSE_CODES, close_code_name
 from .connection import WebSocketConnection
 from .endpoint import Endpoint, parse_websocket_url
 from .errors import (
@@ -320,7 +320,7 @@ class _Session:
             _status(f"connection lost: {_describe_close(code, reason)}")
         else:
             _status(f"connection closed by server: {_describe_close(code, reason)}")
-        self.finish(EXIT_OK if code in (1000, 1001) else EXIT_FAILURE)
+        self.finish(EXIT_OK if code in OK_CLOSE_CODES else EXIT_FAILURE)
 
     async def _send(self) -> None:
         lines = _StdinLines()

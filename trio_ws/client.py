@@ -10,6 +10,7 @@ never wrapped in an ExceptionGroup.
 from __future__ import annotations
 
 import ssl
+import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -24,6 +25,9 @@ from .handshake import HandshakeProblem, build_client_request, check_client_resp
 from .log import ConnectionLogger, client_logger, next_connection_id
 from .options import ConnectionOptions, document_options
 from .protocol import ProtocolCore
+
+if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
+    from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -48,6 +52,21 @@ _CLIENT_OPTION_DOCS = (
     ("subprotocols", "subprotocols to offer, in order of preference."),
     ("extra_headers", "more request headers, as ``(name, value)`` pairs."),
 )
+
+
+def _root_cause(error: OSError) -> str:
+    """The most specific message of a connection failure.
+
+    trio's ``open_tcp_stream`` raises an OSError whose cause is an
+    ExceptionGroup of the individual attempts; the first attempt's error
+    ("Connection refused") is what a person wants to read.
+    """
+    cause = error.__cause__
+    while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+        cause = cause.exceptions[0]
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    return str(error)
 
 
 def _timeout(value: float | None) -> float:
@@ -192,7 +211,7 @@ async def _connect(
             if wrap_os_errors:
                 # trio-websocket's open_websocket reports connection failures
                 # as HandshakeError; keep that for code written against it.
-                raise HandshakeError(f"could not connect to {host}:{port}: {err}") from err
+                raise HandshakeError(f"could not connect to {host}:{port}: {_root_cause(err)}") from err
             raise
         try:
             return await _client_handshake(
@@ -208,6 +227,34 @@ async def _connect(
             raise
     assert scope.cancelled_caught
     raise ConnectionTimeout(f"connecting to {host}:{port} took longer than {options.connect_timeout} s")
+
+
+async def _connect_unix(
+    path: str,
+    host: str,
+    resource: str,
+    subprotocols: Sequence[str] | None,
+    extra_headers: HeaderPairs | None,
+    options: ConnectionOptions,
+    *,
+    wrap_os_errors: bool = False,
+) -> WebSocketConnection:
+    with trio.move_on_after(_timeout(options.connect_timeout)) as scope:
+        try:
+            stream = await trio.open_unix_socket(path)
+        except OSError as err:
+            if wrap_os_errors:
+                raise HandshakeError(f"could not connect to {path}: {err}") from err
+            raise
+        try:
+            return await _client_handshake(
+                stream, host, resource, subprotocols=subprotocols, extra_headers=extra_headers, options=options
+            )
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+    assert scope.cancelled_caught
+    raise ConnectionTimeout(f"connecting to {path} took longer than {options.connect_timeout} s")
 
 
 @document_options(*_CLIENT_OPTION_DOCS)
@@ -316,19 +363,9 @@ async def connect_websocket_unix(
         ConnectionTimeout: when connecting takes longer than ``connect_timeout``.
     """
     parsed = ConnectionOptions.from_kwargs(**options)
-    with trio.move_on_after(_timeout(parsed.connect_timeout)) as scope:
-        stream = await trio.open_unix_socket(path)
-        try:
-            connection = await _client_handshake(
-                stream, host, resource, subprotocols=subprotocols, extra_headers=extra_headers, options=parsed
-            )
-        except BaseException:
-            await trio.aclose_forcefully(stream)
-            raise
-        connection._start(nursery)
-        return connection
-    assert scope.cancelled_caught
-    raise ConnectionTimeout(f"connecting to {path} took longer than {parsed.connect_timeout} s")
+    connection = await _connect_unix(path, host, resource, subprotocols, extra_headers, parsed)
+    connection._start(nursery)
+    return connection
 
 
 @document_options(*_CLIENT_OPTION_DOCS)
@@ -511,19 +548,6 @@ async def open_websocket_unix(
             ``disconnect_timeout``.
     """
     parsed = ConnectionOptions.from_kwargs(**options)
-    with trio.move_on_after(_timeout(parsed.connect_timeout)) as scope:
-        try:
-            stream = await trio.open_unix_socket(path)
-        except OSError as err:
-            raise HandshakeError(f"could not connect to {path}: {err}") from err
-        try:
-            connection = await _client_handshake(
-                stream, host, resource, subprotocols=subprotocols, extra_headers=extra_headers, options=parsed
-            )
-        except BaseException:
-            await trio.aclose_forcefully(stream)
-            raise
-    if scope.cancelled_caught:
-        raise ConnectionTimeout(f"connecting to {path} took longer than {parsed.connect_timeout} s")
+    connection = await _connect_unix(path, host, resource, subprotocols, extra_headers, parsed, wrap_os_errors=True)
     async with _run_connection(connection) as ws:
         yield ws

@@ -323,6 +323,10 @@ async def read_request(
                 else:
                     await trio.aclose_forcefully(stream)
                 return None
+            if not reader.buffered and data[:1] == b"\x16":
+                # A TLS ClientHello (record type 22) on a plain-text port: fail
+                # at once instead of waiting for a request line that never comes.
+                raise HandshakeProblem(400, "TLS handshake received on a plain-text (ws://) port")
             result = reader.feed(bytes(data))
             if result is not None:
                 break
