@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from .app import App, EventConnection, EventError, Namespace, WebSocket, WebSocketEndpoint
 from .client import (
     connect_websocket,
     connect_websocket_unix,
@@ -50,6 +51,12 @@ from .server import WebSocketServer, serve_websocket, serve_websocket_unix, wrap
 __version__ = "0.1.0"
 
 __all__ = [
+    "App",
+    "EventConnection",
+    "EventError",
+    "Namespace",
+    "WebSocket",
+    "WebSocketEndpoint",
     "CONN_TIMEOUT",
     "MAX_HANDSHAKE_HEADERS",
     "MAX_HANDSHAKE_LINE",

@@ -8,12 +8,34 @@ helper catches it inside the nursery and re-raises it, unchanged, outside.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import trio
 
-__all__ = ["background_tasks"]
+if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
+    from exceptiongroup import BaseExceptionGroup
+
+__all__ = ["background_tasks", "is_cancellation", "single_cancelled"]
+
+
+def is_cancellation(error: BaseException) -> bool:
+    """True for ``trio.Cancelled``, or a group made only of them."""
+    if isinstance(error, trio.Cancelled):
+        return True
+    if isinstance(error, BaseExceptionGroup):
+        return all(is_cancellation(inner) for inner in error.exceptions)
+    return False
+
+
+def single_cancelled(error: BaseException) -> trio.Cancelled | None:
+    """The first ``trio.Cancelled`` of a cancellation-only group (or the error itself)."""
+    if isinstance(error, trio.Cancelled):
+        return error
+    if isinstance(error, BaseExceptionGroup) and is_cancellation(error):
+        return single_cancelled(error.exceptions[0])
+    return None
 
 
 @asynccontextmanager
@@ -23,14 +45,22 @@ async def background_tasks() -> AsyncIterator[trio.Nursery]:
     An exception raised by the block comes out as itself, never wrapped.
     """
     error: BaseException | None = None
-    async with trio.open_nursery() as nursery:
-        try:
-            yield nursery
-        except GeneratorExit:
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                yield nursery
+            except GeneratorExit:
+                raise
+            except BaseException as exc:
+                error = exc
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # An outer cancellation also reached our tasks: Trio groups their
+        # Cancelled exceptions. Re-raise one plain Cancelled, never a group.
+        cancelled = single_cancelled(group)
+        if cancelled is None:
             raise
-        except BaseException as exc:
-            error = exc
-        finally:
-            nursery.cancel_scope.cancel()
+        raise (error if isinstance(error, trio.Cancelled) else cancelled) from None
     if error is not None:
         raise error

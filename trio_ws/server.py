@@ -28,6 +28,7 @@ from .handshake import HandshakeProblem
 from .log import ConnectionLogger, next_connection_id, server_logger
 from .options import ConnectionOptions, document_options
 from .request import WebSocketRequest, read_request
+from .scopes import is_cancellation
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -199,6 +200,10 @@ class WebSocketServer:
             return
         except BaseException as exc:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            if is_cancellation(exc):  # a group of Cancelled from the handler's own nurseries
+                with trio.CancelScope(shield=True):
+                    await _close_after_handler(request, GOING_AWAY, "server shutting down", logger)
                 raise
             logger.error("handler raised an exception", exc_info=exc)
             await _close_after_handler(request, INTERNAL_ERROR, "internal error", logger)

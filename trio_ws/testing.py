@@ -19,6 +19,7 @@ nothing left to do (``trio.testing.wait_all_tasks_blocked``).
 from __future__ import annotations
 
 import json
+import logging
 import urllib.parse
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -296,6 +297,16 @@ class TestClient:
             if not request.is_websocket:
                 await request.reject_invalid()
                 return
-            await self.app(request)
+            try:
+                await self.app(request)
+            except ConnectionClosed:
+                pass  # the peer closed while the handler talked to it: a normal end
+            except Exception:
+                logging.getLogger("trio_ws.testing").exception("the app's handler raised")
+                if request.connection is not None:
+                    await request.connection.aclose(1011, "internal error")
+                elif not request.answered:
+                    await request.reject(500)
+                return
             if request.connection is not None:
                 await request.connection.wait_closed()

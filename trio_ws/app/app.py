@@ -42,7 +42,7 @@ from .events import (
     namespace_room,
 )
 from .routing import Router
-from .websocket import WebSocket
+from .websocket import DecodeError, WebSocket
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -81,8 +81,12 @@ class App:
             yourself with :meth:`add_event_route`.
         max_concurrency: how many events of one connection may be handled at
             once; 1 (default) handles them strictly in arrival order.
-        max_in_flight: with ``max_concurrency > 1``, how many may wait; more
-            are answered with a ``TooManyRequests`` error.
+        max_in_flight: how many received events may wait for a handler
+            (default 32). When the queue is full the connection stops reading
+            (backpressure reaches the client through TCP); an event that still
+            finds it full after ``flood_timeout`` seconds is answered with a
+            ``TooManyRequests`` error.
+        flood_timeout: see ``max_in_flight`` (default 5 seconds).
         client_script_path: where the bundled browser client is served
             (default ``"/trio_ws.js"``; None to not serve it).
         debug: send unexpected handler exceptions' type and message to clients
@@ -96,6 +100,7 @@ class App:
         events_path: str | None = "/ws",
         max_concurrency: int = 1,
         max_in_flight: int = 32,
+        flood_timeout: float = 5.0,
         client_script_path: str | None = "/" + CLIENT_SCRIPT,
         debug: bool = False,
     ) -> None:
@@ -105,6 +110,7 @@ class App:
         self.events_path = events_path
         self.max_concurrency = max_concurrency
         self.max_in_flight = max_in_flight
+        self.flood_timeout = flood_timeout
         self.client_script_path = client_script_path
         self.debug = debug
         self._router: Router[Route] = Router()
@@ -132,9 +138,9 @@ class App:
         Args:
             path: a pattern such as ``/chat/{room}`` or ``/item/{id:int}``.
             handler: ``async def handler(ws)`` or an endpoint class.
-            subprotocols: the subprotocols this route speaks; when given, a
-                client must offer one of them (else 400), and the first it
-                offers is chosen on accept.
+            subprotocols: the subprotocols this route speaks, in order of
+                preference; when given, a client must offer one of them (else
+                400), and accept() picks the first of them the client offered.
             origins: allowed Origin values (None in the list allows none sent);
                 others get 403. None (default) allows all.
 
@@ -412,13 +418,19 @@ class App:
                     await handler(websocket)
             except ConnectionClosed:
                 pass
+            except DecodeError as err:
+                if websocket.accepted:
+                    await websocket.connection.aclose(err.close_code, str(err))
             except Exception:
                 logger.exception("handler of %s failed", websocket.url.path)
                 if websocket.accepted:
                     await websocket.connection.aclose(INTERNAL_ERROR, "internal error")
                 elif not websocket._request.answered:
                     await websocket.reject(500)
-            if websocket.accepted and websocket.connection.closed is None:
+            if websocket.accepted:
+                # Also when a close is already under way (started by one of the
+                # connection's own tasks): wait for it to finish before the
+                # nursery below cancels those tasks. aclose() is idempotent.
                 await websocket.connection.aclose()
 
     async def _accepted(self, nursery: trio.Nursery, websocket: WebSocket) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
+from ..close import INTERNAL_ERROR
 from ..errors import ConnectionClosed
 from .websocket import DecodeError, WebSocket, decode_message
 
@@ -69,6 +70,10 @@ class WebSocketEndpoint:
                     await self.on_decode_error(error)
                     continue
                 await self.on_receive(data)
+        except Exception:
+            # Close with 1011 first, so that on_disconnect sees the real code.
+            await connection.aclose(INTERNAL_ERROR, "internal error")
+            raise
         finally:
             if connection.closed is not None:
                 code = connection.closed.code

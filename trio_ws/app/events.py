@@ -7,7 +7,8 @@ connection's ACL, data of the declared type) and handed to its handler; by
 default one at a time, so a connection's events are handled in order. With
 ``max_concurrency > 1`` they run side by side in the connection's nursery,
 at most that many at once, and at most ``max_in_flight`` may be waiting —
-more are answered with a ``TooManyRequests`` error instead of piling up.
+while that queue is full the connection stops reading, and an event that
+waits longer than ``flood_timeout`` is answered with ``TooManyRequests``.
 The handler's return value answers an event that carried an ``id``; an
 exception becomes an error answer. Server-to-client calls
 (:meth:`EventConnection.call`) wait for the client's ``ack``; they fail at
@@ -229,14 +230,19 @@ class Namespace:
         return found
 
 
+#: Separates a namespace from a room name in hub room names (ASCII unit
+#: separator: it cannot collide with printable room names).
+_SEPARATOR = "\x1f"
+
+
 def hub_room(namespace: str, room: str) -> str:
-    """The hub room that holds ``room`` of ``namespace``."""
-    return room if namespace == DEFAULT_NAMESPACE else f"{namespace}:{room}"
+    """The hub room of ``room`` in ``namespace`` (the default namespace's rooms keep their names)."""
+    return room if namespace == DEFAULT_NAMESPACE else f"{namespace}{_SEPARATOR}{room}"
 
 
 def namespace_room(namespace: str) -> str:
     """The hub room every connection of ``namespace`` is in (for emits to all)."""
-    return f"namespace:{namespace}"
+    return f"{_SEPARATOR}namespace{_SEPARATOR}{namespace}"
 
 
 @dataclass
@@ -363,15 +369,14 @@ class EventConnection:
 
     def rooms(self, namespace: str = DEFAULT_NAMESPACE) -> frozenset[str]:
         """The rooms of ``namespace`` this connection is in."""
-        prefix = "" if namespace == DEFAULT_NAMESPACE else f"{namespace}:"
         found = set()
         for room in self.websocket.rooms:
-            if room.startswith("namespace:"):
-                continue
-            if prefix and room.startswith(prefix):
-                found.add(room[len(prefix) :])
-            elif not prefix and ":" not in room:
-                found.add(room)
+            space, separator, name = room.rpartition(_SEPARATOR)
+            if not separator:
+                if namespace == DEFAULT_NAMESPACE:
+                    found.add(room)
+            elif space == namespace:
+                found.add(name)
         return frozenset(found)
 
     async def close_room(self, room: str, namespace: str = DEFAULT_NAMESPACE) -> None:
@@ -397,8 +402,9 @@ class EventSession:
     handler awaiting :meth:`EventConnection.call` is answered even while it
     holds the only worker) and queues every other envelope, in arrival
     order, for ``max_concurrency`` workers. The queue holds at most
-    ``max_in_flight`` envelopes; an event that finds it full is answered with
-    ``TooManyRequests`` instead of waiting.
+    ``max_in_flight`` envelopes; while it is full the reader waits
+    (backpressure), and an event still waiting after ``flood_timeout`` is
+    answered with ``TooManyRequests``.
     """
 
     def __init__(self, app: App, websocket: WebSocket) -> None:
@@ -440,12 +446,17 @@ class EventSession:
         if envelope.type == "ack":
             self.conn._answered(envelope)
             return
-        try:
-            queue.send_nowait(envelope)
-        except trio.WouldBlock:
-            await self._answer_error(
-                "TooManyRequests", f"more than {self.app.max_in_flight} requests waiting", envelope.id
-            )
+        with trio.move_on_after(self.app.flood_timeout):
+            try:
+                await queue.send(envelope)  # waits while the queue is full: backpressure
+            except trio.BrokenResourceError:
+                pass  # the workers are gone: the connection is ending
+            return
+        await self._answer_error(
+            "TooManyRequests",
+            f"more than {self.app.max_in_flight} requests waiting for {self.app.flood_timeout} s",
+            envelope.id,
+        )
 
     async def _worker(self, queue: trio.MemoryReceiveChannel[Envelope]) -> None:
         async with queue:
@@ -476,7 +487,7 @@ class EventSession:
             logger.warning("connection %s: event %r denied in %r", self.conn.id, event, namespace)
             await self._answer_error("Forbidden", f"event {event!r} is not allowed", call_id)
             return
-        if handler.data_type is not None and not isinstance(envelope.data, handler.data_type):
+        if handler.data_type is not None and not _matches(envelope.data, handler.data_type):
             await self._answer_error(
                 "TypeError",
                 f"{event!r} expects {handler.data_type.__name__}, got {type(envelope.data).__name__}",
@@ -572,6 +583,15 @@ class EventSession:
     async def _send(self, text: str) -> None:
         with contextlib.suppress(ConnectionClosed):
             await self.conn.send_envelope(text)
+
+
+def _matches(value: Any, expected: type) -> bool:
+    """JSON-aware isinstance: an integer is a float, a boolean is not a number."""
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
 
 
 def _redact(data: Any, sensitive: tuple[str, ...]) -> Any:

@@ -84,9 +84,8 @@ class WebSocket:
         target = request.path
         path, _, query = target.partition("?")
         self.query_params = QueryParams.from_string(query)
-        host_header = self.headers.get("host", "")
-        host, _, port = host_header.rpartition(":") if host_header.count(":") == 1 else (host_header, "", "")
-        self.url = URL(scheme, host or host_header, int(port) if port.isdigit() else None, path, query)
+        host, port = _split_host(self.headers.get("host", ""))
+        self.url = URL(scheme, host, port, path, query)
         self.cookies = parse_cookies(self.headers)
         remote = request.remote
         self.client = Client(remote.address, remote.port) if isinstance(remote, Endpoint) else Client(str(remote), None)
@@ -290,6 +289,18 @@ class WebSocket:
 
     def __repr__(self) -> str:
         return f"<WebSocket {self.id} {self.url.path!r}>"
+
+
+def _split_host(header: str) -> tuple[str, int | None]:
+    """Split a Host header into host and port; ``[::1]:80`` gives ``("::1", 80)``."""
+    if header.startswith("["):
+        host, _, rest = header[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif header.count(":") == 1:
+        host, _, port = header.partition(":")
+    else:
+        host, port = header, ""
+    return host, int(port) if port.isdigit() else None
 
 
 def decode_message(message: Message, encoding: str) -> Any:

@@ -31,6 +31,7 @@ export class Socket {
     this.nextId = 0;
     this.queue = [];
     this.attempt = 0;
+    this.reconnectTimer = null;
     this.closedByUser = false;
     this.connected = false;
     this.ws = null;
@@ -49,17 +50,24 @@ export class Socket {
       const waiting = this.queue;
       this.queue = [];
       for (const text of waiting) ws.send(text);
+      for (const call of this.pending.values()) if (call.socket === null) call.socket = ws;
       this.fire("connect", undefined);
     };
     ws.onmessage = (message) => this.receive(message.data);
     ws.onclose = (event) => {
+      const wasConnected = this.connected;
       this.connected = false;
-      this.failPending(new Error(`connection closed (${event.code})`));
-      this.fire("disconnect", { code: event.code, reason: event.reason });
+      // Only calls that went out on this connection are lost; calls queued
+      // while disconnected stay pending and go out after the reconnect.
+      this.failPending(new Error(`connection closed (${event.code})`), ws);
+      if (wasConnected) this.fire("disconnect", { code: event.code, reason: event.reason });
       if (this.reconnect && !this.closedByUser) {
         const delay = Math.min(this.maxDelay, this.minDelay * 2 ** this.attempt) * (0.5 + Math.random() / 2);
         this.attempt += 1;
-        setTimeout(() => this.open(), delay);
+        this.reconnectTimer = setTimeout(() => {
+          this.reconnectTimer = null;
+          if (!this.closedByUser) this.open();
+        }, delay);
       }
     };
     ws.onerror = () => {};
@@ -89,20 +97,30 @@ export class Socket {
         this.pending.delete(id);
         reject(new Error(`no answer to ${event} within ${this.ackTimeout} ms`));
       }, options.timeout ?? this.ackTimeout);
-      this.pending.set(id, { resolve, reject, timer });
-      this.sendRaw(envelope);
+      const call = { resolve, reject, timer, socket: null };
+      this.pending.set(id, call);
+      call.socket = this.sendRaw(envelope);
     });
   }
 
   close(code = 1000, reason = "") {
     this.closedByUser = true;
+    if (this.reconnectTimer) {
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = null;
+    }
     if (this.ws) this.ws.close(code, reason);
   }
 
+  // Send now if connected (returns the socket used), else queue (returns null).
   sendRaw(envelope) {
     const text = JSON.stringify(envelope);
-    if (this.ws && this.connected && this.ws.readyState === 1) this.ws.send(text);
-    else this.queue.push(text);
+    if (this.ws && this.connected && this.ws.readyState === 1) {
+      this.ws.send(text);
+      return this.ws;
+    }
+    this.queue.push(text);
+    return null;
   }
 
   async receive(text) {
@@ -123,7 +141,12 @@ export class Socket {
     } else if (envelope.type === "event") {
       const handler = this.handlers.get(envelope.event);
       if (envelope.id === undefined || envelope.id === null) {
-        if (handler) await handler(envelope.data);
+        if (!handler) return;
+        try {
+          await handler(envelope.data);
+        } catch (error) {
+          this.fire("error", { type: error.name || "Error", message: String(error.message || error) });
+        }
         return;
       }
       if (!handler) {
@@ -154,8 +177,9 @@ export class Socket {
     }
   }
 
-  failPending(error) {
+  failPending(error, socket) {
     for (const [id, call] of this.pending) {
+      if (call.socket !== socket) continue;
       clearTimeout(call.timer);
       call.reject(error);
       this.pending.delete(id);
