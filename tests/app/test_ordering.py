@@ -175,17 +175,20 @@ async def test_max_in_flight_overflow_is_refused_while_others_carry_on() -> None
         async with TestClient(app) as client, client.connect("/ws") as flood, client.connect("/ws") as other:
             async with trio.open_nursery() as nursery:
 
+                refusals_in = trio.Event()
+
                 async def ask(i: int) -> None:
                     try:
                         answers[i] = await flood.emit("slow", i, ack=True)
                     except AckError as err:
                         answers[i] = (err.error_type, err.message)
+                    if len(answers) >= 10 - 2 - 3:
+                        refusals_in.set()
 
                 for i in range(10):
                     nursery.start_soon(ask, i)
                 # The reader waits flood_timeout (0.2 s) for room before refusing each extra event.
-                while len(answers) < 10 - 2 - 3:
-                    await trio.sleep(0.05)
+                await refusals_in.wait()
                 refused = {i: a for i, a in answers.items() if isinstance(a, tuple)}
                 assert len(refused) >= 1
                 assert all(a[0] == "TooManyRequests" for a in refused.values())
