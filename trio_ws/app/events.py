@@ -447,10 +447,10 @@ class EventSession:
             self.conn._answered(envelope)
             return
         with trio.move_on_after(self.app.flood_timeout):
-            try:
-                await queue.send(envelope)  # waits while the queue is full: backpressure
-            except trio.BrokenResourceError:
-                pass  # the workers are gone: the connection is ending
+            # Waits while the queue is full (backpressure); a broken channel
+            # means the workers are gone because the connection is ending.
+            with contextlib.suppress(trio.BrokenResourceError):
+                await queue.send(envelope)
             return
         await self._answer_error(
             "TooManyRequests",
