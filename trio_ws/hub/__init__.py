@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .backend import BackendEvent, BackendSink, Envelope, HubBackend
+from .client import HubClient
 from .hub import DeliveryReport, Hub, HubStats, Member, MessageLike, PresenceEvent
 from .outbox import OutboxStats, Outcome, OverflowPolicy
 
@@ -13,6 +14,7 @@ __all__ = [
     "Envelope",
     "Hub",
     "HubBackend",
+    "HubClient",
     "HubStats",
     "Member",
     "MessageLike",

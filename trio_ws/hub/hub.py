@@ -41,6 +41,10 @@ __all__ = ["Hub", "Member", "DeliveryReport", "PresenceEvent", "HubStats", "Mess
 logger = logging.getLogger("trio_ws.hub")
 
 MessageLike = str | bytes | PreparedMessage
+#: Seconds a member being closed (overflow, disconnect) gets to finish the
+#: write in progress and the closing handshake before its connection is
+#: dropped: a client that stopped reading would otherwise hold them forever.
+SLOW_CLOSE_GRACE = 1.0
 _PRESENCE_BUFFER = 256
 
 
@@ -107,6 +111,7 @@ class Member:
         self._outbox = outbox
         self._rooms: set[str] = set()
         self._close_request: tuple[int, str] | None = None
+        self._send_scope: trio.CancelScope | None = None
         self.active = True
 
     @property
@@ -228,7 +233,10 @@ class Hub:
         """
         if not self._running:
             raise RuntimeError("a hub with a backend must be running: use `async with hub:`")
-        member_id = member_id or uuid.uuid4().hex
+        if member_id is None:
+            member_id = uuid.uuid4().hex
+        elif not member_id:
+            raise ValueError("member_id must be a non-empty string")
         if member_id in self._members:
             raise ValueError(f"member id {member_id!r} is already in use")
         member = Member(self, connection, member_id, data, Outbox(self._queue_size, self._overflow))
@@ -251,20 +259,37 @@ class Hub:
             message = await outbox.get()
             if message is None:
                 break
-            try:
-                await connection.send_message(message)
-            except ConnectionClosed:
-                break
+            with trio.CancelScope() as member._send_scope:
+                try:
+                    await connection.send_message(message)
+                except ConnectionClosed:
+                    break
+            member._send_scope = None
+            if connection.closed is not None:
+                break  # the send was cut short (see _interrupt_send): the connection is aborted
             outbox.stats.delivered += 1
             self.stats.delivered += 1
+        member._send_scope = None
         if outbox.overflowed:
-            self.stats.overflow_closes += 1
             logger.info("member %s is too slow (outbox full): closing with 1008", member.id)
-            await connection.aclose(POLICY_VIOLATION, "outbound queue overflow")
+            await self._close_member(connection, POLICY_VIOLATION, "outbound queue overflow")
         elif member._close_request is not None:
-            code, reason = member._close_request
-            await connection.aclose(code, reason)
+            await self._close_member(connection, *member._close_request)
         await self._remove(member)
+
+    @staticmethod
+    async def _close_member(connection: WebSocketConnection, code: int, reason: str) -> None:
+        # A client that stopped reading cannot take a close frame either: give
+        # the closing handshake a short grace, then drop the connection.
+        with trio.move_on_after(SLOW_CLOSE_GRACE):
+            await connection.aclose(code, reason)
+
+    @staticmethod
+    def _interrupt_send(member: Member) -> None:
+        """Bound a send in progress: a stalled write is abandoned after a grace period."""
+        scope = member._send_scope
+        if scope is not None:
+            scope.deadline = min(scope.deadline, trio.current_time() + SLOW_CLOSE_GRACE)
 
     async def _watcher(self, member: Member) -> None:
         await member.connection.wait_closed()
@@ -277,11 +302,15 @@ class Hub:
         member.active = False
         member._outbox.close()
         self._members.pop(member.id, None)
-        for room in list(member._rooms):
-            await self._leave_room(member, room)
-        if self._backend is not None:
-            with trio.move_on_after(1):
-                await self._backend.remove_member(member.id, None)
+        # Shielded: whoever started the removal (sender, watcher, the end of
+        # the connect block) may be cancelled meanwhile, and a half-done
+        # removal would leave the member in rooms. Backend calls are bounded.
+        with trio.CancelScope(shield=True):
+            for room in list(member._rooms):
+                await self._leave_room(member, room)
+            if self._backend is not None:
+                with trio.move_on_after(1):
+                    await self._backend.remove_member(member.id, None)
 
     def member(self, member_id: str) -> Member | None:
         """The local member with this id, or None."""
@@ -445,6 +474,7 @@ class Hub:
         if member is not None:
             member._close_request = (code, reason)
             member._outbox.close()
+            self._interrupt_send(member)
             return True
         if self._backend is None:
             return False
@@ -469,11 +499,16 @@ class Hub:
     def _offer(self, member: Member, message: PreparedMessage) -> Outcome:
         if member.connection.closed is not None:
             return Outcome.CLOSED
-        outcome = member._outbox.put(message)
+        outbox = member._outbox
+        dropped_before = outbox.stats.dropped
+        outcome = outbox.put(message)
         if outcome is Outcome.QUEUED:
             self.stats.queued += 1
-        elif outcome is Outcome.DROPPED:
-            self.stats.dropped += 1
+        # drop_oldest evicts a queued message and still queues this one.
+        self.stats.dropped += outbox.stats.dropped - dropped_before
+        if outbox.overflowed and outcome is Outcome.DROPPED:
+            self.stats.overflow_closes += 1  # counted now: the sender may be cancelled before it closes
+            self._interrupt_send(member)
         return outcome
 
     # -- presence --------------------------------------------------------------
@@ -546,11 +581,12 @@ class Hub:
             if member is not None:
                 member._close_request = (int(envelope["code"]), str(envelope.get("reason") or ""))
                 member._outbox.close()
+                self._interrupt_send(member)
         elif kind == "close_room":
             for member in list(self._rooms.get(envelope["room"], {}).values()):
                 member._rooms.discard(envelope["room"])
                 self._rooms.get(envelope["room"], {}).pop(member.id, None)
-                self._notify(PresenceEvent("leave", envelope["room"], member.id, 0))
+                self._notify(PresenceEvent("leave", envelope["room"], member.id, 0, remote=True))
             self._rooms.pop(envelope["room"], None)
         elif kind == "presence":
             room = envelope["room"]

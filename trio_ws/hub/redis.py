@@ -1,0 +1,778 @@
+"""A Redis backend for the hub: rooms shared by several processes over pub/sub.
+
+Theory of operation. :meth:`RedisBackend.run` (started by ``async with hub:``)
+supervises *generations*. A generation is one fresh coredis client and one fresh
+pub/sub connection: it subscribes to this process's channel, the global channel
+and the channel of every room with local members, writes this process's
+membership, reports ``up``, then relays until the link fails. A failure of any
+kind ends the generation: an error out of coredis, a failed write, a heartbeat
+that times out, or a *probe* that never comes back. Every heartbeat publishes a
+probe on this process's own channel and expects to read it back, so a
+subscription that went quiet without an error (coredis's ``async for`` did
+that during restarts) is detected within two heartbeats: the process can never
+stay deaf. The supervisor then reports ``down`` once, retries with an
+exponential backoff that starts over after each successful reconnection, and
+rebuilds everything from the hub's state (:meth:`BackendSink.subscribed_rooms`,
+:meth:`BackendSink.local_member_ids`) in the next generation. coredis's own
+retries are off: its retry delay never resets and each dead pub/sub connection
+kept a pool slot.
+
+Delivery between processes is at most once. While the link is down, publishing
+returns False at once; what is published then is lost. Each envelope carries
+``seq``, numbered per (origin, channel) and counted even for envelopes that
+could not be sent, so a receiver that sees a number jump reports a ``gap``
+event with how many it missed. Envelopes from this process are skipped on
+receipt (the hub delivered them locally already). The subscriber hands
+envelopes to the hub through a bounded channel; when it is full they are
+counted and dropped (and the receiver's sequence check reports the gap), so a
+flood cannot grow memory without limit.
+
+Names (``P`` is the prefix). Channels: ``P:room:{ROOM}``, ``P:proc:{PID}``,
+``P:all``. Keys: ``P:members:{ROOM}:PID`` (a set of PID's members in ROOM,
+TTL ``member_ttl``), ``P:procs:{ROOM}`` (the set of process ids that have
+members in ROOM, an index for readers, TTL ``member_ttl``), and
+``P:member:{ID}`` (the process id holding member ID, TTL ``member_ttl``).
+The braces are Redis Cluster hash tags: a room's channel and keys hash to one
+slot, so a room's pub/sub can move to sharded pub/sub (SSUBSCRIBE/SPUBLISH)
+and its keys can be read in one pipeline or script. The heartbeat refreshes the
+TTLs every ``heartbeat_interval``; the members of a process that died vanish
+from :meth:`RedisBackend.room_members` at most ``member_ttl`` later.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import trio
+
+from .backend import BackendEvent, BackendSink, Envelope
+
+try:
+    import coredis
+    from coredis.exceptions import ConnectionError as RedisConnectionError
+    from coredis.patterns.pipeline import Pipeline
+    from coredis.patterns.pubsub import PubSub
+    from coredis.retry import NoRetryPolicy
+except ImportError as err:  # pragma: no cover - depends on the installation
+    raise ImportError("trio_ws.hub.redis needs coredis: pip install 'trio-ws[redis]'") from err
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
+__all__ = ["RedisBackend", "RedisBackendStats"]
+
+logger = logging.getLogger("trio_ws.hub.redis")
+
+_MAX_SEQ_ENTRIES = 65_536
+# Deletes KEYS[1] only while it still names this process (ids may move).
+_DELETE_IF_OURS = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+# Drops a process from a room's index once its member set is gone (expired).
+_FORGET_IF_GONE = "if redis.call('exists', KEYS[2]) == 0 then return redis.call('srem', KEYS[1], ARGV[1]) end return 0"
+
+
+@dataclass
+class RedisBackendStats:
+    """Counters of a :class:`RedisBackend`, since it was created.
+
+    Attributes:
+        published: envelopes published to Redis.
+        publish_failed: envelopes not published (link down, error or timeout): lost.
+        received: envelopes from other processes read from Redis.
+        dropped: received envelopes dropped because the hand-off to the hub was full.
+        malformed: messages that were not valid envelopes.
+        skipped_own: envelopes of this process read back and skipped.
+        gaps: gap events reported; ``missed`` adds up their counts.
+        missed: envelopes other processes sent that this one never saw.
+        disconnects: times the link was lost (``down`` events).
+        reconnects: times it came back (``up`` events).
+    """
+
+    published: int = 0
+    publish_failed: int = 0
+    received: int = 0
+    dropped: int = 0
+    malformed: int = 0
+    skipped_own: int = 0
+    gaps: int = 0
+    missed: int = 0
+    disconnects: int = 0
+    reconnects: int = 0
+
+
+class _LinkLost(Exception):
+    """Raised inside a generation to end it (the reason is the message)."""
+
+
+def _check_name(kind: str, value: str) -> str:
+    if not value or "{" in value or "}" in value:
+        raise ValueError(f"{kind} must be non-empty and without braces (used in hash tags), not {value!r}")
+    return value
+
+
+def _describe(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class RedisBackend:
+    """Share a hub's rooms between processes through Redis pub/sub (coredis).
+
+    Pass it to ``Hub(backend=...)`` in every process (or to
+    :class:`~trio_ws.hub.HubClient` in a process without connections). It
+    works on Trio through coredis's anyio support.
+
+    Args:
+        url: a ``redis://``, ``rediss://`` or ``unix://`` URL; when given,
+            ``host``, ``port``, ``db`` and ``password`` are ignored.
+        host: the Redis host. Default ``"localhost"``.
+        port: the Redis port. Default 6379.
+        db: the database number. Default 0.
+        password: the password, or None.
+        prefix: the first part of every channel and key name. Default ``"trio_ws"``.
+        process_id: this process's id on the bus; default a random hex string.
+            It must be unique among the processes sharing ``prefix``.
+        heartbeat_interval: seconds between heartbeats (TTL refresh and probe).
+            Default 2.0.
+        member_ttl: seconds after which a silent process's members expire.
+            Default 6.0; it must exceed ``heartbeat_interval`` (three times it
+            leaves room for two late heartbeats).
+        reconnect_backoff: (first, maximum) delay in seconds between connection
+            attempts; it doubles, with jitter, and starts over after each
+            successful reconnection. Default (0.05, 2.0).
+        handoff_size: envelopes that may wait between the subscriber and the
+            hub; beyond it they are dropped and counted. Default 1024.
+        command_timeout: seconds any single Redis command may take. Default 1.0.
+
+    Raises:
+        ValueError: for an invalid argument (the message names it).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        host: str = "localhost",
+        port: int = 6379,
+        db: int = 0,
+        password: str | None = None,
+        prefix: str = "trio_ws",
+        process_id: str | None = None,
+        heartbeat_interval: float = 2.0,
+        member_ttl: float = 6.0,
+        reconnect_backoff: tuple[float, float] = (0.05, 2.0),
+        handoff_size: int = 1024,
+        command_timeout: float = 1.0,
+    ) -> None:
+        if not heartbeat_interval > 0:
+            raise ValueError(f"heartbeat_interval must be > 0, not {heartbeat_interval}")
+        if not member_ttl > heartbeat_interval:
+            raise ValueError(f"member_ttl={member_ttl} must exceed heartbeat_interval={heartbeat_interval}")
+        first, maximum = reconnect_backoff
+        if not 0 < first <= maximum:
+            raise ValueError(f"reconnect_backoff must be (first, max) with 0 < first <= max, not {reconnect_backoff}")
+        if handoff_size < 1:
+            raise ValueError(f"handoff_size must be >= 1, not {handoff_size}")
+        if not command_timeout > 0:
+            raise ValueError(f"command_timeout must be > 0, not {command_timeout}")
+        self._url = url
+        self._host = host
+        self._port = port
+        self._db = db
+        self._password = password
+        self._prefix = _check_name("prefix", prefix)
+        self.process_id: str = _check_name("process_id", process_id or uuid.uuid4().hex)
+        self.heartbeat_interval = heartbeat_interval
+        self.member_ttl = member_ttl
+        self._ttl_ms = max(1, round(member_ttl * 1000))
+        self._backoff = (first, maximum)
+        self._handoff_size = handoff_size
+        self._timeout = command_timeout
+        self.stats = RedisBackendStats()
+        # The current generation (None while down).
+        self._client: coredis.Redis[str] | None = None
+        self._pubsub: PubSub[str] | None = None
+        self._scope: trio.CancelScope | None = None
+        self._lost_reason: str | None = None
+        self._up = False
+        self._went_up = False
+        self._down_reported = False
+        self._down_since = 0.0
+        self._probes: dict[int, float] = {}
+        self._probe_count = 0
+        # This process's membership, kept while down so it can be rewritten.
+        self._rooms: dict[str, set[str]] = {}
+        self._members: set[str] = set()
+        self._version = 0
+        self._dirty = False
+        self._send_seq: dict[str, int] = {}
+        self._recv_seq: dict[tuple[str, str], int] = {}
+        self._locks: dict[str, trio.Lock] = {}
+        self._handoff: trio.MemorySendChannel[tuple[str, Envelope]] | None = None
+        self._nursery: trio.Nursery | None = None
+        self._sink: BackendSink | None = None
+
+    # -- names -----------------------------------------------------------------
+    def room_channel(self, room: str) -> str:
+        """The pub/sub channel of ``room``."""
+        return f"{self._prefix}:room:{{{room}}}"
+
+    def process_channel(self, process_id: str) -> str:
+        """The pub/sub channel of one process (unicast, disconnect, probes)."""
+        return f"{self._prefix}:proc:{{{process_id}}}"
+
+    @property
+    def global_channel(self) -> str:
+        """The pub/sub channel every process listens to (``send_all``)."""
+        return f"{self._prefix}:all"
+
+    def _members_key(self, room: str, process_id: str) -> str:
+        return f"{self._prefix}:members:{{{room}}}:{process_id}"
+
+    def _procs_key(self, room: str) -> str:
+        return f"{self._prefix}:procs:{{{room}}}"
+
+    def _member_key(self, member_id: str) -> str:
+        return f"{self._prefix}:member:{{{member_id}}}"
+
+    @property
+    def connected(self) -> bool:
+        """Whether the link to Redis is up (subscribed and registered)."""
+        return self._up
+
+    # -- supervision -----------------------------------------------------------
+    async def run(self, sink: BackendSink, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Connect, relay and keep membership alive until cancelled.
+
+        Reports readiness once the first connection attempt has succeeded or
+        failed (a hub starts even while Redis is unreachable, and reports
+        ``down``). Never raises for a transport failure. Cancelling it is the
+        way to stop it; it then deletes this process's membership keys (best
+        effort, within ``command_timeout``). Run it once at a time.
+        """
+        send, receive = trio.open_memory_channel[tuple[str, Envelope]](self._handoff_size)
+        self._handoff, self._sink = send, sink
+        ready = trio.Event()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._dispatch, sink, receive)
+                nursery.start_soon(self._supervise, sink, ready)
+                await ready.wait()
+                task_status.started()
+        finally:
+            self._nursery = self._handoff = None
+            with trio.CancelScope(shield=True), trio.move_on_after(self._timeout):
+                await self._unregister()
+
+    async def _supervise(self, sink: BackendSink, ready: trio.Event) -> None:
+        delay = self._backoff[0]
+        while True:
+            self._lost_reason = None
+            self._went_up = False
+            try:
+                await self._generation(sink, ready)
+                reason = self._lost_reason or "setup timed out"
+            except Exception as exc:
+                reason = self._lost_reason or _describe(exc)
+            except BaseExceptionGroup as group:
+                # A transport error raced a cancellation from outside: the next
+                # checkpoint raises a plain Cancelled.
+                if group.subgroup(lambda e: not isinstance(e, (trio.Cancelled, Exception, BaseExceptionGroup))):
+                    raise
+                await trio.lowlevel.checkpoint()
+                reason = _describe(group)
+            finally:
+                self._up = False
+                self._client = self._pubsub = self._scope = None
+            # Cancelled from outside, coredis may have turned it into a ConnectionError:
+            # then we are stopping, not disconnected.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            if self._went_up:
+                delay = self._backoff[0]
+            if (self._went_up or not ready.is_set()) and not self._down_reported:
+                self._down_reported = True
+                self._down_since = trio.current_time()
+                self.stats.disconnects += 1
+                sink.backend_event(BackendEvent("down", detail=reason))
+            logger.info("redis link of %s lost or not established: %s", self.process_id, reason)
+            ready.set()
+            await trio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, self._backoff[1])
+
+    def _client_factory(self) -> coredis.Redis[str]:
+        if self._url is not None:
+            return coredis.Redis.from_url(
+                self._url, decode_responses=True, retry_policy=NoRetryPolicy(), connect_timeout=self._timeout
+            )
+        return coredis.Redis(
+            host=self._host,
+            port=self._port,
+            db=self._db,
+            password=self._password,
+            decode_responses=True,
+            retry_policy=NoRetryPolicy(),
+            connect_timeout=self._timeout,
+        )
+
+    async def _generation(self, sink: BackendSink, ready: trio.Event) -> None:
+        """One fresh client and pub/sub; returns only once the link is lost."""
+        with trio.CancelScope(deadline=trio.current_time() + 2 * self._timeout + 2 * self._bulk_timeout()) as scope:
+            self._scope = scope
+            async with self._client_factory() as client:
+                await client.ping()
+                pubsub = client.pubsub(
+                    ignore_subscribe_messages=True, retry_policy=NoRetryPolicy(), subscription_timeout=self._timeout
+                )
+                async with pubsub:
+                    await pubsub.subscribe(self.process_channel(self.process_id), self.global_channel)
+                    # From here on subscribe() and add_member() use this generation,
+                    # so the snapshots below cannot miss a room or a member.
+                    self._client, self._pubsub = client, pubsub
+                    rooms = sink.subscribed_rooms()
+                    if rooms:
+                        await pubsub.subscribe(*(self.room_channel(room) for room in rooms))
+                    gone_members, gone_rooms = self._reconcile(sink)
+                    if gone_members or gone_rooms:
+                        await self._pipeline(partial(self._delete_stale, gone_members, gone_rooms))
+                    await self._register_all(client)
+                    scope.deadline = math.inf
+                    self._probes.clear()
+                    self._up = self._went_up = True
+                    if self._down_reported:
+                        self._down_reported = False
+                        self.stats.reconnects += 1
+                        downtime = trio.current_time() - self._down_since
+                        sink.backend_event(BackendEvent("up", detail=f"reconnected after {downtime:.2f} s"))
+                    logger.info("redis link of %s up", self.process_id)
+                    ready.set()
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._heartbeat, client, sink)
+                        await self._listen(pubsub)
+
+    def _lose(self, reason: str) -> None:
+        """End the current generation (from any task)."""
+        if self._scope is not None and self._lost_reason is None:
+            self._lost_reason = reason
+            self._up = False
+            self._scope.cancel()
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        # A lost connection ends the generation; other errors only fail the call.
+        if isinstance(exc, (RedisConnectionError, OSError, trio.TooSlowError, _LinkLost)):
+            self._lose(f"{what}: {_describe(exc)}")
+        else:
+            logger.log(logging.WARNING if self._up else logging.DEBUG, "redis %s failed: %s", what, _describe(exc))
+
+    async def _listen(self, pubsub: PubSub[str]) -> None:
+        # A get_message loop, never `async for`: the latter ended silently
+        # during reconnections in coredis 6.9 (the probe catches any silence).
+        while True:
+            message = await pubsub.get_message(timeout=self.heartbeat_interval)
+            if message is not None and message["type"] == "message":
+                self._on_message(str(message["channel"]), str(message["data"]))
+
+    def _on_message(self, channel: str, data: str) -> None:
+        try:
+            envelope = json.loads(data)
+        except (ValueError, RecursionError):
+            envelope = None
+        if not isinstance(envelope, dict):
+            self.stats.malformed += 1
+            return
+        if envelope.get("origin") == self.process_id:
+            if envelope.get("kind") == "probe":
+                number = envelope.get("n")
+                for sent in [n for n in self._probes if isinstance(number, int) and n <= number]:
+                    del self._probes[sent]
+            else:
+                self.stats.skipped_own += 1
+            return
+        self.stats.received += 1
+        handoff = self._handoff
+        try:
+            if handoff is None:
+                raise trio.WouldBlock
+            handoff.send_nowait((channel, envelope))
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            self.stats.dropped += 1
+
+    async def _dispatch(self, sink: BackendSink, receive: trio.MemoryReceiveChannel[tuple[str, Envelope]]) -> None:
+        async for channel, envelope in receive:
+            self._check_sequence(sink, channel, envelope)
+            try:
+                sink.deliver_remote(envelope)
+            except Exception:
+                self.stats.malformed += 1
+                logger.exception("the hub failed on an envelope from %s", envelope.get("origin"))
+                continue
+            room = envelope.get("room")
+            if envelope.get("kind") == "close_room" and isinstance(room, str):
+                self._closed_remotely(sink, room)
+
+    def _closed_remotely(self, sink: BackendSink, room: str) -> None:
+        # Another process closed the room: the hub removed our members from it
+        # in memory only, so forget it here and in Redis, and unsubscribe.
+        if room not in sink.subscribed_rooms() and self._rooms.pop(room, None) is not None:
+            self._version += 1
+            if self._nursery is not None:
+                self._nursery.start_soon(self._forget_room, room)
+
+    def _check_sequence(self, sink: BackendSink, channel: str, envelope: Envelope) -> None:
+        seq, origin = envelope.get("seq"), envelope.get("origin")
+        if not isinstance(seq, int) or not isinstance(origin, str):
+            return
+        key = (origin, channel)
+        last = self._recv_seq.get(key)
+        if last is None and len(self._recv_seq) >= _MAX_SEQ_ENTRIES:
+            self._recv_seq.clear()
+        self._recv_seq[key] = seq
+        if last is not None and seq > last + 1:
+            missed = seq - last - 1
+            self.stats.gaps += 1
+            self.stats.missed += missed
+            room = envelope.get("room") if channel.startswith(f"{self._prefix}:room:") else None
+            detail = f"{missed} envelope(s) from {origin} on {channel} were lost"
+            sink.backend_event(BackendEvent("gap", detail=detail, room=room, origin=origin, missed=missed))
+
+    async def _heartbeat(self, client: coredis.Redis[str], sink: BackendSink) -> None:
+        probe_timeout = 2 * self.heartbeat_interval
+        while True:
+            await trio.sleep(self.heartbeat_interval)
+            now = trio.current_time()
+            if self._probes and now - min(self._probes.values()) > probe_timeout:
+                self._lose(f"deaf: a probe did not come back within {probe_timeout:.1f} s")
+                return
+            self._probe_count += 1
+            self._probes[self._probe_count] = now
+            probe = json.dumps({"kind": "probe", "origin": self.process_id, "n": self._probe_count})
+            try:
+                with trio.fail_after(max(self._timeout, self.heartbeat_interval)):
+                    if await client.publish(self.process_channel(self.process_id), probe) == 0:
+                        raise _LinkLost("our own channel has no subscriber")
+                    await self._refresh(client, sink)
+            except Exception as exc:
+                self._failed("heartbeat", exc)
+                return
+
+    # -- membership in Redis ---------------------------------------------------
+    def _reconcile(self, sink: BackendSink) -> tuple[list[str], list[str]]:
+        """Align with the hub, the authority on who is here; returns the members and rooms dropped.
+
+        A removal the hub started but could not finish (cancelled) would
+        otherwise keep a member alive in Redis for as long as we refresh it.
+        """
+        local, rooms = sink.local_member_ids(), sink.subscribed_rooms()
+        gone_members = sorted(self._members - local)
+        if local - self._members or gone_members:
+            self._members = set(local)
+            self._dirty = True
+        gone_rooms = []
+        for room, ids in list(self._rooms.items()):
+            before = len(ids)
+            ids &= local
+            if not ids or room not in rooms:
+                del self._rooms[room]
+                gone_rooms.append(room)
+            elif len(ids) != before:
+                self._dirty = True
+        if gone_members or gone_rooms:
+            self._version += 1
+        return gone_members, gone_rooms
+
+    def _delete_stale(self, members: list[str], rooms: list[str], pipe: Pipeline[str]) -> list[Any]:
+        for room in rooms:
+            pipe.delete([self._members_key(room, self.process_id)])
+            pipe.srem(self._procs_key(room), [self.process_id])
+        for member_id in members:
+            pipe.eval(_DELETE_IF_OURS, [self._member_key(member_id)], [self.process_id])
+        return []
+
+    def _bulk_timeout(self) -> float:
+        # A full rewrite sends one command per member and five per room.
+        commands = len(self._members) + sum(len(ids) + 5 for ids in self._rooms.values())
+        return self._timeout * (1 + commands / 10_000)
+
+    async def _pipeline(
+        self, build: Callable[[Pipeline[str]], list[Any]], *, transaction: bool = False, budget: float | None = None
+    ) -> list[Any]:
+        client = self._client
+        if client is None:
+            raise _LinkLost("not connected")
+        # coredis drops the whole connection when a pipeline is cancelled, failing
+        # every other command multiplexed on it: so a caller's cancellation waits
+        # for the pipeline (at most command_timeout), and only a timeout cuts it.
+        results: list[Any] = []
+        with trio.CancelScope(shield=True), trio.fail_after(budget or self._timeout):
+            async with client.pipeline(transaction=transaction) as pipe:
+                requests = build(pipe)
+            results = [await request for request in requests]
+        return results
+
+    async def _register_all(self, client: coredis.Redis[str]) -> None:
+        """Rewrite this process's membership (after a reconnect or a failed write)."""
+        for _ in range(3):
+            version = self._version
+            rooms = {room: sorted(ids) for room, ids in self._rooms.items()}
+            members = sorted(self._members)
+            if rooms or members:
+                await self._pipeline(
+                    partial(self._write_all, rooms, members), transaction=True, budget=self._bulk_timeout()
+                )
+            if version == self._version:
+                self._dirty = False
+                return
+        self._dirty = True
+
+    def _write_all(self, rooms: dict[str, list[str]], members: list[str], pipe: Pipeline[str]) -> list[Any]:
+        for room, ids in rooms.items():
+            key = self._members_key(room, self.process_id)
+            pipe.delete([key])
+            if not ids:
+                pipe.srem(self._procs_key(room), [self.process_id])
+                continue
+            pipe.sadd(key, ids)
+            pipe.pexpire(key, self._ttl_ms)
+            pipe.sadd(self._procs_key(room), [self.process_id])
+            pipe.pexpire(self._procs_key(room), self._ttl_ms)
+        for member_id in members:
+            pipe.set(self._member_key(member_id), self.process_id, px=self._ttl_ms)
+        return []
+
+    async def _refresh(self, client: coredis.Redis[str], sink: BackendSink) -> None:
+        gone_members, gone_rooms = self._reconcile(sink)
+        if gone_members or gone_rooms:
+            await self._pipeline(partial(self._delete_stale, gone_members, gone_rooms))
+        if self._dirty:
+            await self._register_all(client)
+            return
+        rooms, members = list(self._rooms), list(self._members)
+
+        def build(pipe: Pipeline[str]) -> list[Any]:
+            checks = []
+            for room in rooms:
+                checks.append(pipe.pexpire(self._members_key(room, self.process_id), self._ttl_ms))
+                pipe.sadd(self._procs_key(room), [self.process_id])
+                pipe.pexpire(self._procs_key(room), self._ttl_ms)
+            checks.extend(pipe.pexpire(self._member_key(member_id), self._ttl_ms) for member_id in members)
+            return checks
+
+        if (rooms or members) and not all(await self._pipeline(build)):
+            # A key vanished (Redis restarted or was flushed): write it all again.
+            await self._register_all(client)
+
+    async def _write(self, what: str, build: Callable[[Pipeline[str]], list[Any]]) -> None:
+        self._version += 1
+        written = False
+        try:
+            await self._pipeline(build)
+            written = True
+        except Exception as exc:
+            self._failed(what, exc)
+        finally:
+            if not written:  # failed, skipped while down, or cancelled: rewrite it all later
+                self._dirty = True
+
+    async def add_member(self, member_id: str, room: str | None) -> None:
+        """Record a local member (``room`` None) or its joining ``room``.
+
+        Never raises; a write that fails is redone by the next heartbeat.
+        """
+        self._members.add(member_id)
+        if room is None:
+            key = self._member_key(member_id)
+            await self._write("add member", lambda pipe: [pipe.set(key, self.process_id, px=self._ttl_ms)])
+            return
+        self._rooms.setdefault(room, set()).add(member_id)
+        members_key, procs_key = self._members_key(room, self.process_id), self._procs_key(room)
+
+        def build(pipe: Pipeline[str]) -> list[Any]:
+            pipe.sadd(members_key, [member_id])
+            pipe.pexpire(members_key, self._ttl_ms)
+            pipe.sadd(procs_key, [self.process_id])
+            pipe.pexpire(procs_key, self._ttl_ms)
+            return []
+
+        await self._write("join", build)
+
+    async def remove_member(self, member_id: str, room: str | None) -> None:
+        """Record that a local member left ``room``, or is gone (``room`` None).
+
+        Never raises; what a failed write leaves behind expires within ``member_ttl``.
+        """
+        if room is None:
+            self._members.discard(member_id)
+            for name, ids in list(self._rooms.items()):  # normally empty: the hub left each room first
+                ids.discard(member_id)
+                if not ids:
+                    del self._rooms[name]
+            key = self._member_key(member_id)
+            await self._write("remove member", lambda pipe: [pipe.eval(_DELETE_IF_OURS, [key], [self.process_id])])
+            return
+        ids = self._rooms.get(room, set())
+        ids.discard(member_id)
+        if ids:
+            key = self._members_key(room, self.process_id)
+            await self._write("leave", lambda pipe: [pipe.srem(key, [member_id])])
+        else:
+            self._rooms.pop(room, None)
+            await self._forget_room(room, unsubscribe=False)
+
+    async def _forget_room(self, room: str, *, unsubscribe: bool = True) -> None:
+        members_key, procs_key = self._members_key(room, self.process_id), self._procs_key(room)
+
+        def build(pipe: Pipeline[str]) -> list[Any]:
+            pipe.delete([members_key])
+            pipe.srem(procs_key, [self.process_id])
+            return []
+
+        await self._write("leave room", build)
+        if unsubscribe and self._sink is not None and room not in self._sink.subscribed_rooms():
+            await self.unsubscribe(room)
+
+    async def room_members(self, room: str) -> set[str] | None:
+        """Every process's members of ``room``, or None while the link is down.
+
+        Another process's members are listed until its keys expire (at most
+        ``member_ttl`` after it died). Never raises.
+        """
+        client = self._client
+        if client is None or not self._up:
+            return None
+        found = set(self._rooms.get(room, ()))
+        try:
+            with trio.fail_after(self._timeout):
+                others = [pid for pid in await client.smembers(self._procs_key(room)) if pid != self.process_id]
+            sets = await self._pipeline(lambda pipe: [pipe.smembers(self._members_key(room, p)) for p in others])
+        except Exception as exc:
+            self._failed("room members", exc)
+            return None
+        gone = []
+        for process_id, members in zip(others, sets, strict=True):
+            found.update(members)
+            if not members:
+                gone.append(process_id)
+        if gone:
+            keys = {p: [self._procs_key(room), self._members_key(room, p)] for p in gone}
+            try:
+                await self._pipeline(lambda pipe: [pipe.eval(_FORGET_IF_GONE, keys[p], [p]) for p in gone])
+            except Exception as exc:
+                self._failed("index cleanup", exc)
+        return found
+
+    async def _unregister(self) -> None:
+        rooms, members = list(self._rooms), list(self._members)
+        if not (rooms or members):
+            return
+        try:
+            async with self._client_factory() as client, client.pipeline(transaction=False) as pipe:
+                self._delete_stale(members, rooms, pipe)
+        except Exception as exc:
+            logger.info("could not remove the membership of %s: %s", self.process_id, _describe(exc))
+
+    # -- subscriptions -----------------------------------------------------------
+    async def subscribe(self, room: str) -> None:
+        """Receive ``room``'s envelopes (the first local member joined).
+
+        Never raises; while down, the next connection subscribes it.
+        """
+        pubsub = self._pubsub
+        if pubsub is None:
+            return
+        try:
+            with trio.fail_after(self._timeout):
+                await pubsub.subscribe(self.room_channel(room))
+        except Exception as exc:
+            # Resubscribing everything is the only way not to stay deaf to it.
+            self._lose(f"subscribe to {room!r}: {_describe(exc)}")
+
+    async def unsubscribe(self, room: str) -> None:
+        """Stop receiving ``room``'s envelopes (the last local member left). Never raises."""
+        channel = self.room_channel(room)
+        for key in [key for key in self._recv_seq if key[1] == channel]:
+            del self._recv_seq[key]
+        pubsub = self._pubsub
+        if pubsub is None or (self._sink is not None and room in self._sink.subscribed_rooms()):
+            return
+        try:
+            with trio.fail_after(self._timeout):
+                await pubsub.unsubscribe(channel)
+        except Exception as exc:
+            # Harmless: the hub ignores envelopes of rooms it does not have.
+            logger.debug("unsubscribe from %s failed: %s", channel, _describe(exc))
+
+    # -- publishing --------------------------------------------------------------
+    async def _publish(self, channel: str, envelope: Envelope) -> int | None:
+        """Publish with the next sequence number; the receiver count, or None if not sent."""
+        lock = self._locks.setdefault(channel, trio.Lock())
+        try:
+            # The lock keeps one channel's envelopes in sequence order on the wire.
+            async with lock:
+                seq = self._send_seq.get(channel, 0) + 1
+                if seq == 1 and len(self._send_seq) >= _MAX_SEQ_ENTRIES:
+                    self._send_seq.clear()
+                self._send_seq[channel] = seq  # counted even if lost: receivers see the gap
+                client = self._client
+                if client is None or not self._up:
+                    self.stats.publish_failed += 1
+                    return None
+                data = json.dumps({**envelope, "seq": seq}, separators=(",", ":"), ensure_ascii=False)
+                try:
+                    with trio.fail_after(self._timeout):
+                        count = await client.publish(channel, data)
+                except Exception as exc:
+                    self.stats.publish_failed += 1
+                    self._failed(f"publish to {channel}", exc)
+                    return None
+                self.stats.published += 1
+                return count
+        finally:
+            if not lock.locked() and lock.statistics().tasks_waiting == 0 and self._locks.get(channel) is lock:
+                del self._locks[channel]
+
+    async def publish_room(self, room: str, envelope: Envelope) -> bool:
+        """Publish to the processes subscribed to ``room``.
+
+        Returns:
+            True when Redis took it; False when the link is down or the
+            command failed (the envelope is lost). Never raises; cancelling it
+            is safe (the envelope may or may not have been sent); concurrent
+            calls are allowed and keep their order per room.
+        """
+        return await self._publish(self.room_channel(room), envelope) is not None
+
+    async def publish_all(self, envelope: Envelope) -> bool:
+        """Publish to every process; False if not sent (see :meth:`publish_room`)."""
+        return await self._publish(self.global_channel, envelope) is not None
+
+    async def publish_to_member(self, member_id: str, envelope: Envelope) -> bool:
+        """Publish to the process holding ``member_id``.
+
+        Returns:
+            True when that process was subscribed and received it; False when
+            the id is unknown, the link is down or the command failed. Never
+            raises; cancelling it is safe.
+        """
+        client = self._client
+        if client is None or not self._up:
+            self.stats.publish_failed += 1
+            return False
+        try:
+            with trio.fail_after(self._timeout):
+                process_id = await client.get(self._member_key(member_id))
+        except Exception as exc:
+            self.stats.publish_failed += 1
+            self._failed("member lookup", exc)
+            return False
+        if process_id is None or process_id == self.process_id:
+            return False
+        return bool(await self._publish(self.process_channel(process_id), envelope))
