@@ -7,7 +7,9 @@ Two commands:
   with ``"< "``. Status lines (close notices, ping round trips, errors) go to
   stderr, so stdout carries only messages.
 * ``trio-ws serve APP``: a demo server. The apps live in :data:`APPS`, a dict of
-  name -> handler factory; ``echo`` is the only one so far.
+  name -> :class:`ServeApp`: ``echo``, ``chat`` (with its browser page) and
+  ``broadcast``. ``--redis URL`` gives ``chat`` and ``broadcast`` a hub with a
+  Redis backend, so that several server processes share their rooms.
 
 Exit codes: 0 success, 1 runtime failure (connection refused, rejected, TLS,
 timeout, server closed with an error code), 2 usage error (bad option, bad
@@ -27,13 +29,18 @@ import stat
 import sys
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import NoReturn, TextIO
 
 import trio
 
+from .app import App
 from .client import open_websocket_url
 from .close import OK_CLOSE_CODES, close_code_name
 from .connection import WebSocketConnection
+from .demos import broadcast as _broadcast
+from .demos import chat as _chat
 from .endpoint import Endpoint, parse_websocket_url
 from .errors import (
     ConnectionClosed,
@@ -43,8 +50,12 @@ from .errors import (
     HandshakeError,
     InvalidURL,
 )
+from .hub import Hub
 from .request import WebSocketRequest
 from .server import Handler, serve_websocket
+
+if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
+    from exceptiongroup import BaseExceptionGroup
 
 __all__ = [
     "APPS",
@@ -55,7 +66,10 @@ __all__ = [
     "IDLE_AFTER_EOF",
     "AppFactory",
     "CliError",
+    "ServeApp",
+    "broadcast_app",
     "build_parser",
+    "chat_app",
     "echo_app",
     "format_message",
     "main",
@@ -77,10 +91,35 @@ _PROG = "trio-ws"
 _HEX_PREVIEW = 16
 _READ_SIZE = 65536
 
-#: A ``serve`` app: called once per server run with a nursery that lives as
-#: long as the server (for background tasks shared by connections, such as a
-#: hub); returns the handler that serves each request.
-AppFactory = Callable[[trio.Nursery], Handler]
+#: Builds a ``serve`` app: called once per server run with a nursery that lives
+#: as long as the server (for background tasks shared by connections) and the
+#: hub built from ``--redis`` (None without it: the app makes its own in-memory
+#: hub if it needs one). Returns the handler that serves each request, or an
+#: :class:`~trio_ws.app.App`, which is served with :meth:`App.serve
+#: <trio_ws.app.App.serve>` so that its ``process_request`` also answers plain
+#: HTTP requests (static pages, the browser client).
+AppFactory = Callable[[trio.Nursery, "Hub | None"], "Handler | App"]
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+@dataclass(frozen=True)
+class ServeApp:
+    """An app that ``serve`` knows.
+
+    Attributes:
+        factory: builds the app for one server run (see :data:`AppFactory`).
+        summary: what the app does, in one sentence (for ``--help``).
+        uses_hub: whether the app's connections share a hub, so that
+            ``--redis`` applies to it.
+        page: whether the app serves a browser page at ``/`` (``serve`` then
+            prints the address to open).
+    """
+
+    factory: AppFactory
+    summary: str
+    uses_hub: bool = False
+    page: bool = False
 
 
 class CliError(Exception):
@@ -111,8 +150,8 @@ class _Parser(argparse.ArgumentParser):
 # -- serve apps ----------------------------------------------------------------
 
 
-def echo_app(nursery: trio.Nursery) -> Handler:
-    """Echo: send every message back to the client that sent it, text or binary."""
+def echo_app(nursery: trio.Nursery, hub: Hub | None = None) -> Handler:
+    """Echo: send every message back to the client that sent it, text or binary (``hub`` is unused)."""
 
     async def echo(request: WebSocketRequest) -> None:
         ws = await request.accept()
@@ -130,9 +169,32 @@ def echo_app(nursery: trio.Nursery) -> Handler:
     return echo
 
 
+def chat_app(nursery: trio.Nursery, hub: Hub | None = None) -> App:
+    """Chat: :func:`trio_ws.demos.chat.create_app`, rooms and presence with a browser page."""
+    return _chat.create_app(hub)
+
+
+def broadcast_app(nursery: trio.Nursery, hub: Hub | None = None) -> App:
+    """Broadcast: :func:`trio_ws.demos.broadcast.create_app`, with its ticker started in ``nursery``."""
+    app = _broadcast.create_app(hub)
+    nursery.start_soon(_broadcast.tick, app)
+    return app
+
+
 #: The apps ``serve`` knows, by name. Add an entry to offer another demo app.
-APPS: dict[str, AppFactory] = {
-    "echo": echo_app,
+APPS: dict[str, ServeApp] = {
+    "echo": ServeApp(echo_app, "sends every message back to its sender, text or binary"),
+    "chat": ServeApp(
+        chat_app,
+        "a chat with rooms and presence (its browser page at /, the events at /ws)",
+        uses_hub=True,
+        page=True,
+    ),
+    "broadcast": ServeApp(
+        broadcast_app,
+        "a 'tick' event every second to every connection of /ws, whose 'send' event broadcasts a message to all",
+        uses_hub=True,
+    ),
 }
 
 
@@ -459,19 +521,60 @@ def _server_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     return context
 
 
+def _redis_hub(url: str) -> tuple[Hub, Callable[[], bool]]:
+    """A hub whose backend is Redis at ``url``, and a function telling whether the link is up.
+
+    trio_ws.hub.redis (and so coredis) is imported only now.
+    """
+    try:
+        from .hub.redis import RedisBackend
+    except ImportError:
+        raise CliError("--redis needs trio_ws.hub.redis (pip install trio-ws[redis])") from None
+    try:
+        backend = RedisBackend(url)
+    except ValueError as err:
+        raise CliError(f"invalid --redis URL: {err}", EXIT_USAGE) from None
+    return Hub(backend=backend), lambda: backend.connected
+
+
+def _os_error_of(err: BaseException) -> OSError | None:
+    """The OSError inside ``err`` (possibly in exception groups), if it is the only error."""
+    leaves = _leaves(err)
+    return leaves[0] if len(leaves) == 1 and isinstance(leaves[0], OSError) else None
+
+
 async def _serve(args: argparse.Namespace) -> int:
-    factory = APPS.get(args.app)
-    if factory is None:
+    entry = APPS.get(args.app)
+    if entry is None:
         raise CliError(f"unknown app: {args.app} (available: {', '.join(sorted(APPS))})", EXIT_USAGE)
+    if args.redis is not None and not entry.uses_hub:
+        with_hub = " and ".join(name for name, known in APPS.items() if known.uses_hub)
+        raise CliError(f"--redis only applies to {with_hub}", EXIT_USAGE)
     context = _server_ssl_context(args)
+    hub, connected = _redis_hub(args.redis) if args.redis is not None else (None, None)
     async with trio.open_nursery() as nursery:
-        handler = factory(nursery)
+        app = entry.factory(nursery, hub)
         try:
-            server = await nursery.start(serve_websocket, handler, args.host, args.port, context)
-        except OSError as err:
-            raise CliError(f"could not listen on {args.host}:{args.port}: {_os_error_text(err)}") from None
-        url = Endpoint(args.host, server.port, context is not None).url
+            if isinstance(app, App):
+                server = await nursery.start(partial(app.serve, args.host, args.port, ssl_context=context))
+            else:
+                server = await nursery.start(serve_websocket, app, args.host, args.port, context)
+        except (OSError, BaseExceptionGroup) as err:
+            os_error = _os_error_of(err)
+            if os_error is None:
+                raise
+            raise CliError(f"could not listen on {args.host}:{args.port}: {_os_error_text(os_error)}") from None
+        secure = context is not None
+        url = Endpoint(args.host, server.port, secure).url
         _write_line(sys.stdout, f"serving {url}/")
+        if entry.page:
+            page = url.replace("wss://", "https://", 1) if secure else url.replace("ws://", "http://", 1)
+            _write_line(sys.stdout, f"open {page}/ in a browser")
+        if hub is not None and connected is not None:
+            if connected():
+                _status(f"hub: connected to Redis as process {hub.process_id}")
+            else:
+                _status("hub: Redis is not reachable yet; retrying in the background (rooms stay local until then)")
         await trio.sleep_forever()
     return EXIT_OK  # pragma: no cover - only cancellation ends the server
 
@@ -562,6 +665,12 @@ def _port(text: str) -> int:
     return value
 
 
+def _redis_url(text: str) -> str:
+    if not text.startswith(_REDIS_SCHEMES):
+        raise argparse.ArgumentTypeError(f"expected a redis://, rediss:// or unix:// URL, got {text!r}")
+    return text
+
+
 def _header(text: str) -> tuple[str, str]:
     name, colon, value = text.partition(":")
     name = name.strip()
@@ -619,12 +728,20 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="run a demo WebSocket server",
         description="Run a demo WebSocket server until Ctrl-C. Apps: "
-        + "; ".join(f"{name}: {(factory.__doc__ or '').strip()}" for name, factory in sorted(APPS.items())),
+        + "; ".join(f"{name}: {app.summary}" for name, app in APPS.items())
+        + ".",
     )
     serve.add_argument("app", metavar="APP", help=f"the app to serve ({apps})")
     serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8765, help="the TCP port, 0 for any free one (default: 8765)")
     serve.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="serve wss:// with this PEM certificate and key")
+    with_hub = " and ".join(name for name, known in APPS.items() if known.uses_hub)
+    serve.add_argument(
+        "--redis",
+        type=_redis_url,
+        metavar="URL",
+        help=f"{with_hub}: share rooms with other servers through Redis at URL (redis://HOST:PORT/DB)",
+    )
     serve.set_defaults(handler=_serve, interrupted=EXIT_OK)
     return parser
 

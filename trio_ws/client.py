@@ -193,6 +193,11 @@ async def _read_body(stream: trio.abc.Stream, conn: h11.Connection, receive_size
     return bytes(body[:_MAX_REJECTION_BODY])
 
 
+def _check_port(port: int) -> None:
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError(f"port must be an integer from 1 to 65535, not {port!r}")
+
+
 async def _connect(
     host: str,
     port: int,
@@ -204,6 +209,7 @@ async def _connect(
     *,
     wrap_os_errors: bool = False,
 ) -> WebSocketConnection:
+    _check_port(port)
     with trio.move_on_after(_timeout(options.connect_timeout)) as scope:
         try:
             stream = await _open_transport(host, port, ssl_context)
@@ -415,9 +421,7 @@ async def _run_connection(connection: WebSocketConnection) -> AsyncIterator[WebS
         connection._start(nursery)
         try:
             yield connection
-        except GeneratorExit:
-            raise
-        except BaseException as exc:
+        except BaseException as exc:  # GeneratorExit included: re-raised below, unwrapped
             error = exc
         finally:
             with trio.CancelScope(shield=True):

@@ -126,7 +126,7 @@ def _bits(params: Params, key: str, *, allow_bare: bool) -> int | bool | None:
         if allow_bare:
             return True
         raise ExtensionNegotiationError(f"{key} needs a value")
-    if not raw.isdigit() or not 8 <= int(raw) <= 15:
+    if not (raw.isascii() and raw.isdigit()) or not 8 <= int(raw) <= 15:
         raise ExtensionNegotiationError(f"{key}={raw!r} is not between 8 and 15")
     return int(raw)
 

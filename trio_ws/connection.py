@@ -377,6 +377,44 @@ class WebSocketConnection(trio.abc.AsyncResource):
         finally:
             self._message_lock.release()
 
+    async def send_many(self, messages: Iterable[str | bytes | PreparedMessage], *, compress: bool = True) -> None:
+        """Send several whole messages, in order, with one write to the transport.
+
+        Fan-out uses it to flush a member's queue in one system call; the
+        frames of :class:`PreparedMessage` values are shared as with
+        :meth:`send_message`.
+
+        Args:
+            messages: ``str``, ``bytes`` or :class:`PreparedMessage` values.
+            compress: as for :meth:`send_message`.
+
+        Raises:
+            ConnectionClosed: when the connection is closed or closing.
+            TypeError: for a value of another type (nothing is sent then).
+
+        Cancelling is safe while the call waits for its turn; cancelled while
+        writing, the connection is aborted (see :meth:`send_message`).
+        Concurrent calls are allowed; each batch goes out whole.
+        """
+        items = list(messages)
+        for item in items:
+            if not isinstance(item, (str, bytes, PreparedMessage)):
+                raise TypeError(f"send_many takes str, bytes or PreparedMessage, not {type(item).__name__}")
+        await self._message_lock.acquire()
+        try:
+            self._check_can_send()
+            core = self._core
+            frames = [
+                core.encode_prepared(item, compress=compress)
+                if isinstance(item, PreparedMessage)
+                else core.encode_message(item, compress=compress)
+                for item in items
+            ]
+            if frames:
+                await self._write(frames[0] if len(frames) == 1 else b"".join(frames))
+        finally:
+            self._message_lock.release()
+
     async def _send_prepared(self, message: PreparedMessage, compress: bool) -> None:
         await self._message_lock.acquire()
         try:

@@ -49,9 +49,7 @@ async def background_tasks() -> AsyncIterator[trio.Nursery]:
         async with trio.open_nursery() as nursery:
             try:
                 yield nursery
-            except GeneratorExit:
-                raise
-            except BaseException as exc:
+            except BaseException as exc:  # GeneratorExit included: re-raised below, unwrapped
                 error = exc
             finally:
                 nursery.cancel_scope.cancel()

@@ -45,6 +45,8 @@ MessageLike = str | bytes | PreparedMessage
 #: write in progress and the closing handshake before its connection is
 #: dropped: a client that stopped reading would otherwise hold them forever.
 SLOW_CLOSE_GRACE = 1.0
+#: The most bytes of queued messages a member's sender writes at once.
+BATCH_BYTES = 256 * 1024
 _PRESENCE_BUFFER = 256
 
 
@@ -256,19 +258,22 @@ class Hub:
         connection = member.connection
         outbox = member._outbox
         while True:
-            message = await outbox.get()
-            if message is None:
+            # Everything queued goes out in one write: a burst of broadcasts
+            # costs each member one system call and one trip through the
+            # scheduler, not one per message.
+            batch = await outbox.get_batch(BATCH_BYTES)
+            if not batch:
                 break
             with trio.CancelScope() as member._send_scope:
                 try:
-                    await connection.send_message(message)
+                    await connection.send_many(batch)
                 except ConnectionClosed:
                     break
             member._send_scope = None
             if connection.closed is not None:
                 break  # the send was cut short (see _interrupt_send): the connection is aborted
-            outbox.stats.delivered += 1
-            self.stats.delivered += 1
+            outbox.stats.delivered += len(batch)
+            self.stats.delivered += len(batch)
         member._send_scope = None
         if outbox.overflowed:
             logger.info("member %s is too slow (outbox full): closing with 1008", member.id)

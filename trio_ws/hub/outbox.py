@@ -100,6 +100,24 @@ class Outbox:
             return None
         return self._items.popleft()
 
+    async def get_batch(self, max_bytes: int) -> list[PreparedMessage]:
+        """Wait for messages and take every queued one, up to about ``max_bytes``.
+
+        Returns an empty list once the outbox overflowed or closed. The first
+        message is always taken, whatever its size.
+        """
+        first = await self.get()
+        if first is None:
+            return []
+        batch = [first]
+        size = len(first)
+        items = self._items
+        while items and size + len(items[0]) <= max_bytes:
+            message = items.popleft()
+            batch.append(message)
+            size += len(message)
+        return batch
+
     def close(self) -> None:
         """Refuse further messages and wake the sender so it can stop."""
         self.closed = True
