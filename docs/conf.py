@@ -41,6 +41,7 @@ primary_domain = "py"
 highlight_language = "python3"
 
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+html_static_path = ["_static"]
 
 html_theme = "furo"
 html_title = "trio_ws"

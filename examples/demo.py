@@ -24,8 +24,7 @@ import contextlib  # noqa: E402
 
 import trio  # noqa: E402
 
-sys.path.insert(0, str(ROOT / "examples" / "chat"))
-from app import create_app  # type: ignore[import-not-found]  # noqa: E402
+from trio_ws.demos.chat import create_app  # noqa: E402
 
 
 async def serve(host: str, port: int) -> None:

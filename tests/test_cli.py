@@ -455,8 +455,8 @@ async def test_serve_tls(tmp_path: Path) -> None:
 
 async def test_serve_unknown_app() -> None:
     with trio.fail_after(TIMEOUT):
-        result = await run_cli("serve", "chat", "--port", "0")
-    assert_one_line_error(result, 2, "unknown app: chat (available: echo)")
+        result = await run_cli("serve", "nope", "--port", "0")
+    assert_one_line_error(result, 2, "unknown app: nope (available: broadcast, chat, echo)")
 
 
 # -- in-process ------------------------------------------------------------------------
@@ -474,7 +474,7 @@ async def test_serve_unknown_app() -> None:
         (["connect", "ws://host:99999/"], "invalid URL: "),
         (["connect", "wss://x/", "--cafile", "/nonexistent/ca.pem"], "could not load CA file"),
         (["serve", "echo", "--port", "70000"], "port must be in 0-65535"),
-        (["serve", "chat"], "unknown app: chat (available: echo)"),
+        (["serve", "nope"], "unknown app: nope (available: broadcast, chat, echo)"),
         (["serve", "echo", "--tls", "/nonexistent/cert.pem", "/nonexistent/key.pem"], "could not load TLS certificate"),
     ],
 )
