@@ -1,0 +1,620 @@
+"""Tests of ``benchmarks/report.py``, the benchmark report generator.
+
+One module-scoped fixture runs ``report.py --run`` for real with tiny amounts
+of work (``bench_core.py``: raw TCP, trio_ws and trio-websocket, one 0.2 s
+repetition of ``rtt`` and of ``memory`` with 20 connections; ``bench_hub.py``:
+two servers, 10 clients, 100 in-memory members), about 30 s. Its JSON files
+are the benchmarks' real output, so the report is tested against the schema
+the benchmarks actually write. The other tests use hand-written results in the
+same schema (checked against the real files) for exact table contents.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import os
+import shlex
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "benchmarks"
+REPORT = BENCHMARKS / "report.py"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+CORE_ARGS = "--reps 1 --duration 0.2 --connections 20 --contenders raw,trio_ws,trio-websocket --only rtt,memory"
+HUB_ARGS = (
+    "--reps 1 --clients 10 --messages 3 --warmup-messages 1 --members 100 --contenders trio_ws-hub,trio-websocket-loop"
+)
+
+
+def _load_report_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("benchmark_report", REPORT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+report = _load_report_module()
+
+
+# --------------------------------------------------------------------------- #
+# Helpers
+# --------------------------------------------------------------------------- #
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``report.py`` as a user runs it, from the project root."""
+    return subprocess.run(
+        [sys.executable, str(REPORT), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_png(path: Path, min_width: int = 400, min_height: int = 250) -> None:
+    """``path`` is a complete PNG image of a plausible chart size."""
+    assert path.is_file(), f"{path.name} was not written"
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, f"{path.name} is not a PNG file"
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width >= min_width and height >= min_height, (width, height)
+    assert data[-8:-4] == b"IEND", f"{path.name} is truncated"
+    assert len(data) > 8_000, f"{path.name} is only {len(data)} bytes: an empty chart?"
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(path)
+    assert pixels.shape[:2] == (height, width)
+    assert pixels.std() > 0.01, f"{path.name} is a blank image"
+
+
+def assert_valid_rst(path: Path) -> None:
+    """The reStructuredText fragment parses without a warning."""
+    import docutils.core
+    import docutils.utils
+
+    try:
+        docutils.core.publish_doctree(
+            path.read_text(encoding="utf-8"),
+            settings_overrides={"halt_level": 2, "report_level": 2, "warning_stream": False},
+        )
+    except docutils.utils.SystemMessage as exc:  # pragma: no cover - shown on failure
+        pytest.fail(f"{path.name} is not valid reStructuredText: {exc}")
+
+
+def md_row(cells: list[str]) -> str:
+    """A Markdown table row as report.py writes it."""
+    return "| " + " | ".join(cells) + " |"
+
+
+def bold(cells: list[str]) -> list[str]:
+    """Cells of a bold row."""
+    return [f"**{c}**" if c else c for c in cells]
+
+
+# --------------------------------------------------------------------------- #
+# Hand-written results in the benchmarks' schema
+# --------------------------------------------------------------------------- #
+
+CORE_LABELS = {
+    "raw": "raw trio TCP (ceiling)",
+    "trio_ws": "trio_ws",
+    "trio-websocket": "trio-websocket",
+    "websockets.trio": "websockets.trio",
+    "websockets.asyncio": "websockets.asyncio",
+}
+CORE_METRICS = {
+    "rtt": ("Echo round trips/s (32 B)", "round trips/s", True),
+    "pipelined": ("Pipelined msg/s (32 B)", "messages/s", True),
+    "bulk": ("1 MiB echo MB/s", "MB/s", True),
+    "handshake": ("Handshakes/s", "open+close/s", True),
+    "idle_memory": ("Idle KiB/conn", "KiB/connection", False),
+    "idle_memory_deflate": ("Idle KiB/conn (deflate)", "KiB/connection", False),
+}
+#: Medians per metric, in CORE_LABELS order (None: not measured).
+CORE_MEDIANS: dict[str, list[float | None]] = {
+    "rtt": [10330.0, 4336.0, 2331.0, 2609.0, 5554.0],
+    "pipelined": [14804.0, 12460.0, 5182.0, 6058.0, 28248.0],
+    "bulk": [418.0, 222.0, 24.4, 183.0, 297.0],
+    "handshake": [1783.0, 312.0, 324.0, 242.0, 450.0],
+    "idle_memory": [4.8, 16.6, 19.1, 20.8, 13.9],
+    "idle_memory_deflate": [None, 16.8, None, 55.3, 47.3],
+}
+
+
+def core_fixture() -> dict[str, Any]:
+    """Results of three repetitions, in the format ``bench_core.py --json`` writes."""
+    samples: list[dict[str, Any]] = []
+    summary: dict[str, dict[str, dict[str, float]]] = {}
+    for metric, medians in CORE_MEDIANS.items():
+        for name, median in zip(CORE_LABELS, medians, strict=True):
+            if median is None:
+                continue
+            values = [median * 0.9, median, median * 1.05]
+            for rep, value in enumerate(values):
+                samples.append({"metric": metric, "contender": name, "rep": rep, "value": value})
+            summary.setdefault(metric, {})[name] = {"median": median, "min": values[0], "max": values[2], "n": 3}
+    return {
+        "meta": {
+            "date": "2026-11-21T20:57:39+00:00",
+            "python": "3.11.7",
+            "platform": "Linux-test",
+            "cpu_count": 2,
+            "reps": 3,
+            "quick": True,
+            "settings": {
+                "reps": 3,
+                "duration": 0.5,
+                "warmup": 0.25,
+                "calibration_messages": 500,
+                "connections": 200,
+                "client_cpu": None,
+                "server_cpu": None,
+            },
+            "total_seconds": 93.2,
+            "load_average": {"before": 1.4, "after": 1.6},
+            "versions": {"trio": "0.35.0", "trio_ws": "0.1.0", "trio-websocket": "0.12.2", "websockets": "17.4"},
+        },
+        "metrics": {
+            key: {"key": key, "column": column, "unit": unit, "higher_is_better": higher}
+            for key, (column, unit, higher) in CORE_METRICS.items()
+        },
+        "contenders": dict(CORE_LABELS),
+        "samples": samples,
+        "summary": summary,
+        "errors": [],
+        "skipped": {},
+    }
+
+
+HUB_LABELS = {
+    "trio_ws-hub": "trio_ws Hub",
+    "trio-websocket-loop": "trio-websocket, per-connection loop",
+    "websockets-broadcast": "websockets.asyncio broadcast()",
+    "websockets.trio-broadcast": "websockets.trio broadcast()",
+}
+HUB_RATES = {
+    "trio_ws-hub": 60000.0,
+    "trio-websocket-loop": 20000.0,
+    "websockets-broadcast": 80000.0,
+    "websockets.trio-broadcast": 30000.0,
+}
+HUB_VARIANTS = {
+    "trio_ws-hub": "trio_ws Hub",
+    "trio_ws-loop": "trio_ws, per-connection loop (no hub)",
+    "trio-websocket-loop": "trio-websocket, per-connection loop",
+}
+#: (all received, s; KiB per member) per in-memory variant.
+HUB_MEMORY = {"trio_ws-hub": (0.050, 30.0), "trio_ws-loop": (0.040, 25.0), "trio-websocket-loop": (0.200, 36.0)}
+
+
+def hub_fixture() -> dict[str, Any]:
+    """One repetition of each table, in the format ``bench_hub.py --json`` writes."""
+    samples: list[dict[str, Any]] = []
+    for name, rate in HUB_RATES.items():
+        elapsed = 30000 / rate
+        samples.append(
+            {
+                "table": "fanout",
+                "contender": name,
+                "rep": 0,
+                "round": 1,
+                "messages": 100,
+                "elapsed_seconds": elapsed,
+                "first_client_seconds": elapsed / 2,
+                "loop_seconds": 0.01,
+                "deliveries": 30000,
+                "deliveries_per_second": rate,
+                "server_cpu_seconds": 0.4,
+                "client_cpu_seconds": 0.3,
+                "server_cpu_wait_seconds": 0.01,
+                "client_cpu_wait_seconds": 0.02,
+                "setup_seconds": 1.0,
+                "warmup": [],
+            }
+        )
+    for name, (elapsed, kib) in HUB_MEMORY.items():
+        samples.append(
+            {
+                "table": "memory",
+                "contender": name,
+                "rep": 0,
+                "variant": name,
+                "members": 10000,
+                "size": 100,
+                "rss_before_kib": 30000,
+                "rss_after_kib": 30000 + int(kib * 10000),
+                "kib_per_member": kib,
+                "setup_seconds": 2.0,
+                "call_seconds": elapsed / 2,
+                "elapsed_seconds": elapsed,
+                "deliveries_per_second": 10000 / elapsed,
+            }
+        )
+    return {
+        "meta": {
+            "date": "2026-11-21T21:00:00+00:00",
+            "python": "3.11.7",
+            "platform": "Linux-test",
+            "cpu_count": 2,
+            "quick": True,
+            "interrupted": False,
+            "settings": {
+                "reps": 1,
+                "clients": 300,
+                "messages": 100,
+                "warmup_messages": 10,
+                "size": 100,
+                "client_processes": 1,
+                "members": 10000,
+            },
+            "total_seconds": 60.0,
+            "load_average": {"before": 1.0, "after": 1.2},
+            "redis_server": None,
+            "versions": {"trio": "0.35.0", "trio_ws": "0.1.0", "coredis": "6.9.0"},
+        },
+        "contenders": dict(HUB_LABELS),
+        "memory_variants": dict(HUB_VARIANTS),
+        "samples": samples,
+        "errors": [],
+        "skipped": {"trio_ws-hub-redis": "redis row skipped: trio_ws.hub.redis not available"},
+    }
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Write ``data`` as JSON and return the path."""
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def fixture_files(tmp_path: Path) -> tuple[Path, Path]:
+    """The hand-written core and hub results as files."""
+    return write_json(tmp_path / "core.json", core_fixture()), write_json(tmp_path / "hub.json", hub_fixture())
+
+
+# --------------------------------------------------------------------------- #
+# The real benchmarks, run once
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, subprocess.CompletedProcess[str]]]:
+    """``report.py --run`` with tiny amounts of work; yields its output directory and process."""
+    out = tmp_path_factory.mktemp("real-run")
+    proc = run_cli(
+        "--run",
+        "--out",
+        str(out),
+        f"--core-args={CORE_ARGS}",
+        f"--hub-args={HUB_ARGS}",
+        timeout=300,
+    )
+    assert proc.returncode == 0, f"report.py --run failed:\n{proc.stderr[-4000:]}"
+    yield out, proc
+
+
+def test_run_mode_writes_results_report_and_commands(
+    real_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    out, proc = real_run
+    assert proc.stdout.strip() == str(out / "report.md")
+    text = (out / "report.md").read_text(encoding="utf-8")
+    python = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else sys.executable
+    core_json = os.path.relpath(out / "core.json", ROOT) if str(out).startswith(str(ROOT)) else str(out / "core.json")
+    core_command = shlex.join([python, "benchmarks/bench_core.py", "--quick", *shlex.split(CORE_ARGS)])
+    assert f"{core_command} --json {shlex.quote(core_json)}" in text
+    assert "Made with `" in text and "benchmarks/report.py --run --out" in text
+    assert "bench_core.py: exit status 0" in text
+    assert "1-minute load average:" in text
+    assert (out / "core.json").is_file()
+    for name in ("ratios.png", "core_rtt.png", "core_idle_memory.png", "core_idle_memory_deflate.png"):
+        assert_png(out / name)
+    assert_valid_rst(out / "report.inc")
+    if (BENCHMARKS / "bench_hub.py").exists():
+        assert (out / "hub.json").is_file()
+        assert "bench_hub.py --quick " + HUB_ARGS in text
+        assert_png(out / "hub_fanout.png")
+        assert_png(out / "hub_memory.png")
+
+
+def test_real_core_results_have_the_keys_report_reads(real_run: tuple[Path, Any]) -> None:
+    data = json.loads((real_run[0] / "core.json").read_text(encoding="utf-8"))
+    assert set(report.CORE_TOP_KEYS) <= set(data)
+    assert set(report.CORE_META_KEYS) <= set(data["meta"])
+    assert {"before", "after"} == set(data["meta"]["load_average"])
+    assert {"duration", "connections"} <= set(data["meta"]["settings"])
+    assert set(data["metrics"]) == {"rtt", "idle_memory", "idle_memory_deflate"}
+    for info in data["metrics"].values():
+        assert set(report.CORE_METRIC_KEYS) <= set(info)
+    assert data["summary"], "the benchmark measured nothing"
+    for per_contender in data["summary"].values():
+        for cell in per_contender.values():
+            assert set(report.CORE_CELL_KEYS) <= set(cell)
+
+
+def test_hand_written_core_fixture_matches_the_real_schema(real_run: tuple[Path, Any]) -> None:
+    real = json.loads((real_run[0] / "core.json").read_text(encoding="utf-8"))
+    fake = core_fixture()
+    assert set(fake) == set(real)
+    # The hand-written results invent no key; the benchmark may add keys report.py does not read.
+    assert set(fake["meta"]) <= set(real["meta"])
+    assert set(fake["meta"]["settings"]) <= set(real["meta"]["settings"])
+    for key, info in real["metrics"].items():
+        assert fake["metrics"][key] == info
+    real_cell = next(iter(next(iter(real["summary"].values())).values()))
+    fake_cell = next(iter(next(iter(fake["summary"].values())).values()))
+    assert set(fake_cell) == set(real_cell)
+    assert set(fake["samples"][0]) <= set(real["samples"][0])
+    assert set(real["contenders"]) <= set(fake["contenders"])
+    for name, label in real["contenders"].items():
+        assert fake["contenders"][name] == label
+
+
+def test_hand_written_hub_fixture_matches_the_real_schema(real_run: tuple[Path, Any]) -> None:
+    path = real_run[0] / "hub.json"
+    if not path.exists():
+        pytest.skip("benchmarks/bench_hub.py is not there")
+    real = json.loads(path.read_text(encoding="utf-8"))
+    fake = hub_fixture()
+    assert set(fake) == set(real) == set(report.HUB_TOP_KEYS)
+    # The hand-written results invent no key; the benchmark may add keys report.py does not read.
+    assert set(fake["meta"]) <= set(real["meta"])
+    assert set(fake["meta"]["settings"]) <= set(real["meta"]["settings"])
+    for table, keys in (("fanout", report.HUB_FANOUT_KEYS), ("memory", report.HUB_MEMORY_KEYS)):
+        real_sample = next(s for s in real["samples"] if s["table"] == table)
+        fake_sample = next(s for s in fake["samples"] if s["table"] == table)
+        assert set(fake_sample) <= set(real_sample)
+        assert set(keys) <= set(real_sample)
+    for name, label in real["contenders"].items():
+        assert fake["contenders"][name] == label
+    for name, label in real["memory_variants"].items():
+        assert fake["memory_variants"][name] == label
+
+
+def test_report_from_real_results(real_run: tuple[Path, Any], tmp_path: Path) -> None:
+    source = real_run[0]
+    args = ["--core", str(source / "core.json"), "--out", str(tmp_path / "out")]
+    if (source / "hub.json").exists():
+        args += ["--hub", str(source / "hub.json")]
+    assert report.main(args) == 0
+    text = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    data = json.loads((source / "core.json").read_text(encoding="utf-8"))
+    summary = data["summary"]
+    columns = [data["metrics"][m]["column"] for m in data["metrics"]]
+    assert md_row(["Contender", *columns]) in text
+    for name, label in data["contenders"].items():
+        cells = [
+            report.fmt(summary[m][name]["median"]) if name in summary.get(m, {}) else "n/a" for m in data["metrics"]
+        ]
+        row = [label, *cells]
+        assert md_row(bold(row) if name == "trio_ws" else row) in text
+    for peer in ("trio-websocket", "websockets.trio"):
+        ratios = []
+        for metric in data["metrics"]:
+            cells = summary.get(metric, {})
+            if "trio_ws" in cells and peer in cells:
+                ratios.append(f"{cells['trio_ws']['median'] / cells[peer]['median']:.2f}x")
+            else:
+                ratios.append("n/a")
+        assert md_row(bold([f"trio_ws / {peer}", *ratios])) in text
+    # trio-websocket was measured in rtt and idle_memory, so those ratios are numbers.
+    if "trio-websocket" in summary.get("rtt", {}):
+        assert "**trio_ws / trio-websocket** | **n/a** |" not in text
+    for name in ("report.md", "report.inc", "ratios.png", "core_rtt.png", "core_idle_memory.png"):
+        assert (tmp_path / "out" / name).is_file()
+    assert_png(tmp_path / "out" / "core_rtt.png")
+    assert_png(tmp_path / "out" / "ratios.png")
+
+
+# --------------------------------------------------------------------------- #
+# Exact contents, from the hand-written results
+# --------------------------------------------------------------------------- #
+
+
+def test_core_and_hub_tables(fixture_files: tuple[Path, Path], tmp_path: Path) -> None:
+    core_json, hub_json = fixture_files
+    out = tmp_path / "out"
+    assert report.main(["--core", str(core_json), "--hub", str(hub_json), "--out", str(out)]) == 0
+    text = (out / "report.md").read_text(encoding="utf-8")
+
+    header = ["Contender", *(column for column, _, _ in CORE_METRICS.values())]
+    assert md_row(header) in text
+    assert md_row(["raw trio TCP (ceiling)", "10,330", "14,804", "418", "1,783", "4.80", "n/a"]) in text
+    assert md_row(bold(["trio_ws", "4,336", "12,460", "222", "312", "16.6", "16.8"])) in text
+    assert md_row(["trio-websocket", "2,331", "5,182", "24.4", "324", "19.1", "n/a"]) in text
+    assert md_row(["websockets.trio", "2,609", "6,058", "183", "242", "20.8", "55.3"]) in text
+    assert md_row(["websockets.asyncio", "5,554", "28,248", "297", "450", "13.9", "47.3"]) in text
+    assert md_row(bold(["trio_ws / trio-websocket", "1.86x", "2.40x", "9.10x", "0.96x", "0.87x", "n/a"])) in text
+    assert md_row(bold(["trio_ws / websockets.trio", "1.66x", "2.06x", "1.21x", "1.29x", "0.80x", "0.30x"])) in text
+    # The spread table: min - max of the three repetitions.
+    spread = ["3,902 - 4,553", "11,214 - 13,083", "200 - 233", "281 - 328", "14.9 - 17.4", "15.1 - 17.6"]
+    assert md_row(bold(["trio_ws", *spread])) in text
+
+    # Hub fan-out: every server, the skipped one, and trio_ws Hub against each peer.
+    assert md_row(bold(["trio_ws Hub", "60,000", "60,000 - 60,000", "500", "10.0", "0.40"])) in text
+    assert md_row(["trio-websocket, per-connection loop", "20,000", "20,000 - 20,000", "1,500", "10.0", "0.40"]) in text
+    assert md_row(["trio_ws-hub-redis", "skipped", "", "", "", ""]) in text
+    assert md_row(bold(["trio_ws Hub / trio-websocket, per-connection loop", "3.00x", "", "", "", ""])) in text
+    assert md_row(bold(["trio_ws Hub / websockets.asyncio broadcast()", "0.75x", "", "", "", ""])) in text
+    assert md_row(bold(["trio_ws Hub / websockets.trio broadcast()", "2.00x", "", "", "", ""])) in text
+    # Hub in memory.
+    assert md_row(bold(["trio_ws Hub", "50.0", "50.0 - 50.0", "200,000", "25.0", "30.0"])) in text
+    assert (
+        md_row(bold(["trio_ws Hub / trio-websocket, per-connection loop", "0.25x", "", "4.00x", "", "0.83x"])) in text
+    )
+
+    assert "1-minute load average: 1.4 before / 1.6 after the core benchmark" in text
+    assert "The machine was shared" in text  # 1.6 > half of 2 CPUs
+    assert "trio_ws-hub-redis skipped: redis row skipped" in text
+    for name in ("ratios.png", "hub_fanout.png", "hub_memory.png", *(f"core_{key}.png" for key in CORE_METRICS)):
+        assert f"]({name})" in text
+        assert_png(out / name)
+    assert_valid_rst(out / "report.inc")
+    rst = (out / "report.inc").read_text(encoding="utf-8")
+    assert "   * - **trio\\_ws / trio-websocket**\n     - **1.86x**" in rst
+
+
+def test_ratio_groups_cover_core_and_hub(fixture_files: tuple[Path, Path]) -> None:
+    core = report.load_core(fixture_files[0])
+    hub = report.load_hub(fixture_files[1])
+    groups = report.ratio_groups(core, hub)
+    assert [g.label for g in groups] == [
+        *(column for column, _, _ in CORE_METRICS.values()),
+        "Hub fan-out deliveries/s",
+        "Hub in-memory deliveries/s",
+    ]
+    by_label = {g.label: g for g in groups}
+    assert by_label["Echo round trips/s (32 B)"].ratios["trio-websocket"] == pytest.approx(4336 / 2331)
+    assert by_label["Idle KiB/conn (deflate)"].ratios["trio-websocket"] is None
+    assert by_label["Idle KiB/conn"].higher_is_better is False
+    assert by_label["Hub fan-out deliveries/s"].ratios == pytest.approx({"trio-websocket": 3.0, "websockets.trio": 2.0})
+    assert by_label["Hub in-memory deliveries/s"].ratios["websockets.trio"] is None
+
+
+def test_output_names_are_fixed_and_stale_charts_go(fixture_files: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "core_gone.png").write_bytes(b"old chart")
+    (out / "hub_fanout.png").write_bytes(b"old chart")
+    (out / "notes.txt").write_text("not ours")
+    data = core_fixture()
+    data["metrics"] = {"rtt": data["metrics"]["rtt"]}
+    data["summary"] = {"rtt": data["summary"]["rtt"]}
+    core_json = write_json(tmp_path / "rtt.json", data)
+    assert report.main(["--core", str(core_json), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "core_rtt.png",
+        "notes.txt",
+        "ratios.png",
+        "report.inc",
+        "report.md",
+    ]
+    # The same results give the same charts, byte for byte.
+    first = (out / "core_rtt.png").read_bytes()
+    assert report.main(["--core", str(core_json), "--out", str(out)]) == 0
+    assert (out / "core_rtt.png").read_bytes() == first
+
+
+def test_skipped_and_failed_contenders(tmp_path: Path) -> None:
+    data = core_fixture()
+    for metric in data["summary"].values():
+        metric.pop("websockets.trio", None)
+        metric.pop("trio-websocket", None)
+    data["skipped"] = {"websockets.trio": "cannot import websockets.trio"}
+    data["errors"] = [{"metric": "rtt", "contender": "trio-websocket", "rep": 0, "error": "OSError()"}]
+    core_json = write_json(tmp_path / "core.json", data)
+    assert report.main(["--core", str(core_json), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert md_row(["websockets.trio", *["skipped"] * 6]) in text
+    assert md_row(["trio-websocket", "failed", "n/a", "n/a", "n/a", "n/a", "n/a"]) in text
+    assert md_row(bold(["trio_ws / trio-websocket", *["n/a"] * 6])) in text
+    assert "core: trio-websocket failed in rtt: OSError()" in text
+    assert_png(tmp_path / "out" / "ratios.png", min_height=200)
+
+
+def test_run_mode_with_stand_in_benchmarks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--run records each command, its exit status, and stops when a benchmark writes nothing."""
+    source = write_json(tmp_path / "source.json", core_fixture())
+    fake = tmp_path / "fake_core.py"
+    fake.write_text(
+        "import shutil, sys\n"
+        f"shutil.copy({str(source)!r}, sys.argv[sys.argv.index('--json') + 1])\n"
+        "sys.exit(1)  # like bench_core.py when a measurement failed\n"
+    )
+    monkeypatch.setattr(report, "CORE_SCRIPT", fake)
+    out = tmp_path / "out"
+    assert report.main(["--run", "--no-hub", "--core-args=--only rtt", "--out", str(out)]) == 0
+    text = (out / "report.md").read_text(encoding="utf-8")
+    assert f"fake_core.py --quick --only rtt --json {out / 'core.json'}" in text
+    assert "fake_core.py: exit status 1 (some measurements failed)" in text
+    assert "--run --no-hub '--core-args=--only rtt' --out" in text
+    assert (out / "core.json").is_file() and not (out / "hub.json").exists()
+
+    silent = tmp_path / "silent.py"
+    silent.write_text("raise SystemExit(3)\n")
+    monkeypatch.setattr(report, "CORE_SCRIPT", silent)
+    assert report.main(["--run", "--no-hub", "--out", str(out)]) == 2
+    assert not (out / "core.json").exists(), "a stale results file must not stand in for a failed run"
+
+
+# --------------------------------------------------------------------------- #
+# Bad input: one clear line, non-zero exit
+# --------------------------------------------------------------------------- #
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.json"
+    proc = run_cli("--core", str(missing), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"report.py: error: core results file not found: {missing}"
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "report.md").exists()
+
+
+def test_invalid_json_is_a_clear_error(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"meta": {"date": ')
+    proc = run_cli("--core", str(broken), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert f"report.py: error: core results file {broken} is not valid JSON (line 1" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "data", "message"),
+    [
+        ("--core", [1, 2], "holds a JSON list, not an object"),
+        ("--core", {}, "does not look like the --json output of bench_core.py: the top level has no 'meta'"),
+        ("--core", hub_fixture(), "does not look like the --json output of bench_core.py"),
+        ("--hub", core_fixture(), "does not look like the --json output of bench_hub.py"),
+    ],
+)
+def test_wrong_format_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, data: Any, message: str
+) -> None:
+    path = write_json(tmp_path / "wrong.json", data)
+    assert report.main([option, str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("report.py: error: ") and message in err
+    assert err.count("\n") == 1
+
+
+def test_summary_cell_without_median_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = copy.deepcopy(core_fixture())
+    del data["summary"]["rtt"]["trio_ws"]["median"]
+    path = write_json(tmp_path / "core.json", data)
+    assert report.main(["--core", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "summary cell rtt/trio_ws has no 'median'" in capsys.readouterr().err
+
+
+def test_options_are_checked() -> None:
+    proc = run_cli("--out", "somewhere")
+    assert proc.returncode == 2 and "give --core (and optionally --hub), or --run" in proc.stderr
+    proc = run_cli("--run", "--core", "x.json", "--out", "somewhere")
+    assert proc.returncode == 2 and "do not combine it with --core or --hub" in proc.stderr
+
+
+def test_interrupted_hub_run_is_reported(tmp_path: Path) -> None:
+    data = hub_fixture()
+    data["meta"]["interrupted"] = True
+    hub_json = write_json(tmp_path / "hub.json", data)
+    assert report.main(["--hub", str(hub_json), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "hub: interrupted; the tables hold the repetitions that finished" in text
+    assert "## Core benchmark" not in text
+    assert_png(tmp_path / "out" / "hub_fanout.png")
