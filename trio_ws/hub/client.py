@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
@@ -20,10 +20,10 @@ from ..close import NORMAL_CLOSURE
 from ..prepared import PreparedMessage
 from ..scopes import background_tasks
 from .backend import BackendEvent, Envelope, HubBackend, encode_payload
+from .watchers import Watchers
 
 __all__ = ["HubClient"]
 
-_EVENT_BUFFER = 256
 
 
 class HubClient:
@@ -40,7 +40,7 @@ class HubClient:
 
     def __init__(self, backend: HubBackend) -> None:
         self._backend = backend
-        self._event_watchers: set[trio.MemorySendChannel[BackendEvent]] = set()
+        self._event_watchers: Watchers[BackendEvent] = Watchers()
 
     @asynccontextmanager
     async def _run(self) -> AsyncIterator[HubClient]:
@@ -125,13 +125,8 @@ class HubClient:
     @asynccontextmanager
     async def backend_events(self) -> AsyncIterator[trio.MemoryReceiveChannel[BackendEvent]]:
         """Observe the backend's state changes (down, up); events that find the buffer full are dropped."""
-        send, receive = trio.open_memory_channel[BackendEvent](_EVENT_BUFFER)
-        self._event_watchers.add(send)
-        try:
+        async with self._event_watchers.watch() as receive:
             yield receive
-        finally:
-            self._event_watchers.discard(send)
-            send.close()
 
     # -- BackendSink: nothing arrives for a client without members --------------
     def deliver_remote(self, envelope: Envelope) -> None:
@@ -139,9 +134,7 @@ class HubClient:
 
     def backend_event(self, event: BackendEvent) -> None:
         """Forward a backend state change to :meth:`backend_events` watchers."""
-        for watcher in list(self._event_watchers):
-            with suppress(trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-                watcher.send_nowait(event)
+        self._event_watchers.notify(event)
 
     def subscribed_rooms(self) -> set[str]:
         """No rooms: a client subscribes to none."""

@@ -22,7 +22,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -35,6 +35,7 @@ from ..prepared import PreparedMessage
 from ..scopes import background_tasks
 from .backend import BackendEvent, Envelope, HubBackend, decode_payload, encode_payload
 from .outbox import Outbox, OutboxStats, Outcome, OverflowPolicy
+from .watchers import Watchers
 
 __all__ = ["Hub", "Member", "DeliveryReport", "PresenceEvent", "HubStats", "MessageLike"]
 
@@ -47,7 +48,6 @@ MessageLike = str | bytes | PreparedMessage
 SLOW_CLOSE_GRACE = 1.0
 #: The most bytes of queued messages a member's sender writes at once.
 BATCH_BYTES = 256 * 1024
-_PRESENCE_BUFFER = 256
 
 
 @dataclass(frozen=True)
@@ -181,8 +181,8 @@ class Hub:
         self._overflow: OverflowPolicy = overflow
         self._members: dict[str, Member] = {}
         self._rooms: dict[str, dict[str, Member]] = {}
-        self._watchers: dict[str, set[trio.MemorySendChannel[PresenceEvent]]] = {}
-        self._event_watchers: set[trio.MemorySendChannel[BackendEvent]] = set()
+        self._watchers: dict[str, Watchers[PresenceEvent]] = {}
+        self._event_watchers: Watchers[BackendEvent] = Watchers()
         self.stats = HubStats()
         self._running = backend is None
 
@@ -525,28 +525,19 @@ class Hub:
             a channel of :class:`PresenceEvent`. Events that find its buffer
             (256) full are dropped, so a slow watcher cannot hold up the hub.
         """
-        send, receive = trio.open_memory_channel[PresenceEvent](_PRESENCE_BUFFER)
-        self._watchers.setdefault(room, set()).add(send)
+        watchers = self._watchers.setdefault(room, Watchers())
         try:
-            yield receive
+            async with watchers.watch() as receive:
+                yield receive
         finally:
-            watchers = self._watchers.get(room)
-            if watchers is not None:
-                watchers.discard(send)
-                if not watchers:
-                    del self._watchers[room]
-            send.close()
+            if not watchers and self._watchers.get(room) is watchers:
+                del self._watchers[room]
 
     @asynccontextmanager
     async def backend_events(self) -> AsyncIterator[trio.MemoryReceiveChannel[BackendEvent]]:
         """Observe the backend's state changes (down, up, gap) to resync after an outage."""
-        send, receive = trio.open_memory_channel[BackendEvent](_PRESENCE_BUFFER)
-        self._event_watchers.add(send)
-        try:
+        async with self._event_watchers.watch() as receive:
             yield receive
-        finally:
-            self._event_watchers.discard(send)
-            send.close()
 
     async def _presence(self, kind: Literal["join", "leave"], room: str, member_id: str) -> None:
         count = len(self._rooms.get(room, ()))
@@ -556,9 +547,9 @@ class Hub:
                 await self._backend.publish_room(room, self._envelope("presence", room=room, id=member_id, event=kind))
 
     def _notify(self, event: PresenceEvent) -> None:
-        for watcher in list(self._watchers.get(event.room, ())):
-            with suppress(trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-                watcher.send_nowait(event)
+        watchers = self._watchers.get(event.room)
+        if watchers is not None:
+            watchers.notify(event)
 
     # -- the backend's side (BackendSink) --------------------------------------
     def deliver_remote(self, envelope: Envelope) -> None:
@@ -613,9 +604,7 @@ class Hub:
         else:
             self.stats.gaps += 1
             logger.warning("hub gap in room %s from %s: %d missed", event.room, event.origin, event.missed)
-        for watcher in list(self._event_watchers):
-            with suppress(trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-                watcher.send_nowait(event)
+        self._event_watchers.notify(event)
 
     def subscribed_rooms(self) -> set[str]:
         """Rooms with local members (the backend re-subscribes them after a reconnect)."""
