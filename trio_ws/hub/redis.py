@@ -151,7 +151,10 @@ class RedisBackend:
             successful reconnection. Default (0.05, 2.0).
         handoff_size: envelopes that may wait between the subscriber and the
             hub; beyond it they are dropped and counted. Default 1024.
-        command_timeout: seconds any single Redis command may take. Default 1.0.
+        command_timeout: seconds any single Redis command may take before the
+            link counts as down. Default 3.0: a process busy fanning out to
+            thousands of clients can take over a second to run a command, and
+            1 s made such a process flap down/up and lose envelopes.
 
     Raises:
         ValueError: for an invalid argument (the message names it).
@@ -171,7 +174,7 @@ class RedisBackend:
         member_ttl: float = 6.0,
         reconnect_backoff: tuple[float, float] = (0.05, 2.0),
         handoff_size: int = 1024,
-        command_timeout: float = 1.0,
+        command_timeout: float = 3.0,
     ) -> None:
         if not heartbeat_interval > 0:
             raise ValueError(f"heartbeat_interval must be > 0, not {heartbeat_interval}")
