@@ -25,6 +25,7 @@ from .handshake import HandshakeProblem, build_client_request, check_client_resp
 from .log import ConnectionLogger, client_logger, next_connection_id
 from .options import ConnectionOptions, document_options
 from .protocol import ProtocolCore
+from .scopes import background_tasks
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
     from exceptiongroup import BaseExceptionGroup
@@ -413,22 +414,16 @@ async def wrap_client_stream(
 async def _run_connection(connection: WebSocketConnection) -> AsyncIterator[WebSocketConnection]:
     """Run ``connection``'s tasks around the caller's block, then close it.
 
-    The block's exception is caught inside the nursery and re-raised outside
-    it, so it is never wrapped in an ExceptionGroup.
+    The block's exception comes out as itself (see :func:`background_tasks`),
+    never wrapped in an ExceptionGroup.
     """
-    error: BaseException | None = None
-    async with trio.open_nursery() as nursery:
+    async with background_tasks() as nursery:
         connection._start(nursery)
         try:
             yield connection
-        except BaseException as exc:  # GeneratorExit included: re-raised below, unwrapped
-            error = exc
         finally:
             with trio.CancelScope(shield=True):
                 await connection.aclose()
-            nursery.cancel_scope.cancel()
-    if error is not None:
-        raise error
     if connection._close_timed_out:
         raise DisconnectionTimeout("the closing handshake took longer than disconnect_timeout")
 

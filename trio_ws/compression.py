@@ -33,6 +33,8 @@ __all__ = [
     "client_finalize",
     "server_accept",
     "parse_extension_header",
+    "new_compressor",
+    "deflate",
 ]
 
 EXTENSION_NAME = "permessage-deflate"
@@ -88,6 +90,26 @@ class Deflate:
 
 
 Params = dict[str, "str | None"]
+
+
+def new_compressor(bits: int, level: int, mem_level: int) -> zlib._Compress:
+    """A raw-deflate compressor with this window, level and memory level."""
+    return zlib.compressobj(level, zlib.DEFLATED, -bits, mem_level)
+
+
+def deflate(compressor: zlib._Compress, data: bytes, *, final: bool = True) -> bytes:
+    """Compress a message (or one fragment of it) with a sync flush.
+
+    On the message's last piece the trailing ``00 00 ff ff`` is removed (RFC
+    7692 §7.2.1); an empty result becomes the single ``00`` byte that §7.2.3.6
+    describes for an empty message.
+    """
+    out = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    if final:
+        if out.endswith(_TAIL):
+            out = out[:-4]
+        out = out or b"\x00"
+    return out
 
 
 def parse_extension_header(value: str) -> list[tuple[str, Params]]:
@@ -367,18 +389,18 @@ class DeflateExtension(Extension):
             self.skip_next_message = False
         if not self._outbound_compressed:
             return False, data
-        compressor = self._get_compressor()
-        out = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
-        if fin:
-            out = self._end_outbound(out)
+        out = deflate(self._get_compressor(), data, final=fin)
+        if fin and self.reset_compressor:
+            self._compressor = None
         return first, out
 
     # -- whole messages (the fast path) -------------------------------------
     def compress_message(self, data: bytes) -> bytes:
         """Compress a whole message into one frame's payload (RSV1 set)."""
-        compressor = self._get_compressor()
-        out = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
-        return self._end_outbound(out)
+        out = deflate(self._get_compressor(), data)
+        if self.reset_compressor:
+            self._compressor = None
+        return out
 
     def decompress_message(self, payload: bytes) -> bytes | WsprotoCloseReason:
         """Inflate a whole single-frame compressed message, within the limit."""
@@ -396,20 +418,8 @@ class DeflateExtension(Extension):
     # -- internals -----------------------------------------------------------
     def _get_compressor(self) -> zlib._Compress:
         if self._compressor is None:
-            self._compressor = zlib.compressobj(
-                self.settings.compress_level,
-                zlib.DEFLATED,
-                -self.compress_bits,
-                self.settings.mem_level,
-            )
+            self._compressor = new_compressor(self.compress_bits, self.settings.compress_level, self.settings.mem_level)
         return self._compressor
-
-    def _end_outbound(self, out: bytes) -> bytes:
-        if out.endswith(_TAIL):
-            out = out[:-4]
-        if self.reset_compressor:
-            self._compressor = None
-        return out or b"\x00"
 
     def _inflate(self, data: bytes) -> bytes | WsprotoCloseReason:
         if self._decompressor is None:

@@ -355,10 +355,8 @@ class WebSocketConnection(trio.abc.AsyncResource):
         frame cannot be taken back). Concurrent calls are allowed: messages are
         sent whole, one after the other.
         """
-        if isinstance(message, (str, bytes)):
+        if isinstance(message, (str, bytes, PreparedMessage)):
             await self._send_whole(message, compress)
-        elif isinstance(message, PreparedMessage):
-            await self._send_prepared(message, compress)
         elif isinstance(message, (bytearray, memoryview)):
             await self._send_whole(bytes(message), compress)
         elif isinstance(message, AsyncIterable):
@@ -368,12 +366,11 @@ class WebSocketConnection(trio.abc.AsyncResource):
         else:
             raise TypeError(f"message must be str, bytes-like or an iterable of them, not {type(message).__name__}")
 
-    async def _send_whole(self, message: str | bytes, compress: bool) -> None:
+    async def _send_whole(self, message: str | bytes | PreparedMessage, compress: bool) -> None:
         await self._message_lock.acquire()
         try:
             self._check_can_send()
-            frame = self._core.encode_message(message, compress=compress)
-            await self._write(frame)
+            await self._write(self._core.encode_whole(message, compress=compress))
         finally:
             self._message_lock.release()
 
@@ -403,23 +400,9 @@ class WebSocketConnection(trio.abc.AsyncResource):
         await self._message_lock.acquire()
         try:
             self._check_can_send()
-            core = self._core
-            frames = [
-                core.encode_prepared(item, compress=compress)
-                if isinstance(item, PreparedMessage)
-                else core.encode_message(item, compress=compress)
-                for item in items
-            ]
+            frames = [self._core.encode_whole(item, compress=compress) for item in items]
             if frames:
                 await self._write(frames[0] if len(frames) == 1 else b"".join(frames))
-        finally:
-            self._message_lock.release()
-
-    async def _send_prepared(self, message: PreparedMessage, compress: bool) -> None:
-        await self._message_lock.acquire()
-        try:
-            self._check_can_send()
-            await self._write(self._core.encode_prepared(message, compress=compress))
         finally:
             self._message_lock.release()
 

@@ -173,12 +173,10 @@ class ConnectionOptions:
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(unknown)}")
         values: dict[str, Any] = dict(options)
-        for name in ("message_queue_size",):
-            if name in values:
-                values[name] = _limit(name, values[name], minimum=0)
-        for name in ("max_message_size",):
-            if name in values:
-                values[name] = _limit(name, values[name], minimum=1)
+        if "message_queue_size" in values:
+            values["message_queue_size"] = _limit("message_queue_size", values["message_queue_size"], minimum=0)
+        if "max_message_size" in values:
+            values["max_message_size"] = _limit("max_message_size", values["max_message_size"], minimum=1)
         for name in ("receive_buffer_size", "max_handshake_line", "max_handshake_headers"):
             if name in values:
                 limited = _limit(name, values[name], minimum=1)

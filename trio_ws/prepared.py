@@ -13,8 +13,7 @@ connection.
 
 from __future__ import annotations
 
-import zlib
-
+from .compression import deflate, new_compressor
 from .framing import OP_BINARY, OP_TEXT, encode_frame
 
 __all__ = ["PreparedMessage", "FramingKey"]
@@ -63,11 +62,9 @@ class PreparedMessage:
             if key is None:
                 frame = encode_frame(opcode, self.payload, mask=False)
             else:
-                bits, level, mem_level = key
-                compressor = zlib.compressobj(level, zlib.DEFLATED, -bits, mem_level)
-                body = compressor.compress(self.payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
-                body = body[:-4] if body.endswith(b"\x00\x00\xff\xff") else body
-                frame = encode_frame(opcode, body or b"\x00", rsv1=True, mask=False)
+                # RFC 7692 §7.1.1.1: with no context takeover every message
+                # starts from a fresh compressor, so the frame can be shared.
+                frame = encode_frame(opcode, deflate(new_compressor(*key), self.payload), rsv1=True, mask=False)
             self._frames[key] = frame
         return frame
 

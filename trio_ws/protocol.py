@@ -289,6 +289,12 @@ class ProtocolCore:
             return encode_frame(opcode, self.extension.compress_message(payload), rsv1=True, mask=self.is_client)
         return encode_frame(opcode, payload, mask=self.is_client)
 
+    def encode_whole(self, message: str | bytes | PreparedMessage, *, compress: bool = True) -> bytes:
+        """Serialise a whole message, plain or prepared, as one frame."""
+        if isinstance(message, PreparedMessage):
+            return self.encode_prepared(message, compress=compress)
+        return self.encode_message(message, compress=compress)
+
     def encode_prepared(self, message: PreparedMessage, *, compress: bool = True) -> bytes:
         """The frame for a prepared message: shared when framing allows, else our own.
 

@@ -248,10 +248,6 @@ class WebSocketRequest:
             raise ValueError(f"body of {len(body):,} bytes exceeds {_MAX_REJECT_BODY:,} bytes")
         self._answered = True
         headers = [(_encode(name), _encode(value)) for name, value in extra_headers or []]
-        if not any(name.lower() == b"content-type" for name, _ in headers) and body:
-            headers.append((b"Content-Type", b"text/plain; charset=utf-8"))
-        headers.append((b"Content-Length", str(len(body)).encode()))
-        headers.append((b"Connection", b"close"))
         await send_response(self._stream, self._parsed.h11_connection, status_code, headers, body)
         self._logger.debug("rejected %s with %d", self.path, status_code)
 
@@ -263,7 +259,15 @@ async def send_response(
     headers: list[tuple[bytes, bytes]],
     body: bytes,
 ) -> None:
-    """Send a complete HTTP response, then close the transport (errors ignored)."""
+    """Send a complete HTTP response, then close the transport (errors ignored).
+
+    Adds ``Content-Length``, ``Connection: close`` and, for a body without
+    one, a plain-text ``Content-Type``.
+    """
+    headers = list(headers)
+    if body and not any(name.lower() == b"content-type" for name, _ in headers):
+        headers.append((b"Content-Type", b"text/plain; charset=utf-8"))
+    headers += [(b"Content-Length", str(len(body)).encode()), (b"Connection", b"close")]
     try:
         data = conn.send(h11.Response(status_code=status_code, headers=headers))
         assert data is not None
@@ -283,18 +287,12 @@ async def send_response(
 async def send_problem(stream: trio.abc.Stream, problem: HandshakeProblem) -> None:
     """Answer a request we could not even parse, without h11's request state."""
     body = problem.detail.encode("utf-8")
-    headers = [
-        *problem.headers,
-        (b"Content-Type", b"text/plain; charset=utf-8"),
-        (b"Content-Length", str(len(body)).encode()),
-        (b"Connection", b"close"),
-    ]
     conn = h11.Connection(h11.SERVER)
     # h11 will not send a response before it has seen a request; tell it one
     # arrived so that it serialises (and validates) our answer.
     conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     conn.next_event()
-    await send_response(stream, conn, problem.status, headers, body)
+    await send_response(stream, conn, problem.status, problem.headers, body)
 
 
 async def read_request(

@@ -24,7 +24,6 @@ import trio
 from .close import GOING_AWAY, INTERNAL_ERROR
 from .connection import WebSocketConnection
 from .errors import ConnectionClosed
-from .handshake import HandshakeProblem
 from .log import ConnectionLogger, next_connection_id, server_logger
 from .options import ConnectionOptions, document_options
 from .request import WebSocketRequest, read_request
@@ -153,7 +152,7 @@ class WebSocketServer:
         options = self._options
         request = None
         with trio.move_on_after(_timeout(options.connect_timeout)):
-            request = await _read_request_safely(stream, options, logger)
+            request = await read_request(stream, options, logger)
         if request is None:
             await trio.aclose_forcefully(stream)
             return
@@ -209,15 +208,6 @@ class WebSocketServer:
             await _close_after_handler(request, INTERNAL_ERROR, "internal error", logger)
             return
         await _close_after_handler(request, 1000, None, logger)
-
-
-async def _read_request_safely(
-    stream: trio.abc.Stream, options: ConnectionOptions, logger: ConnectionLogger
-) -> WebSocketRequest | None:
-    try:
-        return await read_request(stream, options, logger)
-    except HandshakeProblem:  # pragma: no cover - read_request answers these
-        return None
 
 
 async def _close_after_handler(

@@ -31,6 +31,7 @@ import trio.testing
 
 from .app.envelope import DEFAULT_NAMESPACE, encode, event_envelope
 from .client import wrap_client_stream
+from .close import ABNORMAL_CLOSURE, CloseReason
 from .connection import Message, WebSocketConnection
 from .errors import ConnectionClosed, WebSocketError
 from .request import WebSocketRequest
@@ -89,6 +90,9 @@ class TestConnection:
             self._reader_done = True
             self._arrived.unpark_all()
 
+    def _closed(self) -> ConnectionClosed:
+        return ConnectionClosed.for_reason(self.ws.closed or CloseReason(ABNORMAL_CLOSURE, None))
+
     @property
     def is_connected(self) -> bool:
         """True while the connection is open."""
@@ -110,7 +114,7 @@ class TestConnection:
         """
         while not self._inbox:
             if self._reader_done:
-                raise ConnectionClosed.for_reason(self.ws.closed or _abnormal())
+                raise self._closed()
             await self._arrived.park()
         return self._inbox.popleft()
 
@@ -150,7 +154,7 @@ class TestConnection:
         with trio.move_on_after(timeout) as scope:
             while call_id not in self._acks:
                 if self._reader_done:
-                    raise ConnectionClosed.for_reason(self.ws.closed or _abnormal())
+                    raise self._closed()
                 await self._arrived.park()
         if scope.cancelled_caught:
             raise TimeoutError(f"no answer to {event!r} within {timeout} s")
@@ -208,12 +212,6 @@ class TestConnection:
     async def disconnect(self, code: int = 1000, reason: str | None = None) -> None:
         """Close the connection."""
         await self.ws.aclose(code, reason)
-
-
-def _abnormal() -> Any:
-    from .close import CloseReason
-
-    return CloseReason(1006, None)
 
 
 class TestClient:

@@ -117,6 +117,7 @@ class App:
         self._events_mounted = False
         self._handlers: dict[str, dict[str, EventHandler]] = {}
         self._namespaces: dict[str, Namespace] = {}
+        self._namespace_handlers: dict[str, dict[str, EventHandler]] = {}
         self._connect_handlers: dict[str, HandlerFunction] = {}
         self._disconnect_handlers: dict[str, HandlerFunction] = {}
         self._error_hooks: dict[str, ErrorHook] = {}
@@ -223,6 +224,8 @@ class App:
             raise ValueError(f"namespace {instance.namespace!r} is already registered")
         self._mount_events()
         self._namespaces[instance.namespace] = instance
+        # Read the on_<event> methods once: dispatch looks them up per event.
+        self._namespace_handlers[instance.namespace] = instance.handlers()
         return instance
 
     def on_error(self, namespace: str = DEFAULT_NAMESPACE) -> Callable[[ErrorHook], ErrorHook]:
@@ -241,8 +244,8 @@ class App:
 
     def _handler(self, namespace: str, event: str) -> EventHandler | None:
         handler = self._handlers.get(namespace, {}).get(event)
-        if handler is None and namespace in self._namespaces:
-            handler = self._namespaces[namespace].handlers().get(event)
+        if handler is None:
+            handler = self._namespace_handlers.get(namespace, {}).get(event)
         return handler
 
     def _has_namespace(self, namespace: str) -> bool:

@@ -25,7 +25,6 @@ from .watchers import Watchers
 __all__ = ["HubClient"]
 
 
-
 class HubClient:
     """A publish-only member of a hub's bus.
 
