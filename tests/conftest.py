@@ -11,6 +11,9 @@ import os
 from collections.abc import Generator
 
 import pytest
+from node_ws_support import node_tools, node_ws  # fixtures shared by the Node ws tests
+
+__all__ = ["node_tools", "node_ws"]
 
 STRICT = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import trio
 import trustme
+from process_output import Output
 
 import trio_ws
 from trio_ws import ConnectionClosed, WebSocketRequest
@@ -61,34 +62,6 @@ async def serving(handler: Handler, ssl_context: ssl.SSLContext | None = None, *
         scheme = "ws" if ssl_context is None else "wss"
         yield f"{scheme}://127.0.0.1:{server.port}/"
         nursery.cancel_scope.cancel()
-
-
-class Output:
-    """Collects what a process writes to one pipe; lets a test wait for some text."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.ended = False
-        self._lot = trio.lowlevel.ParkingLot()
-
-    async def drain(self, stream: trio.abc.ReceiveStream) -> None:
-        """Read ``stream`` until EOF."""
-        while chunk := await stream.receive_some():
-            self.data += chunk
-            self._lot.unpark_all()
-        self.ended = True
-        self._lot.unpark_all()
-
-    async def wait_for(self, needle: bytes) -> None:
-        """Wait until ``needle`` has been written."""
-        while needle not in self.data:
-            assert not self.ended, f"output ended without {needle!r}: {bytes(self.data)!r}"
-            await self._lot.park()
-
-    @property
-    def text(self) -> str:
-        """Everything written so far, decoded."""
-        return self.data.decode()
 
 
 async def _stop(process: trio.Process) -> None:

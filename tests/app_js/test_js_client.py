@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import shutil
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -26,6 +24,7 @@ from typing import Any
 
 import pytest
 import trio
+from node_ws_support import NodeWs
 
 import trio_ws
 from trio_ws.app import App, CallError, EventConnection
@@ -34,10 +33,7 @@ HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "js_client_driver.mjs"
 PROJECT_ROOT = HERE.parents[1]
 CLIENT_MODULE = PROJECT_ROOT / "trio_ws" / "static" / "trio_ws.js"
-NODE_WS_DIR = PROJECT_ROOT / ".cache" / "node-ws"
-WS_PACKAGE_JSON = NODE_WS_DIR / "node_modules" / "ws" / "package.json"
 #: Upper bound for the one-time ``npm install``.
-NPM_INSTALL_TIMEOUT = 30
 #: Upper bound for one test (Node start-up included).
 TIMEOUT = 15
 #: How long "nothing more happens" is watched for.
@@ -46,53 +42,6 @@ QUIET = 1.0
 MIN_DELAY = 100
 MAX_DELAY = 400
 FAST = {"minDelay": MIN_DELAY, "maxDelay": MAX_DELAY, "ackTimeout": 5000}
-
-
-# --------------------------------------------------------------------------
-# Node / ws setup (as in tests/interop/test_node_ws.py)
-# --------------------------------------------------------------------------
-
-
-@dataclass
-class NodeWs:
-    node: str
-    env: dict[str, str]
-
-
-@pytest.fixture(scope="session")
-def node_tools() -> tuple[str, str | None]:
-    """Paths of node and npm; skips (with the reason) when they are missing.
-
-    A sync fixture on purpose: a skip raised inside pytest-trio's run loses its reason.
-    """
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed (needed to test the browser client trio_ws.js)")
-    npm = shutil.which("npm")
-    if npm is None and not WS_PACKAGE_JSON.exists():
-        pytest.skip(f"npm is not installed and ws@8 is not cached in {NODE_WS_DIR}")
-    return node, npm
-
-
-@pytest.fixture
-async def node_ws(node_tools: tuple[str, str | None]) -> NodeWs:
-    """Node with ``ws@8`` loadable (installed once into NODE_WS_DIR)."""
-    node, npm = node_tools
-    if not WS_PACKAGE_JSON.exists():
-        assert npm is not None
-        NODE_WS_DIR.mkdir(parents=True, exist_ok=True)
-        with trio.fail_after(NPM_INSTALL_TIMEOUT):
-            result = await trio.run_process(
-                [npm, "install", "--prefix", str(NODE_WS_DIR), "ws@8", "--no-audit", "--no-fund"],
-                stdin=subprocess.DEVNULL,
-                capture_stdout=True,
-                capture_stderr=True,
-                check=False,
-            )
-        if result.returncode != 0:
-            pytest.fail(f"npm install ws@8 failed ({result.returncode}):\n{result.stderr.decode(errors='replace')}")
-    env = dict(os.environ, TRIO_WS_NODE_WS_DIR=str(NODE_WS_DIR), NODE_PATH=str(NODE_WS_DIR / "node_modules"))
-    return NodeWs(node, env)
 
 
 # --------------------------------------------------------------------------

@@ -15,13 +15,10 @@ import functools
 import hashlib
 import json
 import math
-import os
 import random
-import shutil
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +35,12 @@ from interop_helpers import (
     header_values,
     single_exceptions,
 )
+from node_ws_support import NodeWs
 
 import trio_ws
 
 PEER_SCRIPT = Path(__file__).with_name("node_ws_peer.mjs")
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-NODE_WS_DIR = PROJECT_ROOT / ".cache" / "node-ws"
-WS_PACKAGE_JSON = NODE_WS_DIR / "node_modules" / "ws" / "package.json"
 #: Upper bound for the one-time ``npm install``.
-NPM_INSTALL_TIMEOUT = 30
 
 #: ws's closeTimeout is 30 s: a closing handshake that takes longer than this
 #: means one side did not finish it.
@@ -76,48 +70,6 @@ CLOSE_CASES = [
 # --------------------------------------------------------------------------
 # Node / ws setup
 # --------------------------------------------------------------------------
-
-
-@dataclass
-class NodeWs:
-    node: str
-    env: dict[str, str]
-
-
-@pytest.fixture(scope="session")
-def node_tools() -> tuple[str, str | None]:
-    """Paths of node and npm; skips (with the reason) when they are missing.
-
-    A sync fixture on purpose: a skip raised inside pytest-trio's run loses its reason.
-    """
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed (needed for the Node ws interop tests)")
-    npm = shutil.which("npm")
-    if npm is None and not WS_PACKAGE_JSON.exists():
-        pytest.skip(f"npm is not installed and ws@8 is not cached in {NODE_WS_DIR}")
-    return node, npm
-
-
-@pytest.fixture
-async def node_ws(node_tools: tuple[str, str | None]) -> NodeWs:
-    """Node with ``ws@8`` importable (installed once into NODE_WS_DIR)."""
-    node, npm = node_tools
-    if not WS_PACKAGE_JSON.exists():
-        assert npm is not None
-        NODE_WS_DIR.mkdir(parents=True, exist_ok=True)
-        with trio.fail_after(NPM_INSTALL_TIMEOUT):
-            result = await trio.run_process(
-                [npm, "install", "--prefix", str(NODE_WS_DIR), "ws@8", "--no-audit", "--no-fund"],
-                stdin=subprocess.DEVNULL,
-                capture_stdout=True,
-                capture_stderr=True,
-                check=False,
-            )
-        if result.returncode != 0:
-            pytest.fail(f"npm install ws@8 failed ({result.returncode}):\n{result.stderr.decode(errors='replace')}")
-    env = dict(os.environ, NODE_PATH=str(NODE_WS_DIR / "node_modules"))
-    return NodeWs(node, env)
 
 
 @asynccontextmanager
