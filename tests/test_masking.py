@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
+import subprocess
+import sys
 
 import pytest
 from wsproto.frame_protocol import XorMaskerSimple
 
+import trio_ws
 from trio_ws import masking
 from trio_ws.masking import apply_mask, python_apply_mask
 
@@ -29,6 +33,25 @@ def test_speedups_selected_when_built() -> None:
     from trio_ws import _speedups  # type: ignore[attr-defined]
 
     assert apply_mask is _speedups.apply_mask
+
+
+def test_has_speedups_is_public_and_tells_the_truth() -> None:
+    assert "HAS_SPEEDUPS" in trio_ws.__all__
+    assert trio_ws.HAS_SPEEDUPS is masking.HAS_SPEEDUPS
+    assert masking.HAS_SPEEDUPS is (importlib.util.find_spec("trio_ws._speedups") is not None)
+
+
+def test_has_speedups_false_when_the_compiled_module_is_missing() -> None:
+    # A fresh interpreter where importing trio_ws._speedups fails, as on a
+    # machine without a C compiler at install time.
+    code = (
+        "import sys; sys.modules['trio_ws._speedups'] = None\n"
+        "import trio_ws\n"
+        "from trio_ws import masking\n"
+        "print(trio_ws.HAS_SPEEDUPS, masking.apply_mask is masking.python_apply_mask)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.split() == ["False", "True"]
 
 
 @pytest.mark.parametrize("length", range(101))

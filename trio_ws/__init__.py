@@ -33,6 +33,7 @@ from .errors import (
 )
 from .heartbeat import heartbeat
 from .hub import DeliveryReport, Hub, Member, PresenceEvent
+from .masking import HAS_SPEEDUPS
 from .options import (
     CONN_TIMEOUT,
     MAX_HANDSHAKE_HEADERS,
@@ -81,6 +82,7 @@ __all__ = [
     "DeliveryReport",
     "Endpoint",
     "HandshakeError",
+    "HAS_SPEEDUPS",
     "Hub",
     "InvalidURL",
     "WebSocketConnection",

@@ -5,6 +5,9 @@ compiled version (``trio_ws._speedups``, built when a C compiler is present at
 install time) runs at memory speed; the pure-Python fallback translates the
 four interleaved byte lanes with lookup tables, which is several times slower
 on large payloads (see the benchmarks page) but needs nothing but Python.
+
+``HAS_SPEEDUPS`` (also importable as ``trio_ws.HAS_SPEEDUPS``) tells which one
+this installation uses.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ def python_apply_mask(data: bytes | bytearray | memoryview, key: bytes) -> bytes
 
 
 apply_mask: Callable[[bytes | bytearray | memoryview, bytes], bytes]
+#: True when the compiled masking speed-up (``trio_ws._speedups``) was built
+#: and is in use; False when the pure-Python fallback masks payloads.
+HAS_SPEEDUPS: bool
 try:
     from ._speedups import apply_mask as _compiled_apply_mask  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - depends on how the package was built
