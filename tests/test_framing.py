@@ -17,6 +17,7 @@ from trio_ws.framing import (
     OP_TEXT,
     FrameHeader,
     encode_frame,
+    length_error,
     parse_header,
 )
 from trio_ws.masking import apply_mask
@@ -193,3 +194,34 @@ def test_we_parse_wsproto_frames(length: int, masked: bool) -> None:
     if header.masking_key is not None:
         body = apply_mask(body, header.masking_key)
     assert body == payload
+
+
+@pytest.mark.parametrize("length", [0, 125, 126, 65535, 65536, 2**63 - 1])
+def test_length_error_accepts_minimal_forms(length: int) -> None:
+    header = parse_header(raw_header(length), 0)
+    assert header is not None
+    assert length_error(header) is None
+
+
+@pytest.mark.parametrize(
+    ("field", "extended", "length"),
+    [
+        (126, struct.pack("!H", 0), 0),
+        (126, struct.pack("!H", 125), 125),
+        (127, struct.pack("!Q", 2), 2),
+        (127, struct.pack("!Q", 65535), 65535),
+    ],
+)
+@pytest.mark.parametrize("masked", [False, True])
+def test_length_error_names_non_minimal_forms(field: int, extended: bytes, length: int, masked: bool) -> None:
+    # RFC 6455 §5.2: the minimal number of bytes must encode the length.
+    data = bytes((0x82, (0x80 if masked else 0) | field)) + extended + (KEY if masked else b"")
+    header = parse_header(data, 0)
+    assert header is not None and header.length == length
+    assert length_error(header) == f"payload length {length:,} is not minimally encoded"
+
+
+def test_length_error_names_64_bit_length_with_top_bit() -> None:
+    header = parse_header(bytes((0x82, 127)) + struct.pack("!Q", 2**63 + 7), 0)
+    assert header is not None
+    assert length_error(header) == "64-bit payload length has its most significant bit set"

@@ -23,6 +23,7 @@ __all__ = [
     "OP_PONG",
     "FrameHeader",
     "parse_header",
+    "length_error",
     "encode_frame",
 ]
 
@@ -82,6 +83,22 @@ def parse_header(buffer: bytes | bytearray, start: int) -> FrameHeader | None:
         key = bytes(buffer[start + size : start + size + 4])
         size += 4
     return FrameHeader(bool(first & 0x80), (first >> 4) & 0x7, first & 0x0F, key, length, size)
+
+
+def length_error(header: FrameHeader) -> str | None:
+    """Why the header's payload length is malformed, or None if it is fine.
+
+    RFC 6455 §5.2: the length uses the shortest of the three forms, and a
+    64-bit length has its most significant bit clear. wsproto fails such a
+    frame with 1002; the fast path must not be more lenient.
+    """
+    form = header.size - (4 if header.masking_key is not None else 0)
+    length = header.length
+    if form == 10 and length >= 1 << 63:
+        return "64-bit payload length has its most significant bit set"
+    if (form == 4 and length < 126) or (form == 10 and length < 65536):
+        return f"payload length {length:,} is not minimally encoded"
+    return None
 
 
 def encode_frame(

@@ -30,9 +30,9 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessag
 from wsproto.frame_protocol import CloseReason as WsprotoCloseReason
 from wsproto.utilities import LocalProtocolError
 
-from .close import INVALID_FRAME_PAYLOAD_DATA, MESSAGE_TOO_BIG
+from .close import INVALID_FRAME_PAYLOAD_DATA, MESSAGE_TOO_BIG, PROTOCOL_ERROR
 from .compression import DeflateExtension
-from .framing import OP_BINARY, OP_CONTINUATION, OP_TEXT, encode_frame, parse_header
+from .framing import OP_BINARY, OP_CONTINUATION, OP_TEXT, encode_frame, length_error, parse_header
 from .masking import apply_mask
 from .prepared import FramingKey, PreparedMessage
 
@@ -176,6 +176,11 @@ class ProtocolCore:
                 continue
             header = parse_header(buffer, self._position)
             if header is None:
+                return
+            malformed = length_error(header)
+            if malformed is not None:
+                # Checked before any limit: a malformed length is 1002, not 1009.
+                self._fail(events, PROTOCOL_ERROR, malformed)
                 return
             opcode = header.opcode
             is_data = opcode in (OP_TEXT, OP_BINARY, OP_CONTINUATION)

@@ -127,3 +127,39 @@ async def test_violation_after_good_traffic(side: str) -> None:
             await pair.assert_echo(f"message {i}")
             await pair.assert_echo(bytes([i]) * 200)
         await pair.assert_fails_with(PROTOCOL_ERROR, pair.raw.frame(rf.TEXT, b"x", rsv2=True))
+
+
+NON_MINIMAL = [
+    (rf.TEXT, 0, 16),
+    (rf.BINARY, 125, 16),
+    (rf.TEXT, 2, 64),
+    (rf.BINARY, 126, 64),
+    (rf.BINARY, 0xFFFF, 64),
+    (rf.PING, 4, 16),
+    (rf.PING, 125, 64),
+]
+
+
+@pytest.mark.parametrize(
+    ("opcode", "length", "width"),
+    NON_MINIMAL,
+    ids=[f"op{op}-{length}-as-{width}" for op, length, width in NON_MINIMAL],
+)
+async def test_non_minimal_payload_length(side: str, opcode: int, length: int, width: int) -> None:
+    # RFC 6455 §5.2: "the minimal number of bytes MUST be used to encode the
+    # length"; wsproto fails such a frame with 1002 and so must the fast path.
+    async with open_pair(side) as pair:
+        frame = pair.raw.frame(opcode, b"a" * length, length_width=width)
+        await pair.assert_fails_with(PROTOCOL_ERROR, frame)
+
+
+@pytest.mark.parametrize("opcode", [rf.TEXT, rf.BINARY, rf.PING], ids=["text", "binary", "ping"])
+async def test_64_bit_length_with_top_bit_set(side: str, opcode: int) -> None:
+    # RFC 6455 §5.2: "the most significant bit MUST be 0". Such a frame is
+    # malformed (1002), not merely too big (1009).
+    async with open_pair(side) as pair:
+        mask_bit = 0x80 if pair.raw.is_client else 0
+        header = bytes([0x80 | opcode, mask_bit | 127]) + (1 << 63 | 5).to_bytes(8, "big")
+        if pair.raw.is_client:
+            header += rf.random_mask()
+        await pair.assert_fails_with(PROTOCOL_ERROR, header + b"hello")
