@@ -1,4 +1,4 @@
-"""Tests of the command line tool (trio_ws/cli.py, ``python -m trio_ws``).
+"""Tests of the command line tool (trio_ws/cli/, ``python -m trio_ws``).
 
 The CLI runs as a real subprocess against trio_ws servers started in the
 test's own Trio loop on 127.0.0.1; argument errors are also checked in-process

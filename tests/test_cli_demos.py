@@ -1,4 +1,4 @@
-"""Tests of ``trio-ws serve chat|broadcast`` and of ``--redis`` (trio_ws/cli.py, trio_ws/demos/).
+"""Tests of ``trio-ws serve chat|broadcast`` and of ``--redis`` (trio_ws/cli/, trio_ws/demos/).
 
 Each server is a real ``python -m trio_ws serve ...`` subprocess on a free
 port, talked to by trio_ws clients speaking the event envelope over real
