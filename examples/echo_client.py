@@ -1,12 +1,12 @@
-"""An echo client: ``python examples/echo_client.py URL MESSAGE...``."""
+"""An echo client: ``python examples/echo_client.py URL [MESSAGE...]``."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 
-import trio
-
 import trio_ws
+from trio_ws.cli import EXIT_INTERRUPTED, run_main
 
 
 async def main(url: str, messages: list[str]) -> None:
@@ -18,4 +18,8 @@ async def main(url: str, messages: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    trio.run(main, sys.argv[1], sys.argv[2:] or ["hello"])
+    parser = argparse.ArgumentParser(description="Send each MESSAGE to a WebSocket echo server and print the echo.")
+    parser.add_argument("url", metavar="URL", help="the server, for example ws://127.0.0.1:8765/")
+    parser.add_argument("messages", metavar="MESSAGE", nargs="*", default=["hello"], help="default: hello")
+    args = parser.parse_args()
+    sys.exit(run_main(main, args.url, args.messages, interrupted=EXIT_INTERRUPTED))

@@ -7,6 +7,7 @@ import sys
 import trio
 
 import trio_ws
+from trio_ws.cli import run_main
 
 
 async def echo(request: trio_ws.WebSocketRequest) -> None:
@@ -24,4 +25,4 @@ async def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    trio.run(main, int(sys.argv[1]) if len(sys.argv) > 1 else 8765)
+    sys.exit(run_main(main, int(sys.argv[1]) if len(sys.argv) > 1 else 8765))  # Ctrl-C stops it quietly

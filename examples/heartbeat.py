@@ -20,12 +20,14 @@ A server and a client in one process:
 from __future__ import annotations
 
 import argparse
+import sys
 from functools import partial
 
 import trio
 
 from trio_ws import heartbeat, open_websocket_url
 from trio_ws.app import App, WebSocket
+from trio_ws.cli import EXIT_INTERRUPTED, run_main
 
 
 def create_app(interval: float) -> App:
@@ -66,4 +68,4 @@ if __name__ == "__main__":
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between heartbeats")
     parser.add_argument("--count", type=int, default=5, help="how many round trips to print")
     args = parser.parse_args()
-    trio.run(main, args.interval, args.count)
+    sys.exit(run_main(main, args.interval, args.count, interrupted=EXIT_INTERRUPTED))

@@ -22,6 +22,7 @@ import trio
 
 from trio_ws import WebSocketConnection, open_websocket_url
 from trio_ws.app import App, CallError, CallTimeout, EventConnection, EventError
+from trio_ws.cli import EXIT_INTERRUPTED, run_main
 
 
 class InsufficientFunds(Exception):
@@ -120,4 +121,4 @@ async def main() -> None:
 if __name__ == "__main__":
     # Shows the INFO line of the expected exception, with the pin redacted.
     logging.basicConfig(level=logging.INFO, format="  log: %(message)s", stream=sys.stdout)
-    trio.run(main)
+    sys.exit(run_main(main, interrupted=EXIT_INTERRUPTED))

@@ -15,11 +15,12 @@ processes look like one server.
 from __future__ import annotations
 
 import argparse
-import contextlib
+import sys
 
 import trio
 
 from trio_ws.app import App, EventConnection, EventError
+from trio_ws.cli import run_main
 from trio_ws.hub import Hub
 from trio_ws.hub.redis import RedisBackend
 
@@ -58,5 +59,4 @@ if __name__ == "__main__":
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001, help="0 picks a free port")
     args = parser.parse_args()
-    with contextlib.suppress(KeyboardInterrupt):
-        trio.run(main, args.redis, args.host, args.port)
+    sys.exit(run_main(main, args.redis, args.host, args.port))  # Ctrl-C stops the server quietly

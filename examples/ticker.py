@@ -17,13 +17,14 @@ default policy, ``"close"``, would disconnect it with 1008).
 from __future__ import annotations
 
 import argparse
-import contextlib
+import sys
 import time
 
 import trio
 
 from trio_ws import Hub
 from trio_ws.app import App, WebSocket
+from trio_ws.cli import run_main
 
 ROOM = "ticker"
 
@@ -70,5 +71,4 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.interval <= 0:
         parser.error("--interval must be positive")
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stops the server quietly
-        trio.run(main, args.host, args.port, args.interval)
+    sys.exit(run_main(main, args.host, args.port, args.interval))  # Ctrl-C stops the server quietly

@@ -1,6 +1,9 @@
-"""Collect what a child process writes to a pipe, for the CLI tests."""
+"""Collect what a child process writes to a pipe; stop a process with Ctrl-C (CLI and example tests)."""
 
 from __future__ import annotations
+
+import signal
+import subprocess
 
 import trio
 
@@ -43,3 +46,48 @@ class Output:
     def text(self) -> str:
         """Everything written so far, decoded (undecodable bytes replaced)."""
         return self.data.decode(errors="replace")
+
+
+class Interrupted:
+    """What a process stopped with Ctrl-C left behind."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def __repr__(self) -> str:
+        return f"Interrupted(returncode={self.returncode}, stdout={self.stdout!r}, stderr={self.stderr!r})"
+
+
+async def interrupt_when_ready(
+    command: list[str], ready: bytes, *, cwd: str | None = None, ready_on_stderr: bool = False
+) -> Interrupted:
+    """Start ``command``, wait until it prints ``ready``, send it SIGINT, wait for it to exit.
+
+    The process is started and, if it outlives the test, killed by its own
+    handle. Readiness is read from the process's output, never guessed with a
+    sleep.
+    """
+    process = await trio.lowlevel.open_process(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd
+    )
+    assert process.stdout is not None and process.stderr is not None
+    out, err = Output(), Output()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(out.drain, process.stdout)
+            nursery.start_soon(err.drain, process.stderr)
+            try:
+                await (err if ready_on_stderr else out).wait_for(ready)
+            except AssertionError as failure:
+                raise AssertionError(f"{failure}; stderr: {err.text}") from None
+            process.send_signal(signal.SIGINT)
+            await process.wait()
+    finally:
+        with trio.CancelScope(shield=True):
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return Interrupted(process.returncode, out.text, err.text)

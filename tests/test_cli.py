@@ -7,6 +7,8 @@ through ``main()``. Every subprocess is started and stopped by its handle.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import signal
@@ -256,6 +258,62 @@ async def test_sigint_closes_with_1000_and_exits_130() -> None:
     assert process.returncode == 130
     assert err.text == ""
     assert codes == [1000]
+
+
+async def test_second_sigint_stops_waiting_for_the_closing_handshake() -> None:
+    """A server that never answers the close frame: the second Ctrl-C ends the wait, quietly."""
+    message_seen, close_frame_seen = trio.Event(), trio.Event()
+
+    async def deaf(stream: trio.SocketStream) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += await stream.receive_some()
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in request.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        )
+        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        await stream.send_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        )
+        while data := await stream.receive_some():
+            if data[0] & 0x0F == 0x1:  # a text frame: the session runs
+                message_seen.set()
+            if data[0] & 0x0F == 0x8:  # the client's close frame: never answered
+                close_frame_seen.set()
+        await trio.sleep_forever()
+
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(partial(trio.serve_tcp, deaf, 0, host="127.0.0.1"))
+            port = listeners[0].socket.getsockname()[1]
+            process = await trio.lowlevel.open_process(
+                _cli_command("connect", f"ws://127.0.0.1:{port}/"),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=ROOT,
+            )
+            assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+            out, err = Output(), Output()
+            try:
+                async with trio.open_nursery() as pipes:
+                    pipes.start_soon(out.drain, process.stdout)
+                    pipes.start_soon(err.drain, process.stderr)
+                    await process.stdin.send_all(b"ready?\n")
+                    await message_seen.wait()
+                    process.send_signal(signal.SIGINT)
+                    await close_frame_seen.wait()
+                    process.send_signal(signal.SIGINT)
+                    await process.wait()
+                    await process.stdin.aclose()
+            finally:
+                await _stop(process)
+            nursery.cancel_scope.cancel()
+    assert process.returncode == 130
+    assert err.text == ""
 
 
 async def test_tty_stdin_echoes_sent_lines() -> None:

@@ -1,14 +1,18 @@
-"""The examples run and do what they say."""
+"""The examples run and do what they say; Ctrl-C stops each of them quietly."""
 
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
+from process_output import interrupt_when_ready
 
 import trio_ws
 
@@ -79,3 +83,79 @@ async def _read_line(stream: trio.abc.ReceiveStream | None) -> str:
             break
         data += chunk
     return data.decode().strip()
+
+
+# -- Ctrl-C ---------------------------------------------------------------------------
+
+# (command line after the interpreter, what it prints once running, exit status after Ctrl-C)
+LONG_RUNNING = [
+    (["demo.py", "--port", "0"], b"demo running", 0),
+    (["echo_server.py", "0"], b"listening", 0),
+    (["ticker.py", "--port", "0", "--interval", "50"], b"ticker running", 0),
+    (["chat/app.py", "--port", "0"], b"chat running", 0),
+    (["heartbeat.py", "--interval", "0.2", "--count", "1000"], b"heartbeat 1:", 130),
+]
+
+
+@pytest.mark.parametrize(("args", "ready", "status"), LONG_RUNNING, ids=[case[0][0] for case in LONG_RUNNING])
+async def test_ctrl_c_stops_an_example_quietly(args: list[str], ready: bytes, status: int) -> None:
+    command = [sys.executable, "-u", str(EXAMPLES / args[0]), *args[1:]]
+    with trio.fail_after(60):
+        result = await interrupt_when_ready(command, ready, cwd=str(ROOT))
+    assert result.returncode == status, result
+    assert result.stderr == "", result
+
+
+async def test_ctrl_c_stops_the_scale_out_example_quietly() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))  # bound, not listening: Redis is down, the node serves anyway
+        redis_url = f"redis://127.0.0.1:{sock.getsockname()[1]}/0"
+        command = [sys.executable, "-u", str(EXAMPLES / "scale_out.py"), "--redis", redis_url, "--port", "0"]
+        with trio.fail_after(60):
+            result = await interrupt_when_ready(command, b"node serving", cwd=str(ROOT))
+    assert result.returncode == 0, result
+    assert "Traceback" not in result.stderr, result
+    assert "KeyboardInterrupt" not in result.stderr, result
+
+
+async def test_ctrl_c_stops_the_echo_client_quietly() -> None:
+    received = trio.Event()
+
+    async def silent(request: trio_ws.WebSocketRequest) -> None:
+        ws = await request.accept()
+        await ws.get_message()
+        received.set()
+        await trio.sleep_forever()  # never echoes: the client waits until Ctrl-C
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(trio_ws.serve_websocket, silent, "127.0.0.1", 0, None)
+            url = f"ws://127.0.0.1:{server.port}/"
+            process = await trio.lowlevel.open_process(
+                [sys.executable, str(EXAMPLES / "echo_client.py"), url, "hi"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            try:
+                await received.wait()  # the client is connected and waiting for the echo
+                process.send_signal(signal.SIGINT)
+                await process.wait()
+                assert process.stderr is not None
+                stderr = await process.stderr.receive_some()
+            finally:
+                process.kill()  # the process we started, by its handle
+                await process.wait()
+            nursery.cancel_scope.cancel()
+    assert process.returncode == 130
+    assert stderr == b""
+
+
+async def test_echo_client_without_arguments_prints_usage() -> None:
+    with trio.fail_after(30):
+        result = await trio.run_process(
+            [sys.executable, str(EXAMPLES / "echo_client.py")], capture_stdout=True, capture_stderr=True, check=False
+        )
+    assert result.returncode == 2
+    stderr = result.stderr.decode()
+    assert stderr.startswith("usage: echo_client.py [-h] URL [MESSAGE ...]"), stderr
+    assert "Traceback" not in stderr

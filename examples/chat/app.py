@@ -23,10 +23,11 @@ who is present from any one of these events.
 from __future__ import annotations
 
 import argparse
-import contextlib
+import sys
 
 import trio
 
+from trio_ws.cli import run_main
 from trio_ws.demos.chat import create_app
 
 
@@ -43,5 +44,4 @@ if __name__ == "__main__":
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     args = parser.parse_args()
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stops the server quietly
-        trio.run(main, args.host, args.port)
+    sys.exit(run_main(main, args.host, args.port))  # Ctrl-C stops the server quietly
