@@ -17,7 +17,8 @@ at ``/trio_ws.js``. The events:
 * ``leave``, or closing the connection: the room gets ``left {"name", "members"}``.
 
 ``members`` is the sorted list of the names in the room, so a page can show
-who is present from any one of these events.
+who is present from any one of these events. A name is unique within a room
+(case-insensitively): ``join`` with a taken name fails with ``NameTaken``.
 """
 
 from __future__ import annotations

@@ -12,9 +12,12 @@ The events:
 * ``leave``, or closing the connection: the room gets ``left {"name", "members"}``.
 
 ``members`` is the sorted list of the names in the room, so a page can show
-who is present from any one of these events. With a hub that has a Redis
-backend, messages and join/leave notices reach the room in every process;
-``members`` lists the people connected to the same process.
+who is present from any one of these events. A name is unique within a room
+(compared case-insensitively): ``join`` with a name someone else in the room
+already has fails with the error ``NameTaken`` and leaves the caller where it
+was. With a hub that has a Redis backend, messages and join/leave notices
+reach the room in every process; ``members`` lists the people connected to the
+same process, and names are unique among them.
 """
 
 from __future__ import annotations
@@ -64,6 +67,9 @@ def create_app(hub: Hub | None = None) -> App:
     @app.on("join")
     async def join(conn: EventConnection, data: dict) -> dict[str, Any]:  # type: ignore[type-arg]
         name, room = _field(data, "name"), _field(data, "room")
+        taken = {other.casefold() for conn_id, other in rooms.get(room, {}).items() if conn_id != conn.id}
+        if name.casefold() in taken:
+            raise EventError("NameTaken", f"someone in {room} is already called {name}; pick another name")
         await leave(conn)
         conn.session.update(name=name, room=room)
         rooms.setdefault(room, {})[conn.id] = name
