@@ -333,6 +333,27 @@ async def test_connect_reraises_the_block_exception_unchanged_and_cleans_up() ->
             nursery.cancel_scope.cancel()
 
 
+async def test_connect_keeps_an_exception_raised_while_the_block_is_cancelled() -> None:
+    # trio issue #1559: raised in `finally:` while an enclosing scope cancels the block.
+    hub = Hub()
+
+    class Boom(Exception):
+        pass
+
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            _, server = await open_pair(nursery)
+            with pytest.raises(Boom), trio.CancelScope() as scope:
+                async with hub.connect(server, member_id="m"):
+                    scope.cancel()
+                    try:
+                        await trio.sleep_forever()
+                    finally:
+                        raise Boom
+            assert hub.member("m") is None
+            nursery.cancel_scope.cancel()
+
+
 # -- rooms --------------------------------------------------------------------------
 
 

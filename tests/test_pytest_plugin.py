@@ -134,6 +134,53 @@ async def test_fails(trio_ws_client, trio_ws_server):
     assert answer == "ping", f"deliberate failure (server at {url})"
 """
 
+#: Each test raises in a ``finally:`` while an enclosing scope cancels a block
+#: that uses a fixture's client or server (trio issue #1559): each must fail
+#: with that exception, not pass.
+RAISES_WHILE_CANCELLED = """
+import trio
+import trio_ws
+from trio_ws.app import App
+
+
+class BlockError(Exception):
+    pass
+
+
+async def echo(request):
+    ws = await request.accept()
+    async for message in ws:
+        await ws.send_message(message)
+
+
+async def test_client_fixture(trio_ws_client):
+    app = App()
+
+    @app.on("echo")
+    async def echo_event(conn, data):
+        return data
+
+    client = await trio_ws_client(app)
+    with trio.CancelScope() as scope:
+        async with client.connect("/ws"):
+            scope.cancel()
+            try:
+                await trio.sleep_forever()
+            finally:
+                raise BlockError("from the client fixture's block")
+
+
+async def test_server_fixture(trio_ws_server):
+    url = await trio_ws_server(echo)
+    with trio.CancelScope() as scope:
+        async with trio_ws.open_websocket_url(url + "/"):
+            scope.cancel()
+            try:
+                await trio.sleep_forever()
+            finally:
+                raise BlockError("from the server fixture's block")
+"""
+
 AUTOLOAD_OFF = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
 #: pytest-trio by module name (with autoloading off), trio mode on.
 INNER_OPTIONS = ("-p", "pytest_trio.plugin", "-o", "trio_mode=true", "-p", "no:cacheprovider")
@@ -162,6 +209,17 @@ def test_inner_run_reports_a_failing_assertion(pytester: pytest.Pytester, monkey
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*FAILED test_fails.py::test_fails*deliberate failure*"])
     result.stdout.fnmatch_lines(["*AssertionError: deliberate failure (server at ws://127.0.0.1:*"])
+
+
+def test_inner_run_keeps_an_exception_raised_while_cancelled(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(AUTOLOAD_OFF, "1")
+    pytester.makepyfile(test_raises=RAISES_WHILE_CANCELLED)
+    result = pytester.runpytest(*INNER_OPTIONS, "-p", "trio_ws.pytest_plugin")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*BlockError: from the client fixture's block*"])
+    result.stdout.fnmatch_lines(["*BlockError: from the server fixture's block*"])
 
 
 def test_inner_run_without_the_plugin_has_no_fixtures(

@@ -55,10 +55,15 @@ async def background_tasks() -> AsyncIterator[trio.Nursery]:
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # An outer cancellation also reached our tasks: Trio groups their
-        # Cancelled exceptions. Re-raise one plain Cancelled, never a group.
+        # Cancelled exceptions. Re-raise one plain Cancelled, never a group --
+        # unless the block raised: then its exception wins, whatever it is.
+        # A user's exception raised while the block was being cancelled (in a
+        # ``finally:``, say) must not be replaced by a Cancelled that the
+        # enclosing cancel scope would then swallow (trio issue #1559).
         cancelled = single_cancelled(group)
         if cancelled is None:
             raise
-        raise (error if isinstance(error, trio.Cancelled) else cancelled) from None
+        if error is None:
+            raise cancelled from None
     if error is not None:
         raise error

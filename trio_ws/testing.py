@@ -19,7 +19,7 @@ nothing left to do (``trio.testing.wait_all_tasks_blocked``).
 from __future__ import annotations
 
 import json
-import logging
+import math
 import urllib.parse
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -36,7 +36,7 @@ from .connection import Message, WebSocketConnection
 from .errors import ConnectionClosed, WebSocketError
 from .request import WebSocketRequest
 from .scopes import background_tasks
-from .server import wrap_server_stream
+from .server import WebSocketServer
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -214,8 +214,42 @@ class TestConnection:
         await self.ws.aclose(code, reason)
 
 
+class _MemoryListener(trio.abc.Listener[trio.abc.Stream]):
+    """A listener whose transports are the server ends of in-memory stream pairs."""
+
+    def __init__(self) -> None:
+        self._send, self._receive = trio.open_memory_channel[trio.abc.Stream](math.inf)
+
+    def dial(self) -> trio.abc.Stream:
+        """A new in-memory transport: the server end goes to ``accept()``, the client end is returned."""
+        client_stream, server_stream = trio.testing.memory_stream_pair()
+        self._send.send_nowait(server_stream)
+        return client_stream
+
+    async def accept(self) -> trio.abc.Stream:
+        """The next dialled transport's server end."""
+        try:
+            return await self._receive.receive()
+        except (trio.ClosedResourceError, trio.EndOfChannel):
+            raise trio.ClosedResourceError("the listener is closed") from None
+
+    async def aclose(self) -> None:
+        """Stop accepting; transports dialled but not accepted are closed."""
+        self._send.close()
+        self._receive.close()
+        await trio.lowlevel.checkpoint()
+
+
 class TestClient:
     """Drive an :class:`~trio_ws.app.App` (or any request handler) in memory.
+
+    The server side is a real :class:`~trio_ws.WebSocketServer` (with the
+    app's ``process_request`` hook, if it has one) accepting in-memory
+    transports, so every connection goes through the same code as in
+    production: a handler that returns closes with 1000, one that returns
+    without accepting answers 403, a failing ``process_request`` answers
+    500, and leaving the ``async with`` block stops the server (open
+    connections are closed with 1001).
 
     Args:
         app: the app, or ``async def handler(request)``.
@@ -230,15 +264,24 @@ class TestClient:
         self._process_request: RequestHandler | None = getattr(app, "process_request", None)
         options.setdefault("ping_interval", None)
         self._options = options
-        self._nursery: trio.Nursery | None = None
+        self._listener: _MemoryListener | None = None
         self._context: Any = None
 
     async def __aenter__(self) -> TestClient:
+        listener = _MemoryListener()
+        server = WebSocketServer(self.app, [listener], process_request=self._process_request, **self._options)
         self._context = background_tasks()
-        self._nursery = await self._context.__aenter__()
+        nursery = await self._context.__aenter__()
+        try:
+            await nursery.start(server.run)
+        except BaseException as exc:
+            await self._context.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._listener = listener
         return self
 
     async def __aexit__(self, *exc_info: Any) -> bool | None:
+        self._listener = None
         result: bool | None = await self._context.__aexit__(*exc_info)
         return result
 
@@ -253,17 +296,21 @@ class TestClient:
     ) -> AsyncIterator[TestConnection]:
         """Open a connection to ``path`` for the duration of the block.
 
+        An exception raised in the block comes out unchanged, also while the
+        block is being cancelled.
+
         Raises:
-            ConnectionRejected: when the app refuses the handshake.
+            ConnectionRejected: when the app refuses the handshake (with the
+                status the server answered: 403 for a handler that returned
+                without accepting, 500 when ``process_request`` raised...).
             RuntimeError: outside ``async with TestClient(...)``.
         """
-        if self._nursery is None:
+        if self._listener is None:
             raise RuntimeError("use the TestClient as `async with TestClient(app) as client:`")
         if query:
             path += ("&" if "?" in path else "?") + urllib.parse.urlencode(query)
         pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
-        client_stream, server_stream = trio.testing.memory_stream_pair()
-        self._nursery.start_soon(self._serve, server_stream)
+        client_stream = self._listener.dial()
         async with background_tasks() as nursery:
             ws = await wrap_client_stream(
                 nursery,
@@ -281,30 +328,3 @@ class TestClient:
             finally:
                 with trio.CancelScope(shield=True):
                     await ws.aclose()
-
-    async def _serve(self, stream: trio.abc.Stream) -> None:
-        async with background_tasks() as nursery:
-            try:
-                request = await wrap_server_stream(nursery, stream, **self._options)
-            except WebSocketError:
-                return
-            if self._process_request is not None:
-                await self._process_request(request)
-                if request.answered:
-                    return
-            if not request.is_websocket:
-                await request.reject_invalid()
-                return
-            try:
-                await self.app(request)
-            except ConnectionClosed:
-                pass  # the peer closed while the handler talked to it: a normal end
-            except Exception:
-                logging.getLogger("trio_ws.testing").exception("the app's handler raised")
-                if request.connection is not None:
-                    await request.connection.aclose(1011, "internal error")
-                elif not request.answered:
-                    await request.reject(500)
-                return
-            if request.connection is not None:
-                await request.connection.wait_closed()

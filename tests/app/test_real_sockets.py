@@ -679,3 +679,21 @@ async def test_server_shutdown_closes_app_connections_with_1001(
                 await trio.sleep(0.05)
     assert [reason.code for reason in closed] == [1001]
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_serve_on_an_address_in_use_raises_the_os_error_itself() -> None:
+    """App.serve documents: OSError when the address cannot be bound, never inside a group."""
+    with trio.fail_after(TIMEOUT), trio.socket.socket() as taken:
+        await taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError) as caught:
+            await App().serve("127.0.0.1", port)
+        assert caught.value.errno is not None
+
+
+async def test_serve_records_the_server_on_the_app() -> None:
+    app = App()
+    with trio.fail_after(TIMEOUT):
+        async with serving(app) as server:
+            assert app.server is server

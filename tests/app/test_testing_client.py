@@ -5,12 +5,17 @@ clients at once in one room."""
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
+from functools import partial
 from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from apphelpers import TIMEOUT, wait_until
 
+import trio_ws
 from trio_ws import ConnectionClosed, ConnectionRejected, WebSocketRequest
 from trio_ws.app import App, EventConnection, WebSocket
 from trio_ws.testing import AckError, TestClient
@@ -239,3 +244,196 @@ async def test_a_plain_request_handler_and_options() -> None:
             with pytest.raises(ConnectionClosed) as caught:
                 await conn.receive()
             assert caught.value.reason.code == 1009
+
+
+# -- the test client is the server: the same scenarios in memory and over TCP ------
+
+
+class _BlockError(Exception):
+    pass
+
+
+async def test_an_exception_raised_while_a_connection_block_is_cancelled_comes_out() -> None:
+    # trio issue #1559: raised in `finally:` while an enclosing scope cancels the block.
+    with trio.fail_after(TIMEOUT):
+        async with TestClient(client_app()) as client:
+            with pytest.raises(_BlockError), trio.CancelScope() as scope:
+                async with client.connect("/ws"):
+                    scope.cancel()
+                    try:
+                        await trio.sleep_forever()
+                    finally:
+                        raise _BlockError
+
+
+async def test_an_exception_raised_while_the_client_block_is_cancelled_comes_out() -> None:
+    # The client's block holds the server (and a connection's server side) in
+    # its nursery; they are cancelled along with the block.
+    with trio.fail_after(TIMEOUT), pytest.raises(_BlockError), trio.CancelScope() as scope:
+        async with TestClient(client_app()) as client, client.connect("/ws") as conn:
+            assert conn.is_connected
+            scope.cancel()
+            try:
+                await trio.sleep_forever()
+            finally:
+                raise _BlockError
+
+
+async def _returns_after_accept(request: WebSocketRequest) -> None:
+    ws = await request.accept()
+    await ws.send_message("hello")
+
+
+async def _returns_without_accepting(request: WebSocketRequest) -> None:
+    pass
+
+
+async def _raises_before_accepting(request: WebSocketRequest) -> None:
+    raise RuntimeError("before accept")
+
+
+async def _raises_after_accept(request: WebSocketRequest) -> None:
+    ws = await request.accept()
+    await ws.send_message("about to fail")
+    raise RuntimeError("after accept")
+
+
+async def _rejects(request: WebSocketRequest) -> None:
+    await request.reject(401, extra_headers=[("WWW-Authenticate", "Bearer")], body=b"who are you?")
+
+
+async def _closes_with_a_code(request: WebSocketRequest) -> None:
+    ws = await request.accept(subprotocol="v2" if "v2" in request.proposed_subprotocols else None)
+    await ws.send_message(f"subprotocol={ws.subprotocol}")
+    await ws.aclose(4001, "done here")
+
+
+class _FailingHook:
+    """A handler whose ``process_request`` raises."""
+
+    async def process_request(self, request: WebSocketRequest) -> None:
+        raise RuntimeError("hook failed")
+
+    async def __call__(self, request: WebSocketRequest) -> None:  # pragma: no cover - never reached
+        await request.accept()
+
+
+def _app_with_routes() -> App:
+    app = App()
+
+    @app.websocket("/only")
+    async def only(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text("routed")
+
+    return app
+
+
+SCENARIOS: dict[str, tuple[Any, str, tuple[Any, ...]]] = {
+    # name: (handler, path, expected outcome)
+    "returns after accept": (_returns_after_accept, "/", ("closed", 1000, None, ["hello"])),
+    "returns without accepting": (_returns_without_accepting, "/", ("rejected", 403)),
+    "raises before accepting": (_raises_before_accepting, "/", ("rejected", 500)),
+    "raises after accept": (_raises_after_accept, "/", ("closed", 1011, "internal error", ["about to fail"])),
+    "rejects": (_rejects, "/", ("rejected", 401, b"who are you?", "Bearer")),
+    "closes with a code": (_closes_with_a_code, "/", ("closed", 4001, "done here", ["subprotocol=v2"])),
+    "process_request raises": (_FailingHook(), "/", ("rejected", 500)),
+    "app route": (_app_with_routes(), "/only", ("closed", 1000, None, ["routed"])),
+    "app unknown path": (_app_with_routes(), "/elsewhere", ("rejected", 404)),
+}
+
+
+async def _outcome_in_memory(handler: Any, path: str) -> tuple[Any, ...]:
+    async with TestClient(handler) as client:
+        try:
+            async with client.connect(path, subprotocols=["v1", "v2"]) as conn:
+                received = []
+                with contextlib.suppress(ConnectionClosed):
+                    while True:
+                        received.append(await conn.receive())
+                closed = conn.ws.closed
+        except ConnectionRejected as err:
+            return _rejected(err)
+    assert closed is not None
+    return ("closed", closed.code, closed.reason, received)
+
+
+async def _outcome_over_tcp(handler: Any, path: str) -> tuple[Any, ...]:
+    async with trio.open_nursery() as nursery:
+        if isinstance(handler, App):
+            server = await nursery.start(partial(handler.serve, "127.0.0.1", 0))
+        else:
+            hook = getattr(handler, "process_request", None)
+            server = await nursery.start(
+                partial(trio_ws.serve_websocket, handler, "127.0.0.1", 0, None, process_request=hook)
+            )
+        try:
+            async with trio_ws.open_websocket(
+                "127.0.0.1", server.port, path, use_ssl=False, subprotocols=["v1", "v2"]
+            ) as ws:
+                received = []
+                with contextlib.suppress(ConnectionClosed):
+                    while True:
+                        received.append(await ws.get_message())
+                closed = ws.closed
+        except ConnectionRejected as err:
+            return _rejected(err)
+        finally:
+            nursery.cancel_scope.cancel()
+    assert closed is not None
+    return ("closed", closed.code, closed.reason, received)
+
+
+def _rejected(err: ConnectionRejected) -> tuple[Any, ...]:
+    if err.status_code != 401:
+        return ("rejected", err.status_code)
+    headers = {bytes(name).lower(): bytes(value).decode() for name, value in err.headers}
+    return ("rejected", err.status_code, err.body, headers.get(b"www-authenticate"))
+
+
+def _errors_logged(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str, str]]:
+    """(logger, message without the connection number, exception) of each ERROR record."""
+    return [
+        (r.name, re.sub(r"^\[conn \d+\] ", "", r.getMessage()), repr(r.exc_info[1] if r.exc_info else None))
+        for r in caplog.records
+        if r.levelno >= logging.ERROR
+    ]
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+async def test_the_test_client_and_a_real_server_agree(scenario: str, caplog: pytest.LogCaptureFixture) -> None:
+    handler, path, expected = SCENARIOS[scenario]
+    with trio.fail_after(TIMEOUT):
+        in_memory = await _outcome_in_memory(handler, path)
+        memory_errors = _errors_logged(caplog)
+        caplog.clear()
+        over_tcp = await _outcome_over_tcp(handler, path)
+        tcp_errors = _errors_logged(caplog)
+    assert in_memory == over_tcp == expected
+    assert memory_errors == tcp_errors
+
+
+async def test_stopping_the_client_closes_open_connections_with_1001() -> None:
+    """As cancelling a real server does (see the real-socket suite)."""
+
+    async def lingers(request: WebSocketRequest) -> None:
+        ws = await request.accept()
+        await ws.get_message()
+
+    client_scope = trio.CancelScope()
+
+    async def run_client(*, task_status: trio.TaskStatus[TestClient]) -> None:
+        with client_scope:
+            async with TestClient(lingers) as client:
+                task_status.started(client)
+                await trio.sleep_forever()
+
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            client = await nursery.start(run_client)
+            async with client.connect("/") as conn:
+                await trio.testing.wait_all_tasks_blocked()
+                client_scope.cancel()
+                with pytest.raises(ConnectionClosed) as caught:
+                    await conn.receive()
+    assert caught.value.reason.code == 1001

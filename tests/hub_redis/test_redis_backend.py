@@ -484,3 +484,28 @@ async def test_recovers_from_ten_redis_restarts(restartable_redis: RedisServer, 
         assert (node.hub.stats.backend_down, node.hub.stats.backend_up) == (10, 10)
     # A's refused broadcasts were numbered: B noticed each loss as a gap.
     assert b.backend.stats.gaps >= 10
+
+
+# -- context managers never drop the block's exception --------------------------
+
+
+class _BlockError(Exception):
+    pass
+
+
+@pytest.mark.parametrize("kind", ["hub", "hub_client"])
+async def test_hub_and_hub_client_keep_an_exception_raised_while_the_block_is_cancelled(
+    redis_server: RedisServer, prefix: str, kind: str
+) -> None:
+    # trio issue #1559: the backend's tasks run in the block's nursery; an
+    # exception raised in `finally:` while an enclosing scope cancels the block
+    # must come out, not be replaced by a Cancelled the scope swallows.
+    backend = RedisBackend(redis_server.url, prefix=prefix, **FAST)
+    context: Any = Hub(backend=backend) if kind == "hub" else HubClient(backend)
+    with trio.fail_after(TIMEOUT), pytest.raises(_BlockError), trio.CancelScope() as scope:
+        async with context:
+            scope.cancel()
+            try:
+                await trio.sleep_forever()
+            finally:
+                raise _BlockError

@@ -460,6 +460,12 @@ class App:
 
         ``task_status.started`` receives the :class:`~trio_ws.WebSocketServer`.
         Accepts every connection option of :func:`~trio_ws.serve_websocket`.
+
+        Raises:
+            OSError: when the address cannot be bound (for example, already
+                in use): the error itself, never inside an ExceptionGroup.
+
+        Cancelling stops the server and closes every connection with 1001.
         """
         if self.hub.process_id is not None and not self.hub._running:
             async with self.hub:
@@ -475,15 +481,30 @@ class App:
         task_status: trio.TaskStatus[WebSocketServer],
         options: ConnectionOptionsDict,
     ) -> None:
-        async def run(*, task_status: trio.TaskStatus[WebSocketServer] = trio.TASK_STATUS_IGNORED) -> None:
-            await serve_websocket(
-                self, host, port, ssl_context, process_request=self.process_request, task_status=task_status, **options
-            )
+        # No nursery of our own here: an OSError from binding (address in
+        # use) must reach the caller as itself, not inside an ExceptionGroup.
+        await serve_websocket(
+            self,
+            host,
+            port,
+            ssl_context,
+            process_request=self.process_request,
+            task_status=_RecordServer(self, task_status),
+            **options,
+        )
 
-        async with trio.open_nursery() as nursery:
-            server: WebSocketServer = await nursery.start(run)
-            self.server = server
-            task_status.started(server)
+
+class _RecordServer:
+    """A task status that remembers the server on the app, then passes it on."""
+
+    def __init__(self, app: App, task_status: trio.TaskStatus[WebSocketServer]) -> None:
+        self._app = app
+        self._task_status = task_status
+
+    def started(self, value: WebSocketServer | None = None) -> None:
+        assert value is not None
+        self._app.server = value
+        self._task_status.started(value)
 
 
 async def _task_host(websocket: WebSocket, *, task_status: trio.TaskStatus[trio.Nursery]) -> None:

@@ -25,11 +25,8 @@ from ..errors import ConnectionClosed
 from ..hub import Hub
 from ..request import WebSocketRequest
 from ..server import Handler, serve_websocket
-from .errors import EXIT_OK, EXIT_USAGE, CliError, leaves, os_error_text
+from .errors import EXIT_OK, EXIT_USAGE, CliError, os_error_text
 from .output import peer, status, write_line
-
-if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
-    from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["APPS", "AppFactory", "ServeApp", "broadcast_app", "chat_app", "echo_app", "run_serve"]
 
@@ -138,12 +135,6 @@ def _redis_hub(url: str) -> tuple[Hub, Callable[[], bool]]:
     return Hub(backend=backend), lambda: backend.connected
 
 
-def _os_error_of(err: BaseException) -> OSError | None:
-    """The OSError inside ``err`` (possibly in exception groups), if it is the only error."""
-    found = leaves(err)
-    return found[0] if len(found) == 1 and isinstance(found[0], OSError) else None
-
-
 async def run_serve(args: argparse.Namespace) -> int:
     entry = APPS.get(args.app)
     if entry is None:
@@ -160,11 +151,8 @@ async def run_serve(args: argparse.Namespace) -> int:
                 server = await nursery.start(partial(app.serve, args.host, args.port, ssl_context=context))
             else:
                 server = await nursery.start(serve_websocket, app, args.host, args.port, context)
-        except (OSError, BaseExceptionGroup) as err:
-            os_error = _os_error_of(err)
-            if os_error is None:
-                raise
-            raise CliError(f"could not listen on {args.host}:{args.port}: {os_error_text(os_error)}") from None
+        except OSError as err:
+            raise CliError(f"could not listen on {args.host}:{args.port}: {os_error_text(err)}") from None
         secure = context is not None
         url = Endpoint(args.host, server.port, secure).url
         write_line(sys.stdout, f"serving {url}/")
