@@ -33,6 +33,7 @@ import trio
 from .close import ABNORMAL_CLOSURE, INTERNAL_ERROR, NORMAL_CLOSURE, CloseReason, is_sendable_close_code
 from .endpoint import Endpoint, stream_address
 from .errors import ConnectionClosed
+from .gather import gather_socket, send_frames
 from .log import ConnectionLogger
 from .options import ConnectionOptions
 from .prepared import PreparedMessage
@@ -111,6 +112,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         trailing_data: bytes = b"",
     ) -> None:
         self._stream = stream
+        self._gather_socket = gather_socket(stream)
         self._core = core
         self._options = options
         self._path = path
@@ -375,11 +377,15 @@ class WebSocketConnection(trio.abc.AsyncResource):
             self._message_lock.release()
 
     async def send_many(self, messages: Iterable[str | bytes | PreparedMessage], *, compress: bool = True) -> None:
-        """Send several whole messages, in order, with one write to the transport.
+        """Send several whole messages, in order, as one write to the transport.
 
-        Fan-out uses it to flush a member's queue in one system call; the
-        frames of :class:`PreparedMessage` values are shared as with
-        :meth:`send_message`.
+        Fan-out uses it to flush a member's queue. The frames are not joined:
+        on a TCP or Unix socket they go out in one gather system call
+        (``sendmsg``), elsewhere small frames are joined into chunks of at
+        most 16 KiB and larger ones written as they are. So the frames of
+        :class:`PreparedMessage` values stay shared with every other
+        connection (as with :meth:`send_message`) instead of being copied
+        once per connection.
 
         Args:
             messages: ``str``, ``bytes`` or :class:`PreparedMessage` values.
@@ -402,7 +408,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             self._check_can_send()
             frames = [self._core.encode_whole(item, compress=compress) for item in items]
             if frames:
-                await self._write(frames[0] if len(frames) == 1 else b"".join(frames))
+                await self._write(frames[0] if len(frames) == 1 else frames)
         finally:
             self._message_lock.release()
 
@@ -506,14 +512,17 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._check_can_send()
         await self._write(self._core.encode_pong(payload))
 
-    async def _write(self, data: bytes) -> None:
-        """Write bytes to the transport, one writer at a time."""
+    async def _write(self, data: bytes | list[bytes]) -> None:
+        """Write bytes (or a list of frames, see ``gather.py``) to the transport, one writer at a time."""
         await self._write_lock.acquire()
         try:
             if self._transport_closed.is_set():
                 raise self._closed_error()
             try:
-                await self._stream.send_all(data)
+                if isinstance(data, bytes):
+                    await self._stream.send_all(data)
+                else:
+                    await send_frames(self._stream, self._gather_socket, data)
             except _TRANSPORT_ERRORS as err:
                 self._logger.debug("transport failed while sending: %r", err)
                 await self._abort(ABNORMAL_CLOSURE, f"transport failed while sending: {err}")
