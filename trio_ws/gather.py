@@ -63,18 +63,22 @@ async def send_frames(
         for chunk in coalesce(frames, COALESCE_BYTES):
             await stream.send_all(chunk)
         return
-    pending: list[bytes | memoryview] = list(frames)
+    pending: Sequence[bytes | memoryview] = frames
     while pending:
-        buffers = pending[:MAX_BUFFERS]
+        buffers = pending[:MAX_BUFFERS] if len(pending) > MAX_BUFFERS else pending
         sent = await socket.sendmsg(buffers)
+        if sent == sum(map(len, buffers)):  # the usual case: everything went out
+            pending = pending[len(buffers) :]
+            continue
         done = 0
-        while done < len(buffers) and sent >= len(buffers[done]):
+        while sent >= len(buffers[done]):
             sent -= len(buffers[done])
             done += 1
-        del pending[:done]
+        rest = list(pending[done:])  # a new list: the caller's stays as it was
         if sent:
             # Stopped inside this frame: continue from where the kernel did.
-            pending[0] = memoryview(pending[0])[sent:]
+            rest[0] = memoryview(rest[0])[sent:]
+        pending = rest
 
 
 def coalesce(frames: Sequence[bytes], limit: int) -> Iterator[bytes]:
