@@ -401,6 +401,62 @@ async def test_cancellation_in_block_propagates_and_closes_promptly() -> None:
     assert elapsed < 1.0
 
 
+OPEN_APIS = ["host-port", "url", "unix"]
+
+
+@asynccontextmanager
+async def echo_opener(api: str, tmp_path: Any) -> AsyncIterator[Callable[..., Any]]:
+    """An echo server, and a function that opens it with one of the open_websocket* managers."""
+    async with trio.open_nursery() as nursery:
+        if api == "unix":
+            path = str(tmp_path / "ws.sock")
+            await nursery.start(partial(trio_ws.serve_websocket_unix, echo_handler, path))
+            yield partial(trio_ws.open_websocket_unix, path, "/")
+        else:
+            server = await nursery.start(partial(trio_ws.serve_websocket, echo_handler, "127.0.0.1", 0, None))
+            if api == "url":
+                yield partial(trio_ws.open_websocket_url, f"ws://127.0.0.1:{server.port}/")
+            else:
+                yield partial(trio_ws.open_websocket, "127.0.0.1", server.port, "/", use_ssl=False)
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("api", OPEN_APIS)
+async def test_exception_raised_while_block_is_cancelled_is_not_lost(api: str, tmp_path: Any) -> None:
+    # trio issue #1559's pattern: an outer scope cancels the block, which
+    # raises its own exception from a finally clause. That exception must come
+    # out; it must not be replaced by a Cancelled that the scope then swallows.
+    class Boom(Exception):
+        pass
+
+    with trio.fail_after(TIMEOUT):
+        async with echo_opener(api, tmp_path) as open_ws:
+            with pytest.raises(Boom) as info, trio.move_on_after(0.05):
+                async with open_ws() as ws:
+                    try:
+                        await trio.sleep_forever()
+                    finally:
+                        raise Boom("from finally")
+            assert isinstance(info.value.__context__, trio.Cancelled)
+            assert ws.closed is not None and ws.closed.code == 1000
+
+
+@pytest.mark.parametrize("api", ["host-port", "url"])
+async def test_exception_raised_while_block_is_cancelled_with_autojump_clock(
+    api: str, tmp_path: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    # The same with the virtual clock trio-websocket's own test uses (the Unix
+    # server's set-up runs in a thread, which that clock would skip over).
+    with trio.fail_after(TIMEOUT):
+        async with echo_opener(api, tmp_path) as open_ws:
+            with pytest.raises(ValueError), trio.move_on_after(1):
+                async with open_ws():
+                    try:
+                        await trio.sleep_forever()
+                    finally:
+                        raise ValueError
+
+
 async def test_normal_exit_closes_with_1000() -> None:
     with trio.fail_after(TIMEOUT):
         async with serving(echo_handler) as port:
