@@ -481,7 +481,7 @@ def test_snippet(snippet: Snippet) -> None:
 # ``sys.argv[1]`` by the port (or the socket path of a Unix-socket server). A program
 # passes when it exits with status 0, or, for a server, when it listens and answers
 # a WebSocket handshake (with 101 or an HTTP status of its own); a client gets an
-# echo server to talk to.
+# echo server to talk to, and one that prints its answer must print the echo.
 
 PROGRAM_TIMEOUT = 20.0
 
@@ -637,6 +637,9 @@ def _run_program(snippet: Snippet, tmp_path: Path) -> str:
         except subprocess.TimeoutExpired:
             pytest.fail(f"{snippet.where}: did not finish within {PROGRAM_TIMEOUT} s")
         assert program.returncode == 0, f"{snippet.where}: exit status {program.returncode}\n{err}"
+        sent = re.search(r'send_message\("([^"]*)"\)', source)
+        if not serves and sent and "print(" in source:
+            assert out == sent[1] + "\n", f"{snippet.where}: printed {out!r}, not the echo of {sent[1]!r}"
         return out
 
 
