@@ -29,6 +29,7 @@ from .errors import (
     DisconnectionTimeout,
     HandshakeError,
     InvalidURL,
+    TLSHandshakeError,
     WebSocketError,
 )
 from .heartbeat import heartbeat
@@ -46,6 +47,7 @@ from .options import (
     ConnectionOptions,
 )
 from .prepared import PreparedMessage
+from .reconnect import Backoff, Connections, connect_forever
 from .request import WebSocketRequest
 from .server import WebSocketServer, serve_websocket, serve_websocket_unix, wrap_server_stream
 
@@ -85,6 +87,10 @@ __all__ = [
     "HAS_SPEEDUPS",
     "Hub",
     "InvalidURL",
+    "TLSHandshakeError",
+    "Backoff",
+    "Connections",
+    "connect_forever",
     "WebSocketConnection",
     "WebSocketError",
     "WebSocketRequest",

@@ -20,7 +20,7 @@ import trio
 
 from .connection import WebSocketConnection
 from .endpoint import parse_websocket_url
-from .errors import ConnectionRejected, ConnectionTimeout, DisconnectionTimeout, HandshakeError
+from .errors import ConnectionRejected, ConnectionTimeout, DisconnectionTimeout, HandshakeError, TLSHandshakeError
 from .handshake import HandshakeProblem, build_client_request, check_client_response
 from .log import ConnectionLogger, client_logger, next_connection_id
 from .options import ConnectionOptions, document_options
@@ -98,7 +98,7 @@ async def _open_transport(host: str, port: int, ssl_context: ssl.SSLContext | No
         await tls.do_handshake()
     except trio.BrokenResourceError as err:
         await trio.aclose_forcefully(tls)
-        raise HandshakeError(f"TLS handshake with {host}:{port} failed: {err.__cause__ or err}") from err
+        raise TLSHandshakeError(f"TLS handshake with {host}:{port} failed: {err.__cause__ or err}") from err
     except BaseException:
         await trio.aclose_forcefully(tls)
         raise

@@ -6,6 +6,7 @@ arguments); nothing from wsproto, h11 or trio's internals crosses the API.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Sequence
 
 from .close import CloseReason
@@ -16,6 +17,7 @@ __all__ = [
     "ConnectionClosedOK",
     "ConnectionClosedError",
     "HandshakeError",
+    "TLSHandshakeError",
     "ConnectionRejected",
     "ConnectionTimeout",
     "DisconnectionTimeout",
@@ -69,6 +71,27 @@ class ConnectionClosedError(ConnectionClosed):
 
 class HandshakeError(WebSocketError):
     """The opening handshake failed."""
+
+
+class TLSHandshakeError(HandshakeError):
+    """The TLS handshake failed (before any HTTP was exchanged).
+
+    The ``ssl`` error that caused it is the exception's ``__cause__`` chain;
+    :attr:`verification_failed` tells a certificate the client refused (a
+    wrong host name, an unknown authority, an expired certificate) from other
+    TLS failures (the peer closed the connection, refused our client
+    certificate, or spoke no TLS).
+    """
+
+    @property
+    def verification_failed(self) -> bool:
+        """True when our side refused the peer's certificate."""
+        cause = self.__cause__
+        while cause is not None:
+            if isinstance(cause, ssl.SSLCertVerificationError):
+                return True
+            cause = cause.__cause__
+        return False
 
 
 class ConnectionRejected(HandshakeError):
