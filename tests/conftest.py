@@ -17,6 +17,18 @@ __all__ = ["node_tools", "node_ws"]
 
 STRICT = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+#: The environment variables client entry points read for a proxy by default.
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Connect directly unless a test sets a proxy: a developer's or a CI
+    machine's proxy settings must not reroute the suite's loopback traffic."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:

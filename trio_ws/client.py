@@ -25,6 +25,7 @@ from .handshake import HandshakeProblem, build_client_request, check_client_resp
 from .log import ConnectionLogger, client_logger, next_connection_id
 from .options import ConnectionOptions, document_options
 from .protocol import ProtocolCore
+from .proxy import PROXY_DOC, ProxyArgument, ProxyURL, open_proxy_stream, resolve_proxy
 from .scopes import background_tasks
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
@@ -53,6 +54,8 @@ _CLIENT_OPTION_DOCS = (
     ("subprotocols", "subprotocols to offer, in order of preference."),
     ("extra_headers", "more request headers, as ``(name, value)`` pairs."),
 )
+#: The options of the client entry points that connect over TCP.
+_TCP_CLIENT_OPTION_DOCS = (*_CLIENT_OPTION_DOCS, ("proxy", PROXY_DOC))
 
 
 def _root_cause(error: OSError) -> str:
@@ -89,8 +92,14 @@ def _ssl_context(use_ssl: bool | ssl.SSLContext) -> ssl.SSLContext | None:
     raise TypeError(f"use_ssl must be a bool or an ssl.SSLContext, not {use_ssl!r}")
 
 
-async def _open_transport(host: str, port: int, ssl_context: ssl.SSLContext | None) -> trio.abc.Stream:
-    stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+async def _open_transport(
+    host: str, port: int, ssl_context: ssl.SSLContext | None, proxy: ProxyURL | None = None
+) -> trio.abc.Stream:
+    stream: trio.abc.Stream
+    if proxy is None:
+        stream = await trio.open_tcp_stream(host, port)
+    else:
+        stream = await open_proxy_stream(proxy, host, port, max_response=_MAX_REJECTION_BODY)
     if ssl_context is None:
         return stream
     tls = trio.SSLStream(stream, ssl_context, server_hostname=host, https_compatible=True)
@@ -126,6 +135,7 @@ async def _client_handshake(
     conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=limit)
     data = conn.send(request)
     assert data is not None
+    answered = False
     try:
         await stream.send_all(data)
         while True:
@@ -136,7 +146,15 @@ async def _client_handshake(
             if event is h11.NEED_DATA:
                 chunk = await stream.receive_some(options.receive_buffer_size)
                 if not chunk:
+                    if isinstance(stream, trio.SSLStream) and not answered:
+                        # A trio or TLS 1.3 server that refuses our client
+                        # certificate closes here, after our TLS handshake.
+                        raise TLSHandshakeError(
+                            "server closed the TLS connection without an HTTP answer "
+                            "(it may require a client certificate, or refuse ours)"
+                        )
                     raise HandshakeError("server closed the connection during the handshake")
+                answered = True
                 conn.receive_data(bytes(chunk))
             elif isinstance(event, h11.InformationalResponse) and event.status_code == 101:
                 break
@@ -144,6 +162,10 @@ async def _client_handshake(
                 body = await _read_body(stream, conn, options.receive_buffer_size)
                 raise ConnectionRejected(event.status_code, list(event.headers), body)
     except _TRANSPORT_ERRORS as err:
+        if isinstance(err.__cause__, ssl.SSLError):
+            # TLS 1.3: a server that refuses our client certificate says so
+            # after our side of the TLS handshake, on the first read.
+            raise TLSHandshakeError(f"TLS failed during the handshake: {err.__cause__}") from err
         raise HandshakeError(f"connection failed during the handshake: {err}") from err
     try:
         subprotocol, extension = check_client_response(
@@ -209,11 +231,13 @@ async def _connect(
     options: ConnectionOptions,
     *,
     wrap_os_errors: bool = False,
+    proxy: ProxyArgument = None,
 ) -> WebSocketConnection:
     _check_port(port)
+    via = resolve_proxy(proxy, host, port, is_ssl=ssl_context is not None)
     with trio.move_on_after(_timeout(options.connect_timeout)) as scope:
         try:
-            stream = await _open_transport(host, port, ssl_context)
+            stream = await _open_transport(host, port, ssl_context, via)
         except OSError as err:
             if wrap_os_errors:
                 # trio-websocket's open_websocket reports connection failures
@@ -264,7 +288,7 @@ async def _connect_unix(
     raise ConnectionTimeout(f"connecting to {path} took longer than {options.connect_timeout} s")
 
 
-@document_options(*_CLIENT_OPTION_DOCS)
+@document_options(*_TCP_CLIENT_OPTION_DOCS)
 async def connect_websocket(
     nursery: trio.Nursery,
     host: str,
@@ -274,6 +298,7 @@ async def connect_websocket(
     use_ssl: bool | ssl.SSLContext,
     subprotocols: Sequence[str] | None = None,
     extra_headers: HeaderPairs | None = None,
+    proxy: ProxyArgument = True,
     **options: Unpack[ConnectionOptionsDict],
 ) -> WebSocketConnection:
     """Connect to a WebSocket server; the connection's tasks run in ``nursery``.
@@ -301,12 +326,14 @@ async def connect_websocket(
     Cancelling is safe: the transport is closed.
     """
     parsed = ConnectionOptions.from_kwargs(**options)
-    connection = await _connect(host, port, resource, _ssl_context(use_ssl), subprotocols, extra_headers, parsed)
+    connection = await _connect(
+        host, port, resource, _ssl_context(use_ssl), subprotocols, extra_headers, parsed, proxy=proxy
+    )
     connection._start(nursery)
     return connection
 
 
-@document_options(*_CLIENT_OPTION_DOCS)
+@document_options(*_TCP_CLIENT_OPTION_DOCS)
 async def connect_websocket_url(
     nursery: trio.Nursery,
     url: str,
@@ -314,6 +341,7 @@ async def connect_websocket_url(
     *,
     subprotocols: Sequence[str] | None = None,
     extra_headers: HeaderPairs | None = None,
+    proxy: ProxyArgument = True,
     **options: Unpack[ConnectionOptionsDict],
 ) -> WebSocketConnection:
     """Like :func:`connect_websocket`, with a ``ws://`` or ``wss://`` URL.
@@ -340,6 +368,7 @@ async def connect_websocket_url(
         use_ssl=use_ssl,
         subprotocols=subprotocols,
         extra_headers=extra_headers,
+        proxy=proxy,
         **options,
     )
 
@@ -429,7 +458,7 @@ async def _run_connection(connection: WebSocketConnection) -> AsyncIterator[WebS
 
 
 @asynccontextmanager
-@document_options(*_CLIENT_OPTION_DOCS)
+@document_options(*_TCP_CLIENT_OPTION_DOCS)
 async def open_websocket(
     host: str,
     port: int,
@@ -438,6 +467,7 @@ async def open_websocket(
     use_ssl: bool | ssl.SSLContext,
     subprotocols: Sequence[str] | None = None,
     extra_headers: HeaderPairs | None = None,
+    proxy: ProxyArgument = True,
     **options: Unpack[ConnectionOptionsDict],
 ) -> AsyncIterator[WebSocketConnection]:
     """Open a WebSocket connection for the duration of an ``async with`` block.
@@ -468,20 +498,29 @@ async def open_websocket(
     """
     parsed = ConnectionOptions.from_kwargs(**options)
     connection = await _connect(
-        host, port, resource, _ssl_context(use_ssl), subprotocols, extra_headers, parsed, wrap_os_errors=True
+        host,
+        port,
+        resource,
+        _ssl_context(use_ssl),
+        subprotocols,
+        extra_headers,
+        parsed,
+        wrap_os_errors=True,
+        proxy=proxy,
     )
     async with _run_connection(connection) as ws:
         yield ws
 
 
 @asynccontextmanager
-@document_options(*_CLIENT_OPTION_DOCS)
+@document_options(*_TCP_CLIENT_OPTION_DOCS)
 async def open_websocket_url(
     url: str,
     ssl_context: ssl.SSLContext | None = None,
     *,
     subprotocols: Sequence[str] | None = None,
     extra_headers: HeaderPairs | None = None,
+    proxy: ProxyArgument = True,
     **options: Unpack[ConnectionOptionsDict],
 ) -> AsyncIterator[WebSocketConnection]:
     """Like :func:`open_websocket`, with a ``ws://`` or ``wss://`` URL.
@@ -513,6 +552,7 @@ async def open_websocket_url(
         extra_headers,
         parsed,
         wrap_os_errors=True,
+        proxy=proxy,
     )
     async with _run_connection(connection) as ws:
         yield ws

@@ -50,6 +50,7 @@ from .connection import WebSocketConnection
 from .endpoint import parse_websocket_url
 from .errors import ConnectionClosed, ConnectionRejected, ConnectionTimeout, HandshakeError, TLSHandshakeError
 from .options import ConnectionOptions, document_options
+from .proxy import PROXY_DOC, ProxyArgument, ProxyError
 from .scopes import background_tasks
 
 if TYPE_CHECKING:
@@ -169,10 +170,14 @@ def is_retryable(error: BaseException) -> bool:
     that does not resolve), :class:`~trio_ws.ConnectionTimeout`, TLS failures
     other than certificate verification, HTTP 5xx and 429. Not retried: other
     HTTP statuses (4xx: the request itself is refused), TLS certificate
-    verification errors, and handshake responses that break the protocol.
+    verification errors, and handshake responses that break the protocol. A
+    :class:`~trio_ws.proxy.ProxyError` is retried when the proxy could not be
+    reached or answered 5xx/429, not when it refused the login.
     """
     if isinstance(error, ConnectionRejected):
         return error.status_code >= 500 or error.status_code == 429
+    if isinstance(error, ProxyError):
+        return error.retryable
     if isinstance(error, TLSHandshakeError):
         return not error.verification_failed
     if isinstance(error, ConnectionTimeout):
@@ -216,8 +221,10 @@ class Connections:
         extra_headers: HeaderPairs | None,
         backoff: Backoff,
         retry_first_attempt: bool,
+        proxy: ProxyArgument,
         options: ConnectionOptions,
     ) -> None:
+        self._proxy = proxy
         self._nursery = nursery
         self._url = url
         self._target = parse_websocket_url(url)
@@ -298,6 +305,7 @@ class Connections:
                     self._extra_headers,
                     self._options,
                     wrap_os_errors=True,
+                    proxy=self._proxy,
                 )
             except HandshakeError as error:
                 first = not self._ever_connected and self._attempt == 0
@@ -333,6 +341,7 @@ class Connections:
 @document_options(
     ("subprotocols", "subprotocols to offer, in order of preference."),
     ("extra_headers", "more request headers, as ``(name, value)`` pairs."),
+    ("proxy", PROXY_DOC),
     ("backoff", "the :class:`Backoff` policy between attempts (default: ``Backoff()``)."),
     (
         "retry_first_attempt",
@@ -346,6 +355,7 @@ async def connect_forever(
     *,
     subprotocols: Sequence[str] | None = None,
     extra_headers: HeaderPairs | None = None,
+    proxy: ProxyArgument = True,
     backoff: Backoff | None = None,
     retry_first_attempt: bool = False,
     **options: Unpack[ConnectionOptionsDict],
@@ -387,6 +397,7 @@ async def connect_forever(
             extra_headers=extra_headers,
             backoff=backoff or Backoff(),
             retry_first_attempt=retry_first_attempt,
+            proxy=proxy,
             options=parsed,
         )
         try:
