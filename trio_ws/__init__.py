@@ -47,6 +47,7 @@ from .options import (
     ConnectionOptions,
 )
 from .prepared import PreparedMessage
+from .proxy import ProxyError
 from .reconnect import Backoff, Connections, connect_forever
 from .request import WebSocketRequest
 from .server import WebSocketServer, serve_websocket, serve_websocket_unix, wrap_server_stream
@@ -88,6 +89,7 @@ __all__ = [
     "Hub",
     "InvalidURL",
     "TLSHandshakeError",
+    "ProxyError",
     "Backoff",
     "Connections",
     "connect_forever",

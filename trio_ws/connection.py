@@ -26,7 +26,7 @@ import contextlib
 import os
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -45,6 +45,7 @@ from .protocol import (
     ProtocolCore,
     ProtocolFailure,
 )
+from .tls import peer_certificate
 
 if TYPE_CHECKING:
     from .handshake import Headers
@@ -174,6 +175,15 @@ class WebSocketConnection(trio.abc.AsyncResource):
     def remote(self) -> Endpoint | str:
         """The peer's address, as an :class:`Endpoint` or a Unix socket path."""
         return stream_address(self._stream, remote=True)
+
+    @property
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """The peer's TLS certificate as ``ssl`` decodes it, or None (see :func:`trio_ws.tls.peer_certificate`).
+
+        A server sees a client certificate only when its ``ssl.SSLContext``
+        asks for one (``verify_mode``) and it passed verification.
+        """
+        return peer_certificate(self._stream)
 
     @property
     def path(self) -> str:

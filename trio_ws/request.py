@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import h11
 import trio
@@ -24,6 +25,7 @@ from .handshake import (
 from .log import ConnectionLogger
 from .options import ConnectionOptions
 from .protocol import ProtocolCore
+from .tls import peer_certificate
 
 __all__ = ["WebSocketRequest", "read_request"]
 
@@ -108,6 +110,15 @@ class WebSocketRequest:
     def remote(self) -> Endpoint | str:
         """The client's address, as an :class:`Endpoint` or a Unix socket path."""
         return stream_address(self._stream, remote=True)
+
+    @property
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """The client's TLS certificate as ``ssl`` decodes it, or None (see :func:`trio_ws.tls.peer_certificate`).
+
+        A server sees a client certificate only when its ``ssl.SSLContext``
+        asks for one (``verify_mode``) and it passed verification.
+        """
+        return peer_certificate(self._stream)
 
     @property
     def answered(self) -> bool:

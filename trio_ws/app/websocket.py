@@ -92,6 +92,12 @@ class WebSocket:
         self.state = State()
         self.session: dict[str, Any] = {}
 
+    @property
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """The client's verified TLS certificate (mutual TLS), or None; see
+        :attr:`trio_ws.WebSocketRequest.peer_certificate`."""
+        return self._request.peer_certificate
+
     # -- handshake ---------------------------------------------------------------
     @property
     def requested_subprotocols(self) -> tuple[str, ...]:
