@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import platform
 import signal
 import socket
 import ssl
@@ -30,7 +31,7 @@ from process_output import Output
 
 import trio_ws
 from trio_ws import ConnectionClosed, WebSocketRequest
-from trio_ws.cli import format_message, main
+from trio_ws.cli import IDLE_AFTER_EOF, format_message, main
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 20.0
@@ -152,6 +153,58 @@ async def test_no_wait_closes_at_eof_with_1000() -> None:
             result = await run_cli("connect", url, "--no-wait", stdin=b"a\n")
     assert result.returncode == 0, result
     assert codes == [1000]
+
+
+async def test_session_stays_open_while_the_server_keeps_sending() -> None:
+    """Input ends at once; ticks every 0.5 s keep the session open until the server closes."""
+
+    async def ticker(request: WebSocketRequest) -> None:
+        ws = await request.accept()
+        for n in range(5):
+            await ws.send_message(f"tick {n}")
+            await trio.sleep(0.5)
+        await ws.aclose(1000, "done")
+
+    with trio.fail_after(TIMEOUT):
+        async with serving(ticker) as url:
+            result = await run_cli("connect", url)
+    assert result.returncode == 0, result
+    assert result.stdout == "".join(f"< tick {n}\n" for n in range(5))
+    assert "connection closed by server: 1000 (NORMAL_CLOSURE) done" in result.stderr
+
+
+async def test_idle_option_sets_how_long_a_quiet_server_is_waited_for() -> None:
+    codes: list[int] = []
+
+    async def greet_then_wait(request: WebSocketRequest) -> None:
+        ws = await request.accept()
+        await ws.send_message("hello")
+        try:
+            await ws.get_message()
+        except ConnectionClosed as closed:
+            codes.append(closed.reason.code)
+
+    with trio.fail_after(TIMEOUT):
+        async with serving(greet_then_wait) as url:
+            result = await run_cli("connect", url, "--idle", "0.2")
+    assert result.returncode == 0, result
+    assert result.stdout == "< hello\n"
+    assert codes == [1000]
+
+
+async def test_idle_inf_waits_for_the_server_to_close() -> None:
+    async def slow(request: WebSocketRequest) -> None:
+        ws = await request.accept()
+        await ws.send_message("first")
+        await trio.sleep(IDLE_AFTER_EOF + 0.5)  # quiet for longer than the default --idle
+        await ws.send_message("second")
+        await ws.aclose(1000)
+
+    with trio.fail_after(TIMEOUT):
+        async with serving(slow) as url:
+            result = await run_cli("connect", url, "--idle", "inf")
+    assert result.returncode == 0, result
+    assert result.stdout == "< first\n< second\n"
 
 
 async def test_json_is_pretty_printed() -> None:
@@ -316,7 +369,7 @@ async def test_second_sigint_stops_waiting_for_the_closing_handshake() -> None:
     assert err.text == ""
 
 
-async def test_tty_stdin_echoes_sent_lines() -> None:
+async def test_typed_lines_are_repeated_when_stdout_is_not_the_terminal() -> None:
     master, slave = os.openpty()
     try:
         with trio.fail_after(TIMEOUT):
@@ -349,6 +402,52 @@ async def test_tty_stdin_echoes_sent_lines() -> None:
     assert sorted(out.text.splitlines()) == ["< typed", "> typed"]
 
 
+async def test_typed_line_is_shown_once_at_a_terminal() -> None:
+    """stdin and stdout on one terminal: its echo shows the typed line; no "> ..." copy."""
+    master, slave = os.openpty()
+    reader = trio.lowlevel.FdStream(os.dup(master))
+    screen = bytearray()
+    got_reply = trio.Event()
+
+    async def read_screen() -> None:
+        try:
+            while chunk := await reader.receive_some():
+                screen.extend(chunk)
+                if b"< typed" in screen:
+                    got_reply.set()
+        except (trio.BrokenResourceError, OSError):
+            pass  # EIO once the terminal's last user is gone
+
+    try:
+        with trio.fail_after(TIMEOUT):
+            async with serving(echo_handler) as url:
+                process = await trio.lowlevel.open_process(
+                    _cli_command("connect", url), stdin=slave, stdout=slave, stderr=subprocess.PIPE, cwd=ROOT
+                )
+                assert process.stderr is not None
+                err = Output()
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(err.drain, process.stderr)
+                        nursery.start_soon(read_screen)
+                        await err.wait_for(b"connected to")
+                        os.write(master, b"typed\n")
+                        await got_reply.wait()
+                        os.write(master, b"\x04")  # Ctrl-D: end of input
+                        await process.wait()
+                        nursery.cancel_scope.cancel()
+                finally:
+                    await _stop(process)
+    finally:
+        await reader.aclose()
+        os.close(master)
+        os.close(slave)
+    assert process.returncode == 0, (screen, err.text)
+    text = screen.decode(errors="replace")
+    assert "> typed" not in text, text
+    assert text.count("typed") == 2, text  # the terminal's echo, and the reply "< typed"
+
+
 # -- connect: errors ---------------------------------------------------------------
 
 
@@ -375,6 +474,70 @@ async def test_rejected_handshake() -> None:
         async with serving(echo_handler, process_request=forbid) as url:
             result = await run_cli("connect", url)
     assert_one_line_error(result, 1, "server rejected the connection: HTTP 403")
+
+
+async def test_not_found_names_the_path() -> None:
+    async def not_found(request: WebSocketRequest) -> None:
+        await request.reject(404)
+
+    with trio.fail_after(TIMEOUT):
+        async with serving(echo_handler, process_request=not_found) as url:
+            result = await run_cli("connect", url + "missing?x=1")
+    assert_one_line_error(result, 1, "HTTP 404 Not Found: the path /missing was not found")
+
+
+async def test_plain_http_server_is_not_a_websocket_endpoint() -> None:
+    async def web_page(stream: trio.SocketStream) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += await stream.receive_some()
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhello")
+        await stream.aclose()
+
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(partial(trio.serve_tcp, web_page, 0, host="127.0.0.1"))
+            url = f"ws://127.0.0.1:{listeners[0].socket.getsockname()[1]}/"
+            result = await run_cli("connect", url)
+            nursery.cancel_scope.cancel()
+    assert_one_line_error(result, 1, f"{url} is not a WebSocket endpoint: the server answered HTTP 200 OK")
+
+
+async def test_ws_url_to_a_tls_server_suggests_wss(tls: tuple[ssl.SSLContext, Path]) -> None:
+    server_ctx, _ = tls
+    with trio.fail_after(TIMEOUT):
+        async with serving(echo_handler, server_ctx) as url:
+            plain = url.replace("wss://", "ws://")
+            result = await run_cli("connect", plain)
+    assert_one_line_error(result, 1, f"expects TLS: use {url}")
+
+
+async def test_wss_url_to_a_plain_server_suggests_ws() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with serving(echo_handler) as url:
+            result = await run_cli("connect", url.replace("ws://", "wss://"))
+    assert_one_line_error(result, 1, f"does not speak TLS: use {url}")
+
+
+async def test_version() -> None:
+    with trio.fail_after(TIMEOUT):
+        result = await run_cli("--version")
+    assert result.returncode == 0, result
+    built = "built" if trio_ws.HAS_SPEEDUPS else "not built (pure-Python masking)"
+    expected = f"trio-ws {trio_ws.__version__} (Python {platform.python_version()}; compiled speed-up: {built})\n"
+    assert result.stdout == expected
+
+
+@pytest.mark.parametrize("has_speedups", [True, False])
+async def test_version_says_whether_the_speedup_was_built(
+    has_speedups: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(trio_ws.masking, "HAS_SPEEDUPS", has_speedups)
+    with trio.fail_after(TIMEOUT):
+        code = await trio.to_thread.run_sync(main, ["--version"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert out.endswith("compiled speed-up: built)\n" if has_speedups else "not built (pure-Python masking))\n")
 
 
 async def test_handshake_timeout() -> None:
@@ -503,6 +666,10 @@ async def test_serve_unknown_app() -> None:
         (["connect", "ws://x/", "--header", "no colon"], "--header: expected 'Name: value'"),
         (["connect", "ftp://x/"], "invalid URL: "),
         (["connect", "ws://host:99999/"], "invalid URL: "),
+        (["connect", "ws://host/a b"], "it contains a space; write it as %20"),
+        (["connect", "ws://host/a\tb"], "contains the control character '\\t'"),
+        (["connect", "ws://host/caf\u00e9"], "non-ASCII character 'é'; percent-encode it as %C3%A9"),
+        (["connect", "ws://x/", "--idle", "-1"], "--idle: must be 0, a positive number of seconds, or inf"),
         (["connect", "wss://x/", "--cafile", "/nonexistent/ca.pem"], "could not load CA file"),
         (["serve", "echo", "--port", "70000"], "port must be in 0-65535"),
         (["serve", "nope"], "unknown app: nope (available: broadcast, chat, echo)"),

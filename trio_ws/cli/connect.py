@@ -2,7 +2,13 @@
 
 Each line read from stdin is sent as a text message; received messages are
 printed on stdout, prefixed with ``"< "``. Status lines (close notices, ping
-round trips, errors) go to stderr, so stdout carries only messages.
+round trips, errors) go to stderr, so stdout carries only messages. When the
+input ends, the session lasts until the server has been quiet for ``--idle``
+seconds (:data:`IDLE_AFTER_EOF` by default).
+
+A failed connection is explained by the type of its error; when a plain
+``ws://`` handshake ends without an answer, a TLS handshake is tried on the
+same port (:func:`speaks_tls`) to tell whether ``wss://`` was meant.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import argparse
 import ssl
 import sys
+from http import HTTPStatus
 
 import trio
 
@@ -29,10 +36,15 @@ from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliError, causes, os_erro
 from .output import describe_close, format_message, prefixed, status, write_line
 from .stdin import StdinLines
 
-__all__ = ["IDLE_AFTER_EOF", "run_connect"]
+__all__ = ["IDLE_AFTER_EOF", "check_url_characters", "run_connect", "speaks_tls"]
 
-#: Seconds without an incoming message, after EOF on stdin, before ``connect`` closes.
-IDLE_AFTER_EOF = 0.5
+#: Default of ``--idle``: seconds without an incoming message, after the end of
+#: the input, before ``connect`` closes. Longer than the one-second tick of the
+#: ``broadcast`` demo, so that a server that keeps sending keeps the session open.
+IDLE_AFTER_EOF = 2.0
+
+#: SSLError reason of a TLS client that received something other than a TLS record.
+_NOT_TLS_REASON = "WRONG_VERSION_NUMBER"
 
 
 class _Session:
@@ -41,7 +53,10 @@ class _Session:
     def __init__(self, ws: WebSocketConnection, args: argparse.Namespace, interactive: bool) -> None:
         self.ws = ws
         self.args = args
-        self.interactive = interactive
+        # Typed lines are already on the terminal (its echo): repeat them as
+        # "> ..." only when stdout goes elsewhere, such as a file or a pipe.
+        self.show_sent = interactive and not sys.stdout.isatty()
+        self.idle: float = 0.0 if args.no_wait else args.idle
         self.exit_code: int | None = None
         self._idle: trio.CancelScope | None = None
         self._scope = trio.CancelScope()
@@ -71,7 +86,7 @@ class _Session:
                 self._server_closed(closed.reason.code, closed.reason.reason)
                 return
             if self._idle is not None:
-                self._idle.deadline = trio.current_time() + IDLE_AFTER_EOF
+                self._idle.deadline = trio.current_time() + self.idle
             write_line(sys.stdout, format_message(message, pretty_json=self.args.json))
 
     def _server_closed(self, code: int, reason: str | None) -> None:
@@ -89,15 +104,15 @@ class _Session:
                     await self.ws.send_message(line)
                 except ConnectionClosed:
                     return  # _receive reports the close
-                if self.interactive:
+                if self.show_sent:
                     write_line(sys.stdout, prefixed("> ", line))
         finally:
             with trio.CancelScope(shield=True):
                 await lines.aclose()
         # End of input: wait until the server has been quiet for a moment; each
         # message that arrives meanwhile pushes the deadline back (_receive).
-        if not self.args.no_wait:
-            with trio.move_on_after(IDLE_AFTER_EOF) as idle:
+        if self.idle > 0:
+            with trio.move_on_after(self.idle) as idle:
                 self._idle = idle
                 await trio.sleep_forever()
         self.finish(EXIT_OK)
@@ -124,21 +139,92 @@ def _client_ssl_context(args: argparse.Namespace) -> ssl.SSLContext:
     return context
 
 
-def _handshake_failure(err: HandshakeError, host: str, port: int) -> CliError:
-    """Turn a failed connection attempt into the line to print."""
+def check_url_characters(url: str) -> None:
+    """Refuse a URL that cannot be sent as it is written, saying how to write it.
+
+    Raises:
+        CliError: (usage error) the URL holds a space, a control character or
+            a non-ASCII character.
+    """
+    for char in url:
+        if char == " ":
+            problem, advice = "contains a space", "write it as %20"
+        elif char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F:
+            problem, advice = f"contains the control character {char!r}", "remove it or percent-encode it"
+        elif ord(char) > 0x7F:
+            encoded = "".join(f"%{byte:02X}" for byte in char.encode())
+            problem, advice = f"contains the non-ASCII character {char!r}", f"percent-encode it as {encoded}"
+        else:
+            continue
+        raise CliError(f"invalid URL {url!r}: it {problem}; {advice}", EXIT_USAGE)
+
+
+async def speaks_tls(host: str, port: int) -> bool:
+    """Whether the server at ``host:port`` completes a TLS handshake (certificate not checked).
+
+    Raises nothing of its own: a refused connection or a failed handshake is
+    False. Cancelling it is safe (bound it with :func:`trio.move_on_after`).
+    """
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        stream = await trio.open_tcp_stream(host, port)
+    except OSError:
+        return False
+    tls = trio.SSLStream(stream, context, server_hostname=host)
+    try:
+        await tls.do_handshake()
+    except trio.BrokenResourceError:
+        return False
+    finally:
+        await trio.aclose_forcefully(tls)
+    return True
+
+
+def _with_scheme(url: str, scheme: str) -> str:
+    return scheme + url[url.index("://") :]
+
+
+async def _handshake_failure(
+    err: HandshakeError, args: argparse.Namespace, host: str, port: int, path: str
+) -> CliError:
+    """Turn a failed connection attempt into the line to print (what happened, and what to do)."""
     where = f"{host}:{port}"
     if isinstance(err, ConnectionRejected):
-        return CliError(f"server rejected the connection: HTTP {err.status_code}")
+        code = err.status_code
+        try:
+            phrase = f" {HTTPStatus(code).phrase}"
+        except ValueError:
+            phrase = ""
+        if 200 <= code < 300:
+            return CliError(
+                f"{args.url} is not a WebSocket endpoint: the server answered HTTP {code}{phrase} "
+                "as for an ordinary web page (check the path)"
+            )
+        if code == HTTPStatus.NOT_FOUND:
+            return CliError(f"server rejected the connection: HTTP 404 Not Found: the path {path} was not found")
+        return CliError(f"server rejected the connection: HTTP {code}{phrase}")
     if isinstance(err, ConnectionTimeout):
         return CliError(f"timed out connecting to {where}")
     chain = list(causes(err))
-    if any(isinstance(exc, ssl.SSLError) for exc in chain):
+    ssl_errors = [exc for exc in chain if isinstance(exc, ssl.SSLError)]
+    if ssl_errors:
+        if any(isinstance(exc, ssl.SSLCertVerificationError) for exc in ssl_errors):
+            hint = " (use --cafile PEM to trust its CA, or --insecure)"
+        elif any(exc.reason == _NOT_TLS_REASON for exc in ssl_errors):
+            hint = f" (the server at {where} does not speak TLS: use {_with_scheme(args.url, 'ws')})"
+        else:
+            hint = ""
         detail = os_error_text(err.__cause__) if err.__cause__ is not None else str(err)
-        verify = any(isinstance(exc, ssl.SSLCertVerificationError) for exc in chain)
-        hint = " (use --cafile PEM to trust its CA, or --insecure)" if verify else ""
         return CliError(f"TLS handshake failed: {detail}{hint}")
     if isinstance(err.__cause__, OSError):
         return CliError(f"could not connect to {where}: {os_error_text(err.__cause__)}")
+    if not args.url.startswith("wss://"):
+        # The server closed without answering: a TLS server does that to plain HTTP.
+        with trio.move_on_after(args.timeout):
+            if await speaks_tls(host, port):
+                return CliError(f"the server at {where} expects TLS: use {_with_scheme(args.url, 'wss')}")
     return CliError(f"WebSocket handshake with {where} failed: {err}")
 
 
@@ -152,6 +238,7 @@ async def run_connect(args: argparse.Namespace) -> int:
         target = parse_websocket_url(args.url)
     except InvalidURL as err:
         raise CliError(f"invalid URL: {err}", EXIT_USAGE) from None
+    check_url_characters(args.url)
     context = _client_ssl_context(args) if target.is_ssl else None
     interactive = sys.stdin is not None and sys.stdin.isatty()
     try:
@@ -167,6 +254,6 @@ async def run_connect(args: argparse.Namespace) -> int:
                 status(f"connected to {args.url}{chosen}; Ctrl-D to finish, Ctrl-C to quit")
             return await _Session(ws, args, interactive).run()
     except HandshakeError as err:
-        raise _handshake_failure(err, target.host, target.port) from None
+        raise await _handshake_failure(err, args, target.host, target.port, target.resource.split("?", 1)[0]) from None
     except DisconnectionTimeout:
         raise CliError("the server did not finish the closing handshake in time") from None

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import math
+import platform
+import sys
 from typing import NoReturn
 
+from .. import __version__, masking
 from .connect import IDLE_AFTER_EOF, run_connect
 from .errors import EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError
+from .output import write_line
 from .serve import APPS, run_serve
 
 __all__ = ["build_parser"]
@@ -29,6 +34,33 @@ def _positive(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
     return value
+
+
+def _idle(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if math.isnan(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0, a positive number of seconds, or inf: {text!r}")
+    return value
+
+
+def version_text() -> str:
+    """What ``trio-ws --version`` prints: trio_ws's version, the Python, and whether the speed-up was built."""
+    speedup = "built" if masking.HAS_SPEEDUPS else "not built (pure-Python masking)"
+    return f"{PROG} {__version__} (Python {platform.python_version()}; compiled speed-up: {speedup})"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print :func:`version_text` as one line (argparse's own action wraps it) and exit 0."""
+
+    def __init__(self, option_strings: list[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> NoReturn:
+        write_line(sys.stdout, version_text())
+        parser.exit()
 
 
 def _port(text: str) -> int:
@@ -58,6 +90,9 @@ def _header(text: str) -> tuple[str, str]:
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``trio-ws`` command."""
     parser = _Parser(prog=PROG, description="WebSocket client and demo server built on trio_ws.")
+    parser.add_argument(
+        "--version", action=_VersionAction, help="print the version, and whether the compiled speed-up was built"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -93,10 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="time allowed to connect and finish the handshake (default: 10)",
     )
     connect.add_argument(
-        "--no-wait",
-        action="store_true",
-        help=f"close as soon as stdin ends, instead of after {IDLE_AFTER_EOF} s without a message",
+        "--idle",
+        type=_idle,
+        default=IDLE_AFTER_EOF,
+        metavar="SECONDS",
+        help="after stdin ends, close once the server has sent nothing for SECONDS; 0 closes at once, "
+        f"inf waits for the server to close (default: {IDLE_AFTER_EOF:g})",
     )
+    connect.add_argument("--no-wait", action="store_true", help="close as soon as stdin ends (same as --idle 0)")
     connect.set_defaults(handler=run_connect, interrupted=EXIT_INTERRUPTED)
 
     apps = ", ".join(sorted(APPS))
