@@ -159,3 +159,22 @@ async def test_echo_client_without_arguments_prints_usage() -> None:
     stderr = result.stderr.decode()
     assert stderr.startswith("usage: echo_client.py [-h] URL [MESSAGE ...]"), stderr
     assert "Traceback" not in stderr
+
+
+async def test_demo_on_a_busy_port_says_so_in_one_line() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with trio.fail_after(60):
+            result = await trio.run_process(
+                [sys.executable, str(EXAMPLES / "demo.py"), "--port", str(port)],
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+    assert result.returncode == 1
+    stderr = result.stderr.decode()
+    assert stderr.count("\n") == 1, stderr
+    assert f"127.0.0.1:{port}" in stderr
+    assert "--port" in stderr
