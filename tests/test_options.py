@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import FrozenInstanceError, fields
 
@@ -208,16 +209,28 @@ def test_document_options_appends_section() -> None:
             x: a value.
         """
 
-    doc = func.__doc__
-    assert doc is not None
+    assert func.__doc__ is not None
+    assert func.__doc__.endswith("\n")
+    # The section is indented like the body, whether or not the compiler
+    # already stripped the body's indentation (Python 3.13 does).
+    doc = inspect.cleandoc(func.__doc__)
     assert doc.startswith("Do a thing.")
-    assert "Args:\n            x: a value." in doc
-    assert "\n    Keyword Args:\n" in doc
-    section = doc.split("Keyword Args:", 1)[1]
+    assert "\nArgs:\n    x: a value.\n" in doc
+    assert "\nKeyword Args:\n" in doc
+    section = doc.split("Keyword Args:", 1)[1] + "\n"
     for name, text in OPTION_DOCS.items():
-        assert f"\n        {name}: {text}\n" in section
+        assert f"\n    {name}: {text}\n" in section
     assert doc.index("Args:") < doc.index("Keyword Args:")
-    assert doc.endswith("\n")
+
+
+def test_document_options_on_a_one_line_docstring() -> None:
+    @document_options()
+    def func() -> None:
+        """Do a thing."""
+
+    assert func.__doc__ is not None
+    doc = inspect.cleandoc(func.__doc__)
+    assert doc.startswith("Do a thing.\n\nKeyword Args:\n    ")
 
 
 def test_document_options_extra_first_and_returns_same_function() -> None:

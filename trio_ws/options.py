@@ -203,9 +203,14 @@ def document_options(*extra: tuple[str, str]) -> Callable[[_F], _F]:
     """
 
     def decorate(func: _F) -> _F:
-        lines = [(getattr(func, "__doc__", None) or "").rstrip(), "", "    Keyword Args:"]
+        doc = (getattr(func, "__doc__", None) or "").rstrip()
+        # Match the body's indentation: Python 3.13 strips it from docstrings
+        # at compile time, earlier versions keep it (4 spaces in a function).
+        body = [line for line in doc.splitlines()[1:] if line.strip()]
+        indent = min((line[: len(line) - len(line.lstrip())] for line in body), key=len, default="    ")
+        lines = [doc, "", f"{indent}Keyword Args:"]
         for name, text in (*extra, *OPTION_DOCS.items()):
-            lines.append(f"        {name}: {text}")
+            lines.append(f"{indent}    {name}: {text}")
         func.__doc__ = "\n".join(lines) + "\n"
         return func
 
