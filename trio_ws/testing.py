@@ -73,6 +73,8 @@ class TestConnection:
         self._acks: dict[int, dict[str, Any]] = {}
         self._next_id = 0
         self._reader_done = False
+        # An event route connects the default namespace on accept, without a reply.
+        self._namespaces = {DEFAULT_NAMESPACE}
 
     async def _read(self) -> None:
         try:
@@ -82,6 +84,8 @@ class TestConnection:
                     envelope = json.loads(message)
                     self._acks[envelope["id"]] = envelope
                 else:
+                    if isinstance(message, str) and message.startswith(('{"type":"connected"', '{"type":"disconnect"')):
+                        self._namespace_changed(json.loads(message))
                     self._inbox.append(message)
                 self._arrived.unpark_all()
         except ConnectionClosed:
@@ -93,10 +97,30 @@ class TestConnection:
     def _closed(self) -> ConnectionClosed:
         return ConnectionClosed.for_reason(self.ws.closed or CloseReason(ABNORMAL_CLOSURE, None))
 
+    def _namespace_changed(self, envelope: dict[str, Any]) -> None:
+        namespace = envelope.get("namespace", DEFAULT_NAMESPACE)
+        if envelope["type"] == "connected":
+            self._namespaces.add(namespace)
+        else:  # the app took the connection out of the namespace
+            self._namespaces.discard(namespace)
+
     @property
     def is_connected(self) -> bool:
         """True while the connection is open."""
         return self.ws.closed is None
+
+    @property
+    def namespaces(self) -> frozenset[str]:
+        """The namespaces this connection is in (``"/"`` from the start), while it is open.
+
+        Updated as the app's ``connected`` and ``disconnect`` envelopes
+        arrive, and by :meth:`disconnect_namespace`.
+        """
+        return frozenset(self._namespaces) if self.is_connected else frozenset()
+
+    def is_connected_to(self, namespace: str) -> bool:
+        """Whether the connection is open and in ``namespace`` (Flask-SocketIO's ``is_connected(namespace)``)."""
+        return namespace in self.namespaces
 
     async def send(self, message: Message) -> None:
         """Send a text or binary message."""
@@ -162,6 +186,15 @@ class TestConnection:
         if "error" in answer:
             raise AckError(answer["error"].get("type", "Error"), answer["error"].get("message", ""))
         return answer.get("data")
+
+    async def disconnect_namespace(self, namespace: str) -> None:
+        """Leave a namespace (a ``disconnect`` envelope); the connection stays open.
+
+        Raises:
+            ConnectionClosed: when the connection is closed.
+        """
+        self._namespaces.discard(namespace)
+        await self.ws.send_message(encode({"type": "disconnect", "namespace": namespace}))
 
     async def connect_namespace(self, namespace: str, data: Any = None) -> dict[str, Any]:
         """Join a namespace; returns the app's ``connected`` or ``connect_error`` envelope."""

@@ -59,6 +59,9 @@ def test_url_str() -> None:
     assert str(URL("ws", "example.com", 8000, "/chat", "a=1")) == "ws://example.com:8000/chat?a=1"
     assert str(URL("wss", "example.com", None, "/", "")) == "wss://example.com/"
     assert Client("127.0.0.1", 5000).port == 5000
+    host, port = Client("::1", 80)
+    assert (host, port) == ("::1", 80)
+    assert Client("::1", 80) == ("::1", 80)
 
 
 def test_state_is_an_attribute_store() -> None:

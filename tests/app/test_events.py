@@ -349,3 +349,78 @@ async def test_app_emit_from_outside_a_handler() -> None:
             assert await b.get_received() == [event("tick", [1, 2, 3])]
             with pytest.raises(TypeError):
                 await app.emit("tick", object())
+
+
+# -- catch-all handlers (Flask-SocketIO's on("*")) and custom dispatch (gevent-socketio's process_event)
+
+
+async def test_catch_all_handler_gets_events_without_a_handler() -> None:
+    app = App()
+    caught: list[tuple[str, Any]] = []
+
+    @app.on("known")
+    async def known(conn: EventConnection, data: Any) -> str:
+        return "known handler"
+
+    @app.on("*")
+    async def anything(conn: EventConnection, event: str, data: Any) -> str:
+        caught.append((event, data))
+        if event == "fail":
+            raise EventError("Nope", "not this one")
+        return f"caught {event}"
+
+    @app.on("*", namespace="/other")
+    async def other(conn: EventConnection, event: str, data: Any) -> str:
+        return f"/other caught {event}"
+
+    with trio.fail_after(TIMEOUT):
+        async with TestClient(app) as client, client.connect("/ws") as conn:
+            assert await conn.emit("known", ack=True) == "known handler"
+            assert await conn.emit("whatever", {"x": 1}, ack=True) == "caught whatever"
+            with pytest.raises(AckError) as caught_error:
+                await conn.emit("fail", ack=True)
+            assert caught_error.value.error_type == "Nope"
+            # A namespace with only a catch-all handler exists, and uses its own.
+            assert (await conn.connect_namespace("/other"))["type"] == "connected"
+            assert await conn.emit("ping", namespace="/other", ack=True) == "/other caught ping"
+    assert caught == [("whatever", {"x": 1}), ("fail", None)]
+
+
+class Routed(Namespace):
+    """Routes ``"user:create"`` to ``on_user_create``, as gevent-socketio's process_event allows."""
+
+    namespace = "/routed"
+    allowed_events = frozenset({"user:create", "plain", "missing"})
+
+    async def process_event(self, conn: EventConnection, event: str, data: Any) -> Any:
+        if ":" in event:
+            method = getattr(self, "on_" + event.replace(":", "_"), None)
+            if method is None:  # pragma: no cover - not exercised
+                raise EventError("UnknownEvent", event)
+            return await method(conn, data)
+        return await super().process_event(conn, event, data)
+
+    async def on_user_create(self, conn: EventConnection, data: Any) -> str:
+        return f"created {data}"
+
+    async def on_plain(self, conn: EventConnection, data: Any) -> str:
+        return "plain"
+
+    async def on_hidden(self, conn: EventConnection, data: Any) -> str:  # pragma: no cover - refused by the ACL
+        return "hidden"
+
+
+async def test_an_overridden_process_event_routes_every_allowed_event() -> None:
+    app = App()
+    app.add_namespace(Routed)
+    with trio.fail_after(TIMEOUT):
+        async with TestClient(app) as client, client.connect("/ws") as conn:
+            await conn.connect_namespace("/routed")
+            assert await conn.emit("user:create", "ann", namespace="/routed", ack=True) == "created ann"
+            assert await conn.emit("plain", namespace="/routed", ack=True) == "plain"
+            with pytest.raises(AckError) as unknown:
+                await conn.emit("missing", namespace="/routed", ack=True)
+            assert unknown.value.error_type == "UnknownEvent"
+            with pytest.raises(AckError) as forbidden:
+                await conn.emit("hidden", namespace="/routed", ack=True)
+            assert forbidden.value.error_type == "Forbidden"

@@ -697,3 +697,109 @@ async def test_serve_records_the_server_on_the_app() -> None:
     with trio.fail_after(TIMEOUT):
         async with serving(app) as server:
             assert app.server is server
+
+
+@pytest.mark.parametrize("attempt", range(5))
+async def test_stopping_the_server_from_a_handler_gives_every_client_1001(
+    attempt: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Clients in several namespaces, the server cancelled by one of its handlers: 1001, nothing logged."""
+    app = App()
+    stop = trio.CancelScope()
+    joined = [trio.Event() for _ in range(3)]
+    codes: dict[int, int] = {}
+
+    @app.on("stop")
+    async def stop_server(conn: EventConnection, data: Any) -> None:
+        stop.cancel()
+
+    @app.on("join")
+    async def join(conn: EventConnection, room: str) -> None:
+        await conn.join_room(room)
+
+    @app.on("join", namespace="/admin")
+    async def join_admin(conn: EventConnection, room: str) -> None:
+        await conn.join_room(room, namespace="/admin")
+
+    async def client(server: trio_ws.WebSocketServer, index: int) -> None:
+        async with connect(server, "/ws") as ws:
+            events = RawEvents(ws)
+            await events.call("join", "tea")
+            await events.send({"type": "connect", "namespace": "/admin"})
+            await events.receive_type("connected")
+            await events.call("join", "ops", namespace="/admin")
+            joined[index].set()
+            if index == 0:
+                for event in joined:
+                    await event.wait()
+                await events.emit("stop")
+            with pytest.raises(ConnectionClosed) as caught:
+                while True:
+                    await ws.get_message()
+            codes[index] = caught.value.reason.code
+
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as clients:
+            with stop:
+                async with serving(app) as server:
+                    for index in range(3):
+                        clients.start_soon(client, server, index)
+                    await trio.sleep_forever()
+    assert codes == {0: 1001, 1: 1001, 2: 1001}
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_a_slow_disconnect_handler_does_not_hold_up_shutdown(caplog: pytest.LogCaptureFixture) -> None:
+    """App(disconnect_grace=...) bounds the shielded disconnect handlers."""
+    app = App(disconnect_grace=0.2)
+    outcome: list[str] = []
+    entered = trio.Event()
+
+    @app.on("disconnect")
+    async def slow(conn: EventConnection) -> None:
+        entered.set()
+        try:
+            await trio.sleep_forever()
+        except trio.Cancelled:
+            outcome.append("cancelled")
+            raise
+
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(partial(app.serve, "127.0.0.1", 0))
+            async with connect(server, "/ws") as ws:
+                await RawEvents(ws).send({"type": "connect", "namespace": "/"})
+                await RawEvents(ws).receive_type("connected")
+                nursery.cancel_scope.cancel()
+                with pytest.raises(ConnectionClosed):
+                    await ws.get_message()
+    assert entered.is_set()
+    assert outcome == ["cancelled"]
+    assert any("disconnect_grace=0.2" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+def test_disconnect_grace_must_be_a_number_of_seconds() -> None:
+    with pytest.raises(ValueError, match="disconnect_grace"):
+        App(disconnect_grace=-1)
+    with pytest.raises(ValueError, match="disconnect_grace"):
+        App(disconnect_grace=float("nan"))
+
+
+async def test_client_unpacks_as_host_and_port() -> None:
+    """index.py documents ``host, port = ws.client``."""
+    app = App()
+    seen: list[tuple[str, int | None]] = []
+
+    @app.websocket("/who")
+    async def who(ws: WebSocket) -> None:
+        host, port = ws.client
+        seen.append((host, port))
+        await ws.accept()
+        await ws.send_text(f"{host}:{port}")
+
+    with trio.fail_after(TIMEOUT):
+        async with serving(app) as server, connect(server, "/who") as ws:
+            message = await ws.get_message()
+    assert seen[0][0] == "127.0.0.1"
+    assert isinstance(seen[0][1], int)
+    assert message == f"127.0.0.1:{seen[0][1]}"

@@ -263,6 +263,11 @@ def make_app(recorder: Recorder) -> App:
         await conn.join_room("chatters", namespace="/chat")
         return {"said": data, "namespaces": sorted(conn.namespaces)}
 
+    @app.on("leave-chat")
+    async def leave_chat(conn: EventConnection, data: Any) -> list[str]:
+        await conn.leave_namespace("/chat")
+        return sorted(conn.namespaces)
+
     return app
 
 
@@ -472,6 +477,21 @@ async def test_non_default_namespace(node_ws: NodeWs) -> None:
             assert not isinstance(report, bool)
             assert report.recipients == 1
             assert (await driver.expect("event", event="shout"))["data"] == "to chatters"
+
+
+async def test_the_server_taking_the_socket_out_of_its_namespace_fires_namespace_disconnect(
+    node_ws: NodeWs,
+) -> None:
+    with trio.fail_after(TIMEOUT):
+        async with js_session(node_ws, options={"namespace": "/chat"}) as (_, _, _, driver):
+            assert (await driver.expect("fire", name="namespace"))["value"] == "/chat"
+            await driver.emit("leave-chat", ack=True, namespace="/")
+            assert (await driver.result("leave-chat"))["value"] == ["/"]
+            assert (await driver.expect("fire", name="namespace_disconnect"))["value"] == "/chat"
+            # The connection stays open: the default namespace still answers.
+            await driver.emit("echo", 3, ack=True, namespace="/")
+            assert (await driver.result("echo"))["value"] == {"echo": 3}
+            assert driver.seen("fire", name="disconnect") == []
 
 
 async def test_unknown_namespace_reports_connect_error(node_ws: NodeWs) -> None:

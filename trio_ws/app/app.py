@@ -39,6 +39,7 @@ from .events import (
     HandlerFunction,
     Namespace,
     hub_room,
+    is_connection_id,
     namespace_room,
 )
 from .routing import Router
@@ -58,6 +59,8 @@ Handler = FunctionHandler | type[WebSocketEndpoint]
 _H = TypeVar("_H", bound=Handler)
 _F = TypeVar("_F", bound=HandlerFunction)
 CLIENT_SCRIPT = "trio_ws.js"
+#: The event name of catch-all handlers: ``@app.on("*")``.
+CATCH_ALL = "*"
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,11 @@ class App:
             (default ``"/trio_ws.js"``; None to not serve it).
         debug: send unexpected handler exceptions' type and message to clients
             (default False: they get ``InternalError``).
+        disconnect_grace: how many seconds the disconnect handlers of a
+            closed connection may run (default 5). They run shielded from the
+            server's shutdown so that they can clean up; after this grace
+            period they are cancelled (and a warning logged), so that a slow
+            handler cannot hold up the server's shutdown.
     """
 
     def __init__(
@@ -103,9 +111,12 @@ class App:
         flood_timeout: float = 5.0,
         client_script_path: str | None = "/" + CLIENT_SCRIPT,
         debug: bool = False,
+        disconnect_grace: float = 5.0,
     ) -> None:
         if max_concurrency < 1 or max_in_flight < 1:
             raise ValueError("max_concurrency and max_in_flight must be >= 1")
+        if not disconnect_grace >= 0:
+            raise ValueError(f"disconnect_grace must be a number of seconds >= 0, not {disconnect_grace!r}")
         self.hub = hub or Hub()
         self.events_path = events_path
         self.max_concurrency = max_concurrency
@@ -113,9 +124,11 @@ class App:
         self.flood_timeout = flood_timeout
         self.client_script_path = client_script_path
         self.debug = debug
+        self.disconnect_grace = disconnect_grace
         self._router: Router[Route] = Router()
         self._events_mounted = False
         self._handlers: dict[str, dict[str, EventHandler]] = {}
+        self._catch_all: dict[str, EventHandler] = {}
         self._namespaces: dict[str, Namespace] = {}
         self._namespace_handlers: dict[str, dict[str, EventHandler]] = {}
         self._connect_handlers: dict[str, HandlerFunction] = {}
@@ -188,8 +201,10 @@ class App:
 
         ``"connect"`` and ``"disconnect"`` register the namespace's connect
         (``handler(conn, data)``; return False to refuse) and disconnect
-        (``handler(conn)``) handlers. The return value of other handlers
-        answers events sent with an id.
+        (``handler(conn)``) handlers. ``"*"`` registers the namespace's
+        catch-all handler, ``handler(conn, event, data)``, which receives
+        the events that have no handler of their own. The return value of
+        other handlers answers events sent with an id.
 
         Args:
             event: the event name.
@@ -205,6 +220,10 @@ class App:
                 self._connect_handlers[namespace] = function
             elif event == "disconnect":
                 self._disconnect_handlers[namespace] = function
+            elif event == CATCH_ALL:
+                self._catch_all[namespace] = EventHandler(
+                    function, tuple(expected_exceptions), tuple(sensitive_arguments)
+                )
             else:
                 self._handlers.setdefault(namespace, {})[event] = EventHandler.wrap(
                     function, expected_exceptions, sensitive_arguments
@@ -243,9 +262,17 @@ class App:
         return hook
 
     def _handler(self, namespace: str, event: str) -> EventHandler | None:
+        """The handler of ``event``: the namespace's own dispatch, else by name, else the catch-all."""
+        instance = self._namespaces.get(namespace)
+        if instance is not None and instance._routes_events():
+            return instance._dispatcher(event)
         handler = self._handlers.get(namespace, {}).get(event)
         if handler is None:
             handler = self._namespace_handlers.get(namespace, {}).get(event)
+        if handler is None:
+            catch_all = self._catch_all.get(namespace)
+            if catch_all is not None:
+                handler = catch_all.for_event(event)
         return handler
 
     def _has_namespace(self, namespace: str) -> bool:
@@ -254,6 +281,7 @@ class App:
             or namespace in self._namespaces
             or namespace in self._handlers
             or namespace in self._connect_handlers
+            or namespace in self._catch_all
         )
 
     def _initial_acl(self, namespace: str) -> Iterable[str] | None:
@@ -314,8 +342,10 @@ class App:
             namespace: the namespace.
 
         Returns:
-            for a connection id, whether it was delivered or published; else
-            the hub's delivery report.
+            for a connection id (a local connection, or an id of the form
+            connection ids have: 32 hexadecimal digits), whether it was
+            queued or handed to the connection's process: False for an
+            unknown or closed connection; else the hub's delivery report.
 
         Raises:
             TypeError: when ``data`` cannot be encoded as JSON.
@@ -323,12 +353,9 @@ class App:
         text = event_envelope(event, data, namespace)
         if to is None:
             return await self.hub.broadcast(namespace_room(namespace), text, exclude=exclude)
-        if self.hub.member(to) is not None:
+        if self.hub.member(to) is not None or is_connection_id(to):
             return await self.hub.unicast(to, text)
-        report = await self.hub.broadcast(hub_room(namespace, to), text, exclude=exclude)
-        if report.recipients == 0 and self.hub.process_id is not None and await self.hub.unicast(to, text):
-            return True
-        return report
+        return await self.hub.broadcast(hub_room(namespace, to), text, exclude=exclude)
 
     # -- static files --------------------------------------------------------------
     def static(self, prefix: str, directory: str | os.PathLike[str]) -> None:

@@ -6,7 +6,7 @@ import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["MultiDict", "Headers", "QueryParams", "URL", "Client", "State", "parse_cookies"]
 
@@ -96,9 +96,8 @@ class URL:
         return f"{self.scheme}://{netloc}{self.path}{query}"
 
 
-@dataclass(frozen=True)
-class Client:
-    """The peer's address (``port`` is None on a Unix socket)."""
+class Client(NamedTuple):
+    """The peer's address (``port`` is None on a Unix socket); unpacks as ``host, port = ws.client``."""
 
     host: str
     port: int | None

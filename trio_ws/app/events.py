@@ -29,6 +29,7 @@ import trio
 
 from ..close import POLICY_VIOLATION
 from ..errors import ConnectionClosed, WebSocketError
+from ..hub import INTERNAL_ROOM_PREFIX
 from .envelope import (
     DEFAULT_NAMESPACE,
     Envelope,
@@ -39,6 +40,7 @@ from .envelope import (
     event_envelope,
     parse_envelope,
 )
+from .jobs import NamespaceJobs
 from .websocket import WebSocket
 
 if TYPE_CHECKING:
@@ -113,6 +115,14 @@ class EventHandler:
     ) -> EventHandler:
         """Build a handler, reading the data parameter's annotation."""
         return cls(function, tuple(expected_exceptions), tuple(sensitive_arguments), _data_type(function))
+
+    def for_event(self, event: str) -> EventHandler:
+        """This handler as the handler of ``event``: ``function(conn, event, data)`` called as ``(conn, data)``."""
+
+        async def bound(conn: EventConnection, data: Any) -> Any:
+            return await self.function(conn, event, data)
+
+        return EventHandler(bound, self.expected_exceptions, self.sensitive_arguments)
 
 
 def _data_type(function: HandlerFunction) -> type | None:
@@ -211,7 +221,41 @@ class Namespace:
         """Called when a connection leaves the namespace or closes."""
 
     async def on_error(self, conn: EventConnection, event: str, error: BaseException) -> None:
-        """Called when a handler of this namespace raises an unexpected exception."""
+        """Called when a handler (or a job) of this namespace raises an unexpected exception."""
+
+    async def process_event(self, conn: EventConnection, event: str, data: Any) -> Any:
+        """Handle one event of this namespace; override it to route events your own way.
+
+        As long as it is not overridden, the app routes each event to its
+        handler (decorated, ``on_<event>``, or the catch-all) and this method
+        is not called. An override receives every event the connection's ACL
+        allows; its return value answers the event, :class:`EventError`
+        answers with an error. This default calls ``on_<event>`` (so an
+        override can fall back to ``await super().process_event(...)``).
+
+        Raises:
+            EventError: ``UnknownEvent`` when there is no ``on_<event>`` method.
+        """
+        handler = self.handlers().get(event)
+        if handler is None:
+            raise EventError("UnknownEvent", f"no handler for {event!r} in {self.namespace!r}")
+        return await handler.function(conn, data)
+
+    def _routes_events(self) -> bool:
+        """Whether this class overrides :meth:`process_event`."""
+        return type(self).process_event is not Namespace.process_event
+
+    def _dispatcher(self, event: str) -> EventHandler:
+        """:meth:`process_event` as the handler of ``event``."""
+
+        async def dispatch(conn: EventConnection, data: Any) -> Any:
+            return await self.process_event(conn, event, data)
+
+        return EventHandler(
+            dispatch,
+            tuple(self.expected_exceptions.get(event, ())),
+            tuple(self.sensitive_arguments.get(event, ())),
+        )
 
     def handlers(self) -> dict[str, EventHandler]:
         """The ``on_<event>`` methods, by event name."""
@@ -241,8 +285,17 @@ def hub_room(namespace: str, room: str) -> str:
 
 
 def namespace_room(namespace: str) -> str:
-    """The hub room every connection of ``namespace`` is in (for emits to all)."""
-    return f"{_SEPARATOR}namespace{_SEPARATOR}{namespace}"
+    """The hub room every connection of ``namespace`` is in (for emits to all).
+
+    Its name starts with the hub's internal-room prefix, so the hub does not
+    list it among a member's rooms.
+    """
+    return f"{INTERNAL_ROOM_PREFIX}namespace{_SEPARATOR}{namespace}"
+
+
+def is_connection_id(value: str) -> bool:
+    """Whether ``value`` has the form of a connection id (32 lowercase hexadecimal digits)."""
+    return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
 
 
 @dataclass
@@ -269,6 +322,8 @@ class EventConnection:
         self._acl: dict[str, AccessControl] = {}
         self._calls: dict[int, _PendingCall] = {}
         self._next_call = 0
+        self._jobs = NamespaceJobs(self, app)
+        self._session: EventSession | None = None
 
     @property
     def id(self) -> str:
@@ -383,12 +438,39 @@ class EventConnection:
         """Remove every member from ``room`` of ``namespace``."""
         await self.websocket.close_room(hub_room(namespace, room))
 
-    def start_soon(self, function: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        """Run background work that ends with the connection (see :meth:`WebSocket.start_soon`)."""
-        self.websocket.start_soon(function, *args)
+    def start_soon(self, function: Callable[..., Awaitable[Any]], *args: Any, namespace: str | None = None) -> None:
+        """Run background work that ends with the connection, or with its stay in ``namespace``.
+
+        Without ``namespace``, see :meth:`WebSocket.start_soon` (an exception
+        closes the connection with 1011). With ``namespace``, the job is
+        also cancelled when the connection leaves that namespace, and an
+        exception in it is logged and handed to the namespace's error hook
+        (with the function's name as the event); the connection stays open.
+
+        Raises:
+            RuntimeError: when the connection is not in ``namespace``.
+        """
+        if namespace is None:
+            self.websocket.start_soon(function, *args)
+            return
+        if namespace not in self._namespaces:
+            raise RuntimeError(f"connection {self.id} is not in namespace {namespace!r}")
+        self._jobs.start(namespace, function, args)
+
+    async def leave_namespace(self, namespace: str) -> None:
+        """Take this connection out of ``namespace``, keeping the connection open.
+
+        As when the client leaves: the namespace's disconnect handler runs,
+        its jobs are cancelled, the connection leaves its rooms there and
+        its access control starts afresh if it joins again. The client is
+        told with a ``disconnect`` envelope. No effect when the connection
+        is not in ``namespace``.
+        """
+        if self._session is not None:
+            await self._session.disconnect_namespace(namespace, notify=True)
 
     async def disconnect(self, code: int = 1000, reason: str | None = None) -> None:
-        """Close the connection."""
+        """Close the connection (every namespace with it)."""
         await self.websocket.close(code, reason)
 
     def __repr__(self) -> str:
@@ -410,6 +492,7 @@ class EventSession:
     def __init__(self, app: App, websocket: WebSocket) -> None:
         self.app = app
         self.conn = EventConnection(websocket, app)
+        self.conn._session = self
 
     async def run(self) -> None:
         """Accept, connect the default namespace, then read until the connection ends."""
@@ -433,9 +516,18 @@ class EventSession:
         finally:
             send.close()
             self.conn._fail_calls()
-            with trio.CancelScope(shield=True):
+            # Shielded, so that disconnect handlers can clean up while the
+            # server shuts down, but bounded: a slow one must not hold it up.
+            with trio.CancelScope(shield=True) as grace:
+                grace.relative_deadline = self.app.disconnect_grace
                 for namespace in list(self.conn._namespaces):
-                    await self._disconnect_namespace(namespace)
+                    await self.disconnect_namespace(namespace)
+            if grace.cancelled_caught:
+                logger.warning(
+                    "connection %s: disconnect handlers cancelled after disconnect_grace=%s s",
+                    self.conn.id,
+                    self.app.disconnect_grace,
+                )
 
     async def _read(self, message: str | bytes, queue: trio.MemorySendChannel[Envelope]) -> None:
         try:
@@ -469,7 +561,7 @@ class EventSession:
         elif envelope.type == "connect":
             await self._connect_namespace(envelope.namespace, envelope.data, reply=True)
         elif envelope.type == "disconnect":
-            await self._disconnect_namespace(envelope.namespace)
+            await self.disconnect_namespace(envelope.namespace)
         else:
             await self._answer_error("BadEnvelope", f"clients do not send {envelope.type!r}", envelope.id)
 
@@ -566,16 +658,34 @@ class EventSession:
             await self._send(encode({"type": "connected", "namespace": namespace}))
         return True
 
-    async def _disconnect_namespace(self, namespace: str) -> None:
-        if namespace not in self.conn._namespaces:
+    async def disconnect_namespace(self, namespace: str, *, notify: bool = False) -> None:
+        """Leave ``namespace``: its jobs, disconnect handler, rooms and ACL (``notify``: tell the client)."""
+        conn = self.conn
+        if namespace not in conn._namespaces:
             return
-        self.conn._namespaces.discard(namespace)
+        conn._namespaces.discard(namespace)
+        conn._jobs.cancel(namespace)
+        conn._acl.pop(namespace, None)  # joining again starts from the initial ACL
         try:
-            await self.app._on_disconnect(namespace, self.conn)
+            await self.app._on_disconnect(namespace, conn)
         except Exception:
             logger.exception("disconnect handler of %r failed", namespace)
-        if not self.conn.websocket.closed:
-            await self.conn.websocket.leave_room(namespace_room(namespace))
+        finally:
+            # Also when the handler raised or was cancelled: a connection out of
+            # a namespace must not keep receiving what is sent to its rooms.
+            await self._leave_rooms(namespace)
+        if notify:
+            await self._send(encode({"type": "disconnect", "namespace": namespace}))
+
+    async def _leave_rooms(self, namespace: str) -> None:
+        hub = self.app.hub
+        rooms = [hub_room(namespace, room) for room in self.conn.rooms(namespace)] + [namespace_room(namespace)]
+        for room in rooms:
+            # The member is gone once the connection has closed (the hub
+            # removed it from every room): nothing left to leave.
+            if hub.member(self.conn.id) is None:
+                return
+            await hub.leave(self.conn.id, room)
 
     async def _answer_error(self, error_type: str, message: str, call_id: int | None) -> None:
         await self._send(error_envelope(error_type, message, call_id))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from .backend import BackendEvent, BackendSink, Envelope, HubBackend
 from .client import HubClient
-from .hub import DeliveryReport, Hub, HubStats, Member, MessageLike, PresenceEvent
+from .hub import INTERNAL_ROOM_PREFIX, DeliveryReport, Hub, HubStats, Member, MessageLike, PresenceEvent
 from .outbox import OutboxStats, Outcome, OverflowPolicy
 
 __all__ = [
+    "INTERNAL_ROOM_PREFIX",
     "BackendEvent",
     "BackendSink",
     "DeliveryReport",

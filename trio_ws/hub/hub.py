@@ -37,7 +37,7 @@ from .backend import BackendEvent, Envelope, HubBackend, decode_payload, encode_
 from .outbox import Outbox, OutboxStats, Outcome, OverflowPolicy
 from .watchers import Watchers
 
-__all__ = ["Hub", "Member", "DeliveryReport", "PresenceEvent", "HubStats", "MessageLike"]
+__all__ = ["Hub", "Member", "DeliveryReport", "PresenceEvent", "HubStats", "MessageLike", "INTERNAL_ROOM_PREFIX"]
 
 logger = logging.getLogger("trio_ws.hub")
 
@@ -48,6 +48,10 @@ MessageLike = str | bytes | PreparedMessage
 SLOW_CLOSE_GRACE = 1.0
 #: The most bytes of queued messages a member's sender writes at once.
 BATCH_BYTES = 256 * 1024
+#: Rooms whose names start with this (ASCII unit separator) are internal to
+#: the layers above the hub (the app's per-namespace rooms): they work as any
+#: room, but ``Member.rooms`` and ``Hub.rooms()`` do not list them.
+INTERNAL_ROOM_PREFIX = "\x1f"
 
 
 @dataclass(frozen=True)
@@ -118,8 +122,8 @@ class Member:
 
     @property
     def rooms(self) -> frozenset[str]:
-        """The rooms this member is in."""
-        return frozenset(self._rooms)
+        """The rooms this member is in (internal rooms, see :data:`INTERNAL_ROOM_PREFIX`, excluded)."""
+        return frozenset(room for room in self._rooms if not room.startswith(INTERNAL_ROOM_PREFIX))
 
     @property
     def stats(self) -> OutboxStats:
@@ -372,7 +376,7 @@ class Hub:
         await self._presence("leave", room, member.id)
 
     def rooms(self, member_id: str) -> frozenset[str]:
-        """The rooms of a local member (empty for an unknown id)."""
+        """The rooms of a local member (empty for an unknown id); internal rooms are not listed."""
         member = self._members.get(member_id)
         return member.rooms if member is not None else frozenset()
 

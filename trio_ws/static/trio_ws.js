@@ -163,6 +163,9 @@ export class Socket {
       this.fire("error", envelope.error);
     } else if (envelope.type === "connected") {
       this.fire("namespace", envelope.namespace);
+    } else if (envelope.type === "disconnect") {
+      // The server took this socket out of a namespace; the connection stays open.
+      this.fire("namespace_disconnect", envelope.namespace || DEFAULT_NAMESPACE);
     }
   }
 
