@@ -463,8 +463,13 @@ class EventConnection:
         As when the client leaves: the namespace's disconnect handler runs,
         its jobs are cancelled, the connection leaves its rooms there and
         its access control starts afresh if it joins again. The client is
-        told with a ``disconnect`` envelope. No effect when the connection
-        is not in ``namespace``.
+        told with a ``disconnect`` envelope (not sent if the connection has
+        closed meanwhile). No effect when the connection is not in
+        ``namespace``.
+
+        Raises nothing of its own; an exception of the disconnect handler is
+        logged. Cancelling it may leave the disconnect handler unfinished,
+        but the connection is out of the namespace from the first step.
         """
         if self._session is not None:
             await self._session.disconnect_namespace(namespace, notify=True)
@@ -518,8 +523,7 @@ class EventSession:
             self.conn._fail_calls()
             # Shielded, so that disconnect handlers can clean up while the
             # server shuts down, but bounded: a slow one must not hold it up.
-            with trio.CancelScope(shield=True) as grace:
-                grace.relative_deadline = self.app.disconnect_grace
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + self.app.disconnect_grace) as grace:
                 for namespace in list(self.conn._namespaces):
                     await self.disconnect_namespace(namespace)
             if grace.cancelled_caught:
