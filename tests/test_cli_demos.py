@@ -313,14 +313,17 @@ async def test_serve_broadcast_processes_share_ticks_and_messages_through_redis(
             for server in (one, two):
                 await server.err.wait_for(b"hub: connected to Redis as process ")
             async with peer(one.ws_url + "ws") as listener, peer(two.ws_url + "ws") as sender:
-                await sender.send("send", "from the other process")
-                assert (await listener.next_event("message"))["text"] == "from the other process"
                 # Each process ticks, tagged with its id: the listener hears both.
+                # Hearing the other process's tick also proves that process one's
+                # subscription is live: pub/sub is at most once, so a message
+                # published before it would be lost and the test would wait in vain.
                 servers: set[str] = set()
                 while len(servers) < 2:
                     servers.add((await listener.next_event("tick"))["server"])
                 for server in (one, two):
                     assert len([sid for sid in servers if sid in server.err.text]) == 1
+                await sender.send("send", "from the other process")
+                assert (await listener.next_event("message"))["text"] == "from the other process"
             await one.interrupt()
             await two.interrupt()
 
