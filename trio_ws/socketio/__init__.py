@@ -1,9 +1,10 @@
-"""Engine.IO v4 and Socket.IO v5, sans-IO: the foundation of the coming Socket.IO support.
+"""Engine.IO v4 and Socket.IO v5: the foundation of the coming Socket.IO support.
 
-Nothing here is wired into :class:`~trio_ws.App` yet. The modules encode and
-decode both protocols' packets and run an Engine.IO session's state machine
-(handshake, heartbeat, upgrade, close) without sockets, so that transports
-and the App can be built on tested parts.
+Nothing here is wired into :class:`~trio_ws.App` yet. The sans-IO modules
+encode and decode both protocols' packets and run an Engine.IO session's
+state machine (handshake, heartbeat, upgrade, close) without sockets;
+:class:`SocketIOServer` serves Socket.IO clients over the WebSocket transport
+as a standalone :func:`~trio_ws.serve_websocket` handler.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .packets import (
     reconstruct,
 )
 from .packets import encode_packet as encode_socketio_packet
+from .server import ConnectRefused, EngineRequestError, Socket, SocketIOServer, check_request
 from .session import (
     EngineConfig,
     EngineEvent,
@@ -76,6 +78,12 @@ __all__ = [
     "UpgradeAborted",
     "UpgradeCompleted",
     "new_sid",
+    # WebSocket transport server
+    "SocketIOServer",
+    "Socket",
+    "ConnectRefused",
+    "EngineRequestError",
+    "check_request",
     # Errors
     "InvalidPacket",
     "PayloadTooLarge",

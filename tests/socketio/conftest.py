@@ -1,0 +1,40 @@
+"""Node with the official ``socket.io-client`` package, for the tests that need a Socket.IO peer.
+
+``socket.io-client@4`` is installed once with npm into ``.cache/node-socketio``;
+the tests skip (with the reason) when node or npm is missing, which CI
+(``CI=true``) turns into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+import trio
+from node_ws_support import NPM_INSTALL_TIMEOUT, PROJECT_ROOT, NodeWs
+
+NODE_SIO_DIR = PROJECT_ROOT / ".cache" / "node-socketio"
+SIO_PACKAGE_JSON = NODE_SIO_DIR / "node_modules" / "socket.io-client" / "package.json"
+
+
+@pytest.fixture
+async def node_socketio(node_tools: tuple[str, str | None]) -> NodeWs:
+    """Node with ``socket.io-client@4`` loadable (installed once into NODE_SIO_DIR)."""
+    node, npm = node_tools
+    if not SIO_PACKAGE_JSON.exists():
+        if npm is None:
+            pytest.skip(f"npm is not installed and socket.io-client is not cached in {NODE_SIO_DIR}")
+        NODE_SIO_DIR.mkdir(parents=True, exist_ok=True)
+        with trio.fail_after(NPM_INSTALL_TIMEOUT * 2):
+            result = await trio.run_process(
+                [npm, "install", "--prefix", str(NODE_SIO_DIR), "socket.io-client@4", "--no-audit", "--no-fund"],
+                stdin=subprocess.DEVNULL,
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+        if result.returncode != 0:
+            pytest.fail(f"npm install socket.io-client@4 failed:\n{result.stderr.decode(errors='replace')}")
+    env = dict(os.environ, NODE_PATH=str(NODE_SIO_DIR / "node_modules"))
+    return NodeWs(node, env)
