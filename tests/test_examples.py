@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,40 @@ async def test_demo_on_a_busy_port_says_so_in_one_line() -> None:
     assert stderr.count("\n") == 1, stderr
     assert f"127.0.0.1:{port}" in stderr
     assert "--port" in stderr
+
+
+async def test_chat_bot_answers_commands_in_its_room() -> None:
+    """examples/chat_bot.py joins the chat demo's room and answers !ping and !who."""
+    from trio_ws.demos.chat import create_app
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(partial(create_app().serve, "127.0.0.1", 0, ping_interval=None))
+            url = f"ws://127.0.0.1:{server.port}/ws"
+            command = [sys.executable, "-u", str(EXAMPLES / "chat_bot.py"), url, "--room", "den", "--name", "robot"]
+            bot = await nursery.start(_start_process, command)
+            try:
+                assert await _read_line(bot.stdout) == "robot joined den: robot"
+                client = trio_ws.EventClient(url, ping_interval=None)
+                said: list[dict[str, str]] = []
+                answered = trio.Event()
+
+                @client.on("message")
+                def message(data: dict[str, str]) -> None:
+                    said.append(data)
+                    if [d["name"] for d in said].count("robot") == 2:
+                        answered.set()
+
+                async with client:
+                    joined = await client.call("join", {"name": "ann", "room": "den"})
+                    assert joined["members"] == ["ann", "robot"]
+                    await client.call("say", "!ping")
+                    await client.call("say", "!who")
+                    await answered.wait()
+                assert [d for d in said if d["name"] == "robot"] == [
+                    {"name": "robot", "text": "pong, ann"},
+                    {"name": "robot", "text": "here: ann, robot"},
+                ]
+            finally:
+                bot.kill()  # the process this test started, by its handle
+            nursery.cancel_scope.cancel()

@@ -5,7 +5,18 @@
 
 from __future__ import annotations
 
-from .app import App, EventConnection, EventError, Namespace, WebSocket, WebSocketEndpoint
+from .app import (
+    App,
+    CallError,
+    CallTimeout,
+    EventClient,
+    EventConnection,
+    EventError,
+    Namespace,
+    NamespaceRefused,
+    WebSocket,
+    WebSocketEndpoint,
+)
 from .client import (
     connect_websocket,
     connect_websocket_unix,
@@ -56,7 +67,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "CallError",
+    "CallTimeout",
+    "EventClient",
     "EventConnection",
+    "NamespaceRefused",
     "EventError",
     "Namespace",
     "WebSocket",

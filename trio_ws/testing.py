@@ -29,7 +29,14 @@ from typing import TYPE_CHECKING, Any
 import trio
 import trio.testing
 
-from .app.envelope import DEFAULT_NAMESPACE, encode, event_envelope
+from .app.envelope import (
+    DEFAULT_NAMESPACE,
+    ack_envelope,
+    connect_envelope,
+    encode,
+    error_envelope,
+    event_envelope,
+)
 from .client import wrap_client_stream
 from .close import ABNORMAL_CLOSURE, CloseReason
 from .connection import Message, WebSocketConnection
@@ -198,7 +205,7 @@ class TestConnection:
 
     async def connect_namespace(self, namespace: str, data: Any = None) -> dict[str, Any]:
         """Join a namespace; returns the app's ``connected`` or ``connect_error`` envelope."""
-        await self.ws.send_message(encode({"type": "connect", "namespace": namespace, "data": data}))
+        await self.ws.send_message(connect_envelope(namespace, data))
         while True:
             message = await self.receive()
             if isinstance(message, str):
@@ -219,10 +226,10 @@ class TestConnection:
                 continue
             handler = handlers.get(envelope["event"])
             if handler is None:
-                reply = {"type": "ack", "id": envelope["id"], "error": {"type": "UnknownEvent", "message": ""}}
+                reply = error_envelope("UnknownEvent", "", envelope["id"])
             else:
-                reply = {"type": "ack", "id": envelope["id"], "data": handler(envelope.get("data"))}
-            await self.ws.send_message(encode(reply))
+                reply = ack_envelope(envelope["id"], handler(envelope.get("data")))
+            await self.ws.send_message(reply)
 
     async def get_received(self) -> list[Any]:
         """Everything received so far (JSON decoded when possible), once the app is idle.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .app import App, Route
+from .client import EventClient, NamespaceRefused
 from .datastructures import URL, Client, Headers, QueryParams, State
 from .endpoint import WebSocketEndpoint
 from .envelope import Envelope, EnvelopeError
@@ -28,11 +29,13 @@ __all__ = [
     "DecodeError",
     "Envelope",
     "EnvelopeError",
+    "EventClient",
     "EventConnection",
     "EventError",
     "EventHandler",
     "Headers",
     "Namespace",
+    "NamespaceRefused",
     "QueryParams",
     "Route",
     "RoutePattern",

@@ -30,6 +30,8 @@ __all__ = [
     "event_envelope",
     "ack_envelope",
     "error_envelope",
+    "connect_envelope",
+    "disconnect_envelope",
     "encode",
     "DEFAULT_NAMESPACE",
     "MAX_EVENT_NAME",
@@ -126,3 +128,13 @@ def error_envelope(error_type: str, message: str, call_id: int | None = None) ->
     if call_id is None:
         return encode({"type": "error", "error": error})
     return encode({"type": "ack", "id": call_id, "error": error})
+
+
+def connect_envelope(namespace: str, data: Any = None) -> str:
+    """A client's request to join ``namespace`` (answered ``connected`` or ``connect_error``)."""
+    return encode({"type": "connect", "namespace": namespace, "data": data})
+
+
+def disconnect_envelope(namespace: str) -> str:
+    """A client leaving ``namespace``."""
+    return encode({"type": "disconnect", "namespace": namespace})
