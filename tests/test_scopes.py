@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import trio
 import trio.testing
 
 from trio_ws.scopes import background_tasks, is_cancellation, single_cancelled
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 TIMEOUT = 10
 
@@ -65,3 +70,15 @@ async def test_a_block_that_ends_normally_cancels_the_tasks() -> None:
 def test_cancellation_helpers() -> None:
     assert not is_cancellation(UserError())
     assert single_cancelled(UserError()) is None
+
+
+async def test_a_failing_background_task_is_not_hidden() -> None:
+    # Our own tasks never raise; if one did (a bug), its error must show, grouped as Trio reports it.
+    async def broken() -> None:
+        raise UserError("a bug in a background task")
+
+    with trio.fail_after(TIMEOUT), pytest.raises(BaseExceptionGroup) as caught:
+        async with background_tasks() as nursery:
+            nursery.start_soon(broken)
+            await trio.sleep_forever()
+    assert caught.group_contains(UserError)

@@ -274,7 +274,7 @@ class _MemoryListener(trio.abc.Listener[trio.abc.Stream]):
             raise trio.ClosedResourceError("the listener is closed") from None
 
     async def aclose(self) -> None:
-        """Stop accepting; transports dialled but not accepted are closed."""
+        """Stop accepting: ``accept()`` and ``dial()`` raise ``trio.ClosedResourceError`` from now on."""
         self._send.close()
         self._receive.close()
         await trio.lowlevel.checkpoint()

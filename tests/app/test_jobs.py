@@ -4,12 +4,14 @@ their exceptions handed to the namespace's error hook (in memory)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
 import trio
 from apphelpers import TIMEOUT, wait_until
 
+from trio_ws import ConnectionClosed
 from trio_ws.app import App, EventConnection, Namespace
 from trio_ws.testing import TestClient
 
@@ -126,3 +128,34 @@ async def test_a_job_exception_reaches_a_registered_error_hook() -> None:
             await conn.connect_namespace("/feed")
             await conn.emit("explode", "bang", namespace="/feed", ack=True)
             await wait_until(lambda: seen == [("explode", "RuntimeError('bang')")])
+
+
+async def test_a_job_that_meets_the_closed_connection_ends_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    app = App()
+    errors: list[BaseException] = []
+    sent = trio.Event()
+
+    @app.on_error_default
+    async def hook(conn: EventConnection, event: str, error: BaseException) -> None:  # pragma: no cover - must not run
+        errors.append(error)
+
+    @app.on("start")
+    async def start(conn: EventConnection, data: Any) -> None:
+        async def talk() -> None:
+            await conn.disconnect(4000, "job done")
+            try:
+                await conn.emit("too late")
+            finally:
+                sent.set()
+
+        conn.start_soon(talk, namespace="/")
+
+    with trio.fail_after(TIMEOUT):
+        async with TestClient(app) as client, client.connect("/ws") as conn:
+            await conn.emit("start")
+            await sent.wait()
+            with pytest.raises(ConnectionClosed) as caught:
+                await conn.receive()
+            assert caught.value.reason.code == 4000
+    assert errors == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -8,10 +8,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 import trio
 from apphelpers import TIMEOUT, wait_until
 
 from trio_ws.app import App, EventConnection, EventError, Namespace
+from trio_ws.app.events import hub_room
 from trio_ws.testing import AckError, TestClient
 
 
@@ -169,3 +171,29 @@ async def test_the_test_client_tracks_namespaces() -> None:
             await conn.disconnect()
             assert conn.namespaces == frozenset()
             assert not conn.is_connected_to("/")
+
+
+async def test_a_failing_disconnect_handler_still_leaves_the_rooms(caplog: pytest.LogCaptureFixture) -> None:
+    app = App()
+
+    @app.on("join", namespace="/team")
+    async def join(conn: EventConnection, room: str) -> None:
+        await conn.join_room(room, namespace="/team")
+
+    @app.on("disconnect", namespace="/team")
+    async def left(conn: EventConnection) -> None:
+        raise RuntimeError("cleanup failed")
+
+    team_blue = hub_room("/team", "blue")
+
+    with trio.fail_after(TIMEOUT):
+        async with TestClient(app) as client, client.connect("/ws") as conn:
+            await conn.connect_namespace("/team")
+            await conn.emit("join", "blue", namespace="/team", ack=True)
+            await conn.disconnect_namespace("/team")
+            await wait_until(lambda: not conn.is_connected_to("/team") and not app.hub.local_room_members(team_blue))
+            assert any("disconnect handler of '/team' failed" in r.getMessage() for r in caplog.records)
+            report = await app.emit("orders", "for blue", to="blue", namespace="/team")
+            assert not isinstance(report, bool)
+            assert report.recipients == 0
+            assert conn.is_connected

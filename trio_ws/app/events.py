@@ -668,7 +668,10 @@ class EventSession:
         if namespace not in conn._namespaces:
             return
         conn._namespaces.discard(namespace)
-        conn._jobs.cancel(namespace)
+        if not conn.websocket.closed:
+            # Once the connection is closing, its jobs end with it, after the
+            # close completes: cancelling one now could abort a close it started.
+            conn._jobs.cancel(namespace)
         conn._acl.pop(namespace, None)  # joining again starts from the initial ACL
         try:
             await self.app._on_disconnect(namespace, conn)
