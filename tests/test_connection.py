@@ -1860,3 +1860,38 @@ async def test_ping_during_closing_handshake_memory(nursery: trio.Nursery) -> No
         nursery.start_soon(server)
         await ws.aclose(4000, "closing")
         assert ws.closed == CloseReason(4000, "closing")
+
+
+SEND_CALLS: dict[str, Callable[[WebSocketConnection], Awaitable[None]]] = {
+    "send_message": lambda ws: ws.send_message("lost"),
+    "send_message-bytes": lambda ws: ws.send_message(b"lost"),
+    "send_message-fragments": lambda ws: ws.send_message(["lo", "st"]),
+    "send_many": lambda ws: ws.send_many(["lost", b"lost"]),
+    "ping": lambda ws: ws.ping(b"lost"),
+    "pong": lambda ws: ws.pong(b"lost"),
+}
+
+
+@pytest.mark.parametrize("call", list(SEND_CALLS))
+@pytest.mark.parametrize("transport", ["memory", "tcp"])
+async def test_send_cancelled_before_writing_keeps_connection_open(
+    nursery: trio.Nursery, call: str, transport: str
+) -> None:
+    # Called inside an already-cancelled scope: nothing reached the transport,
+    # so there is nothing to take back and no reason to abort (1006).
+    with trio.fail_after(TEST_TIMEOUT):
+        if transport == "tcp":
+            client, server = await real_pair(nursery)
+        else:
+            pair = await open_pair(nursery, {"ping_interval": None}, {"ping_interval": None})
+            client, server = pair.client, pair.server
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await SEND_CALLS[call](client)
+        assert scope.cancelled_caught
+        assert client.closed is None
+        await client.send_message("after")
+        assert await server.get_message() == "after"
+        await client.ping(b"still answered")
+        await client.aclose()
+        assert client.closed is not None and client.closed.code == 1000

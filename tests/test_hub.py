@@ -845,6 +845,46 @@ async def test_cleanup_when_the_server_shuts_down() -> None:
             clients.cancel_scope.cancel()
 
 
+@pytest.mark.parametrize("size", [64, 8192], ids=["small", "8KiB"])
+async def test_server_cancelled_under_traffic_closes_every_member_with_1001(size: int) -> None:
+    # Broadcasts are in flight when the server's scope is cancelled: a member's
+    # sender is then cancelled before (or between) its writes, which must not
+    # abort the connection (1006); every member gets the going-away close.
+    hub = Hub()
+    server = RoomServer(hub)
+    ids = [f"m{index}" for index in range(20)]
+    codes: dict[str, int] = {}
+    received: dict[str, int] = {}
+
+    async def read(member_id: str, client: WebSocketConnection) -> None:
+        code, _, messages = await close_code(client)
+        codes[member_id] = code
+        received[member_id] = len(messages)
+
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as clients:
+            async with trio.open_nursery() as server_nursery:
+                listener = await server_nursery.start(
+                    functools.partial(trio_ws.serve_websocket, server.handler, "127.0.0.1", 0, None)
+                )
+                peers = await connect_many(clients, listener.port, "room", ids, compression=None)
+                await wait_until(lambda: len(hub.local_room_members("room")) == len(ids))
+                for member_id, client in peers.items():
+                    clients.start_soon(read, member_id, client)
+
+                async def traffic() -> None:
+                    payload = "x" * size
+                    while True:
+                        await hub.broadcast("room", payload)
+                        await trio.lowlevel.checkpoint()
+
+                server_nursery.start_soon(traffic)
+                await wait_until(lambda: min(received.get(i, 0) for i in ids) > 0 or hub.stats.delivered > 2000)
+                server_nursery.cancel_scope.cancel()
+        assert codes == dict.fromkeys(ids, 1001)
+        assert hub.stats.delivered > 0
+
+
 # -- slow consumers (TCP) ------------------------------------------------------------
 
 PAYLOAD = "x" * 16384

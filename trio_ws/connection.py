@@ -12,9 +12,12 @@ opens around the connection (``open_websocket``, the server), and both end
 when the transport is closed.
 
 Writes are serialised by a small FIFO lock, so a pong can go out between two
-fragments of a streamed message. A write cancelled half-way would leave half a
-frame on the wire, so such a cancellation aborts the connection (1006) rather
-than let a later frame corrupt the stream.
+fragments of a streamed message. A write cancelled before its first byte
+reached the transport changes nothing; one cancelled half-way would leave half
+a frame on the wire, so such a cancellation aborts the connection (1006)
+rather than let a later frame corrupt the stream. On a plain socket the bytes
+written are counted; on other streams (TLS, in-memory) a write that has
+started counts as half-way.
 
 The hot paths avoid locks that always yield: an uncontended receive or write
 costs one trip through Trio's scheduler, as Trio's checkpoint rules require.
@@ -25,8 +28,8 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
@@ -78,6 +81,27 @@ class _FifoLock:
             self._lot.unpark()  # ownership passes to the woken task
         else:
             self._held = False
+
+
+class _CountingSocket:
+    """A socket's send calls, counting the bytes that reached the kernel."""
+
+    __slots__ = ("_socket", "sent")
+
+    def __init__(self, socket: trio.socket.SocketType) -> None:
+        self._socket = socket
+        self.sent = 0
+
+    async def send_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        total = len(view)
+        while self.sent < total:
+            self.sent += await self._socket.send(view[self.sent :])
+
+    async def sendmsg(self, buffers: Sequence[bytes | memoryview]) -> int:
+        sent = await self._socket.sendmsg(buffers)
+        self.sent += sent
+        return sent
 
 
 class _PendingPing:
@@ -362,10 +386,12 @@ class WebSocketConnection(trio.abc.AsyncResource):
                 mixes ``str`` and bytes chunks (the connection is then closed
                 with 1011, since the message cannot be finished).
 
-        Cancelling is safe while the call waits for its turn; cancelled while
-        its frame is being written, the connection is aborted (a half-written
-        frame cannot be taken back). Concurrent calls are allowed: messages are
-        sent whole, one after the other.
+        Cancelling is safe until the frame's first byte reaches the transport
+        (while the call waits for its turn, or is called in a cancelled scope):
+        nothing is sent and the connection stays open. Cancelled after that,
+        the connection is aborted with 1006 (a half-written frame cannot be
+        taken back). Concurrent calls are allowed: messages are sent whole,
+        one after the other.
         """
         if isinstance(message, (str, bytes, PreparedMessage)):
             await self._send_whole(message, compress)
@@ -405,8 +431,9 @@ class WebSocketConnection(trio.abc.AsyncResource):
             ConnectionClosed: when the connection is closed or closing.
             TypeError: for a value of another type (nothing is sent then).
 
-        Cancelling is safe while the call waits for its turn; cancelled while
-        writing, the connection is aborted (see :meth:`send_message`).
+        Cancelling is safe until the first byte reaches the transport;
+        cancelled after that, the connection is aborted (see
+        :meth:`send_message`).
         Concurrent calls are allowed; each batch goes out whole.
         """
         items = list(messages)
@@ -523,23 +550,42 @@ class WebSocketConnection(trio.abc.AsyncResource):
         await self._write(self._core.encode_pong(payload))
 
     async def _write(self, data: bytes | list[bytes]) -> None:
-        """Write bytes (or a list of frames, see ``gather.py``) to the transport, one writer at a time."""
+        """Write bytes (or a list of frames, see ``gather.py``) to the transport, one writer at a time.
+
+        A cancellation that arrives before any byte reached the transport
+        leaves the connection as it was; one that cuts a write short aborts
+        the connection (1006), since the rest of a frame cannot be taken back.
+        """
         await self._write_lock.acquire()
         try:
             if self._transport_closed.is_set():
                 raise self._closed_error()
+            # Nothing written yet: cancelled here, the caller's frame is simply
+            # not sent and the connection stays usable.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            counter = None if self._gather_socket is None else _CountingSocket(self._gather_socket)
             try:
-                if isinstance(data, bytes):
+                if counter is not None:
+                    if isinstance(data, bytes):
+                        await counter.send_all(data)
+                    else:
+                        await send_frames(self._stream, cast("trio.socket.SocketType", counter), data)
+                elif isinstance(data, bytes):
                     await self._stream.send_all(data)
                 else:
-                    await send_frames(self._stream, self._gather_socket, data)
+                    await send_frames(self._stream, None, data)
             except _TRANSPORT_ERRORS as err:
                 self._logger.debug("transport failed while sending: %r", err)
                 await self._abort(ABNORMAL_CLOSURE, f"transport failed while sending: {err}")
                 raise self._closed_error() from err
             except BaseException:
-                # Cancelled (or worse) mid-write: part of a frame may be on the
-                # wire, so nothing else may be written after it.
+                if counter is not None and counter.sent == 0:
+                    # A socket write cancelled while waiting for buffer space:
+                    # not a byte went out, the stream is intact.
+                    raise
+                # Cancelled (or worse) mid-write, or on a stream that cannot
+                # tell how much it wrote: part of a frame may be on the wire,
+                # so nothing else may be written after it.
                 await self._abort(ABNORMAL_CLOSURE, "a write was interrupted")
                 raise
         finally:
