@@ -862,25 +862,24 @@ async def test_server_cancelled_under_traffic_closes_every_member_with_1001(size
         received[member_id] = len(messages)
 
     with trio.fail_after(TIMEOUT):
-        async with trio.open_nursery() as clients:
-            async with trio.open_nursery() as server_nursery:
-                listener = await server_nursery.start(
-                    functools.partial(trio_ws.serve_websocket, server.handler, "127.0.0.1", 0, None)
-                )
-                peers = await connect_many(clients, listener.port, "room", ids, compression=None)
-                await wait_until(lambda: len(hub.local_room_members("room")) == len(ids))
-                for member_id, client in peers.items():
-                    clients.start_soon(read, member_id, client)
+        async with trio.open_nursery() as clients, trio.open_nursery() as server_nursery:
+            listener = await server_nursery.start(
+                functools.partial(trio_ws.serve_websocket, server.handler, "127.0.0.1", 0, None)
+            )
+            peers = await connect_many(clients, listener.port, "room", ids, compression=None)
+            await wait_until(lambda: len(hub.local_room_members("room")) == len(ids))
+            for member_id, client in peers.items():
+                clients.start_soon(read, member_id, client)
 
-                async def traffic() -> None:
-                    payload = "x" * size
-                    while True:
-                        await hub.broadcast("room", payload)
-                        await trio.lowlevel.checkpoint()
+            async def traffic() -> None:
+                payload = "x" * size
+                while True:
+                    await hub.broadcast("room", payload)
+                    await trio.lowlevel.checkpoint()
 
-                server_nursery.start_soon(traffic)
-                await wait_until(lambda: min(received.get(i, 0) for i in ids) > 0 or hub.stats.delivered > 2000)
-                server_nursery.cancel_scope.cancel()
+            server_nursery.start_soon(traffic)
+            await wait_until(lambda: min(received.get(i, 0) for i in ids) > 0 or hub.stats.delivered > 2000)
+            server_nursery.cancel_scope.cancel()
         assert codes == dict.fromkeys(ids, 1001)
         assert hub.stats.delivered > 0
 
