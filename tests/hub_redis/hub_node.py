@@ -2,7 +2,10 @@
 
 Run as a child process by the multi-process tests::
 
-    python hub_node.py --redis-url redis://127.0.0.1:PORT/0 --process-id node-1
+    python hub_node.py --redis-url redis://127.0.0.1:PORT/0 --process-id node-1 [--cluster]
+
+(``--cluster``: the URL names one node of a Redis Cluster, and the hub uses
+:class:`~trio_ws.hub.redis_cluster.RedisClusterBackend`.)
 
 It prints ``PORT <n>`` once it listens and serves until SIGTERM/SIGINT (or
 SIGKILL, for the crash tests). The in-process tests import :func:`handler`
@@ -33,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout, wh
 import trio_ws
 from trio_ws.hub import Hub, Member
 from trio_ws.hub.redis import RedisBackend
+from trio_ws.hub.redis_cluster import RedisClusterBackend
 
 
 def _dumps(value: Any) -> str:
@@ -164,8 +168,9 @@ async def main() -> None:
     parser.add_argument("--prefix", default="trio_ws")
     parser.add_argument("--heartbeat", type=float, default=0.25)
     parser.add_argument("--ttl", type=float, default=1.0)
+    parser.add_argument("--cluster", action="store_true")
     args = parser.parse_args()
-    backend = RedisBackend(
+    backend = (RedisClusterBackend if args.cluster else RedisBackend)(
         args.redis_url,
         prefix=args.prefix,
         process_id=args.process_id,

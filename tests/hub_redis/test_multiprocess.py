@@ -40,12 +40,12 @@ MEMBER_TTL = 1.0
 
 
 @asynccontextmanager
-async def hub_nodes(redis: RedisServer, prefix: str) -> AsyncIterator[list[tuple[trio.Process, int]]]:
-    """Start the server processes; yield (process, port) pairs; stop each by its handle."""
+async def hub_nodes(url: str, prefix: str, *extra: str) -> AsyncIterator[list[tuple[trio.Process, int]]]:
+    """Start the server processes (hub_node.py ``*extra``); yield (process, port) pairs; stop each by its handle."""
     processes: list[trio.Process] = []
     try:
         for index in range(NODES):  # all at once: each takes a second to import
-            command = [sys.executable, str(HUB_NODE), "--redis-url", redis.url, "--prefix", prefix]
+            command = [sys.executable, str(HUB_NODE), "--redis-url", url, "--prefix", prefix, *extra]
             command += ["--process-id", f"node{index}", "--heartbeat", str(HEARTBEAT), "--ttl", str(MEMBER_TTL)]
             processes.append(await trio.lowlevel.open_process(command, stdout=subprocess.PIPE))
         nodes = [(process, await read_port(process)) for process in processes]
@@ -104,7 +104,7 @@ def from_sender(client: NodeClient, sender: str) -> list[Any]:
 async def test_many_clients_across_three_processes(redis_server: RedisServer) -> None:
     prefix = f"mp{uuid.uuid4().hex[:10]}"
     with trio.fail_after(90):
-        async with hub_nodes(redis_server, prefix) as nodes, trio.open_nursery() as nursery:
+        async with hub_nodes(redis_server.url, prefix) as nodes, trio.open_nursery() as nursery:
             ports = [port for _, port in nodes]
             async with clients(ports, nursery) as everyone:
                 async with trio.open_nursery() as joins:

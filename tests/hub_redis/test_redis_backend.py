@@ -8,6 +8,7 @@ small command protocol of ``hub_node.py``.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -320,11 +321,11 @@ async def test_gaps_and_malformed_messages_are_reported(pair: tuple[Node, Node],
                     envelope = {"kind": "room", "origin": "Z", "room": "g", "text": text, "seq": seq}
                     assert await raw.publish(channel, json.dumps(envelope)) == 1  # A only: B has no member there
                 await raw.publish(channel, "not json")
-                await raw.publish(channel, "[1, 2]")
+                await raw.publish(channel, "[1, 2]")  # a batch of two things that are not envelopes
             gap = await next_event(events, "gap")
     assert (gap.room, gap.origin, gap.missed) == ("g", "Z", 3)
     assert a.backend.stats.gaps == 1 and a.backend.stats.missed == 3
-    assert a.backend.stats.malformed == 2
+    assert a.backend.stats.malformed == 3
     assert a.hub.stats.gaps == 1
 
 
@@ -348,6 +349,78 @@ async def test_handoff_is_bounded(redis_server: RedisServer, prefix: str) -> Non
     assert [(e.kind, e.missed) for e in hub.events] == [("gap", 7)]
 
 
+def publish_calls(server: RedisServer) -> int:
+    """How many PUBLISH commands the server ran since its counters were reset."""
+    info = server.cli("INFO", "commandstats")
+    found = re.search(r"cmdstat_publish:calls=(\d+)", info)
+    return int(found.group(1)) if found else 0
+
+
+async def test_a_burst_is_batched_and_kept_in_order(restartable_redis: RedisServer, prefix: str) -> None:
+    url = restartable_redis.url
+    with trio.fail_after(TIMEOUT):
+        async with (
+            running_node(url, prefix, "A") as a,
+            running_node(url, prefix, "B") as b,
+            connected(b, "b1") as b1,
+        ):
+            await b1.call("join", room="burst")
+            # One sender, one after the other: order is kept through the batches.
+            for n in range(300):
+                report = await a.hub.broadcast_json("burst", {"from": "seq", "n": n})
+                assert report.published
+            await b1.wait_for(lambda m: len(numbers(b1, "seq")) >= 300)
+            assert numbers(b1, "seq") == list(range(300))
+            # 200 senders at once: they share a handful of PUBLISH commands.
+            restartable_redis.cli("CONFIG", "RESETSTAT")
+            async with trio.open_nursery() as nursery:
+                for n in range(200):
+                    nursery.start_soon(a.hub.broadcast_json, "burst", {"from": "par", "n": n})
+            await b1.wait_for(lambda m: len(numbers(b1, "par")) >= 200)
+            calls = publish_calls(restartable_redis)
+    assert sorted(numbers(b1, "par")) == list(range(200))
+    # The heartbeat's probes are PUBLISH commands too (one per 0.25 s per process).
+    assert calls <= 20, calls
+    assert a.backend.stats.published >= 500 and a.backend.stats.publish_failed == 0
+    assert b.backend.stats.received >= 500 and b.backend.stats.gaps == 0
+
+
+async def test_a_paused_redis_never_holds_up_local_delivery(restartable_redis: RedisServer, prefix: str) -> None:
+    """SIGSTOP: local members get a broadcast at once, and the sender is not blocked for command_timeout."""
+    url = restartable_redis.url
+    command_timeout = 3.0
+    with trio.fail_after(30):
+        async with (
+            running_node(url, prefix, "A", command_timeout=command_timeout) as a,
+            running_node(url, prefix, "B", command_timeout=command_timeout) as b,
+            connected(a, "a1") as a1,
+            connected(a, "a2") as a2,
+            connected(b, "b1") as b1,
+            a.hub.backend_events() as events_a,
+        ):
+            for client in (a1, a2, b1):
+                await client.call("join", room="p")
+            restartable_redis.pause()
+            try:
+                started = trio.current_time()
+                with trio.fail_after(command_timeout / 3):
+                    for n in range(20):
+                        await a1.call("broadcast", room="p", n=n)
+                    await a2.wait_for(lambda m: numbers(a2, "a1") == list(range(20)))
+                print(f"\n20 broadcasts under a paused Redis acked and delivered locally in "
+                      f"{trio.current_time() - started:.3f} s (command_timeout={command_timeout} s)")
+                await next_event(events_a, "down")
+                with trio.fail_after(1):
+                    assert (await a1.call("broadcast", room="p", n="down"))["published"] is False
+            finally:
+                restartable_redis.resume()
+            await next_event(events_a, "up")
+            await a1.call("broadcast", room="p", n="after")
+            await b1.wait_for(lambda m: "after" in numbers(b1, "a1"))
+    assert "down" not in numbers(b1, "a1")
+    assert a.backend.stats.publish_failed >= 1
+
+
 def test_arguments_are_checked() -> None:
     with pytest.raises(ValueError, match="member_ttl"):
         RedisBackend(heartbeat_interval=2, member_ttl=2)
@@ -359,6 +432,8 @@ def test_arguments_are_checked() -> None:
         RedisBackend(handoff_size=0)
     with pytest.raises(ValueError, match="command_timeout"):
         RedisBackend(command_timeout=0)
+    with pytest.raises(ValueError, match="publish_queue_size"):
+        RedisBackend(publish_queue_size=0)
     with pytest.raises(ValueError, match="braces"):
         RedisBackend(prefix="{app}")
     with pytest.raises(ValueError, match="process_id"):

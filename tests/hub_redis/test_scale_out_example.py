@@ -43,10 +43,11 @@ async def _call(ws: trio_ws.WebSocketConnection, call_id: int, event: str, data:
             return envelope["data"]
 
 
-async def _next_said(ws: trio_ws.WebSocketConnection) -> Any:
+async def _next_said(ws: trio_ws.WebSocketConnection, text: str) -> Any:
+    """The next ``said`` event with ``text`` (a sender also gets its own, before or after its ack)."""
     while True:
         envelope = json.loads(await ws.get_message())
-        if envelope.get("event") == "said":
+        if envelope.get("event") == "said" and envelope["data"]["text"] == text:
             return envelope["data"]
 
 
@@ -59,8 +60,9 @@ async def test_two_processes_share_a_room(redis_server: RedisServer) -> None:
                 assert await _call(alice, 1, "join", "lobby") == 1
                 assert await _call(bob, 1, "join", "lobby") == 2  # counted across both processes
                 await _call(alice, 2, "say", "hello from one")
-                assert (await _next_said(bob))["text"] == "hello from one"
+                one_said = await _next_said(bob, "hello from one")  # crossed from process one to two
                 await _call(bob, 2, "say", "hello from two")
-                assert (await _next_said(alice))["text"] == "hello from two"
+                two_said = await _next_said(alice, "hello from two")  # and back
+                assert one_said["from"] != two_said["from"]
             one.kill()
             two.kill()

@@ -73,9 +73,11 @@ class HubClient:
             exclude: a member id, or several, to skip.
 
         Returns:
-            True when it was published; False when the backend is down or the
-            publication failed (then it is lost). Cancelling is safe (it may or
-            may not have been published); concurrent calls are allowed.
+            True when the backend took it (the Redis backend queues it while
+            its link is up and sends it at the latest when the block ends);
+            False when the backend is down or could not take it (then it is
+            lost). Cancelling is safe (it may or may not have been
+            published); concurrent calls are allowed.
         """
         envelope = self._envelope("room", room=room, exclude=_sorted(exclude), **encode_payload(_prepare(message)))
         return await self._backend.publish_room(room, envelope)

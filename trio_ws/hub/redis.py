@@ -48,6 +48,7 @@ import random
 import sys
 import uuid
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -59,8 +60,8 @@ from .backend import BackendEvent, BackendSink, Envelope
 try:
     import coredis
     from coredis.exceptions import ConnectionError as RedisConnectionError
-    from coredis.patterns.pipeline import Pipeline
-    from coredis.patterns.pubsub import PubSub
+    from coredis.patterns.pipeline import ClusterPipeline, Pipeline
+    from coredis.patterns.pubsub import PubSub, ShardedPubSub
     from coredis.retry import NoRetryPolicy
 except ImportError as err:  # pragma: no cover - depends on the installation
     raise ImportError("trio_ws.hub.redis needs coredis: pip install 'trio-ws[redis]'") from err
@@ -73,6 +74,15 @@ __all__ = ["RedisBackend", "RedisBackendStats"]
 logger = logging.getLogger("trio_ws.hub.redis")
 
 _MAX_SEQ_ENTRIES = 65_536
+# One PUBLISH carries at most this many envelopes, or about this many characters.
+_MAX_BATCH = 256
+_MAX_BATCH_CHARS = 256 * 1024
+# The publisher sends at most this many envelopes in one pipeline.
+_MAX_PIPELINE = 4096
+
+AnyClient = coredis.Redis[str] | coredis.RedisCluster[str]
+AnyPipeline = Pipeline[str] | ClusterPipeline[str]
+AnyPubSub = PubSub[str] | ShardedPubSub[str]
 # Deletes KEYS[1] only while it still names this process (ids may move).
 _DELETE_IF_OURS = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 # Drops a process from a room's index once its member set is gone (expired).
@@ -155,6 +165,9 @@ class RedisBackend:
             link counts as down. Default 3.0: a process busy fanning out to
             thousands of clients can take over a second to run a command, and
             1 s made such a process flap down/up and lose envelopes.
+        publish_queue_size: envelopes that may wait to be sent to Redis;
+            beyond it publishing returns False (the envelope is lost and
+            counted). Default 10,000.
 
     Raises:
         ValueError: for an invalid argument (the message names it).
@@ -175,6 +188,7 @@ class RedisBackend:
         reconnect_backoff: tuple[float, float] = (0.05, 2.0),
         handoff_size: int = 1024,
         command_timeout: float = 3.0,
+        publish_queue_size: int = 10_000,
     ) -> None:
         if not heartbeat_interval > 0:
             raise ValueError(f"heartbeat_interval must be > 0, not {heartbeat_interval}")
@@ -187,6 +201,8 @@ class RedisBackend:
             raise ValueError(f"handoff_size must be >= 1, not {handoff_size}")
         if not command_timeout > 0:
             raise ValueError(f"command_timeout must be > 0, not {command_timeout}")
+        if publish_queue_size < 1:
+            raise ValueError(f"publish_queue_size must be >= 1, not {publish_queue_size}")
         self._url = url
         self._host = host
         self._port = port
@@ -200,10 +216,11 @@ class RedisBackend:
         self._backoff = (first, maximum)
         self._handoff_size = handoff_size
         self._timeout = command_timeout
+        self._publish_queue_size = publish_queue_size
         self.stats = RedisBackendStats()
         # The current generation (None while down).
-        self._client: coredis.Redis[str] | None = None
-        self._pubsub: PubSub[str] | None = None
+        self._client: AnyClient | None = None
+        self._pubsub: AnyPubSub | None = None
         self._scope: trio.CancelScope | None = None
         self._lost_reason: str | None = None
         self._up = False
@@ -219,7 +236,11 @@ class RedisBackend:
         self._dirty = False
         self._send_seq: dict[str, int] = {}
         self._recv_seq: dict[tuple[str, str], int] = {}
-        self._locks: dict[str, trio.Lock] = {}
+        # Envelopes waiting for the publisher: (generation, channel, JSON text).
+        self._outgoing: trio.MemorySendChannel[tuple[int, str, str]] | None = None
+        self._publisher_scope: trio.CancelScope | None = None
+        self._stopping = False
+        self._generation_number = 0
         self._handoff: trio.MemorySendChannel[tuple[str, Envelope]] | None = None
         self._nursery: trio.Nursery | None = None
         self._sink: BackendSink | None = None
@@ -263,17 +284,21 @@ class RedisBackend:
         effort, within ``command_timeout``). Run it once at a time.
         """
         send, receive = trio.open_memory_channel[tuple[str, Envelope]](self._handoff_size)
-        self._handoff, self._sink = send, sink
+        outgoing, to_publish = trio.open_memory_channel[tuple[int, str, str]](self._publish_queue_size)
+        self._handoff, self._outgoing, self._sink = send, outgoing, sink
+        self._stopping = False
         ready = trio.Event()
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._dispatch, sink, receive)
+                nursery.start_soon(self._publisher, to_publish)
+                nursery.start_soon(self._stop_publisher_when_cancelled, outgoing)
                 nursery.start_soon(self._supervise, sink, ready)
                 await ready.wait()
                 task_status.started()
         finally:
-            self._nursery = self._handoff = None
+            self._nursery = self._handoff = self._outgoing = None
             with trio.CancelScope(shield=True), trio.move_on_after(self._timeout):
                 await self._unregister()
 
@@ -312,7 +337,7 @@ class RedisBackend:
             await trio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, self._backoff[1])
 
-    def _client_factory(self) -> coredis.Redis[str]:
+    def _client_factory(self) -> AnyClient:
         if self._url is not None:
             return coredis.Redis.from_url(
                 self._url, decode_responses=True, retry_policy=NoRetryPolicy(), connect_timeout=self._timeout
@@ -327,16 +352,24 @@ class RedisBackend:
             connect_timeout=self._timeout,
         )
 
+    def _open_pubsub(self, client: AnyClient) -> AnyPubSub:
+        """The subscriber of a generation (an async context manager)."""
+        assert isinstance(client, coredis.Redis)
+        return client.pubsub(
+            ignore_subscribe_messages=True, retry_policy=NoRetryPolicy(), subscription_timeout=self._timeout
+        )
+
+    def _publish_command(self, target: AnyClient | AnyPipeline, channel: str, data: str) -> Any:
+        """Queue or send one PUBLISH (SPUBLISH on a cluster); returns its request."""
+        return target.publish(channel, data)
+
     async def _generation(self, sink: BackendSink, ready: trio.Event) -> None:
         """One fresh client and pub/sub; returns only once the link is lost."""
         with trio.CancelScope(deadline=trio.current_time() + 2 * self._timeout + 2 * self._bulk_timeout()) as scope:
             self._scope = scope
             async with self._client_factory() as client:
                 await client.ping()
-                pubsub = client.pubsub(
-                    ignore_subscribe_messages=True, retry_policy=NoRetryPolicy(), subscription_timeout=self._timeout
-                )
-                async with pubsub:
+                async with self._open_pubsub(client) as pubsub:
                     await pubsub.subscribe(self.process_channel(self.process_id), self.global_channel)
                     # From here on subscribe() and add_member() use this generation,
                     # so the snapshots below cannot miss a room or a member.
@@ -350,6 +383,7 @@ class RedisBackend:
                     await self._register_all(client)
                     scope.deadline = math.inf
                     self._probes.clear()
+                    self._generation_number += 1  # envelopes queued before are stale: never sent late
                     self._up = self._went_up = True
                     if self._down_reported:
                         self._down_reported = False
@@ -367,6 +401,7 @@ class RedisBackend:
         if self._scope is not None and self._lost_reason is None:
             self._lost_reason = reason
             self._up = False
+            self._generation_number += 1  # what is queued is lost: never sent late
             self._scope.cancel()
 
     def _failed(self, what: str, exc: BaseException) -> None:
@@ -376,7 +411,7 @@ class RedisBackend:
         else:
             logger.log(logging.WARNING if self._up else logging.DEBUG, "redis %s failed: %s", what, _describe(exc))
 
-    async def _listen(self, pubsub: PubSub[str]) -> None:
+    async def _listen(self, pubsub: AnyPubSub) -> None:
         # A get_message loop, never `async for`: the latter ended silently
         # during reconnections in coredis 6.9 (the probe catches any silence).
         while True:
@@ -385,13 +420,18 @@ class RedisBackend:
                 self._on_message(str(message["channel"]), str(message["data"]))
 
     def _on_message(self, channel: str, data: str) -> None:
+        # One message holds an envelope, or a batch of them (a JSON array).
         try:
-            envelope = json.loads(data)
+            decoded = json.loads(data)
         except (ValueError, RecursionError):
-            envelope = None
-        if not isinstance(envelope, dict):
-            self.stats.malformed += 1
-            return
+            decoded = None
+        for envelope in decoded if isinstance(decoded, list) else [decoded]:
+            if isinstance(envelope, dict):
+                self._on_envelope(channel, envelope)
+            else:
+                self.stats.malformed += 1
+
+    def _on_envelope(self, channel: str, envelope: Envelope) -> None:
         if envelope.get("origin") == self.process_id:
             if envelope.get("kind") == "probe":
                 number = envelope.get("n")
@@ -447,7 +487,7 @@ class RedisBackend:
             detail = f"{missed} envelope(s) from {origin} on {channel} were lost"
             sink.backend_event(BackendEvent("gap", detail=detail, room=room, origin=origin, missed=missed))
 
-    async def _heartbeat(self, client: coredis.Redis[str], sink: BackendSink) -> None:
+    async def _heartbeat(self, client: AnyClient, sink: BackendSink) -> None:
         probe_timeout = 2 * self.heartbeat_interval
         while True:
             await trio.sleep(self.heartbeat_interval)
@@ -460,7 +500,7 @@ class RedisBackend:
             probe = json.dumps({"kind": "probe", "origin": self.process_id, "n": self._probe_count})
             try:
                 with trio.fail_after(max(self._timeout, self.heartbeat_interval)):
-                    if await client.publish(self.process_channel(self.process_id), probe) == 0:
+                    if await self._publish_command(client, self.process_channel(self.process_id), probe) == 0:
                         raise _LinkLost("our own channel has no subscriber")
                     await self._refresh(client, sink)
             except Exception as exc:
@@ -492,7 +532,7 @@ class RedisBackend:
             self._version += 1
         return gone_members, gone_rooms
 
-    def _delete_stale(self, members: list[str], rooms: list[str], pipe: Pipeline[str]) -> list[Any]:
+    def _delete_stale(self, members: list[str], rooms: list[str], pipe: AnyPipeline) -> list[Any]:
         for room in rooms:
             pipe.delete([self._members_key(room, self.process_id)])
             pipe.srem(self._procs_key(room), [self.process_id])
@@ -500,15 +540,24 @@ class RedisBackend:
             pipe.eval(_DELETE_IF_OURS, [self._member_key(member_id)], [self.process_id])
         return []
 
+    # The rewrite of a process's membership runs as one transaction (a reader
+    # never sees a set half rewritten); a cluster cannot, its rooms span slots.
+    _atomic_rewrite = True
+
     def _bulk_timeout(self) -> float:
         # A full rewrite sends one command per member and five per room.
         commands = len(self._members) + sum(len(ids) + 5 for ids in self._rooms.values())
         return self._timeout * (1 + commands / 10_000)
 
     async def _pipeline(
-        self, build: Callable[[Pipeline[str]], list[Any]], *, transaction: bool = False, budget: float | None = None
+        self,
+        build: Callable[[AnyPipeline], list[Any]],
+        *,
+        transaction: bool = False,
+        budget: float | None = None,
+        client: AnyClient | None = None,
     ) -> list[Any]:
-        client = self._client
+        client = client or self._client
         if client is None:
             raise _LinkLost("not connected")
         # coredis drops the whole connection when a pipeline is cancelled, failing
@@ -521,7 +570,7 @@ class RedisBackend:
             results = [await request for request in requests]
         return results
 
-    async def _register_all(self, client: coredis.Redis[str]) -> None:
+    async def _register_all(self, client: AnyClient) -> None:
         """Rewrite this process's membership (after a reconnect or a failed write)."""
         for _ in range(3):
             version = self._version
@@ -529,14 +578,16 @@ class RedisBackend:
             members = sorted(self._members)
             if rooms or members:
                 await self._pipeline(
-                    partial(self._write_all, rooms, members), transaction=True, budget=self._bulk_timeout()
+                    partial(self._write_all, rooms, members),
+                    transaction=self._atomic_rewrite,
+                    budget=self._bulk_timeout(),
                 )
             if version == self._version:
                 self._dirty = False
                 return
         self._dirty = True
 
-    def _write_all(self, rooms: dict[str, list[str]], members: list[str], pipe: Pipeline[str]) -> list[Any]:
+    def _write_all(self, rooms: dict[str, list[str]], members: list[str], pipe: AnyPipeline) -> list[Any]:
         for room, ids in rooms.items():
             key = self._members_key(room, self.process_id)
             pipe.delete([key])
@@ -551,7 +602,7 @@ class RedisBackend:
             pipe.set(self._member_key(member_id), self.process_id, px=self._ttl_ms)
         return []
 
-    async def _refresh(self, client: coredis.Redis[str], sink: BackendSink) -> None:
+    async def _refresh(self, client: AnyClient, sink: BackendSink) -> None:
         gone_members, gone_rooms = self._reconcile(sink)
         if gone_members or gone_rooms:
             await self._pipeline(partial(self._delete_stale, gone_members, gone_rooms))
@@ -560,7 +611,7 @@ class RedisBackend:
             return
         rooms, members = list(self._rooms), list(self._members)
 
-        def build(pipe: Pipeline[str]) -> list[Any]:
+        def build(pipe: AnyPipeline) -> list[Any]:
             checks = []
             for room in rooms:
                 checks.append(pipe.pexpire(self._members_key(room, self.process_id), self._ttl_ms))
@@ -573,7 +624,7 @@ class RedisBackend:
             # A key vanished (Redis restarted or was flushed): write it all again.
             await self._register_all(client)
 
-    async def _write(self, what: str, build: Callable[[Pipeline[str]], list[Any]]) -> None:
+    async def _write(self, what: str, build: Callable[[AnyPipeline], list[Any]]) -> None:
         self._version += 1
         written = False
         try:
@@ -598,7 +649,7 @@ class RedisBackend:
         self._rooms.setdefault(room, set()).add(member_id)
         members_key, procs_key = self._members_key(room, self.process_id), self._procs_key(room)
 
-        def build(pipe: Pipeline[str]) -> list[Any]:
+        def build(pipe: AnyPipeline) -> list[Any]:
             pipe.sadd(members_key, [member_id])
             pipe.pexpire(members_key, self._ttl_ms)
             pipe.sadd(procs_key, [self.process_id])
@@ -633,7 +684,7 @@ class RedisBackend:
     async def _forget_room(self, room: str, *, unsubscribe: bool = True) -> None:
         members_key, procs_key = self._members_key(room, self.process_id), self._procs_key(room)
 
-        def build(pipe: Pipeline[str]) -> list[Any]:
+        def build(pipe: AnyPipeline) -> list[Any]:
             pipe.delete([members_key])
             pipe.srem(procs_key, [self.process_id])
             return []
@@ -714,56 +765,145 @@ class RedisBackend:
             logger.debug("unsubscribe from %s failed: %s", channel, _describe(exc))
 
     # -- publishing --------------------------------------------------------------
-    async def _publish(self, channel: str, envelope: Envelope) -> int | None:
-        """Publish with the next sequence number; the receiver count, or None if not sent."""
-        lock = self._locks.setdefault(channel, trio.Lock())
+    def _publish(self, channel: str, envelope: Envelope) -> bool:
+        """Queue an envelope with the next sequence number; False if it is lost.
+
+        Never waits for Redis: the publisher task sends what is queued, in
+        order, many envelopes per round trip.
+        """
+        seq = self._send_seq.get(channel, 0) + 1
+        if seq == 1 and len(self._send_seq) >= _MAX_SEQ_ENTRIES:
+            self._send_seq.clear()
+        self._send_seq[channel] = seq  # counted even if lost: receivers see the gap
+        outgoing = self._outgoing
+        if outgoing is None or not self._up:
+            self.stats.publish_failed += 1
+            return False
+        data = json.dumps({**envelope, "seq": seq}, separators=(",", ":"), ensure_ascii=False)
         try:
-            # The lock keeps one channel's envelopes in sequence order on the wire.
-            async with lock:
-                seq = self._send_seq.get(channel, 0) + 1
-                if seq == 1 and len(self._send_seq) >= _MAX_SEQ_ENTRIES:
-                    self._send_seq.clear()
-                self._send_seq[channel] = seq  # counted even if lost: receivers see the gap
-                client = self._client
-                if client is None or not self._up:
-                    self.stats.publish_failed += 1
-                    return None
-                data = json.dumps({**envelope, "seq": seq}, separators=(",", ":"), ensure_ascii=False)
-                try:
-                    with trio.fail_after(self._timeout):
-                        count = await client.publish(channel, data)
-                except Exception as exc:
-                    self.stats.publish_failed += 1
-                    self._failed(f"publish to {channel}", exc)
-                    return None
-                self.stats.published += 1
-                return count
+            outgoing.send_nowait((self._generation_number, channel, data))
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            self.stats.publish_failed += 1
+            return False
+        return True
+
+    async def _publisher(self, receive: trio.MemoryReceiveChannel[tuple[int, str, str]]) -> None:
+        """Send the queued envelopes: one pipeline per round trip, one PUBLISH per run of a channel.
+
+        While a pipeline is in flight new envelopes queue up and go in the
+        next one, so the batch grows with the load and an envelope waits at
+        most for the round trip ahead of it (nothing waits on an idle link).
+        Consecutive envelopes to one channel travel as one JSON array, so the
+        order of everything this process publishes is kept. It has a client
+        of its own, renewed with each generation, and is shielded: when the
+        backend stops, it sends what is queued (within ``command_timeout``)
+        before it ends, so a publish-only client that exits at once loses
+        nothing.
+        """
+        with trio.CancelScope(shield=True) as self._publisher_scope:
+            async with AsyncExitStack() as stack:
+                client: AnyClient | None = None
+                client_generation = -1
+                async for first in receive:
+                    batch = [first, *self._take(receive)]
+                    current = [(channel, data) for number, channel, data in batch if number == self._generation_number]
+                    self.stats.publish_failed += len(batch) - len(current)  # queued before the link was lost
+                    if not current or not (self._up or self._stopping):
+                        self.stats.publish_failed += len(current)
+                        continue
+                    if client is None or client_generation != self._generation_number:
+                        client = None
+                        try:
+                            await stack.aclose()
+                            # Not under a timeout: the client's task group must outlive this
+                            # statement (connect_timeout bounds the connection).
+                            opened: AnyClient = await stack.enter_async_context(self._client_factory())
+                        except Exception as exc:
+                            self.stats.publish_failed += len(current)
+                            self._failed("publisher connection", exc)
+                            continue
+                        client, client_generation = opened, self._generation_number
+                    await self._send_batch(client, current)
+                    await trio.lowlevel.checkpoint()
+
+    async def _stop_publisher_when_cancelled(self, outgoing: trio.MemorySendChannel[tuple[int, str, str]]) -> None:
+        try:
+            await trio.sleep_forever()
         finally:
-            if not lock.locked() and lock.statistics().tasks_waiting == 0 and self._locks.get(channel) is lock:
-                del self._locks[channel]
+            # The publisher drains the queue and ends; command_timeout bounds it.
+            self._stopping = True
+            outgoing.close()
+            if self._publisher_scope is not None:
+                self._publisher_scope.deadline = trio.current_time() + self._timeout
+
+    @staticmethod
+    def _take(receive: trio.MemoryReceiveChannel[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
+        taken: list[tuple[int, str, str]] = []
+        while len(taken) < _MAX_PIPELINE:
+            try:
+                taken.append(receive.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        return taken
+
+    async def _send_batch(self, client: AnyClient, batch: list[tuple[str, str]]) -> None:
+        runs: list[tuple[str, list[str]]] = []
+        size = 0
+        for channel, data in batch:
+            if runs and runs[-1][0] == channel and len(runs[-1][1]) < _MAX_BATCH and size < _MAX_BATCH_CHARS:
+                runs[-1][1].append(data)
+                size += len(data)
+            else:
+                runs.append((channel, [data]))
+                size = len(data)
+
+        def build(pipe: AnyPipeline) -> list[Any]:
+            return [
+                self._publish_command(pipe, channel, datas[0] if len(datas) == 1 else f"[{','.join(datas)}]")
+                for channel, datas in runs
+            ]
+
+        try:
+            await self._pipeline(build, client=client)
+        except Exception as exc:
+            self.stats.publish_failed += len(batch)
+            self._failed(f"publish of {len(batch)} envelope(s)", exc)
+            return
+        self.stats.published += len(batch)
 
     async def publish_room(self, room: str, envelope: Envelope) -> bool:
         """Publish to the processes subscribed to ``room``.
 
+        Never waits for Redis: the envelope is queued and sent in order by
+        the publisher task, batched with the others (local delivery is never
+        held up by a slow or paused Redis).
+
         Returns:
-            True when Redis took it; False when the link is down or the
-            command failed (the envelope is lost). Never raises; cancelling it
-            is safe (the envelope may or may not have been sent); concurrent
-            calls are allowed and keep their order per room.
+            True when it was queued while the link was up; False when the
+            link is down or the queue (``publish_queue_size``) is full: the
+            envelope is lost. One queued but not sent because the link failed
+            meanwhile is lost too, and counted in ``stats.publish_failed``;
+            receivers see the gap. Never raises; cancelling it is safe;
+            concurrent calls are allowed and keep their order.
         """
-        return await self._publish(self.room_channel(room), envelope) is not None
+        await trio.lowlevel.checkpoint()
+        return self._publish(self.room_channel(room), envelope)
 
     async def publish_all(self, envelope: Envelope) -> bool:
-        """Publish to every process; False if not sent (see :meth:`publish_room`)."""
-        return await self._publish(self.global_channel, envelope) is not None
+        """Publish to every process; False if not queued (see :meth:`publish_room`)."""
+        await trio.lowlevel.checkpoint()
+        return self._publish(self.global_channel, envelope)
 
     async def publish_to_member(self, member_id: str, envelope: Envelope) -> bool:
         """Publish to the process holding ``member_id``.
 
+        Looks the member up in Redis (this waits for Redis, at most
+        ``command_timeout``), then queues the envelope like :meth:`publish_room`.
+
         Returns:
-            True when that process was subscribed and received it; False when
-            the id is unknown, the link is down or the command failed. Never
-            raises; cancelling it is safe.
+            True when the member's process was found and the envelope queued
+            for it; False when the id is unknown, the link is down or the
+            command failed. Never raises; cancelling it is safe.
         """
         client = self._client
         if client is None or not self._up:
@@ -778,4 +918,4 @@ class RedisBackend:
             return False
         if process_id is None or process_id == self.process_id:
             return False
-        return bool(await self._publish(self.process_channel(process_id), envelope))
+        return self._publish(self.process_channel(process_id), envelope)
