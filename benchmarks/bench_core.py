@@ -35,6 +35,7 @@ from typing import Any
 
 from bench_contenders import CONTENDERS, Compression, Connection, Contender
 from bench_server import raise_fd_limit
+from machine import cpu_model
 
 SERVER_SCRIPT = Path(__file__).resolve().parent / "bench_server.py"
 SMALL_SIZE = 32
@@ -702,6 +703,7 @@ def run_benchmark(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(),
         "reps": settings.reps,
         "quick": args.quick,
         "settings": asdict(settings),

@@ -5,7 +5,7 @@ Run from the project root::
     .venv/bin/python benchmarks/bench_hub.py --quick
     .venv/bin/python benchmarks/bench_hub.py --json results/hub.json
 
-Two tables (see ``benchmarks/README.md``, "Hub fan-out benchmark"):
+Three tables (see ``benchmarks/README.md``, "Hub fan-out benchmark"):
 
 1. ``fanout``: a 100-byte message fanned out to 1,000 clients, 100 times;
    deliveries/s = clients x messages / time from the trigger until every client
@@ -13,8 +13,14 @@ Two tables (see ``benchmarks/README.md``, "Hub fan-out benchmark"):
    redis-server for the Redis row) and the clients (separate processes, the
    same trio_ws client for every contender) are children of this process,
    which also sends the trigger.
-2. ``memory``: 10,000 members of one room in one process over in-memory
+2. ``burst``: the server's peak RSS per member while a burst of 100 x 1 KiB
+   reaches 300 clients (same processes as ``fanout``), against the bound the
+   hub page states (``bench_hub_burst.py``).
+3. ``memory``: 10,000 members of one room in one process over in-memory
    streams: time to fan one message out to all of them, and RSS per member.
+
+``--baseline DIR`` also runs the Hub server from another checkout's trio_ws
+(``DIR/trio_ws``) in the fanout and burst tables: before and after in one run.
 
 Every child process is killed by its pid when its measurement ends, also on
 errors, Ctrl-C or SIGTERM; each one also exits by itself when its stdin
@@ -40,7 +46,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -48,7 +54,19 @@ from types import FrameType, TracebackType
 from typing import IO, Any
 
 import trio
-from bench_hub_common import HOST, cpu_seconds, go_message, now, raise_fd_limit, run_delay_seconds
+from bench_hub_burst import BURST_BOUND_BYTES, BURST_MESSAGES, BURST_SIZE, render_burst
+from bench_hub_common import (
+    HOST,
+    cpu_seconds,
+    go_message,
+    now,
+    peak_rss_kib,
+    raise_fd_limit,
+    reset_peak_rss,
+    rss_kib,
+    run_delay_seconds,
+)
+from machine import cpu_model
 
 HERE = Path(__file__).resolve().parent
 SERVER_SCRIPT = HERE / "bench_hub_server.py"
@@ -84,6 +102,10 @@ class Contender:
     needs: tuple[tuple[str, str], ...]
     servers: int = 1
     redis: bool = False
+    #: The server of bench_hub_server.py it runs (default: ``name``).
+    server: str = ""
+    #: Prepended to the server's PYTHONPATH: another checkout of trio_ws (``--baseline``).
+    pythonpath: str = ""
 
     def unavailable_reason(self) -> str | None:
         """Why this contender cannot run here, or ``None`` if it can."""
@@ -136,6 +158,20 @@ MEMORY_VARIANTS: dict[str, str] = {
     "trio-websocket-loop": "trio-websocket, per-connection loop",
 }
 RATIOS = (("trio_ws-hub", "trio-websocket-loop"), ("trio_ws-hub", "websockets-broadcast"))
+BASELINE = "trio_ws-hub-baseline"
+
+
+def add_baseline(directory: Path) -> None:
+    """Make ``trio_ws-hub-baseline``: the Hub server with ``directory``'s trio_ws (a checkout of another commit)."""
+    if not (directory / "trio_ws" / "__init__.py").is_file():
+        raise SystemExit(f"--baseline {directory}: no trio_ws package there")
+    FANOUT_CONTENDERS[BASELINE] = Contender(
+        BASELINE,
+        f"trio_ws Hub, baseline ({directory.name})",
+        (("trio_ws.hub", "Hub"),),
+        server="trio_ws-hub",
+        pythonpath=str(directory),
+    )
 
 
 @dataclass(frozen=True)
@@ -150,6 +186,8 @@ class Settings:
     size: int
     client_processes: int
     members: int
+    #: Clients of the burst table (each burst: BURST_MESSAGES x BURST_SIZE bytes).
+    burst_clients: int = 300
 
     @property
     def round_messages(self) -> list[int]:
@@ -184,9 +222,12 @@ class Settings:
 class Child:
     """A child process, always killed by its pid on exit; reads its stdout by lines."""
 
-    def __init__(self, name: str, command: list[str], *, read_stdout: bool = True) -> None:
+    def __init__(
+        self, name: str, command: list[str], *, read_stdout: bool = True, env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.command = command
+        self.env = env
         self.read_stdout = read_stdout
         self._proc: subprocess.Popen[bytes] | None = None
         self._buffer = b""
@@ -203,7 +244,9 @@ class Child:
         # stdin stays open: the child exits by itself if this process dies.
         # A child whose stdout nobody reads (redis-server's log) writes it to the log file.
         stdout = subprocess.PIPE if self.read_stdout else self._log
-        self._proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=stdout, stderr=self._log)
+        self._proc = subprocess.Popen(
+            self.command, stdin=subprocess.PIPE, stdout=stdout, stderr=self._log, env=self.env
+        )
         return self
 
     def __exit__(
@@ -323,10 +366,15 @@ def measure_fanout(contender: Contender, settings: Settings) -> dict[str, Any]:
         if contender.redis:
             url, redis = start_redis(stack)
             extra = ["--redis-url", url]
+        env = None
+        if contender.pythonpath:
+            env = {
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(filter(None, [contender.pythonpath, os.environ.get("PYTHONPATH")])),
+            }
+        command = [sys.executable, str(SERVER_SCRIPT), contender.server or contender.name, *extra]
         servers = [
-            stack.enter_context(
-                Child(f"{contender.name} server {i}", [sys.executable, str(SERVER_SCRIPT), contender.name, *extra])
-            )
+            stack.enter_context(Child(f"{contender.name} server {i}", command, env=env))
             for i in range(contender.servers)
         ]
         ports = [int(server.read_line(START_TIMEOUT)) for server in servers]
@@ -379,6 +427,15 @@ async def _trigger(port: int, clients: list[Child], server_pids: list[int], sett
                 deliveries = settings.clients * messages
                 cpu_before = [cpu_seconds(pid) for pid in pids]
                 delay_before = [run_delay_seconds(pid) for pid in pids]
+                # The first server's memory: its RSS now, then its peak during the round.
+                memory: dict[str, float] = {}
+                try:
+                    rss_before = rss_kib(server_pids[0])
+                    reset_peak_rss(server_pids[0])
+                except OSError as exc:  # /proc/PID/clear_refs not writable here: no memory figures
+                    memory_error: OSError | None = exc
+                else:
+                    memory_error = None
                 start = now()
                 await ws.send_message(go_message(round_no, messages, settings.size))
                 report = json.loads(await ws.get_message())
@@ -388,6 +445,14 @@ async def _trigger(port: int, clients: list[Child], server_pids: list[int], sett
                         client.read_line, settings.round_timeout, abandon_on_cancel=True
                     )
                     done.append(json.loads(line))
+                memory_error_text = repr(memory_error) if memory_error is not None else ""
+                if memory_error is None:
+                    peak = peak_rss_kib(server_pids[0])
+                    memory = {
+                        "server_rss_before_kib": rss_before,
+                        "server_peak_rss_kib": peak,
+                        "peak_bytes_per_client": (peak - rss_before) * 1024 / settings.clients,
+                    }
                 cpu_after = [cpu_seconds(pid) for pid in pids]
                 delay_after = [run_delay_seconds(pid) for pid in pids]
                 if any(
@@ -412,6 +477,8 @@ async def _trigger(port: int, clients: list[Child], server_pids: list[int], sett
                         "client_cpu_seconds": sum(cpu[servers:]),
                         "server_cpu_wait_seconds": sum(delay[:servers]),
                         "client_cpu_wait_seconds": sum(delay[servers:]),
+                        **memory,
+                        **({"memory_error": memory_error_text} if memory_error_text else {}),
                     }
                 )
                 await trio.sleep(0.2)
@@ -533,7 +600,8 @@ def render_fanout(results: Results, names: list[str], settings: Settings, meta: 
                 f"{fmt(med('server_cpu_wait_seconds'))} / {fmt(med('client_cpu_wait_seconds'))}",
             ]
         )
-    for top, bottom in RATIOS:
+    ratios = [*RATIOS, ("trio_ws-hub", BASELINE)] if BASELINE in names else RATIOS
+    for top, bottom in ratios:
         a = results.median("fanout", top, "deliveries_per_second")
         b = results.median("fanout", bottom, "deliveries_per_second")
         ratio = f"{a / b:.2f}x" if a is not None and b else "n/a"
@@ -628,7 +696,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 repetition, 300 clients")
-    parser.add_argument("--only", type=_csv(("fanout", "memory")), metavar="TABLE[,...]", help="fanout, memory")
+    parser.add_argument(
+        "--only", type=_csv(("fanout", "burst", "memory")), metavar="TABLE[,...]", help="fanout, burst, memory"
+    )
     parser.add_argument(
         "--contenders",
         type=_csv(FANOUT_CONTENDERS),
@@ -646,6 +716,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--client-processes", type=int, default=2, help="processes the clients are split over (default 2)"
     )
     parser.add_argument("--members", type=int, default=10_000, help="members of the in-memory table")
+    parser.add_argument(
+        "--burst-clients",
+        type=int,
+        default=300,
+        help=f"clients of the burst table ({BURST_MESSAGES} x {BURST_SIZE} bytes each; default 300)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also run the trio_ws Hub from another checkout (DIR holds its trio_ws package): before/after",
+    )
     parser.add_argument("--output", type=Path, metavar="FILE.md", help="also write the tables here")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write raw results as JSON")
     args = parser.parse_args(argv)
@@ -668,24 +750,46 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def run_tables(fanout: list[str], memory: list[str], settings: Settings, results: Results) -> None:
-    """Run the repetitions of both tables, contenders alternating."""
-    if fanout:
-        note(f"== fanout: {settings.clients} clients x {settings.messages} messages ==")
-    active = list(fanout)
-    for rep in range(settings.reps):
-        line = []
-        for name in list(active):
-            try:
-                sample = measure_fanout(FANOUT_CONTENDERS[name], settings)
-            except Exception as exc:
-                results.error("fanout", name, rep, exc)
-                active.remove(name)
-                continue
-            results.samples.append({"table": "fanout", "contender": name, "rep": rep, **sample})
-            line.append(f"{name} {fmt(sample['deliveries_per_second'])}/s")
-        if line:
-            note(f"[fanout] rep {rep + 1}/{settings.reps}: " + " | ".join(line))
+def burst_settings(settings: Settings) -> Settings:
+    """The fan-out settings of the burst table: BURST_MESSAGES x BURST_SIZE bytes to ``burst_clients``."""
+    return replace(settings, clients=settings.burst_clients, messages=BURST_MESSAGES, size=BURST_SIZE)
+
+
+def run_tables(
+    fanout: list[str], memory: list[str], settings: Settings, results: Results, burst: list[str] | None = None
+) -> None:
+    """Run the repetitions of every table, contenders alternating."""
+    for table, names, table_settings in (
+        ("fanout", fanout, settings),
+        ("burst", burst or [], burst_settings(settings)),
+    ):
+        if names:
+            note(
+                f"== {table}: {table_settings.clients} clients x {table_settings.messages} messages "
+                f"of {table_settings.size} bytes =="
+            )
+        active = list(names)
+        for rep in range(settings.reps):
+            line = []
+            for name in list(active):
+                try:
+                    sample = measure_fanout(FANOUT_CONTENDERS[name], table_settings)
+                except Exception as exc:
+                    results.error(table, name, rep, exc)
+                    active.remove(name)
+                    continue
+                if table == "burst" and "peak_bytes_per_client" not in sample:
+                    results.error(table, name, rep, RuntimeError(f"no peak RSS: {sample.get('memory_error')}"))
+                    active.remove(name)
+                    continue
+                results.samples.append({"table": table, "contender": name, "rep": rep, **sample})
+                peak = sample.get("peak_bytes_per_client")
+                line.append(
+                    f"{name} {fmt(sample['deliveries_per_second'])}/s"
+                    + ("" if peak is None else f", peak +{fmt(peak / 1024)} KiB/client")
+                )
+            if line:
+                note(f"[{table}] rep {rep + 1}/{settings.reps}: " + " | ".join(line))
 
     if memory:
         note(f"== memory: {settings.members} members in one process ==")
@@ -718,18 +822,22 @@ def run_benchmark(argv: list[str] | None = None) -> int:
         size=args.size,
         client_processes=args.client_processes,
         members=args.members,
+        burst_clients=args.burst_clients,
     )
     signal.signal(signal.SIGTERM, _terminate)
     raise_fd_limit()
     results = Results()
-    tables = args.only or ["fanout", "memory"]
+    tables = args.only or ["fanout", "burst", "memory"]
 
     requested = args.contenders or list(DEFAULT_FANOUT)
-    fanout: list[str] = []
-    for name in requested if "fanout" in tables else []:
+    if args.baseline is not None:
+        add_baseline(args.baseline.resolve())
+        requested = [*requested, BASELINE] if "trio_ws-hub" in requested else requested
+    available: list[str] = []
+    for name in requested if {"fanout", "burst"} & set(tables) else []:
         reason = FANOUT_CONTENDERS[name].unavailable_reason()
         if reason is None:
-            fanout.append(name)
+            available.append(name)
         elif name == "trio_ws-hub-redis" and "trio_ws.hub.redis" in reason:
             results.skipped[name] = REDIS_SKIPPED
             print(REDIS_SKIPPED, flush=True)
@@ -737,6 +845,9 @@ def run_benchmark(argv: list[str] | None = None) -> int:
             results.skipped[name] = reason
             note(f"note: skipping {name}: {reason}")
     memory = list(MEMORY_VARIANTS) if "memory" in tables else []
+    fanout = available if "fanout" in tables else []
+    # The burst table measures one server process's memory: the Redis row has two.
+    burst = [n for n in available if FANOUT_CONTENDERS[n].servers == 1] if "burst" in tables else []
 
     load_before = os.getloadavg()[0]
     if load_before > 0.5 * (os.cpu_count() or 1):
@@ -744,7 +855,7 @@ def run_benchmark(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     interrupted = False
     try:
-        run_tables(fanout, memory, settings, results)
+        run_tables(fanout, memory, settings, results, burst)
     except KeyboardInterrupt:
         interrupted = True
         note("interrupted; every child process was stopped; reporting what was measured")
@@ -760,6 +871,9 @@ def run_benchmark(argv: list[str] | None = None) -> int:
         "settings": asdict(settings),
         "total_seconds": round(total, 1),
         "load_average": {"before": load_before, "after": os.getloadavg()[0]},
+        "cpu_model": cpu_model(),
+        "burst_bound_bytes": BURST_BOUND_BYTES,
+        "baseline": str(args.baseline) if args.baseline is not None else None,
         "redis_server": str(REDIS_SERVER) if REDIS_SERVER.exists() else shutil.which("redis-server"),
         "versions": {
             name: _version(name) for name in ("trio", "trio_ws", "trio-websocket", "websockets", "wsproto", "coredis")
@@ -768,6 +882,9 @@ def run_benchmark(argv: list[str] | None = None) -> int:
     lines: list[str] = []
     if fanout:
         lines += render_fanout(results, fanout, settings, meta)
+    if burst:
+        labels = {name: FANOUT_CONTENDERS[name].label for name in burst}
+        lines += render_burst(results.values, labels, burst_settings(settings))
     if memory:
         lines += render_memory(results, memory, settings)
     if results.skipped:
@@ -787,6 +904,7 @@ def run_benchmark(argv: list[str] | None = None) -> int:
         payload = {
             "meta": meta,
             "contenders": {name: FANOUT_CONTENDERS[name].label for name in fanout},
+            "burst_contenders": {name: FANOUT_CONTENDERS[name].label for name in burst},
             "memory_variants": {name: MEMORY_VARIANTS[name] for name in memory},
             "samples": results.samples,
             "errors": results.errors,

@@ -116,3 +116,22 @@ def cpu_seconds(pid: int) -> float:
         fields = stat.read().rsplit(")", 1)[1].split()
     # Fields 14 and 15 of proc(5) (utime, stime); [0] here is field 3.
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_kib(pid: int | str = "self") -> int:
+    """Peak resident set size (VmHWM) of a process since it started or since :func:`reset_peak_rss`, in KiB."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc status")
+
+
+def reset_peak_rss(pid: int | str = "self") -> None:
+    """Set a process's VmHWM back to its current RSS (proc(5): ``5`` written to ``clear_refs``).
+
+    Raises:
+        OSError: when this process may not write the other's ``clear_refs``.
+    """
+    with open(f"/proc/{pid}/clear_refs", "w", encoding="ascii") as clear_refs:
+        clear_refs.write("5")

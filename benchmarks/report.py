@@ -22,7 +22,13 @@ The output directory receives, always under the same names:
   ``core_pipelined.png``, ``core_bulk.png``, ``core_handshake.png``,
   ``core_idle_memory.png``, ``core_idle_memory_deflate.png``);
 * ``hub_fanout.png`` and ``hub_memory.png`` when hub results are given;
-* ``core.json`` and ``hub.json``: the raw results, in ``--run`` mode.
+* ``results.json``: the one results file every figure above comes from (both
+  benchmarks' raw output, the commands that made them, the machine and its
+  load); ``--results DIR/results.json`` rebuilds everything from it, byte for
+  byte;
+* ``performance.inc`` and ``hub_burst.inc``: the figures quoted on the
+  performance page and on the hub page, with the machine, its load and the
+  date, from the same results.
 
 Charts left over from an earlier report in the same directory under those
 names (for example a scenario not measured this time) are removed.
@@ -44,7 +50,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -81,7 +87,7 @@ CORE_METRIC_KEYS = ("key", "column", "unit", "higher_is_better")
 CORE_CELL_KEYS = ("median", "min", "max", "n")
 CORE_META_KEYS = ("date", "python", "platform", "cpu_count", "reps", "settings", "versions")
 #: Keys report.py reads from ``bench_hub.py --json`` output.
-HUB_TOP_KEYS = ("meta", "contenders", "memory_variants", "samples", "errors", "skipped")
+HUB_TOP_KEYS = ("meta", "contenders", "burst_contenders", "memory_variants", "samples", "errors", "skipped")
 HUB_SAMPLE_KEYS = ("table", "contender")
 HUB_FANOUT_KEYS = (
     "deliveries_per_second",
@@ -91,6 +97,10 @@ HUB_FANOUT_KEYS = (
     "client_cpu_seconds",
 )
 HUB_MEMORY_KEYS = ("elapsed_seconds", "deliveries_per_second", "call_seconds", "kib_per_member", "members")
+HUB_BURST_KEYS = ("peak_bytes_per_client", "deliveries_per_second", "server_peak_rss_kib", "server_rss_before_kib")
+#: The one results file of a report (both benchmarks' output and how they ran).
+RESULTS_NAME = "results.json"
+RESULTS_FORMAT = "trio_ws benchmark results 1"
 
 SUBJECT_COLOR = "#e8590c"
 PEER_COLOR = "#8fa3b8"
@@ -146,6 +156,8 @@ class CoreResults:
     cells: dict[str, dict[str, Cell]]
     errors: list[dict[str, Any]]
     skipped: dict[str, str]
+    #: The JSON as the benchmark wrote it.
+    raw: dict[str, Any] = field(default_factory=dict)
 
     def cell(self, metric: str, contender: str) -> Cell | None:
         """The summary of one contender in one metric, if it was measured."""
@@ -173,6 +185,10 @@ class HubResults:
     samples: list[dict[str, Any]]
     errors: list[dict[str, Any]]
     skipped: dict[str, str]
+    #: Burst-table server name -> label (empty in results from before that table).
+    burst_contenders: dict[str, str] = field(default_factory=dict)
+    #: The JSON as the benchmark wrote it.
+    raw: dict[str, Any] = field(default_factory=dict)
 
     def cell(self, table: str, name: str, key: str) -> Cell | None:
         """Median, min and max of ``key`` over ``name``'s samples in ``table``."""
@@ -229,7 +245,15 @@ def load_core(path: Path) -> CoreResults:
     Raises:
         ReportError: when the file is missing, not JSON, or not in that format.
     """
-    data = _load_json(path, "core")
+    return parse_core(_load_json(path, "core"), path)
+
+
+def parse_core(data: dict[str, Any], path: Path) -> CoreResults:
+    """Check and read ``bench_core.py``'s JSON (``path`` names it in errors).
+
+    Raises:
+        ReportError: when it is not in that format.
+    """
     script = "bench_core.py"
     _require(data, CORE_TOP_KEYS, path, "the top level", script)
     _require(data["meta"], CORE_META_KEYS, path, "'meta'", script)
@@ -250,7 +274,9 @@ def load_core(path: Path) -> CoreResults:
     # A skipped contender is missing from "contenders"; keep it in the table as "skipped".
     for name in data["skipped"]:
         contenders.setdefault(str(name), str(name))
-    return CoreResults(path, data["meta"], metrics, contenders, cells, list(data["errors"]), dict(data["skipped"]))
+    return CoreResults(
+        path, data["meta"], metrics, contenders, cells, list(data["errors"]), dict(data["skipped"]), data
+    )
 
 
 def load_hub(path: Path) -> HubResults:
@@ -259,13 +285,23 @@ def load_hub(path: Path) -> HubResults:
     Raises:
         ReportError: when the file is missing, not JSON, or not in that format.
     """
-    data = _load_json(path, "hub")
+    return parse_hub(_load_json(path, "hub"), path)
+
+
+def parse_hub(data: dict[str, Any], path: Path) -> HubResults:
+    """Check and read ``bench_hub.py``'s JSON (``path`` names it in errors).
+
+    Raises:
+        ReportError: when it is not in that format.
+    """
     script = "bench_hub.py"
     _require(data, HUB_TOP_KEYS, path, "the top level", script)
     _require(data["meta"], ("date", "python", "platform", "cpu_count", "settings", "versions"), path, "'meta'", script)
     for i, sample in enumerate(data["samples"]):
         _require(sample, HUB_SAMPLE_KEYS, path, f"sample {i}", script)
-        table_keys = {"fanout": HUB_FANOUT_KEYS, "memory": HUB_MEMORY_KEYS}.get(sample["table"], ())
+        table_keys = {"fanout": HUB_FANOUT_KEYS, "memory": HUB_MEMORY_KEYS, "burst": HUB_BURST_KEYS}.get(
+            sample["table"], ()
+        )
         _require(sample, table_keys, path, f"sample {i} ({sample['table']})", script)
     return HubResults(
         path,
@@ -275,7 +311,25 @@ def load_hub(path: Path) -> HubResults:
         list(data["samples"]),
         list(data["errors"]),
         dict(data["skipped"]),
+        {str(k): str(v) for k, v in data["burst_contenders"].items()},
+        data,
     )
+
+
+def load_results(path: Path) -> tuple[CoreResults | None, HubResults | None, list[BenchRun], str, str]:
+    """Read a report's ``results.json``: (core, hub, benchmark runs, report command, generation date).
+
+    Raises:
+        ReportError: when the file is missing, not JSON, or not a results file.
+    """
+    data = _load_json(path, "report")
+    if data.get("format") != RESULTS_FORMAT:
+        raise ReportError(f"{path} is not a {RESULTS_NAME} written by report.py (no 'format': {RESULTS_FORMAT!r})")
+    _require(data, ("made_with", "generated", "runs"), path, "the top level", "report.py")
+    core = parse_core(data["core"], path) if data.get("core") is not None else None
+    hub = parse_hub(data["hub"], path) if data.get("hub") is not None else None
+    runs = [BenchRun(**run) for run in data["runs"]]
+    return core, hub, runs, str(data["made_with"]), str(data["generated"])
 
 
 # --------------------------------------------------------------------------- #
@@ -425,6 +479,44 @@ def hub_fanout_table(hub: HubResults) -> Table:
                 label = f"{hub.contenders[HUB_SUBJECT]} / {hub.contenders[peer]}"
                 table.add([label, fmt_ratio(ratio), "", "", "", ""], bold=True)
     return table
+
+
+def hub_burst_table(hub: HubResults) -> Table:
+    """The burst table: the server's peak memory per member while a burst is delivered."""
+    table = Table(["Server", "Peak bytes/member", "min - max", "Peak growth, MiB", "Deliveries/s"])
+    for name, label in hub.burst_contenders.items():
+        per_member = hub.cell("burst", name, "peak_bytes_per_client")
+        samples = [s for s in hub.samples if s["table"] == "burst" and s["contender"] == name]
+        growth = Cell.of([(s["server_peak_rss_kib"] - s["server_rss_before_kib"]) / 1024 for s in samples])
+        rate = hub.cell("burst", name, "deliveries_per_second")
+        first = fmt(per_member.median) if per_member else ("failed" if hub.failed("burst", name) else "n/a")
+        table.add(
+            [
+                label,
+                first,
+                fmt_range(per_member),
+                fmt(growth.median if growth else None),
+                fmt(rate.median if rate else None),
+            ],
+            bold=name == HUB_SUBJECT,
+        )
+    return table
+
+
+def burst_sentence(hub: HubResults) -> str | None:
+    """The trio_ws Hub's burst figure against its documented bound, as one sentence (no markup)."""
+    cell = hub.cell("burst", HUB_SUBJECT, "peak_bytes_per_client")
+    bound = hub.meta.get("burst_bound_bytes")
+    settings = hub.meta.get("settings", {})
+    if cell is None or bound is None:
+        return None
+    verdict = "within" if cell.median <= bound else "OVER"
+    return (
+        f"A burst of 100 x 1,024-byte messages to {_num(settings.get('burst_clients', '?'))} members raised the "
+        f"trio_ws Hub server's peak memory by {fmt(cell.median)} bytes per member (median of "
+        f"{_plural(cell.n, 'repetition')}, range {fmt_range(cell)}): {verdict} the documented bound of "
+        f"{_num(bound)} bytes."
+    )
 
 
 def hub_memory_table(hub: HubResults) -> Table:
@@ -834,7 +926,9 @@ class Report:
         if self.hub is not None:
             dates.append(f"hub benchmark {self.hub.meta.get('date', '?')}")
         lines.append(f"Measured: {', '.join(dates)} (UTC); report generated {self.generated}.")
-        lines.append(f"Machine: {cpus} CPUs, {meta.get('platform', '?')}, Python {meta.get('python', '?')}.")
+        model = next((r.meta["cpu_model"] for r in (self.core, self.hub) if r and r.meta.get("cpu_model")), None)
+        cpu = f"{model}, {cpus} CPUs" if model else f"{cpus} CPUs (model not recorded)"
+        lines.append(f"Machine: {cpu}, {meta.get('platform', '?')}, Python {meta.get('python', '?')}.")
         versions: dict[str, str] = {}
         for result in (self.core, self.hub):
             if result is not None:
@@ -903,6 +997,53 @@ class Report:
             "each. Ratio rows: trio_ws Hub's deliveries/s divided by the other server's (above 1 is better)."
         )
 
+    def _burst_intro(self) -> str:
+        assert self.hub is not None
+        clients = self.hub.meta.get("settings", {}).get("burst_clients", "?")
+        return (
+            f"100 messages of 1,024 bytes fanned out at once to {_num(clients)} clients, same processes as the "
+            "fan-out table: the server's peak RSS during the round minus its RSS before it, per client. "
+            "The server's kernel socket buffers are not part of its RSS."
+        )
+
+    def performance_rst(self) -> str:
+        """The figures of the performance page: machine, load, date and the core table (reStructuredText)."""
+        out = [".. Generated by benchmarks/report.py from results.json; edits are overwritten.", ""]
+        out += [f"| {rst_escape(line)}" for line in self.machine_lines()]
+        if self.core is not None:
+            medians, _ = core_tables(self.core)
+            out += ["", rst_escape(self._core_intro()), "", *medians.rst()]
+        return "\n".join(out).rstrip() + "\n"
+
+    def hub_burst_rst(self) -> str:
+        """The burst figure for the hub page, with where and when it was measured (reStructuredText)."""
+        out = [".. Generated by benchmarks/report.py from results.json; edits are overwritten.", ""]
+        sentence = burst_sentence(self.hub) if self.hub is not None else None
+        out.append(rst_escape(sentence or "No burst measurement in the results."))
+        if self.hub is not None:
+            model = self.hub.meta.get("cpu_model") or "CPU model not recorded"
+            load = _load_line(self.hub.meta, "hub benchmark") or "load not recorded"
+            out += [
+                "",
+                rst_escape(
+                    f"Measured {self.hub.meta.get('date', '?')} (UTC) by benchmarks/bench_hub.py on {model}, "
+                    f"{self.hub.meta.get('cpu_count', '?')} CPUs; 1-minute load average {load}."
+                ),
+            ]
+        return "\n".join(out).rstrip() + "\n"
+
+    def results_json(self) -> str:
+        """The one results file: everything this report shows is computed from it."""
+        payload = {
+            "format": RESULTS_FORMAT,
+            "made_with": self.made_with,
+            "generated": self.generated,
+            "runs": [asdict(run) for run in self.runs],
+            "core": self.core.raw if self.core is not None else None,
+            "hub": self.hub.raw if self.hub is not None else None,
+        }
+        return json.dumps(payload, indent=1) + "\n"
+
     def _memory_intro(self) -> str:
         assert self.hub is not None
         members = self.hub.meta.get("settings", {}).get("members", "?")
@@ -950,6 +1091,10 @@ class Report:
         if self.hub is not None:
             if self.hub.contenders or self.hub.skipped:
                 out += ["## Hub fan-out", "", self._hub_intro(), "", *hub_fanout_table(self.hub).markdown(), ""]
+            if self.hub.burst_contenders:
+                out += ["## Hub burst memory", "", self._burst_intro(), "", *hub_burst_table(self.hub).markdown(), ""]
+                sentence = burst_sentence(self.hub)
+                out += [sentence, ""] if sentence else []
             if self.hub.memory_variants:
                 out += ["## Hub in memory", "", self._memory_intro(), "", *hub_memory_table(self.hub).markdown(), ""]
             for title, name in self.hub_charts:
@@ -980,6 +1125,11 @@ class Report:
             if self.hub.contenders or self.hub.skipped:
                 out += ["", ".. rubric:: Hub fan-out", "", rst_escape(self._hub_intro()), ""]
                 out += hub_fanout_table(self.hub).rst()
+            if self.hub.burst_contenders:
+                out += ["", ".. rubric:: Hub burst memory", "", rst_escape(self._burst_intro()), ""]
+                out += hub_burst_table(self.hub).rst()
+                sentence = burst_sentence(self.hub)
+                out += ["", rst_escape(sentence)] if sentence else []
             if self.hub.memory_variants:
                 out += ["", ".. rubric:: Hub in memory", "", rst_escape(self._memory_intro()), ""]
                 out += hub_memory_table(self.hub).rst()
@@ -1000,8 +1150,9 @@ def build_report(
     hub: HubResults | None,
     made_with: str,
     runs: list[BenchRun] | None = None,
+    generated: str | None = None,
 ) -> Report:
-    """Write report.md, report.inc and the charts into ``out``."""
+    """Write results.json, report.md, report.inc, the docs fragments and the charts into ``out``."""
     if core is None and hub is None:
         raise ReportError("nothing to report: give --core, --hub or --run")
     out.mkdir(parents=True, exist_ok=True)
@@ -1009,7 +1160,7 @@ def build_report(
         core,
         hub,
         made_with,
-        datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        generated or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         list(runs or []),
     )
     written = {"ratios.png"}
@@ -1032,6 +1183,9 @@ def build_report(
             stale.unlink()
     (out / "report.md").write_text(report.markdown(), encoding="utf-8")
     (out / "report.inc").write_text(report.rst(), encoding="utf-8")
+    (out / "performance.inc").write_text(report.performance_rst(), encoding="utf-8")
+    (out / "hub_burst.inc").write_text(report.hub_burst_rst(), encoding="utf-8")
+    (out / RESULTS_NAME).write_text(report.results_json(), encoding="utf-8")
     return report
 
 
@@ -1048,6 +1202,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--core", type=Path, metavar="CORE.json", help="output of bench_core.py --json")
     parser.add_argument("--hub", type=Path, metavar="HUB.json", help="output of bench_hub.py --json")
+    parser.add_argument(
+        "--results", type=Path, metavar="results.json", help="rebuild a report from its results.json (byte for byte)"
+    )
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory for report.md and charts")
     parser.add_argument(
         "--run",
@@ -1058,10 +1215,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--core-args", default="", metavar="ARGS", help="with --run: more options for bench_core.py")
     parser.add_argument("--hub-args", default="", metavar="ARGS", help="with --run: more options for bench_hub.py")
     args = parser.parse_args(argv)
-    if args.run and (args.core or args.hub):
-        parser.error("--run writes its own results; do not combine it with --core or --hub")
-    if not args.run and args.core is None and args.hub is None:
-        parser.error("give --core (and optionally --hub), or --run")
+    if args.run and (args.core or args.hub or args.results):
+        parser.error("--run writes its own results; do not combine it with --core, --hub or --results")
+    if args.results and (args.core or args.hub):
+        parser.error("--results holds both benchmarks' results; do not combine it with --core or --hub")
+    if not args.run and args.core is None and args.hub is None and args.results is None:
+        parser.error("give --core (and optionally --hub), --results, or --run")
     if not args.run and (args.no_hub or args.core_args or args.hub_args):
         parser.error("--no-hub, --core-args and --hub-args only apply with --run")
     return args
@@ -1089,10 +1248,17 @@ def main(argv: list[str] | None = None) -> int:
                 hub = load_hub(hub_json)
             else:
                 hub_json.unlink(missing_ok=True)
+            build_report(args.out, core, hub, made_with, runs)
+            # Their content now lives in results.json, the report's one results file.
+            core_json.unlink()
+            hub_json.unlink(missing_ok=True)
+        elif args.results is not None:
+            core, hub, runs, made_with, generated = load_results(args.results)
+            build_report(args.out, core, hub, made_with, runs, generated)
         else:
             core = load_core(args.core) if args.core is not None else None
             hub = load_hub(args.hub) if args.hub is not None else None
-        build_report(args.out, core, hub, made_with, runs)
+            build_report(args.out, core, hub, made_with, runs)
     except ReportError as exc:
         print(f"report.py: error: {exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ import copy
 import importlib.util
 import json
 import os
+import re
 import shlex
 import struct
 import subprocess
@@ -33,7 +34,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 CORE_ARGS = "--reps 1 --duration 0.2 --connections 20 --contenders raw,trio_ws,trio-websocket --only rtt,memory"
 HUB_ARGS = (
-    "--reps 1 --clients 10 --messages 3 --warmup-messages 1 --members 100 --contenders trio_ws-hub,trio-websocket-loop"
+    "--reps 1 --clients 10 --messages 3 --warmup-messages 1 --members 100 --burst-clients 10"
+    " --contenders trio_ws-hub,trio-websocket-loop"
 )
 
 
@@ -198,6 +200,8 @@ HUB_VARIANTS = {
     "trio_ws-loop": "trio_ws, per-connection loop (no hub)",
     "trio-websocket-loop": "trio-websocket, per-connection loop",
 }
+#: Peak bytes per member during a burst, per burst server.
+HUB_BURST = {"trio_ws-hub": 4800.0, "trio-websocket-loop": 9000.0}
 #: (all received, s; KiB per member) per in-memory variant.
 HUB_MEMORY = {"trio_ws-hub": (0.050, 30.0), "trio_ws-loop": (0.040, 25.0), "trio-websocket-loop": (0.200, 36.0)}
 
@@ -225,6 +229,21 @@ def hub_fixture() -> dict[str, Any]:
                 "client_cpu_wait_seconds": 0.02,
                 "setup_seconds": 1.0,
                 "warmup": [],
+            }
+        )
+    for name, per_member in HUB_BURST.items():
+        samples.append(
+            {
+                "table": "burst",
+                "contender": name,
+                "rep": 0,
+                "round": 1,
+                "messages": 100,
+                "elapsed_seconds": 1.5,
+                "deliveries_per_second": 20000.0,
+                "server_rss_before_kib": 30000,
+                "server_peak_rss_kib": 30000 + per_member * 300 / 1024,
+                "peak_bytes_per_client": per_member,
             }
         )
     for name, (elapsed, kib) in HUB_MEMORY.items():
@@ -261,13 +280,17 @@ def hub_fixture() -> dict[str, Any]:
                 "size": 100,
                 "client_processes": 1,
                 "members": 10000,
+                "burst_clients": 300,
             },
             "total_seconds": 60.0,
+            "cpu_model": "Test CPU @ 2.00GHz",
+            "burst_bound_bytes": 16384,
             "load_average": {"before": 1.0, "after": 1.2},
             "redis_server": None,
             "versions": {"trio": "0.35.0", "trio_ws": "0.1.0", "coredis": "6.9.0"},
         },
         "contenders": dict(HUB_LABELS),
+        "burst_contenders": {name: HUB_LABELS[name] for name in HUB_BURST},
         "memory_variants": dict(HUB_VARIANTS),
         "samples": samples,
         "errors": [],
@@ -308,6 +331,13 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, s
     yield out, proc
 
 
+def real_part(out: Path, part: str) -> dict[str, Any] | None:
+    """The raw output of one benchmark, from the run's one results file."""
+    results = json.loads((out / report.RESULTS_NAME).read_text(encoding="utf-8"))
+    value: dict[str, Any] | None = results[part]
+    return value
+
+
 def test_run_mode_writes_results_report_and_commands(
     real_run: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
@@ -321,19 +351,22 @@ def test_run_mode_writes_results_report_and_commands(
     assert "Made with `" in text and "benchmarks/report.py --run --out" in text
     assert "bench_core.py: exit status 0" in text
     assert "1-minute load average:" in text
-    assert (out / "core.json").is_file()
+    # One results file: the benchmarks' own outputs are folded into it.
+    assert real_part(out, "core") is not None
+    assert not (out / "core.json").exists() and not (out / "hub.json").exists()
     for name in ("ratios.png", "core_rtt.png", "core_idle_memory.png", "core_idle_memory_deflate.png"):
         assert_png(out / name)
     assert_valid_rst(out / "report.inc")
     if (BENCHMARKS / "bench_hub.py").exists():
-        assert (out / "hub.json").is_file()
+        assert real_part(out, "hub") is not None
         assert "bench_hub.py --quick " + HUB_ARGS in text
         assert_png(out / "hub_fanout.png")
         assert_png(out / "hub_memory.png")
 
 
 def test_real_core_results_have_the_keys_report_reads(real_run: tuple[Path, Any]) -> None:
-    data = json.loads((real_run[0] / "core.json").read_text(encoding="utf-8"))
+    data = real_part(real_run[0], "core")
+    assert data is not None
     assert set(report.CORE_TOP_KEYS) <= set(data)
     assert set(report.CORE_META_KEYS) <= set(data["meta"])
     assert {"before", "after"} == set(data["meta"]["load_average"])
@@ -348,7 +381,8 @@ def test_real_core_results_have_the_keys_report_reads(real_run: tuple[Path, Any]
 
 
 def test_hand_written_core_fixture_matches_the_real_schema(real_run: tuple[Path, Any]) -> None:
-    real = json.loads((real_run[0] / "core.json").read_text(encoding="utf-8"))
+    real = real_part(real_run[0], "core")
+    assert real is not None
     fake = core_fixture()
     assert set(fake) == set(real)
     # The hand-written results invent no key; the benchmark may add keys report.py does not read.
@@ -366,16 +400,15 @@ def test_hand_written_core_fixture_matches_the_real_schema(real_run: tuple[Path,
 
 
 def test_hand_written_hub_fixture_matches_the_real_schema(real_run: tuple[Path, Any]) -> None:
-    path = real_run[0] / "hub.json"
-    if not path.exists():
-        pytest.skip("benchmarks/bench_hub.py is not there")
-    real = json.loads(path.read_text(encoding="utf-8"))
+    real = real_part(real_run[0], "hub")
+    assert real is not None
     fake = hub_fixture()
     assert set(fake) == set(real) == set(report.HUB_TOP_KEYS)
     # The hand-written results invent no key; the benchmark may add keys report.py does not read.
     assert set(fake["meta"]) <= set(real["meta"])
     assert set(fake["meta"]["settings"]) <= set(real["meta"]["settings"])
-    for table, keys in (("fanout", report.HUB_FANOUT_KEYS), ("memory", report.HUB_MEMORY_KEYS)):
+    tables = (("fanout", report.HUB_FANOUT_KEYS), ("memory", report.HUB_MEMORY_KEYS), ("burst", report.HUB_BURST_KEYS))
+    for table, keys in tables:
         real_sample = next(s for s in real["samples"] if s["table"] == table)
         fake_sample = next(s for s in fake["samples"] if s["table"] == table)
         assert set(fake_sample) <= set(real_sample)
@@ -388,12 +421,13 @@ def test_hand_written_hub_fixture_matches_the_real_schema(real_run: tuple[Path, 
 
 def test_report_from_real_results(real_run: tuple[Path, Any], tmp_path: Path) -> None:
     source = real_run[0]
-    args = ["--core", str(source / "core.json"), "--out", str(tmp_path / "out")]
-    if (source / "hub.json").exists():
-        args += ["--hub", str(source / "hub.json")]
+    data = real_part(source, "core")
+    hub = real_part(source, "hub")
+    assert data is not None and hub is not None
+    args = ["--core", str(write_json(tmp_path / "core.json", data)), "--out", str(tmp_path / "out")]
+    args += ["--hub", str(write_json(tmp_path / "hub.json", hub))]
     assert report.main(args) == 0
     text = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
-    data = json.loads((source / "core.json").read_text(encoding="utf-8"))
     summary = data["summary"]
     columns = [data["metrics"][m]["column"] for m in data["metrics"]]
     assert md_row(["Contender", *columns]) in text
@@ -468,6 +502,40 @@ def test_core_and_hub_tables(fixture_files: tuple[Path, Path], tmp_path: Path) -
     rst = (out / "report.inc").read_text(encoding="utf-8")
     assert "   * - **trio\\_ws / trio-websocket**\n     - **1.86x**" in rst
 
+    # The burst table, and the sentence against the documented bound.
+    assert md_row(bold(["trio_ws Hub", "4,800", "4,800 - 4,800", "1.37", "20,000"])) in text
+    assert md_row(["trio-websocket, per-connection loop", "9,000", "9,000 - 9,000", "2.57", "20,000"]) in text
+    sentence = (
+        "A burst of 100 x 1,024-byte messages to 300 members raised the trio_ws Hub server's peak memory by "
+        "4,800 bytes per member (median of 1 repetition, range 4,800 - 4,800): within the documented bound of "
+        "16,384 bytes."
+    )
+    assert sentence in text
+    assert "Machine: Test CPU @ 2.00GHz, 2 CPUs, Linux-test" in text
+    # The docs fragments: the performance page's table and machine, the hub page's burst figure.
+    assert_valid_rst(out / "performance.inc")
+    performance = (out / "performance.inc").read_text(encoding="utf-8")
+    assert "   * - **trio\\_ws / trio-websocket**\n     - **1.86x**" in performance
+    assert "Machine: Test CPU @ 2.00GHz, 2 CPUs" in performance
+    assert "1-minute load average: 1.4 before / 1.6 after the core benchmark" in performance
+    burst = (out / "hub_burst.inc").read_text(encoding="utf-8")
+    assert report.rst_escape(sentence) in burst
+    where = "Measured 2026-11-21T21:00:00+00:00 (UTC) by benchmarks/bench\\_hub.py on Test CPU @ 2.00GHz, 2 CPUs"
+    assert where in burst
+
+
+def test_results_file_rebuilds_the_report_byte_for_byte(fixture_files: tuple[Path, Path], tmp_path: Path) -> None:
+    core_json, hub_json = fixture_files
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert report.main(["--core", str(core_json), "--hub", str(hub_json), "--out", str(first)]) == 0
+    assert report.main(["--results", str(first / report.RESULTS_NAME), "--out", str(second)]) == 0
+    names = sorted(p.name for p in first.iterdir())
+    assert names == sorted(p.name for p in second.iterdir())
+    assert {"results.json", "report.md", "report.inc", "performance.inc", "hub_burst.inc"} <= set(names)
+    for name in names:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    assert report.main(["--results", str(core_json), "--out", str(tmp_path / "bad")]) == 2
+
 
 def test_ratio_groups_cover_core_and_hub(fixture_files: tuple[Path, Path]) -> None:
     core = report.load_core(fixture_files[0])
@@ -499,10 +567,13 @@ def test_output_names_are_fixed_and_stale_charts_go(fixture_files: tuple[Path, P
     assert report.main(["--core", str(core_json), "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "core_rtt.png",
+        "hub_burst.inc",
         "notes.txt",
+        "performance.inc",
         "ratios.png",
         "report.inc",
         "report.md",
+        "results.json",
     ]
     # The same results give the same charts, byte for byte.
     first = (out / "core_rtt.png").read_bytes()
@@ -543,7 +614,8 @@ def test_run_mode_with_stand_in_benchmarks(tmp_path: Path, monkeypatch: pytest.M
     assert f"fake_core.py --quick --only rtt --json {out / 'core.json'}" in text
     assert "fake_core.py: exit status 1 (some measurements failed)" in text
     assert "--run --no-hub '--core-args=--only rtt' --out" in text
-    assert (out / "core.json").is_file() and not (out / "hub.json").exists()
+    assert not (out / "core.json").exists() and not (out / "hub.json").exists()
+    assert real_part(out, "core") == core_fixture() and real_part(out, "hub") is None
 
     silent = tmp_path / "silent.py"
     silent.write_text("raise SystemExit(3)\n")
@@ -604,9 +676,11 @@ def test_summary_cell_without_median_is_a_clear_error(tmp_path: Path, capsys: py
 
 def test_options_are_checked() -> None:
     proc = run_cli("--out", "somewhere")
-    assert proc.returncode == 2 and "give --core (and optionally --hub), or --run" in proc.stderr
+    assert proc.returncode == 2 and "give --core (and optionally --hub), --results, or --run" in proc.stderr
     proc = run_cli("--run", "--core", "x.json", "--out", "somewhere")
-    assert proc.returncode == 2 and "do not combine it with --core or --hub" in proc.stderr
+    assert proc.returncode == 2 and "do not combine it with --core, --hub or --results" in proc.stderr
+    proc = run_cli("--results", "r.json", "--hub", "x.json", "--out", "somewhere")
+    assert proc.returncode == 2 and "--results holds both benchmarks' results" in proc.stderr
 
 
 def test_interrupted_hub_run_is_reported(tmp_path: Path) -> None:
@@ -618,3 +692,79 @@ def test_interrupted_hub_run_is_reported(tmp_path: Path) -> None:
     assert "hub: interrupted; the tables hold the repetitions that finished" in text
     assert "## Core benchmark" not in text
     assert_png(tmp_path / "out" / "hub_fanout.png")
+
+
+# --------------------------------------------------------------------------- #
+# The figures in the docs come from one results file
+# --------------------------------------------------------------------------- #
+
+STATIC = ROOT / "docs" / "_static" / "benchmarks"
+#: What a quoted benchmark figure looks like: a ratio (``1.86x``, ``0.96`` with a multiplication sign) or a
+#: number with a rate or per-connection unit.
+FIGURE = re.compile(
+    r"(?<![\w.])(\d[\d,]*\.\d+)\s?[x\u00d7](?![\w\d])"
+    r"|(?<![\w.])(\d[\d,]*(?:\.\d+)?)\s?(?:msg/s|messages/s|MB/s|deliveries/s|round trips/s|handshakes/s"
+    r"|rt/s|(?:messages|deliveries|handshakes|round trips) per second"
+    r"|(?:KiB|bytes|MiB)\s?(?:per|/)\s?(?:member|connection|conn|client))"
+)
+NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+
+
+def hand_written_pages() -> list[Path]:
+    """Every docs page and the README: the text people write, not the generated fragments."""
+    pages = [p for p in (ROOT / "docs").rglob("*.rst") if STATIC not in p.parents]
+    return [*sorted(pages), ROOT / "README.md"]
+
+
+def quoted_figures(text: str) -> list[str]:
+    """The benchmark figures quoted in ``text``, as written."""
+    return [match.group(0) for match in FIGURE.finditer(text)]
+
+
+def test_the_figure_pattern_finds_what_the_old_performance_page_quoted() -> None:
+    # The hand-written table that disagreed with the report, and prose figures.
+    text = "trio_ws / trio-websocket 1.86x 0.96\u00d7, about 570 MB/s, 4,336 round trips/s, 16.6 KiB per connection"
+    assert quoted_figures(text) == ["1.86x", "0.96\u00d7", "570 MB/s", "4,336 round trips/s", "16.6 KiB per connection"]
+    # Arithmetic and limits are not benchmark figures.
+    assert quoted_figures("16 \u00d7 1 MiB; message_queue_size \u00d7 1 MiB; 10 per second; 1.0 (the line)") == []
+
+
+def test_the_docs_quote_no_figure_that_is_not_in_the_results_file() -> None:
+    generated = (STATIC / "report.md").read_text(encoding="utf-8")
+    known = set(NUMBER.findall(generated))
+    results = json.loads((STATIC / report.RESULTS_NAME).read_text(encoding="utf-8"))
+    known.add(str(results["hub"]["meta"]["burst_bound_bytes"] // 1024))
+    stray = []
+    for page in hand_written_pages():
+        for figure in quoted_figures(page.read_text(encoding="utf-8")):
+            number = NUMBER.match(figure)
+            assert number is not None
+            if number.group(0) not in known:
+                stray.append(f"{page.relative_to(ROOT)}: {figure!r}")
+    assert not stray, "figures quoted by hand that the results file does not hold: " + "; ".join(stray)
+
+
+def test_the_generated_docs_fragments_are_what_the_results_file_gives(tmp_path: Path) -> None:
+    # Nobody edited a generated file by hand, and no figure comes from another run.
+    assert report.main(["--results", str(STATIC / report.RESULTS_NAME), "--out", str(tmp_path)]) == 0
+    for name in ("report.md", "report.inc", "performance.inc", "hub_burst.inc", report.RESULTS_NAME):
+        assert (STATIC / name).read_text(encoding="utf-8") == (tmp_path / name).read_text(encoding="utf-8"), name
+    assert not (STATIC / "core.json").exists() and not (STATIC / "hub.json").exists(), "one results file only"
+
+
+def test_the_pages_include_the_generated_figures_and_state_the_burst_bound() -> None:
+    performance = (ROOT / "docs" / "topics" / "performance.rst").read_text(encoding="utf-8")
+    assert ".. include:: /_static/benchmarks/performance.inc" in performance
+    hub = (ROOT / "docs" / "topics" / "hub.rst").read_text(encoding="utf-8")
+    assert ".. include:: /_static/benchmarks/hub_burst.inc" in hub
+    results = json.loads((STATIC / report.RESULTS_NAME).read_text(encoding="utf-8"))
+    bound = results["hub"]["meta"]["burst_bound_bytes"]
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from bench_hub_burst import BURST_BOUND_BYTES
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    assert bound == BURST_BOUND_BYTES
+    assert f"at most {bound // 1024} KiB per member" in " ".join(hub.split())
+    fragment = (STATIC / "hub_burst.inc").read_text(encoding="utf-8")
+    assert "within the documented bound" in fragment, "the measured burst cost exceeds the bound on hub.rst"
