@@ -357,6 +357,9 @@ def test_run_mode_writes_results_report_and_commands(
     for name in ("ratios.png", "core_rtt.png", "core_idle_memory.png", "core_idle_memory_deflate.png"):
         assert_png(out / name)
     assert_valid_rst(out / "report.inc")
+    # The performance page says how its figures were measured.
+    assert_valid_rst(out / "performance.inc")
+    assert "benchmarks/bench_core.py --quick" in (out / "performance.inc").read_text(encoding="utf-8")
     if (BENCHMARKS / "bench_hub.py").exists():
         assert real_part(out, "hub") is not None
         assert "bench_hub.py --quick " + HUB_ARGS in text
