@@ -269,3 +269,39 @@ def test_ping_timeout_during_an_upgrade_ends_the_session() -> None:
     assert session.next_deadline() == 45.0
     assert session.tick(45.0)[0] == SessionEnded("ping timeout", "no pong within ping_timeout=20 s")
     assert session.state is SessionState.CLOSED
+
+
+def test_client_that_does_not_read_ends_the_session_at_max_buffered() -> None:
+    session = EngineSession("s", "polling", now=0.0, config=EngineConfig(max_buffered=3))
+    for text in "abc":
+        session.send(text)
+    assert not session.overflowed
+    with pytest.raises(SessionClosed, match=r"session s closed: 3 packets unread by the client \(max_buffered=3\)"):
+        session.send("d")
+    assert session.overflowed
+    assert session.state is SessionState.CLOSED
+    assert session.data_to_send() == []
+    with pytest.raises(SessionClosed, match="is closed"):
+        session.send("e")
+
+
+def test_packets_taken_by_the_transport_free_the_buffer() -> None:
+    session = EngineSession("s", "websocket", now=0.0, config=EngineConfig(max_buffered=2))
+    for _ in range(10):
+        session.send("x")
+        session.send("y")
+        assert len(session.data_to_send()) == 2
+    # Heartbeat packets are never refused: only messages count against the limit.
+    session.send("x")
+    session.send("y")
+    session.tick(25.0)
+    assert session.data_to_send()[-1] == EnginePacket(E.PING)
+
+
+def test_max_buffered_may_be_disabled() -> None:
+    session = EngineSession("s", "websocket", now=0.0, config=EngineConfig(max_buffered=None))
+    for _ in range(5000):
+        session.send("x")
+    assert len(session.data_to_send()) == 5000
+    with pytest.raises(ValueError, match="max_buffered must be > 0, not 0"):
+        EngineConfig(max_buffered=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -534,3 +535,39 @@ async def test_long_polling_request_gets_426(served: tuple[SocketIOServer, WebSo
             while chunk := await stream.receive_some(4096):  # the server closes after answering
                 response += chunk
     assert response.startswith(b"HTTP/1.1 426 ")
+
+
+async def test_client_that_stops_reading_is_closed_at_max_buffered(nursery: trio.Nursery) -> None:
+    sio = SocketIOServer(config=EngineConfig(max_buffered=10))
+    outcome: dict[str, Any] = {}
+    ended = trio.Event()
+
+    @sio.on("flood")
+    async def flood(socket: Socket) -> None:
+        sent = 0
+        try:
+            while sent < 2000:  # loopback buffers fill long before this
+                await socket.emit("blob", os.urandom(100_000))
+                sent += 1
+        except SessionClosed as err:
+            outcome["error"], outcome["count"] = str(err), sent
+        ended.set()
+
+    @sio.on_disconnect()
+    async def gone(socket: Socket, reason: str) -> None:
+        outcome["reason"] = reason
+
+    server = await nursery.start(serve_websocket, sio, "127.0.0.1", 0, None)
+    with trio.fail_after(20):
+        async with await open_raw(server) as ws:
+            await ws.get_message()
+            await ws.send_message("40")
+            await ws.get_message()
+            await ws.send_message('42["flood"]')
+            await ended.wait()  # without reading anything meanwhile
+            messages, reason = await messages_until_closed(ws)
+    assert "packets unread by the client (max_buffered=10)" in outcome["error"]
+    assert outcome["count"] < 2000
+    assert outcome["reason"] == "buffer full"
+    assert (reason.code, reason.reason) == (1008, outcome["error"][:100])
+    assert len(messages) < 2 * outcome["count"]  # what was queued when it overflowed was dropped

@@ -17,6 +17,7 @@ tasks; nothing outlives the connection.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -345,7 +346,8 @@ class _Connection:
                     self.end = SessionEnded("server shutting down")
                 await self._end_sockets()
                 if not shutting_down:
-                    code = POLICY_VIOLATION if self.end.reason == "parse error" else NORMAL_CLOSURE
+                    policy = self.end.reason in ("parse error", "buffer full")
+                    code = POLICY_VIOLATION if policy else NORMAL_CLOSURE
                     await self.ws.aclose(code, self.end.detail[:100] or self.end.reason)
 
     # Sending -------------------------------------------------------------
@@ -354,14 +356,20 @@ class _Connection:
         """Queue ``packet`` (and its attachments, right behind it).
 
         Raises:
-            SessionClosed: the session has ended.
+            SessionClosed: the session has ended, or ends now because the client
+                left ``max_buffered`` packets unread.
         """
-        for message in encode_sio(packet):
-            self.session.send(message)
+        try:
+            for message in encode_sio(packet):
+                self.session.send(message)
+        except SessionClosed as err:
+            if self.session.overflowed:
+                self._finish(SessionEnded("buffer full", str(err)))
+            raise
 
     def reply(self, packet: Packet) -> None:
         """Queue an answer of ours (CONNECT, CONNECT_ERROR, ACK) unless the session has ended."""
-        if self.session.state is not SessionState.CLOSED:
+        with contextlib.suppress(SessionClosed):
             self.send_packet(packet)
 
     async def flush(self) -> None:
@@ -465,7 +473,7 @@ class _Connection:
         else:
             if self.sockets.get(socket.namespace) is socket and self.session.state is not SessionState.CLOSED:
                 socket.connected = True
-                self.send_packet(Packet(PacketType.CONNECT, socket.namespace, {"sid": socket.sid}))
+                self.reply(Packet(PacketType.CONNECT, socket.namespace, {"sid": socket.sid}))
         await self.flush()
 
     async def _run_event(self, socket: Socket, handler: EventHandler, packet: Packet) -> None:

@@ -83,6 +83,8 @@ class EngineConfig:
         ping_timeout: seconds the client has to answer a ping (20 s).
         max_payload: the most bytes accepted in one packet or polling body (1,000,000).
         upgrade_timeout: seconds a WebSocket probe has to complete the upgrade (10 s).
+        max_buffered: the most message packets waiting for a client that does
+            not take them (1,000); one more ends the session. None for no limit.
 
     Raises:
         ValueError: for a non-positive value.
@@ -92,11 +94,12 @@ class EngineConfig:
     ping_timeout: float = 20.0
     max_payload: int = 1_000_000
     upgrade_timeout: float = 10.0
+    max_buffered: int | None = 1000
 
     def __post_init__(self) -> None:
-        for name in ("ping_interval", "ping_timeout", "max_payload", "upgrade_timeout"):
+        for name in ("ping_interval", "ping_timeout", "max_payload", "upgrade_timeout", "max_buffered"):
             value = getattr(self, name)
-            if not value > 0:
+            if value is not None and not value > 0:
                 raise ValueError(f"{name} must be > 0, not {value!r}")
 
 
@@ -132,7 +135,9 @@ class SessionEnded:
 
     ``reason`` is one of ``"client close"``, ``"server close"``,
     ``"ping timeout"``, ``"transport close"`` or ``"parse error"``; ``detail``
-    explains the last two.
+    explains the last two. (:class:`~trio_ws.socketio.SocketIOServer` also
+    reports ``"buffer full"`` when :attr:`EngineSession.overflowed`, and
+    ``"server shutting down"``.)
     """
 
     reason: str
@@ -167,6 +172,7 @@ class EngineSession:
         self._upgrade_deadline: float | None = None
         self._probed = False
         self._closed_by_client = False
+        self._overflowed = False
 
     @property
     def state(self) -> SessionState:
@@ -195,11 +201,26 @@ class EngineSession:
         """Queue a message packet for the client.
 
         Raises:
-            SessionClosed: the session is closed.
+            SessionClosed: the session is closed, or this packet would exceed
+                ``max_buffered``: the session is then closed (the client is not
+                taking what it is sent) and :attr:`overflowed` is True.
         """
         if self._state is SessionState.CLOSED:
             raise SessionClosed(f"Engine.IO session {self.sid} is closed")
+        limit = self.config.max_buffered
+        if limit is not None and len(self._outbox) >= limit:
+            self._outbox.clear()
+            self._end()
+            self._overflowed = True
+            raise SessionClosed(
+                f"Engine.IO session {self.sid} closed: {limit:,} packets unread by the client (max_buffered={limit:,})"
+            )
         self._outbox.append(EnginePacket(EngineType.MESSAGE, data))
+
+    @property
+    def overflowed(self) -> bool:
+        """Whether :meth:`send` closed the session because ``max_buffered`` packets were waiting."""
+        return self._overflowed
 
     def data_to_send(self) -> list[EnginePacket]:
         """Take every queued packet, in order, for the active transport."""
