@@ -1,8 +1,10 @@
-"""Set up the project's virtual environment on a machine that has only Python.
+"""Set up the project's virtual environments on a machine that has only Python.
 
 Used by ``tests/run.py`` and ``examples/demo.py``: creates ``.venv`` beside the
 project, installs the package (with the extras asked for) and re-installs
-only when ``pyproject.toml`` or the C speed-up changed.
+only when ``pyproject.toml`` or the C speed-up changed. ``tests/run.py`` also
+builds one ``.venv-3.X`` per other Python it tests on (see
+:func:`ensure_other_environment`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,24 @@ def _fingerprint(extras: str) -> str:
     return digest.hexdigest()
 
 
+def _venv_python(directory: Path) -> Path:
+    return directory / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _install(python: Path, directory: Path, name: str, key: str, targets: list[str]) -> None:
+    """pip install ``targets`` with ``python`` unless the stamp ``name`` says it is done for ``key``."""
+    stamp = directory / f".installed-{name}"
+    fingerprint = _fingerprint(key)
+    if stamp.exists() and stamp.read_text() == fingerprint:
+        return
+    print(f"installing {' '.join(targets)} into {directory}", flush=True)
+    for command in (["install", "--upgrade", "pip"], ["install", *targets]):
+        result = subprocess.run([str(python), "-m", "pip", "-q", *command], cwd=ROOT, capture_output=True, text=True)
+        if result.returncode != 0:
+            sys.exit(f"pip {' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
+    stamp.write_text(fingerprint)
+
+
 def ensure_environment(extras: str = "") -> Path:
     """Create and fill ``.venv`` if needed; return its Python interpreter."""
     if sys.version_info < (3, 10):
@@ -35,24 +55,32 @@ def ensure_environment(extras: str = "") -> Path:
     if not PYTHON.exists():
         print(f"creating virtual environment in {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    stamp = VENV / f".installed-{extras or 'base'}"
-    fingerprint = _fingerprint(extras)
-    if not stamp.exists() or stamp.read_text() != fingerprint:
-        target = f".[{extras}]" if extras else "."
-        print(f"installing trio_ws{f'[{extras}]' if extras else ''} into {VENV}", flush=True)
-        for command in (["install", "--upgrade", "pip"], ["install", "-e", target]):
-            result = subprocess.run(
-                [str(PYTHON), "-m", "pip", "-q", *command], cwd=ROOT, capture_output=True, text=True
-            )
-            if result.returncode != 0:
-                sys.exit(f"pip {' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
-        stamp.write_text(fingerprint)
+    target = f".[{extras}]" if extras else "."
+    _install(PYTHON, VENV, extras or "base", extras, ["-e", target])
     return PYTHON
 
 
+def ensure_other_environment(interpreter: str, version: str, requirements: list[str]) -> Path:
+    """Create and fill ``.venv-VERSION`` with ``interpreter``; return its Python.
+
+    The package is installed editable (its speed-up is built for that
+    interpreter beside the others), with ``requirements`` next to it.
+    """
+    directory = ROOT / f".venv-{version}"
+    python = _venv_python(directory)
+    if not python.exists():
+        print(f"creating virtual environment in {directory} with {interpreter}", flush=True)
+        result = subprocess.run([interpreter, "-m", "venv", str(directory)], capture_output=True, text=True)
+        if result.returncode != 0:
+            sys.exit(f"{interpreter} -m venv failed:\n{result.stdout}\n{result.stderr}")
+    _install(python, directory, "tests", " ".join(requirements), ["-e", ".", *requirements])
+    return python
+
+
 def in_environment() -> bool:
-    """True when the running interpreter is the project's virtual environment."""
-    return Path(sys.prefix).resolve() == VENV.resolve()
+    """True when the running interpreter is one of the project's virtual environments."""
+    prefix = Path(sys.prefix).resolve()
+    return prefix == VENV.resolve() or (prefix.parent == ROOT and prefix.name.startswith(".venv-"))
 
 
 def reexec(extras: str, script: Path, args: list[str]) -> None:

@@ -1,0 +1,54 @@
+"""tests/run.py, the test command: which Pythons it runs the core, app and CLI tests on."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_run() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("trio_ws_test_command", ROOT / "tests" / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_this_python_is_found_and_an_absent_one_is_not() -> None:
+    run = _load_run()
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    found = run.find_interpreter(version)
+    assert found is not None
+    assert run.find_interpreter("3.99") is None
+
+
+@pytest.mark.parametrize(("ci", "fails"), [("true", True), ("", False)])
+def test_a_missing_python_fails_only_in_ci(
+    ci: str, fails: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _load_run()
+    monkeypatch.setenv("CI", ci)
+    monkeypatch.setattr(run, "SUPPORTED", ("3.99",))
+    failed = run.run_other_pythons({})  # no environment is built for a Python that is not there
+    assert failed == (["Python 3.99 missing"] if fails else [])
+    out = capsys.readouterr().out
+    assert "Python 3.99 not found" in out
+    assert ("skipped" in out) is not fails
+
+
+def test_other_pythons_run_core_app_and_cli_modules_without_tools_they_do_not_need() -> None:
+    run = _load_run()
+    suites = run.other_python_suites()
+    assert "tests/app" in suites
+    for module in ("tests/test_connection.py", "tests/test_cli.py", "tests/test_examples.py", "tests/test_hub.py"):
+        assert module in suites
+    assert not [path for path in suites if path.startswith(("tests/test_docs", "tests/test_benchmark"))]
+    names = {requirement.split(">")[0].split("=")[0] for requirement in run._test_requirements()}
+    assert {"pytest", "pytest-trio"} <= names
+    assert not names & run.NOT_FOR_OTHER_PYTHONS
