@@ -704,3 +704,54 @@ async def test_format_message() -> None:
     assert format_message(b"\xff" * 17) == "< [binary 17 bytes] " + " ".join(["ff"] * 16) + " ..."
     assert format_message('{"a":1}', pretty_json=True) == '< {\n    "a": 1\n  }'
     assert format_message("[1,", pretty_json=True) == "< [1,"
+
+
+# -- --reconnect and --proxy -------------------------------------------------------
+
+
+async def test_connect_reconnect_opens_the_connection_again_after_a_restart_close() -> None:
+    served = 0
+
+    async def restarting(request: WebSocketRequest) -> None:
+        nonlocal served
+        served += 1
+        ws = await request.accept()
+        await ws.send_message(f"hello {served}")
+        await ws.aclose(1012 if served == 1 else 1000)
+
+    with trio.fail_after(TIMEOUT):
+        async with serving(restarting) as url:
+            result = await run_cli("connect", "--reconnect", url, keep_stdin_open=True)
+    assert result.returncode == 0, result
+    assert result.stdout.splitlines() == ["< hello 1", "< hello 2"]
+    assert "connection closed by server: 1012" in result.stderr
+    assert "retrying in" in result.stderr
+    assert f"reconnected to {url}" in result.stderr
+    assert served == 2
+
+
+async def test_connect_reconnect_stops_at_a_close_that_is_not_retried() -> None:
+    served = 0
+
+    async def banning(request: WebSocketRequest) -> None:
+        nonlocal served
+        served += 1
+        ws = await request.accept()
+        await ws.aclose(1008, "banned")
+
+    with trio.fail_after(TIMEOUT):
+        async with serving(banning) as url:
+            result = await run_cli("connect", "--reconnect", url, keep_stdin_open=True)
+    assert result.returncode == 1, result
+    assert "connection closed by server: 1008" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert served == 1
+
+
+async def test_connect_reconnect_reports_the_first_error_of_a_url_that_never_worked() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with trio.fail_after(TIMEOUT):
+        result = await run_cli("connect", "--reconnect", f"ws://127.0.0.1:{port}/")
+    assert_one_line_error(result, 1, f"could not connect to 127.0.0.1:{port}")

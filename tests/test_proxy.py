@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -324,3 +326,40 @@ async def test_connect_forever_goes_through_the_proxy(tmp_path: Path) -> None:
                         seen = Seen.of(ws)
                         break
     assert_tunnelled(seen, dest, proxy)
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+async def _cli_connect(*args: str) -> subprocess.CompletedProcess[bytes]:
+    with trio.fail_after(TIMEOUT):
+        return await trio.run_process(
+            [sys.executable, "-m", "trio_ws", "connect", "--idle", "1", *args],
+            stdin=b"through the proxy\n",
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+
+
+async def test_cli_connect_through_a_proxy(tmp_path: Path) -> None:
+    with tinyproxy(tmp_path, username="ann", password="s3cret") as proxy:
+        async with destination() as dest:
+            done = await _cli_connect("--proxy", proxy.url(), f"ws://127.0.0.1:{dest.port}/")
+            refused = await _cli_connect("--proxy", proxy.url(password="wrong"), f"ws://127.0.0.1:{dest.port}/")
+    assert done.returncode == 0, done
+    assert done.stdout.decode().splitlines() == ["< through the proxy"]
+    assert len(dest.peers) == 1
+    assert refused.returncode == 1
+    assert f"proxy {proxy.address} refused CONNECT" in refused.stderr.decode()
+
+
+async def test_cli_proxy_none_connects_directly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{free_port()}")
+    async with destination() as dest:
+        through_dead_proxy = await _cli_connect(f"ws://127.0.0.1:{dest.port}/")
+        direct = await _cli_connect("--proxy", "none", f"ws://127.0.0.1:{dest.port}/")
+    assert through_dead_proxy.returncode == 1
+    assert "could not connect to proxy 127.0.0.1:" in through_dead_proxy.stderr.decode()
+    assert direct.returncode == 0, direct
+    assert direct.stdout.decode().splitlines() == ["< through the proxy"]

@@ -14,9 +14,11 @@ same port (:func:`speaks_tls`) to tell whether ``wss://`` was meant.
 from __future__ import annotations
 
 import argparse
+import logging
 import ssl
 import sys
 from http import HTTPStatus
+from typing import Literal
 
 import trio
 
@@ -32,6 +34,9 @@ from ..errors import (
     HandshakeError,
     InvalidURL,
 )
+from ..log import client_logger
+from ..proxy import ProxyError
+from ..reconnect import connect_forever
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliError, causes, os_error_text
 from .output import describe_close, format_message, prefixed, status, write_line
 from .stdin import StdinLines
@@ -50,9 +55,12 @@ _NOT_TLS_REASON = "WRONG_VERSION_NUMBER"
 class _Session:
     """One interactive client session over an open connection."""
 
-    def __init__(self, ws: WebSocketConnection, args: argparse.Namespace, interactive: bool) -> None:
+    def __init__(self, ws: WebSocketConnection, args: argparse.Namespace, interactive: bool, lines: StdinLines) -> None:
         self.ws = ws
         self.args = args
+        self.lines = lines
+        #: True when the session ended because the server closed (or the connection was lost).
+        self.closed_by_server = False
         # Typed lines are already on the terminal (its echo): repeat them as
         # "> ..." only when stdout goes elsewhere, such as a file or a pipe.
         self.show_sent = interactive and not sys.stdout.isatty()
@@ -90,6 +98,7 @@ class _Session:
             write_line(sys.stdout, format_message(message, pretty_json=self.args.json))
 
     def _server_closed(self, code: int, reason: str | None) -> None:
+        self.closed_by_server = True
         if code == 1006:
             status(f"connection lost: {describe_close(code, reason)}")
         else:
@@ -97,18 +106,14 @@ class _Session:
         self.finish(EXIT_OK if code in OK_CLOSE_CODES else EXIT_FAILURE)
 
     async def _send(self) -> None:
-        lines = StdinLines()
-        try:
-            while (line := await lines.readline()) is not None:
-                try:
-                    await self.ws.send_message(line)
-                except ConnectionClosed:
-                    return  # _receive reports the close
-                if self.show_sent:
-                    write_line(sys.stdout, prefixed("> ", line))
-        finally:
-            with trio.CancelScope(shield=True):
-                await lines.aclose()
+        # stdin outlives the session: with --reconnect the next one reads on.
+        while (line := await self.lines.readline()) is not None:
+            try:
+                await self.ws.send_message(line)
+            except ConnectionClosed:
+                return  # _receive reports the close
+            if self.show_sent:
+                write_line(sys.stdout, prefixed("> ", line))
         # End of input: wait until the server has been quiet for a moment; each
         # message that arrives meanwhile pushes the deadline back (_receive).
         if self.idle > 0:
@@ -191,6 +196,8 @@ async def _handshake_failure(
 ) -> CliError:
     """Turn a failed connection attempt into the line to print (what happened, and what to do)."""
     where = f"{host}:{port}"
+    if isinstance(err, ProxyError):
+        return CliError(f"{err} (see --proxy)")  # it names the proxy and its answer
     if isinstance(err, ConnectionRejected):
         code = err.status_code
         try:
@@ -241,19 +248,89 @@ async def run_connect(args: argparse.Namespace) -> int:
     check_url_characters(args.url)
     context = _client_ssl_context(args) if target.is_ssl else None
     interactive = sys.stdin is not None and sys.stdin.isatty()
+    lines = StdinLines()
     try:
+        if args.reconnect:
+            return await _run_reconnecting(args, context, interactive, lines)
         async with open_websocket_url(
             args.url,
             context,
             subprotocols=args.subprotocol or None,
             extra_headers=args.header or None,
+            proxy=_proxy(args),
             connect_timeout=args.timeout,
         ) as ws:
-            if interactive:
-                chosen = f" (subprotocol: {ws.subprotocol})" if ws.subprotocol else ""
-                status(f"connected to {args.url}{chosen}; Ctrl-D to finish, Ctrl-C to quit")
-            return await _Session(ws, args, interactive).run()
+            _connected(args, ws, interactive)
+            return await _Session(ws, args, interactive, lines).run()
     except HandshakeError as err:
         raise await _handshake_failure(err, args, target.host, target.port, target.resource.split("?", 1)[0]) from None
     except DisconnectionTimeout:
         raise CliError("the server did not finish the closing handshake in time") from None
+    finally:
+        with trio.CancelScope(shield=True):
+            await lines.aclose()
+
+
+def _proxy(args: argparse.Namespace) -> str | Literal[True] | None:
+    """``--proxy``: a URL, ``none`` for a direct connection, or (unset) the environment's."""
+    if args.proxy is None:
+        return True
+    return None if args.proxy.lower() == "none" else str(args.proxy)
+
+
+def _connected(args: argparse.Namespace, ws: WebSocketConnection, interactive: bool) -> None:
+    if interactive:
+        chosen = f" (subprotocol: {ws.subprotocol})" if ws.subprotocol else ""
+        status(f"connected to {args.url}{chosen}; Ctrl-D to finish, Ctrl-C to quit")
+
+
+class _RetryNotices(logging.Handler):
+    """Shows connect_forever's "retrying in N s" notices as status lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "retrying in" in message:
+            status(message)
+
+
+async def _run_reconnecting(
+    args: argparse.Namespace, context: ssl.SSLContext | None, interactive: bool, lines: StdinLines
+) -> int:
+    """``--reconnect``: sessions over :func:`connect_forever`'s connections until stdin ends.
+
+    The server closing with 1001/1006/1011/1012/1013 starts a new session
+    after a backoff delay; a normal close (1000) ends the command with
+    status 0, another code with status 1.
+    """
+    notices = _RetryNotices(logging.INFO)
+    client_logger.addHandler(notices)
+    previous_level = client_logger.level
+    if client_logger.getEffectiveLevel() > logging.INFO:
+        client_logger.setLevel(logging.INFO)
+    exit_code = EXIT_OK
+    try:
+        async with connect_forever(
+            args.url,
+            context,
+            subprotocols=args.subprotocol or None,
+            extra_headers=args.header or None,
+            proxy=_proxy(args),
+            connect_timeout=args.timeout,
+        ) as connections:
+            first = True
+            async for ws in connections:
+                if first:
+                    _connected(args, ws, interactive)
+                    first = False
+                else:
+                    status(f"reconnected to {args.url}")
+                session = _Session(ws, args, interactive, lines)
+                exit_code = await session.run()
+                if not session.closed_by_server:
+                    return exit_code  # stdin ended, or the session was cancelled
+    except ConnectionClosed:
+        return EXIT_FAILURE  # a close that is not retried; the session printed it
+    finally:
+        client_logger.removeHandler(notices)
+        client_logger.setLevel(previous_level)
+    return exit_code

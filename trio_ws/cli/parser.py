@@ -136,6 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
         f"inf waits for the server to close (default: {IDLE_AFTER_EOF:g})",
     )
     connect.add_argument("--no-wait", action="store_true", help="close as soon as stdin ends (same as --idle 0)")
+    connect.add_argument(
+        "--reconnect",
+        action="store_true",
+        help="open the connection again (with backoff) when the server closes it with 1001, 1006, "
+        "1011, 1012 or 1013; stdin is read on across connections",
+    )
+    connect.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="connect through this HTTP or SOCKS proxy (http://, socks5://...); 'none' for a direct "
+        "connection (default: https_proxy, http_proxy, all_proxy and no_proxy from the environment)",
+    )
     connect.set_defaults(handler=run_connect, interrupted=EXIT_INTERRUPTED)
 
     apps = ", ".join(sorted(APPS))
