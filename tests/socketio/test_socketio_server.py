@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from trio_ws.socketio.server import ConnectRefused, EngineRequestError, Socket, 
 
 NODE_TIMEOUT = 30
 SCRIPT = Path(__file__).with_name("sio_client.cjs")
+PYTHON_PEER = Path(__file__).with_name("python_sio_peer.py")
 
 
 async def run_node(node: NodeWs, url: str, scenario: str) -> list[dict[str, Any]]:
@@ -43,10 +45,17 @@ async def served(nursery: trio.Nursery) -> AsyncIterator[tuple[SocketIOServer, W
     yield sio, server
 
 
-async def test_official_client_events_acks_and_binary_both_ways(
-    node_socketio: NodeWs, served: tuple[SocketIOServer, WebSocketServer]
-) -> None:
-    sio, server = served
+FULL_SCENARIO_RECORDS = [
+    {"event": "echo-ack", "echoed": ["hi", {"n": 1}, [True, None]]},
+    {"event": "reverse-ack", "hex": "fa030201", "rest": {"keep": "text"}},
+    {"event": "nothing-ack", "count": 0},
+    {"event": "bytes", "label": "payload", "hex": "00ff", "nested": "1020"},
+    {"event": "done", "value": [5, "sum"]},
+]
+
+
+def serve_full_scenario(sio: SocketIOServer) -> tuple[dict[str, Any], trio.Event]:
+    """The handlers both client implementations talk to; returns what they saw and a disconnect event."""
     seen: dict[str, Any] = {}
     disconnected = trio.Event()
 
@@ -84,21 +93,49 @@ async def test_official_client_events_acks_and_binary_both_ways(
         seen["reason"] = reason
         disconnected.set()
 
-    records = await run_node(node_socketio, f"http://127.0.0.1:{server.port}/", "full")
-    assert records == [
-        {"event": "connect", "id": seen["sid"]},
-        {"event": "echo-ack", "echoed": ["hi", {"n": 1}, [True, None]]},
-        {"event": "reverse-ack", "hex": "fa030201", "rest": {"keep": "text"}},
-        {"event": "nothing-ack", "count": 0},
-        {"event": "bytes", "label": "payload", "hex": "00ff", "nested": "1020"},
-        {"event": "done", "value": [5, "sum"]},
-    ]
+    return seen, disconnected
+
+
+async def check_full_scenario(
+    records: list[dict[str, Any]], seen: dict[str, Any], disconnected: trio.Event, reason: str
+) -> None:
+    assert records == [{"event": "connect", "id": seen["sid"]}, *FULL_SCENARIO_RECORDS]
     assert seen["auth"] == {"token": "abc"}
     assert seen["received_bytes"] == b"\x01\x02\x03\xfa"
     assert seen["no-ack"] == "fire and forget"
     with trio.fail_after(5):
         await disconnected.wait()
-    assert seen["reason"] == "client namespace disconnect"
+    assert seen["reason"] == reason
+
+
+async def test_official_client_events_acks_and_binary_both_ways(
+    node_socketio: NodeWs, served: tuple[SocketIOServer, WebSocketServer]
+) -> None:
+    sio, server = served
+    seen, disconnected = serve_full_scenario(sio)
+    records = await run_node(node_socketio, f"http://127.0.0.1:{server.port}/", "full")
+    # socket.disconnect() sends DISCONNECT for the namespace before closing.
+    await check_full_scenario(records, seen, disconnected, "client namespace disconnect")
+
+
+async def test_python_socketio_client_events_acks_and_binary_both_ways(
+    served: tuple[SocketIOServer, WebSocketServer],
+) -> None:
+    pytest.importorskip("socketio", reason="python-socketio's client (test extra) is not installed")
+    sio, server = served
+    seen, disconnected = serve_full_scenario(sio)
+    with trio.fail_after(NODE_TIMEOUT):
+        result = await trio.run_process(
+            [sys.executable, str(PYTHON_PEER), f"http://127.0.0.1:{server.port}"],
+            stdin=subprocess.DEVNULL,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+    records = [json.loads(line) for line in result.stdout.decode().splitlines() if line.strip()]
+    assert result.returncode == 0, (records, result.stderr.decode(errors="replace"))
+    # python-socketio's disconnect() closes the WebSocket without a DISCONNECT packet reaching us.
+    await check_full_scenario(records, seen, disconnected, "transport close")
 
 
 async def test_official_client_namespaces_refusal_and_unknown_namespace(
