@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -494,6 +495,128 @@ async def test_disconnection_timeout_when_server_ignores_close() -> None:
                 await server_saw_eof.wait()
     data = received[0]
     assert data[:1] == b"\x88"  # the client did send its close frame (masked)
+    assert ws.closed is not None
+
+
+class LingeringServer:
+    """A raw server that answers the client's close frame, then keeps TCP open for ``hold`` seconds.
+
+    RFC 6455 §7.1.1 asks the server to close TCP first, so a client waits for
+    that EOF after the close frames; this server makes the wait long. With
+    ``answer=False`` it never answers the close frame at all.
+    """
+
+    def __init__(self, hold: float, *, answer: bool = True) -> None:
+        self.hold = hold
+        self.answer = answer
+        self.close_frames: list[bytes] = []
+        self.answered = trio.Event()
+        self.answered_at = math.inf
+        self.close_seen = trio.Event()
+        self.close_seen_at = math.inf
+
+    async def __call__(self, stream: trio.SocketStream) -> None:
+        head, data = await read_head(stream)
+        await stream.send_all(switching_protocols(accept_for(request_key(head))))
+        while len(data) < 8:  # the client's masked close frame: 2 + 4 (key) + 2 (code)
+            chunk = await stream.receive_some(4096)
+            if not chunk:
+                return
+            data += chunk
+        assert data[0] == 0x88, data
+        self.close_frames.append(data)
+        self.close_seen_at = trio.current_time()
+        self.close_seen.set()
+        if self.answer:
+            await stream.send_all(b"\x88\x02\x03\xe8")  # close, 1000, unmasked
+            self.answered_at = trio.current_time()
+            self.answered.set()
+        with trio.move_on_after(self.hold):
+            await drain(stream)
+
+
+async def test_cancel_while_waiting_for_the_servers_eof_returns_promptly() -> None:
+    # The block ended, the close frames were exchanged and the client waits
+    # for the server to close TCP; cancelling now must not wait that out.
+    server = LingeringServer(hold=4.0)
+    with trio.fail_after(TIMEOUT):
+        async with raw_server(server) as port, trio.open_nursery() as nursery:
+            with trio.CancelScope() as scope:
+
+                async def cancel_when_answered() -> None:
+                    await server.answered.wait()
+                    await trio.sleep(0.05)  # the client now waits for EOF
+                    scope.cancel()
+
+                nursery.start_soon(cancel_when_answered)
+                async with trio_ws.open_websocket_url(
+                    f"ws://127.0.0.1:{port}/", disconnect_timeout=5, compression=None
+                ) as ws:
+                    pass
+            assert scope.cancelled_caught
+            waited = trio.current_time() - server.answered_at
+    assert waited < 1.5, f"returned {waited:.2f} s after the close frames (the server holds TCP 4 s)"
+    assert ws.closed is not None and ws.closed.code == 1000
+
+
+@pytest.mark.parametrize("disconnect_timeout", [5.0, None])
+async def test_block_cancelled_closes_without_waiting_for_the_servers_eof(disconnect_timeout: float | None) -> None:
+    # Cancelled inside the block: the close frames are still exchanged (the
+    # server sees 1000), but the wait for the server's EOF is skipped.
+    server = LingeringServer(hold=4.0)
+    with trio.fail_after(TIMEOUT):
+        async with raw_server(server) as port:
+            with trio.move_on_after(0.05):
+                async with trio_ws.open_websocket_url(
+                    f"ws://127.0.0.1:{port}/", disconnect_timeout=disconnect_timeout, compression=None
+                ) as ws:
+                    await trio.sleep_forever()
+            waited = trio.current_time() - server.answered_at
+    assert waited < 1.5, f"returned {waited:.2f} s after the close frames (the server holds TCP 4 s)"
+    assert ws.closed is not None and ws.closed.code == 1000
+    assert server.close_frames[0][:2] == b"\x88\x82"  # masked close frame with a 2-byte code
+
+
+async def test_close_without_deadline_is_cancellable() -> None:
+    # disconnect_timeout=None and a server that never answers the close frame:
+    # the wait has no limit of its own, but cancelling it ends it at once.
+    server = LingeringServer(hold=TIMEOUT, answer=False)
+    with trio.fail_after(TIMEOUT):
+        async with raw_server(server) as port, trio.open_nursery() as nursery:
+            with trio.CancelScope() as scope:
+
+                async def cancel_when_close_seen() -> None:
+                    await server.close_seen.wait()
+                    scope.cancel()
+
+                nursery.start_soon(cancel_when_close_seen)
+                async with trio_ws.open_websocket_url(
+                    f"ws://127.0.0.1:{port}/", disconnect_timeout=None, compression=None
+                ) as ws:
+                    pass
+            assert scope.cancelled_caught
+            waited = trio.current_time() - server.close_seen_at
+    assert waited < 1.5
+    assert ws.closed is not None
+
+
+async def test_cancelled_block_close_without_deadline_ends_after_the_grace_period() -> None:
+    # Cancelled inside the block, the close runs shielded (so the close frame
+    # still goes out); with disconnect_timeout=None it is bounded by
+    # CANCELLED_CLOSE_GRACE instead of waiting forever.
+    from trio_ws.connection import CANCELLED_CLOSE_GRACE
+
+    server = LingeringServer(hold=TIMEOUT, answer=False)
+    with trio.fail_after(TIMEOUT):
+        async with raw_server(server) as port:
+            with trio.move_on_after(0.05) as scope:
+                async with trio_ws.open_websocket_url(
+                    f"ws://127.0.0.1:{port}/", disconnect_timeout=None, compression=None
+                ) as ws:
+                    await trio.sleep_forever()
+            assert scope.cancelled_caught
+            waited = trio.current_time() - server.close_seen_at
+    assert CANCELLED_CLOSE_GRACE - 0.2 <= waited < CANCELLED_CLOSE_GRACE + 1.5
     assert ws.closed is not None
 
 

@@ -697,3 +697,32 @@ async def test_tls_untrusted_certificate_fails_with_handshake_error(
             assert not isinstance(info.value, trio_ws.ConnectionTimeout)
             assert trio.current_time() - start < 2.0
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("accepted", [True, False], ids=["accepted", "not-answered"])
+async def test_shutdown_with_unanswered_close_and_no_disconnect_timeout_is_bounded(accepted: bool) -> None:
+    # disconnect_timeout=None and a client that never answers (nor reads):
+    # the shutdown's shielded close still ends after CANCELLED_CLOSE_GRACE.
+    from trio_ws.connection import CANCELLED_CLOSE_GRACE
+
+    handler_waiting = trio.Event()
+
+    async def handler(request: WebSocketRequest) -> None:
+        if accepted:
+            await request.accept()
+        handler_waiting.set()
+        await trio.sleep_forever()
+
+    with trio.fail_after(CANCELLED_CLOSE_GRACE + TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(
+                partial(trio_ws.serve_websocket, handler, "127.0.0.1", 0, None, disconnect_timeout=None)
+            )
+            client = await trio.open_tcp_stream("127.0.0.1", server.port)
+            await client.send_all(upgrade_request())
+            await handler_waiting.wait()
+            started = trio.current_time()
+            nursery.cancel_scope.cancel()
+        waited = trio.current_time() - started
+        await client.aclose()
+    assert waited < CANCELLED_CLOSE_GRACE + 1.5

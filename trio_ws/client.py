@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import h11
 import trio
 
+from .close import NORMAL_CLOSURE
 from .connection import WebSocketConnection
 from .endpoint import parse_websocket_url
 from .errors import ConnectionRejected, ConnectionTimeout, DisconnectionTimeout, HandshakeError, TLSHandshakeError
@@ -450,9 +451,14 @@ async def _run_connection(connection: WebSocketConnection) -> AsyncIterator[WebS
         connection._start(nursery)
         try:
             yield connection
-        finally:
-            with trio.CancelScope(shield=True):
-                await connection.aclose()
+        except BaseException:
+            # The block raised, or is being cancelled: close shielded (the
+            # peer still gets its close frame) but bounded, and never let a
+            # cancellation replace the block's own exception (trio #1559).
+            await connection._close_shielded(NORMAL_CLOSURE, None)
+            raise
+        # A normal exit: cancelling this close ends it at once.
+        await connection.aclose()
     if connection._close_timed_out:
         raise DisconnectionTimeout("the closing handshake took longer than disconnect_timeout")
 
@@ -494,7 +500,9 @@ async def open_websocket(
             ``disconnect_timeout`` (the transport is closed anyway).
 
     Cancelling is safe: the connection is closed, waiting at most
-    ``disconnect_timeout`` for the peer.
+    ``disconnect_timeout`` for the peer's close frame (2 s when it is None),
+    not for its EOF. An exception raised in the block, even while the block is
+    being cancelled, comes out as itself.
     """
     parsed = ConnectionOptions.from_kwargs(**options)
     connection = await _connect(

@@ -53,12 +53,18 @@ from .tls import peer_certificate
 if TYPE_CHECKING:
     from .handshake import Headers
 
-__all__ = ["WebSocketConnection", "Message"]
+__all__ = ["WebSocketConnection", "Message", "CANCELLED_CLOSE_GRACE"]
 
 #: A received message: text as ``str``, binary as ``bytes``.
 Message = str | bytes
 
 _TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+#: A close that runs shielded because its owner was cancelled (the end of a
+#: cancelled ``open_websocket`` block, a server shutting down) waits at most
+#: ``disconnect_timeout`` for the peer, or this many seconds when
+#: ``disconnect_timeout`` is None: a shielded wait always has a deadline.
+CANCELLED_CLOSE_GRACE = 2.0
 
 
 class _FifoLock:
@@ -161,6 +167,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._input_ended = False  # no more messages will be queued
         self._close_progress = trio.lowlevel.ParkingLot()  # woken when the close handshake advances
         self._close_timed_out = False
+        self._skip_eof_wait = False
         self._latency: float | None = None
         self._started = False
 
@@ -636,7 +643,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             except ConnectionClosed:
                 return
             await self._wait_for_peer_close()
-            if self.is_client:
+            if self.is_client and not self._skip_eof_wait:
                 # RFC 6455 §7.1.1: the server closes TCP first; wait for it.
                 if self._reader_done.is_set():
                     await self._drain_until_eof()
@@ -646,6 +653,21 @@ class WebSocketConnection(trio.abc.AsyncResource):
             self._close_timed_out = True
             self._logger.debug("closing handshake timed out")
         await self._abort_stream()
+
+    async def _close_shielded(self, code: int, reason: str | None) -> None:
+        """Close when the owner was cancelled or is unwinding from an error.
+
+        Shielded, so the close frames are still exchanged, yet bounded: by
+        ``disconnect_timeout``, or :data:`CANCELLED_CLOSE_GRACE` when that is
+        None. A client does not wait for the server's EOF afterwards (the
+        close handshake is what the peer needs; TCP is then dropped).
+        """
+        limit = self._options.disconnect_timeout
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(CANCELLED_CLOSE_GRACE if limit is None else limit):
+                self._skip_eof_wait = True
+                await self.aclose(code, reason)
+            await self._abort_stream()
 
     async def _wait_for_peer_close(self) -> None:
         """Wait for the peer's close frame, reading it ourselves if the reader is gone."""

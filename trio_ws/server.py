@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .close import GOING_AWAY, INTERNAL_ERROR
-from .connection import WebSocketConnection
+from .connection import CANCELLED_CLOSE_GRACE, WebSocketConnection
 from .errors import ConnectionClosed
 from .log import ConnectionLogger, next_connection_id, server_logger
 from .options import ConnectionOptions, document_options
@@ -189,8 +189,7 @@ class WebSocketServer:
         try:
             await self._handler(request)
         except trio.Cancelled:
-            with trio.CancelScope(shield=True):
-                await _close_after_handler(request, GOING_AWAY, "server shutting down", logger)
+            await _close_when_cancelled(request, logger)
             raise
         except ConnectionClosed as exc:
             # The peer closed while the handler was talking to it: a normal end.
@@ -201,13 +200,27 @@ class WebSocketServer:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             if is_cancellation(exc):  # a group of Cancelled from the handler's own nurseries
-                with trio.CancelScope(shield=True):
-                    await _close_after_handler(request, GOING_AWAY, "server shutting down", logger)
+                await _close_when_cancelled(request, logger)
                 raise
             logger.error("handler raised an exception", exc_info=exc)
             await _close_after_handler(request, INTERNAL_ERROR, "internal error", logger)
             return
         await _close_after_handler(request, 1000, None, logger)
+
+
+async def _close_when_cancelled(request: WebSocketRequest, logger: ConnectionLogger) -> None:
+    """The server is shutting down: close with 1001 (or answer 503), shielded but bounded.
+
+    The bound is ``disconnect_timeout``, or ``CANCELLED_CLOSE_GRACE`` when it
+    is None, so a peer that never answers cannot hold the shutdown forever.
+    """
+    connection = request.connection
+    if connection is not None:
+        await connection._close_shielded(GOING_AWAY, "server shutting down")
+        return
+    limit = request._options.disconnect_timeout
+    with trio.CancelScope(shield=True), trio.move_on_after(CANCELLED_CLOSE_GRACE if limit is None else limit):
+        await _close_after_handler(request, GOING_AWAY, "server shutting down", logger)
 
 
 async def _close_after_handler(
