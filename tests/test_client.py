@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -708,3 +709,48 @@ async def test_wrap_client_stream_silent_server_times_out() -> None:
         async with trio.open_nursery() as nursery:
             with pytest.raises(ConnectionTimeout):
                 await trio_ws.wrap_client_stream(nursery, client_stream, "localhost", "/", connect_timeout=0.3)
+
+
+async def test_informational_status_other_than_101_is_rejected() -> None:
+    # RFC 6455 §4.1: any status other than 101 ends the handshake; a 1xx has
+    # no body, so ConnectionRejected carries body=None (as trio-websocket).
+    async def continue_then_wait(stream: trio.SocketStream) -> None:
+        await read_head(stream)
+        await stream.send_all(b"HTTP/1.1 100 Continue\r\nX-Info: yes\r\n\r\n")
+        await trio.sleep_forever()
+
+    with trio.fail_after(TIMEOUT):
+        async with raw_server(continue_then_wait) as port:
+            with pytest.raises(ConnectionRejected) as info:
+                async with trio_ws.open_websocket("127.0.0.1", port, "/", use_ssl=False):
+                    pass
+    assert info.value.status_code == 100
+    assert info.value.body is None
+    assert info.value.headers == ((b"x-info", b"yes"),)
+    assert repr(info.value) == "ConnectionRejected<status_code=100>"
+
+
+async def test_servers_extra_headers_come_first_in_handshake_headers() -> None:
+    # The order trio-websocket gives: the application's headers, then the protocol's.
+    async def handler(request: WebSocketRequest) -> None:
+        ws = await request.accept(extra_headers=[(b"X-Test-Header", b"one"), ("X-Other", "two")])
+        await ws.get_message()
+
+    with trio.fail_after(TIMEOUT):
+        async with serving(handler) as port, trio_ws.open_websocket("127.0.0.1", port, "/", use_ssl=False) as ws:
+            assert ws.handshake_headers[:2] == [(b"x-test-header", b"one"), (b"x-other", b"two")]
+            names = [name for name, _ in ws.handshake_headers]
+            assert b"sec-websocket-accept" in names[2:]
+
+
+async def test_ssl_context_with_a_ws_url_is_value_error() -> None:
+    # A TLS context for a plain-text URL is a mistake, reported as
+    # trio-websocket reports it, before any connection is attempted.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    url = f"ws://127.0.0.1:{free_port()}/"
+    with pytest.raises(ValueError, match=r"^SSL context must be None for ws: URL scheme$"):
+        async with trio_ws.open_websocket_url(url, ssl_context=context):
+            pass
+    async with trio.open_nursery() as nursery:
+        with pytest.raises(ValueError, match=r"^SSL context must be None for ws: URL scheme$"):
+            await trio_ws.connect_websocket_url(nursery, url, ssl_context=context)

@@ -346,8 +346,11 @@ async def test_bytes_like_messages_are_binary(nursery: trio.Nursery, wrap: Calla
 async def test_unsupported_message_type_is_type_error(nursery: trio.Nursery) -> None:
     with trio.fail_after(TEST_TIMEOUT):
         pair = await open_pair(nursery, NO_KEEPALIVE, NO_KEEPALIVE)
-        for bad in (42, 1.5, None, {"a": 1}.items()):
-            with pytest.raises(TypeError):
+        for bad in (42, 1.5, None, {"a": 1}.items(), object()):
+            with pytest.raises(TypeError, match="must be str"):
+                await pair.client.send_message(bad)  # type: ignore[arg-type]
+            # trio-websocket raises ValueError here: code written for it catches that.
+            with pytest.raises(ValueError):
                 await pair.client.send_message(bad)  # type: ignore[arg-type]
         # The connection is still fine.
         await pair.client.send_message("after")
@@ -718,7 +721,7 @@ async def test_closed_is_none_while_open_then_close_reason(nursery: trio.Nursery
         assert pair.server.is_server and not pair.server.is_client
         await pair.client.aclose(4001, "finished")
         assert pair.client.closed == CloseReason(4001, "finished")
-        assert pair.client.closed.name == "PRIVATE"
+        assert pair.client.closed.name == "PRIVATE_RESERVED"
         closed = await expect_closed(pair.server)
         assert type(closed) is ConnectionClosedError
         assert closed.reason == CloseReason(4001, "finished")
@@ -1895,3 +1898,42 @@ async def test_send_cancelled_before_writing_keeps_connection_open(
         await client.ping(b"still answered")
         await client.aclose()
         assert client.closed is not None and client.closed.code == 1000
+
+
+async def test_str_local_and_remote_as_trio_websocket_gives_them(nursery: trio.Nursery) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        pair = await open_pair(nursery, NO_KEEPALIVE, NO_KEEPALIVE)
+        assert str(pair.client) == f"client-{pair.client.connection_id}"
+        assert str(pair.server) == f"server-{pair.server.connection_id}"
+        assert repr(pair.client).startswith("<WebSocketConnection #")
+        # Over streams without a socket, local and remote are the stream's repr().
+        assert pair.client.local == pair.client.remote == repr(pair.client_stream)
+        assert pair.server.local == repr(pair.server_stream)
+        await pair.client.aclose()
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["one-write", "two-writes"])
+async def test_close_behind_a_full_queue_waits_for_the_reader_either_way(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, together: bool
+) -> None:
+    # message_queue_size=0: one queued message fills the queue. A close frame
+    # behind it is answered only once the application takes the message,
+    # whether or not both frames arrived in the same read (trio-websocket's
+    # behaviour, and a deterministic one).
+    with trio.fail_after(TEST_TIMEOUT):
+        server, raw, _ = await server_with_raw_client(nursery, message_queue_size=0, **NO_KEEPALIVE)
+        message = encode_frame(OP_TEXT, b"hi", mask=True)
+        close = encode_frame(OP_CLOSE, close_payload(1000), mask=True)
+        if together:
+            await raw.stream.send_all(message + close)
+        else:
+            await raw.stream.send_all(message)
+            await trio.testing.wait_all_tasks_blocked()
+            await raw.stream.send_all(close)
+        with trio.move_on_after(5) as waited:
+            await raw.read_frame()
+        assert waited.cancelled_caught, "the close was answered while the queue was full"
+        assert server.closed is None
+        assert await server.get_message() == "hi"
+        answer = await raw.read_frame()
+        assert answer is not None and answer.opcode == OP_CLOSE and answer.close_code == 1000

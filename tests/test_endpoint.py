@@ -123,7 +123,9 @@ def test_endpoint_equality_and_hash() -> None:
 def test_endpoint_attributes_and_repr() -> None:
     e = Endpoint("::1", 1234, True)
     assert (e.address, e.port, e.is_ssl) == ("::1", 1234, True)
-    assert repr(e) == "Endpoint(address='::1', port=1234, is_ssl=True)"
+    # trio-websocket's form, double quotes included.
+    assert repr(e) == 'Endpoint(address="::1", port=1234, is_ssl=True)'
+    assert str(Endpoint("10.0.0.2", 80, False)) == 'Endpoint(address="10.0.0.2", port=80, is_ssl=False)'
 
 
 def test_explicit_port_zero_not_replaced_by_default() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 
 import trio_ws
@@ -85,8 +88,9 @@ def test_connection_rejected_attributes() -> None:
     headers = [(b"content-type", b"text/plain"), (b"x-a", b"1")]
     exc = ConnectionRejected(403, tuple(headers), b"forbidden")
     assert exc.status_code == 403
-    assert exc.headers == headers
-    assert isinstance(exc.headers, list)
+    # A tuple of pairs, as trio-websocket documents it.
+    assert exc.headers == tuple(headers)
+    assert isinstance(exc.headers, tuple)
     assert exc.body == b"forbidden"
     assert str(exc) == "server rejected WebSocket connection: HTTP 403"
     assert repr(exc) == "ConnectionRejected<status_code=403>"
@@ -96,8 +100,19 @@ def test_connection_rejected_attributes() -> None:
 def test_connection_rejected_without_body() -> None:
     exc = ConnectionRejected(401, [], None)
     assert exc.body is None
-    assert exc.headers == []
+    assert exc.headers == ()
     assert "401" in str(exc)
+
+
+def test_exceptions_survive_copy() -> None:
+    reason = CloseReason(1000, "bye")
+    closed = copy.copy(ConnectionClosedOK(reason))
+    assert type(closed) is ConnectionClosedOK and closed.reason == reason
+    rejected = copy.copy(ConnectionRejected(404, [(b"a", b"b")], b"c"))
+    assert (rejected.status_code, rejected.headers, rejected.body) == (404, ((b"a", b"b"),), b"c")
+    for exc in (HandshakeError("x"), ConnectionTimeout("y"), DisconnectionTimeout()):
+        assert copy.copy(exc).args == exc.args
+    assert pickle.loads(pickle.dumps(rejected)).headers == ((b"a", b"b"),)
 
 
 def test_simple_exceptions_str() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 import trio
+import trio.testing
 
 import trio_ws
 from trio_ws import Endpoint, WebSocketRequest
@@ -43,3 +44,10 @@ async def test_connection_addresses_after_close_are_unknown(nursery: trio.Nurser
         await ws.aclose()
     assert ws.remote == "<unknown>"
     assert ws.local == "<unknown>"
+
+
+def test_address_of_a_stream_without_socket_is_its_repr() -> None:
+    # trio-websocket's convention: any other stream is described by repr().
+    client, _ = trio.testing.memory_stream_pair()
+    assert stream_address(client, remote=True) == repr(client)
+    assert stream_address(client, remote=False).startswith("StapledStream(")

@@ -578,12 +578,73 @@ async def test_websocket_server_port_and_listeners() -> None:
     with trio.fail_after(TIMEOUT):
         async with serving(echo_handler) as server:
             assert isinstance(server, WebSocketServer)
-            listeners = server.listeners
-            assert len(listeners) >= 1
-            assert all(isinstance(listener, trio.SocketListener) for listener in listeners)
-            assert server.port == listeners[0].socket.getsockname()[1]
+            # trio-websocket's shape: an Endpoint per TCP listener.
+            assert server.listeners == [Endpoint("127.0.0.1", server.port, False)]
             assert server.port != 0
             await assert_echo_works(server.port)
+
+
+async def test_listeners_of_other_kinds_and_port_with_several_listeners(tmp_path: Path) -> None:
+    path = unix_socket_path(tmp_path)
+    with trio.fail_after(TIMEOUT):
+        tcp = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = tcp[0].socket.getsockname()[1]
+        unix_socket = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+        await unix_socket.bind(path)
+        unix_socket.listen()
+        unix = trio.SocketListener(unix_socket)
+        server = WebSocketServer(echo_handler, [*tcp, unix])
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.run)
+            # A Unix listener is its path, as for a connection's local/remote.
+            assert server.listeners == [Endpoint("127.0.0.1", port, False), path]
+            # Several listeners on different ports (or not on TCP): no single port.
+            with pytest.raises(RuntimeError, match="2 listeners"):
+                server.port  # noqa: B018
+            await assert_echo_works(port)
+            nursery.cancel_scope.cancel()
+        unix_socket = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+        await unix_socket.bind(path + "2")
+        unix_socket.listen()
+        only_unix = WebSocketServer(echo_handler, [trio.SocketListener(unix_socket)])
+        assert only_unix.listeners == [path + "2"]
+        with pytest.raises(RuntimeError, match="no TCP port"):
+            only_unix.port  # noqa: B018
+        unix_socket.close()
+
+
+async def test_listener_without_socket_is_its_repr() -> None:
+    class Custom(trio.abc.Listener[trio.abc.Stream]):
+        async def accept(self) -> trio.abc.Stream:
+            await trio.sleep_forever()
+            raise AssertionError
+
+        async def aclose(self) -> None:
+            pass
+
+        def __repr__(self) -> str:
+            return "Custom(listener)"
+
+    server = WebSocketServer(echo_handler, [Custom()])
+    assert server.listeners == ["Custom(listener)"]
+    with pytest.raises(RuntimeError):
+        server.port  # noqa: B018
+
+
+async def test_port_of_two_tcp_listeners_on_one_port() -> None:
+    # Dual-stack listeners share a port: .port names it (trio-websocket raises
+    # for any second listener; a common port is still one answer).
+    first = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = first[0].socket.getsockname()[1]
+    try:
+        second = await trio.open_tcp_listeners(port, host="::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    server = WebSocketServer(echo_handler, [*first, *second])
+    assert server.port == port
+    assert [listener.port for listener in server.listeners if isinstance(listener, Endpoint)] == [port, port]
+    for listener in [*first, *second]:
+        await listener.aclose()
 
 
 async def test_websocket_server_from_listeners() -> None:

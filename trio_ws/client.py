@@ -83,6 +83,15 @@ def _host_header(host: str, port: int, is_ssl: bool) -> str:
     return shown if port == (443 if is_ssl else 80) else f"{shown}:{port}"
 
 
+def _url_ssl(is_ssl: bool, ssl_context: ssl.SSLContext | None) -> bool | ssl.SSLContext:
+    """``use_ssl`` for a URL: a context (or True) for wss://; a context with ws:// is an error."""
+    if is_ssl:
+        return ssl_context or True
+    if ssl_context is not None:
+        raise ValueError("SSL context must be None for ws: URL scheme")
+    return False
+
+
 def _ssl_context(use_ssl: bool | ssl.SSLContext) -> ssl.SSLContext | None:
     if isinstance(use_ssl, ssl.SSLContext):
         return use_ssl
@@ -90,7 +99,7 @@ def _ssl_context(use_ssl: bool | ssl.SSLContext) -> ssl.SSLContext | None:
         return ssl.create_default_context()
     if use_ssl is False:
         return None
-    raise TypeError(f"use_ssl must be a bool or an ssl.SSLContext, not {use_ssl!r}")
+    raise TypeError(f"`use_ssl` argument must be bool or ssl.SSLContext, not {use_ssl!r}")
 
 
 async def _open_transport(
@@ -157,8 +166,12 @@ async def _client_handshake(
                     raise HandshakeError("server closed the connection during the handshake")
                 answered = True
                 conn.receive_data(bytes(chunk))
-            elif isinstance(event, h11.InformationalResponse) and event.status_code == 101:
-                break
+            elif isinstance(event, h11.InformationalResponse):
+                if event.status_code == 101:
+                    break
+                # RFC 6455 §4.1: any other status ends the handshake. A 1xx
+                # response has no body.
+                raise ConnectionRejected(event.status_code, list(event.headers), None)
             elif isinstance(event, h11.Response):
                 body = await _read_body(stream, conn, options.receive_buffer_size)
                 raise ConnectionRejected(event.status_code, list(event.headers), body)
@@ -354,13 +367,14 @@ async def connect_websocket_url(
 
     Raises:
         InvalidURL: when the URL is not a ws/wss URL.
+        ValueError: when ``ssl_context`` is given with a ``ws://`` URL.
         OSError: when the TCP connection fails.
         HandshakeError: when the TLS or WebSocket handshake fails.
         ConnectionRejected: when the server refuses the handshake.
         ConnectionTimeout: when connecting takes longer than ``connect_timeout``.
     """
     target = parse_websocket_url(url)
-    use_ssl: bool | ssl.SSLContext = (ssl_context or True) if target.is_ssl else False
+    use_ssl = _url_ssl(target.is_ssl, ssl_context)
     return await connect_websocket(
         nursery,
         target.host,
@@ -542,6 +556,7 @@ async def open_websocket_url(
 
     Raises:
         InvalidURL: when the URL is not a ws/wss URL.
+        ValueError: when ``ssl_context`` is given with a ``ws://`` URL.
         HandshakeError: when the connection or the TLS or WebSocket handshake fails.
         ConnectionRejected: when the server refuses the handshake.
         ConnectionTimeout: when connecting takes longer than ``connect_timeout``.
@@ -549,7 +564,7 @@ async def open_websocket_url(
             ``disconnect_timeout``.
     """
     target = parse_websocket_url(url)
-    use_ssl: bool | ssl.SSLContext = (ssl_context or True) if target.is_ssl else False
+    use_ssl = _url_ssl(target.is_ssl, ssl_context)
     parsed = ConnectionOptions.from_kwargs(**options)
     connection = await _connect(
         target.host,

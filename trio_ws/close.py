@@ -14,10 +14,12 @@ __all__ = [
     "POLICY_VIOLATION",
     "MESSAGE_TOO_BIG",
     "MANDATORY_EXTENSION",
+    "MANDATORY_EXT",
     "INTERNAL_ERROR",
     "SERVICE_RESTART",
     "TRY_AGAIN_LATER",
     "TLS_HANDSHAKE",
+    "TLS_HANDSHAKE_FAILED",
     "OK_CLOSE_CODES",
     "close_code_name",
     "is_sendable_close_code",
@@ -37,6 +39,10 @@ INTERNAL_ERROR = 1011
 SERVICE_RESTART = 1012
 TRY_AGAIN_LATER = 1013
 TLS_HANDSHAKE = 1015
+#: The names wsproto and trio-websocket use for 1010 and 1015 (what
+#: :attr:`CloseReason.name` reports).
+MANDATORY_EXT = MANDATORY_EXTENSION
+TLS_HANDSHAKE_FAILED = TLS_HANDSHAKE
 
 _NAMES = {
     NORMAL_CLOSURE: "NORMAL_CLOSURE",
@@ -48,11 +54,11 @@ _NAMES = {
     INVALID_FRAME_PAYLOAD_DATA: "INVALID_FRAME_PAYLOAD_DATA",
     POLICY_VIOLATION: "POLICY_VIOLATION",
     MESSAGE_TOO_BIG: "MESSAGE_TOO_BIG",
-    MANDATORY_EXTENSION: "MANDATORY_EXTENSION",
+    MANDATORY_EXTENSION: "MANDATORY_EXT",
     INTERNAL_ERROR: "INTERNAL_ERROR",
     SERVICE_RESTART: "SERVICE_RESTART",
     TRY_AGAIN_LATER: "TRY_AGAIN_LATER",
-    TLS_HANDSHAKE: "TLS_HANDSHAKE",
+    TLS_HANDSHAKE: "TLS_HANDSHAKE_FAILED",
 }
 
 #: Codes that end a connection normally: iterating a connection stops quietly on
@@ -73,19 +79,21 @@ def close_code_name(code: int) -> str:
         code: a WebSocket close code.
 
     Returns:
-        ``"NORMAL_CLOSURE"`` and so on for the codes RFC 6455 and the IANA
-        registry name; ``"LIBRARY"`` for 3000-3999, ``"PRIVATE"`` for 4000-4999,
-        ``"RESERVED"`` for other codes in 1000-2999 and ``"UNKNOWN"`` otherwise.
+        the names trio-websocket (and wsproto) give: ``"NORMAL_CLOSURE"`` and
+        so on for the codes RFC 6455 and the IANA registry define,
+        ``"IANA_RESERVED"`` for 3000-3999, ``"PRIVATE_RESERVED"`` for
+        4000-4999, ``"RFC_RESERVED"`` for other codes in 1000-2999 and
+        ``"INVALID_CODE"`` otherwise.
     """
     if code in _NAMES:
         return _NAMES[code]
     if 3000 <= code <= 3999:
-        return "LIBRARY"
+        return "IANA_RESERVED"
     if 4000 <= code <= 4999:
-        return "PRIVATE"
+        return "PRIVATE_RESERVED"
     if 1000 <= code <= 2999:
-        return "RESERVED"
-    return "UNKNOWN"
+        return "RFC_RESERVED"
+    return "INVALID_CODE"
 
 
 def is_sendable_close_code(code: int) -> bool:
@@ -146,4 +154,5 @@ class CloseReason:
         return hash((self._code, self._reason))
 
     def __repr__(self) -> str:
-        return f"<CloseReason code={self._code} name={self._name} reason={self._reason!r}>"
+        # trio-websocket's form, so that code written for it prints the same.
+        return f"CloseReason<code={self._code}, name={self._name}, reason={self._reason}>"

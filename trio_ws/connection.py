@@ -35,7 +35,7 @@ import trio
 
 from .close import ABNORMAL_CLOSURE, INTERNAL_ERROR, NORMAL_CLOSURE, CloseReason, is_sendable_close_code
 from .endpoint import Endpoint, stream_address
-from .errors import ConnectionClosed
+from .errors import ConnectionClosed, MessageTypeError
 from .gather import gather_socket, send_frames
 from .log import ConnectionLogger
 from .options import ConnectionOptions
@@ -199,12 +199,12 @@ class WebSocketConnection(trio.abc.AsyncResource):
 
     @property
     def local(self) -> Endpoint | str:
-        """The local address, as an :class:`Endpoint` or a Unix socket path."""
+        """The local address: an :class:`Endpoint`, a Unix socket path, or the stream's repr()."""
         return stream_address(self._stream, remote=False)
 
     @property
     def remote(self) -> Endpoint | str:
-        """The peer's address, as an :class:`Endpoint` or a Unix socket path."""
+        """The peer's address: an :class:`Endpoint`, a Unix socket path, or the stream's repr()."""
         return stream_address(self._stream, remote=True)
 
     @property
@@ -389,9 +389,10 @@ class WebSocketConnection(trio.abc.AsyncResource):
 
         Raises:
             ConnectionClosed: when the connection is closed or closing.
-            TypeError: for an unsupported message type, or an iterable that
-                mixes ``str`` and bytes chunks (the connection is then closed
-                with 1011, since the message cannot be finished).
+            TypeError: for an unsupported message type (a subclass that is
+                also a ``ValueError``, as trio-websocket raises), or an
+                iterable that mixes ``str`` and bytes chunks (the connection is
+                then closed with 1011, since the message cannot be finished).
 
         Cancelling is safe until the frame's first byte reaches the transport
         (while the call waits for its turn, or is called in a cancelled scope):
@@ -409,7 +410,9 @@ class WebSocketConnection(trio.abc.AsyncResource):
         elif isinstance(message, Iterable):
             await self._send_fragments(_aiter_sync(message), compress)
         else:
-            raise TypeError(f"message must be str, bytes-like or an iterable of them, not {type(message).__name__}")
+            raise MessageTypeError(
+                f"message must be str, bytes-like or an iterable of them, not {type(message).__name__}"
+            )
 
     async def _send_whole(self, message: str | bytes | PreparedMessage, compress: bool) -> None:
         await self._message_lock.acquire()
@@ -468,7 +471,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             async for chunk in chunks:
                 chunk_is_text = isinstance(chunk, str)
                 if not chunk_is_text and not isinstance(chunk, (bytes, bytearray, memoryview)):
-                    raise TypeError(f"message chunks must be str or bytes-like, not {type(chunk).__name__}")
+                    raise MessageTypeError(f"message chunks must be str or bytes-like, not {type(chunk).__name__}")
                 if is_text is None:
                     is_text = chunk_is_text
                 elif is_text != chunk_is_text:
@@ -764,7 +767,16 @@ class WebSocketConnection(trio.abc.AsyncResource):
                         if not core.close_sent:
                             self._queue.append(event)
                             self._data_lot.unpark()
-                    elif not await self._handle_control(event):
+                        continue
+                    # A control frame that arrived behind messages filling the
+                    # queue waits its turn, as if it had come in a later read:
+                    # whether frames share a TCP segment must not change what
+                    # happens (a close is not answered before the queue has room).
+                    while self._queue_full() and not core.close_sent and not self._transport_closed.is_set():
+                        await self._space_lot.park()
+                    if self._transport_closed.is_set():
+                        return
+                    if not await self._handle_control(event):
                         return
             while self._queue_full() and not core.close_sent and not self._transport_closed.is_set():
                 await self._space_lot.park()
@@ -864,6 +876,10 @@ class WebSocketConnection(trio.abc.AsyncResource):
                 return
             except ConnectionClosed:
                 return
+
+    def __str__(self) -> str:
+        # trio-websocket's form: the side and the connection id.
+        return f"{'client' if self.is_client else 'server'}-{self.connection_id}"
 
     def __repr__(self) -> str:
         side = "client" if self.is_client else "server"

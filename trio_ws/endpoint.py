@@ -48,7 +48,8 @@ class Endpoint:
         return hash((self.address, self.port, self.is_ssl))
 
     def __repr__(self) -> str:
-        return f"Endpoint(address={self.address!r}, port={self.port}, is_ssl={self.is_ssl})"
+        # trio-websocket's form (double quotes), also what str() gives.
+        return f'Endpoint(address="{self.address}", port={self.port}, is_ssl={self.is_ssl})'
 
 
 @dataclass(frozen=True)
@@ -98,12 +99,13 @@ def stream_address(stream: trio.abc.Stream, *, remote: bool) -> Endpoint | str:
 
     Returns:
         an :class:`Endpoint` for TCP, the socket path (possibly empty) for a
-        Unix socket, and ``"<unknown>"`` for a stream without a socket (such
-        as an in-memory stream).
+        Unix socket, the stream's ``repr()`` for a stream without a socket
+        (such as an in-memory stream; trio-websocket does the same), and
+        ``"<unknown>"`` for a socket that is already closed.
     """
     sock = _socket_of(stream)
     if sock is None:
-        return "<unknown>"
+        return repr(stream)
     try:
         address = sock.getpeername() if remote else sock.getsockname()
     except OSError:

@@ -23,6 +23,7 @@ __all__ = [
     "DisconnectionTimeout",
     "ConcurrencyError",
     "InvalidURL",
+    "MessageTypeError",
 ]
 
 
@@ -99,7 +100,7 @@ class ConnectionRejected(HandshakeError):
 
     Attributes:
         status_code: the HTTP status code.
-        headers: the response headers as a list of ``(name, value)`` bytes pairs.
+        headers: the response headers as a tuple of ``(name, value)`` bytes pairs.
         body: the response body (possibly empty), or None when none was read.
     """
 
@@ -111,7 +112,7 @@ class ConnectionRejected(HandshakeError):
     ) -> None:
         super().__init__(status_code, headers, body)
         self.status_code = status_code
-        self.headers = list(headers)
+        self.headers = tuple(headers)
         self.body = body
 
     def __repr__(self) -> str:
@@ -142,3 +143,11 @@ class ConcurrencyError(WebSocketError, RuntimeError):
 
 class InvalidURL(WebSocketError, ValueError):
     """A WebSocket URL could not be parsed, or its scheme is not ws/wss."""
+
+
+class MessageTypeError(TypeError, ValueError):
+    """A value that cannot be sent as a message.
+
+    A ``TypeError``, and also a ``ValueError`` because that is what
+    trio-websocket raises there: code written for either catches it.
+    """

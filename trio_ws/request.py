@@ -172,7 +172,10 @@ class WebSocketRequest:
         extension_header, extension = negotiate_server_extensions(
             self._parsed.headers, self._options.compression, self._options.max_message_size
         )
-        headers: list[tuple[bytes, bytes]] = [
+        # The application's headers first, then the protocol's: the order
+        # trio-websocket's clients see in handshake_headers.
+        headers = [(_encode(name), _encode(value)) for name, value in extra_headers or []]
+        headers += [
             (b"Upgrade", b"websocket"),
             (b"Connection", b"Upgrade"),
             (b"Sec-WebSocket-Accept", accept_key(self._key)),
@@ -181,7 +184,6 @@ class WebSocketRequest:
             headers.append((b"Sec-WebSocket-Protocol", subprotocol.encode("ascii")))
         if extension_header is not None:
             headers.append((b"Sec-WebSocket-Extensions", extension_header))
-        headers.extend((_encode(name), _encode(value)) for name, value in extra_headers or [])
         try:
             data = self._parsed.h11_connection.send(h11.InformationalResponse(status_code=101, headers=headers))
         except h11.LocalProtocolError as err:

@@ -23,6 +23,7 @@ import trio
 
 from .close import GOING_AWAY, INTERNAL_ERROR
 from .connection import CANCELLED_CLOSE_GRACE, WebSocketConnection
+from .endpoint import Endpoint
 from .errors import ConnectionClosed
 from .log import ConnectionLogger, next_connection_id, server_logger
 from .options import ConnectionOptions, document_options
@@ -94,23 +95,34 @@ class WebSocketServer:
         self._process_request = process_request
         self._options = ConnectionOptions.from_kwargs(**options)
         self._connections: set[WebSocketConnection] = set()
-        self._port = _first_tcp_port(self._listeners)
+        # Read once: a listener's socket may be closed later.
+        self._listener_info = [_describe_listener(listener) for listener in self._listeners]
 
     @property
-    def listeners(self) -> list[trio.abc.Listener[Any]]:
-        """The listeners this server accepts from."""
-        return list(self._listeners)
+    def listeners(self) -> list[Endpoint | str]:
+        """What this server listens on, as trio-websocket describes it.
+
+        An :class:`Endpoint` for each TCP (or TLS over TCP) listener, the path
+        for a Unix socket listener and the ``repr()`` of any other listener.
+        """
+        return list(self._listener_info)
 
     @property
     def port(self) -> int:
-        """The TCP port of the first listener (useful after binding port 0).
+        """The TCP port the server listens on (useful after binding port 0).
 
         Raises:
-            RuntimeError: when the server has no TCP listener.
+            RuntimeError: when the listeners are not all TCP listeners on one
+                port (a Unix socket or other listener, or several ports).
         """
-        if self._port is None:
-            raise RuntimeError("this server has no TCP listener, so no port")
-        return self._port
+        ports = {info.port for info in self._listener_info if isinstance(info, Endpoint)}
+        if len(ports) == 1 and all(isinstance(info, Endpoint) for info in self._listener_info):
+            return ports.pop()
+        if not ports:
+            raise RuntimeError(f"this server has no TCP port: it listens on {self._listener_info}")
+        raise RuntimeError(
+            f"this server has {len(self._listener_info)} listeners and no single TCP port: {self._listener_info}"
+        )
 
     @property
     def connections(self) -> frozenset[WebSocketConnection]:
@@ -238,16 +250,20 @@ async def _close_after_handler(
         await request.reject(status)
 
 
-def _first_tcp_port(listeners: Sequence[trio.abc.Listener[Any]]) -> int | None:
-    """The port of the first TCP listener, read once (the socket may close later)."""
-    for listener in listeners:
-        inner: Any = listener
-        if isinstance(inner, trio.SSLListener):
-            inner = inner.transport_listener
-        sock = getattr(inner, "socket", None)
-        if sock is not None and sock.family in (stdlib_socket.AF_INET, stdlib_socket.AF_INET6):
-            return int(sock.getsockname()[1])
-    return None
+def _describe_listener(listener: trio.abc.Listener[Any]) -> Endpoint | str:
+    """An Endpoint for a TCP listener, the path of a Unix one, else its repr()."""
+    inner: Any = listener
+    is_ssl = isinstance(inner, trio.SSLListener)
+    if is_ssl:
+        inner = inner.transport_listener
+    sock = getattr(inner, "socket", None)
+    if sock is None:
+        return repr(listener)
+    if sock.family in (stdlib_socket.AF_INET, stdlib_socket.AF_INET6):
+        address = sock.getsockname()
+        return Endpoint(address[0], address[1], is_ssl)
+    name = sock.getsockname()
+    return name if isinstance(name, str) else bytes(name).decode(errors="replace")
 
 
 def _timeout(value: float | None) -> float:
