@@ -115,7 +115,8 @@ def suite_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str],
     command += ["--rootdir", str(work), f"--junitxml={report}", "test_connection.py"]
     for name in PRIVATE:
         command += ["--deselect", f"test_connection.py::{name}"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SHIM), os.environ.get("PYTHONPATH", "")])}
+    paths = [str(SHIM), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=SUITE_TIMEOUT)
     assert report.exists(), f"trio-websocket's suite did not run:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return _results(report), result.stdout
