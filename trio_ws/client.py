@@ -146,6 +146,7 @@ async def _client_handshake(
     data = conn.send(request)
     assert data is not None
     answered = False
+    informational: h11.InformationalResponse | None = None
     try:
         await stream.send_all(data)
         while True:
@@ -163,15 +164,19 @@ async def _client_handshake(
                             "server closed the TLS connection without an HTTP answer "
                             "(it may require a client certificate, or refuse ours)"
                         )
+                    if informational is not None:
+                        # The server's only answer was this 1xx: a refusal, as
+                        # trio-websocket reports it (a 1xx has no body).
+                        raise ConnectionRejected(informational.status_code, list(informational.headers), None)
                     raise HandshakeError("server closed the connection during the handshake")
                 answered = True
                 conn.receive_data(bytes(chunk))
             elif isinstance(event, h11.InformationalResponse):
                 if event.status_code == 101:
                     break
-                # RFC 6455 §4.1: any other status ends the handshake. A 1xx
-                # response has no body.
-                raise ConnectionRejected(event.status_code, list(event.headers), None)
+                # Another 1xx (100 Continue, 103 Early Hints): HTTP says to
+                # read on for the final response (RFC 6455 §4.1 defers to it).
+                informational = event
             elif isinstance(event, h11.Response):
                 body = await _read_body(stream, conn, options.receive_buffer_size)
                 raise ConnectionRejected(event.status_code, list(event.headers), body)
