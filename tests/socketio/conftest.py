@@ -7,6 +7,7 @@ the tests skip (with the reason) when node or npm is missing, which CI
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 
@@ -38,3 +39,16 @@ async def node_socketio(node_tools: tuple[str, str | None]) -> NodeWs:
             pytest.fail(f"npm install socket.io-client@4 failed:\n{result.stderr.decode(errors='replace')}")
     env = dict(os.environ, NODE_PATH=str(NODE_SIO_DIR / "node_modules"))
     return NodeWs(node, env)
+
+
+@pytest.fixture
+def python_socketio() -> None:
+    """Skips (with the reason) when python-socketio's client is not installed.
+
+    A sync fixture, so the skip keeps its reason; ``find_spec`` rather than
+    ``importorskip``, because this ``tests/socketio`` folder would import as a
+    namespace package named ``socketio``.
+    """
+    spec = importlib.util.find_spec("socketio")
+    if spec is None or spec.origin is None:
+        pytest.skip("python-socketio's client (test extra) is not installed")

@@ -119,9 +119,8 @@ async def test_official_client_events_acks_and_binary_both_ways(
 
 
 async def test_python_socketio_client_events_acks_and_binary_both_ways(
-    served: tuple[SocketIOServer, WebSocketServer],
+    python_socketio: None, served: tuple[SocketIOServer, WebSocketServer]
 ) -> None:
-    pytest.importorskip("socketio", reason="python-socketio's client (test extra) is not installed")
     sio, server = served
     seen, disconnected = serve_full_scenario(sio)
     with trio.fail_after(NODE_TIMEOUT):
