@@ -44,7 +44,7 @@ from .errors import (
     WebSocketError,
 )
 from .heartbeat import heartbeat
-from .hub import DeliveryReport, Hub, Member, PresenceEvent
+from .hub import DeliveryReport, HistoryPolicy, Hub, JoinResult, Member, PresenceEvent, StreamPosition
 from .masking import HAS_SPEEDUPS
 from .options import (
     CONN_TIMEOUT,
@@ -102,6 +102,9 @@ __all__ = [
     "HandshakeError",
     "HAS_SPEEDUPS",
     "Hub",
+    "HistoryPolicy",
+    "JoinResult",
+    "StreamPosition",
     "InvalidURL",
     "TLSHandshakeError",
     "ProxyError",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .backend import BackendEvent, BackendSink, Envelope, HubBackend
 from .client import HubClient
-from .hub import INTERNAL_ROOM_PREFIX, DeliveryReport, Hub, HubStats, Member, MessageLike, PresenceEvent
+from .history import HistoryLost, HistoryPolicy, JoinResult, StreamPosition
+from .hub import INTERNAL_ROOM_PREFIX, DeliveryReport, Hub, HubStats, Member, MessageLike, MessageSource, PresenceEvent
 from .outbox import OutboxStats, Outcome, OverflowPolicy
 
 __all__ = [
@@ -13,14 +14,19 @@ __all__ = [
     "BackendSink",
     "DeliveryReport",
     "Envelope",
+    "HistoryLost",
+    "HistoryPolicy",
     "Hub",
     "HubBackend",
     "HubClient",
     "HubStats",
+    "JoinResult",
     "Member",
     "MessageLike",
+    "MessageSource",
     "Outcome",
     "OutboxStats",
     "OverflowPolicy",
     "PresenceEvent",
+    "StreamPosition",
 ]

@@ -14,6 +14,11 @@ client only ever fills its own queue, and the overflow policy deals with it.
 With a backend (Redis, for several processes) the hub also publishes what
 other processes must deliver and subscribes to a room's channel while it has
 local members there. Without one everything is in memory.
+
+A room may keep a bounded history (:mod:`trio_ws.hub.history`): each message
+broadcast to it gets an offset, and :meth:`Hub.join` with ``since=`` queues
+the missed messages and adds the member to the room with no checkpoint in
+between, so no broadcast can fall into the seam (fan-out is synchronous).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -34,6 +39,7 @@ from ..errors import ConnectionClosed
 from ..prepared import PreparedMessage
 from ..scopes import background_tasks
 from .backend import BackendEvent, Envelope, HubBackend, decode_payload, encode_payload
+from .history import Histories, HistoryPolicy, JoinResult, StreamPosition
 from .outbox import Outbox, OutboxStats, Outcome, OverflowPolicy
 from .watchers import Watchers
 
@@ -42,6 +48,9 @@ __all__ = ["Hub", "Member", "DeliveryReport", "PresenceEvent", "HubStats", "Mess
 logger = logging.getLogger("trio_ws.hub")
 
 MessageLike = str | bytes | PreparedMessage
+#: A message, or a function that builds it from the offset it gets in the
+#: room's history (None for a room without history).
+MessageSource = MessageLike | Callable[[StreamPosition | None], MessageLike]
 #: Seconds a member being closed (overflow, disconnect) gets to finish the
 #: write in progress and the closing handshake before its connection is
 #: dropped: a client that stopped reading would otherwise hold them forever.
@@ -59,13 +68,15 @@ class DeliveryReport:
     """What one fan-out did locally: messages queued, dropped, or refused as closed.
 
     ``published`` tells whether the message was also handed to the backend
-    for other processes (always False without a backend).
+    for other processes (always False without a backend). ``position`` is
+    the message's place in the room's history (None without history).
     """
 
     queued: int = 0
     dropped: int = 0
     closed: int = 0
     published: bool = False
+    position: StreamPosition | None = None
 
     @property
     def recipients(self) -> int:
@@ -139,9 +150,9 @@ class Member:
         """Queue a message for this member only, without waiting."""
         return self._hub._offer(self, _prepare(message))
 
-    async def join(self, room: str) -> None:
-        """Join ``room`` (same as ``hub.join(member.id, room)``)."""
-        await self._hub.join(self.id, room)
+    async def join(self, room: str, *, since: StreamPosition | tuple[str, int] | None = None) -> JoinResult:
+        """Join ``room`` (same as ``hub.join(member.id, room, since=since)``)."""
+        return await self._hub.join(self.id, room, since=since)
 
     async def leave(self, room: str) -> None:
         """Leave ``room`` (same as ``hub.leave(member.id, room)``)."""
@@ -170,6 +181,12 @@ class Hub:
         overflow: what happens when a member's queue is full: ``"close"``
             (default; the member is closed with 1008), ``"drop_newest"`` or
             ``"drop_oldest"``.
+        history: a :class:`~trio_ws.hub.history.HistoryPolicy` for every
+            room (None, the default: no room keeps history unless
+            :meth:`enable_history` says so). In-memory hubs only for now.
+
+    Raises:
+        ValueError: for a bad queue size or policy, or history with a backend.
     """
 
     def __init__(
@@ -178,8 +195,12 @@ class Hub:
         backend: HubBackend | None = None,
         queue_size: int = 256,
         overflow: OverflowPolicy = "close",
+        history: HistoryPolicy | None = None,
     ) -> None:
         Outbox(queue_size, overflow)  # validates the arguments
+        if history is not None:
+            self._check_history(backend)
+        self._histories = Histories(history)
         self._backend = backend
         self._queue_size = queue_size
         self._overflow: OverflowPolicy = overflow
@@ -332,16 +353,74 @@ class Hub:
         """The ids of this process's members."""
         return frozenset(self._members)
 
+    # -- history ---------------------------------------------------------------
+    @staticmethod
+    def _check_history(backend: HubBackend | None) -> None:
+        if backend is not None:
+            raise ValueError("room history needs an in-memory hub for now (not available with a backend yet)")
+
+    def enable_history(self, room: str, policy: HistoryPolicy | None = None) -> None:
+        """Keep a history for ``room`` with ``policy`` (default: ``HistoryPolicy()``).
+
+        Overrides the hub's policy for this room; ``disable_history`` turns it
+        off. Messages already broadcast are not in it.
+
+        Raises:
+            ValueError: when the hub has a backend.
+        """
+        self._check_history(self._backend)
+        self._histories.enable(room, policy if policy is not None else HistoryPolicy())
+
+    def disable_history(self, room: str) -> None:
+        """Keep no history for ``room`` (whatever the hub's policy) and forget it."""
+        self._histories.enable(room, None)
+
+    def discard_history(self, room: str) -> bool:
+        """Forget ``room``'s messages; its next message starts a new epoch.
+
+        Returns:
+            whether the room had a history.
+        """
+        return self._histories.discard(room)
+
+    def history_position(self, room: str) -> StreamPosition | None:
+        """The position after ``room``'s newest message, or None without history.
+
+        A room whose policy asks for history gets one (and its epoch) here.
+        """
+        history = self._histories.open(room)
+        return None if history is None else history.position
+
     # -- rooms -----------------------------------------------------------------
-    async def join(self, member_id: str, room: str) -> None:
+    async def join(
+        self, member_id: str, room: str, *, since: StreamPosition | tuple[str, int] | None = None
+    ) -> JoinResult:
         """Add a local member to ``room`` (no effect if already in it).
+
+        With ``since`` (a position the member's client saw, from a room with
+        history), the messages after it are queued for the member first, then
+        it receives live ones: none missing, none twice, even while others
+        broadcast (the replay and the join happen with no checkpoint between
+        them). When that is impossible (another epoch, messages trimmed, an
+        offset ahead, no history, more missed messages than the member's
+        outbox holds) the member still joins, from the live stream, and the
+        result says ``recovered=False`` and why: the client should resync.
+
+        Returns:
+            a :class:`~trio_ws.hub.history.JoinResult` with the room's position.
 
         Raises:
             KeyError: when ``member_id`` is not a member of this process.
+            ValueError: when ``since`` is not an (epoch, offset) pair.
         """
         member = self._local(member_id)
         if room in member._rooms:
-            return
+            history = self._histories.get(room)
+            position = None if history is None else history.position
+            return JoinResult(position, reason=None if since is None else "already_joined")
+        result, missed = self._histories.replay(room, since, member._outbox.space, trio.current_time())
+        for message in missed:
+            self._offer(member, message)
         first_local = room not in self._rooms
         member._rooms.add(room)
         self._rooms.setdefault(room, {})[member_id] = member
@@ -350,6 +429,7 @@ class Hub:
                 await self._backend.subscribe(room)
             await self._backend.add_member(member_id, room)
         await self._presence("join", room, member_id)
+        return result
 
     async def leave(self, member_id: str, room: str) -> None:
         """Remove a local member from ``room`` (no effect if not in it).
@@ -408,29 +488,46 @@ class Hub:
 
     # -- fan-out ---------------------------------------------------------------
     async def broadcast(
-        self, room: str, message: MessageLike, *, exclude: str | Iterable[str] | None = None
+        self, room: str, message: MessageSource, *, exclude: str | Iterable[str] | None = None
     ) -> DeliveryReport:
         """Send a message to every member of ``room`` (in every process).
 
         Never waits for a peer: the message is framed once and queued for each
         member. Messages from one sender to a room arrive in order everywhere.
+        In a room with history the message is also recorded at the next
+        offset (excluded members can still replay it later).
 
         Args:
             room: the room.
-            message: ``str`` (text), ``bytes`` (binary) or a PreparedMessage.
+            message: ``str`` (text), ``bytes`` (binary) or a PreparedMessage;
+                or a function given the message's
+                :class:`~trio_ws.hub.history.StreamPosition` (None for a room
+                without history) that returns one, to put the offset in it.
             exclude: a member id, or several, to skip (for example the sender).
 
         Returns:
-            what happened locally, and whether it was published to other processes.
+            what happened locally, whether it was published to other
+            processes, and the message's position in the room's history.
+
+        Raises:
+            TypeError: when the message is not str, bytes or a PreparedMessage.
+                Whatever ``message`` raises, when it is a function, comes out
+                unchanged and nothing is sent.
         """
-        prepared = _prepare(message)
+        history = self._histories.open(room)
+        position = None if history is None else StreamPosition(history.epoch, history.position.offset + 1)
+        prepared = _prepare(message(position) if callable(message) else message)
+        if history is not None:
+            now = trio.current_time()
+            history.append(prepared, now)
+            self._histories.sweep(now, self._rooms)
         skip = _as_set(exclude)
         report = self._fan_out(self._rooms.get(room, {}).values(), prepared, skip)
         published = False
         if self._backend is not None:
             envelope = self._envelope("room", room=room, exclude=sorted(skip), **encode_payload(prepared))
             published = await self._backend.publish_room(room, envelope)
-        return _with_published(report, published)
+        return _with_published(report, published, position)
 
     async def broadcast_json(
         self, room: str, value: Any, *, exclude: str | Iterable[str] | None = None
@@ -638,8 +735,8 @@ def _as_set(value: str | Iterable[str] | None) -> set[str]:
     return set(value)
 
 
-def _with_published(report: DeliveryReport, published: bool) -> DeliveryReport:
-    return DeliveryReport(report.queued, report.dropped, report.closed, published)
+def _with_published(report: DeliveryReport, published: bool, position: StreamPosition | None = None) -> DeliveryReport:
+    return DeliveryReport(report.queued, report.dropped, report.closed, published, position)
 
 
 def _json(value: Any) -> str:

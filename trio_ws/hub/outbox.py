@@ -66,6 +66,11 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def space(self) -> int:
+        """How many more messages fit before the overflow policy applies."""
+        return max(0, self._size - len(self._items))
+
     def put(self, message: PreparedMessage) -> Outcome:
         """Queue a message without waiting; apply the policy when full."""
         if self.closed or self.overflowed:
