@@ -457,6 +457,23 @@ async def test_idle_histories_are_dropped_by_later_broadcasts(mock_clock: trio.t
             assert old_busy is not None and hub.history_position("busy") == old_busy
 
 
+async def test_a_new_hub_has_a_new_epoch_and_refuses_old_positions() -> None:
+    old = Hub(history=HistoryPolicy())
+    await old.broadcast("r", "m")
+    position = old.history_position("r")
+    restarted = Hub(history=HistoryPolicy())
+    assert position is not None and restarted.history_position("r") != position
+    with trio.fail_after(TIMEOUT):
+        async with hub_peers(restarted, 1) as [peer]:
+            result = await peer.member.join("r", since=position)
+            assert (result.recovered, result.reason) == (False, "epoch")
+            await peer.member.leave("r")
+            current = restarted.history_position("r")
+            assert current is not None
+            result = await peer.member.join("r", since=(current.epoch, 5))
+            assert (result.recovered, result.reason) == (False, "ahead")
+
+
 def test_history_needs_an_in_memory_hub() -> None:
     with pytest.raises(ValueError, match="in-memory hub"):
         Hub(backend=RedisBackend(), history=HistoryPolicy())

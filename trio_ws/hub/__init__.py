@@ -5,7 +5,8 @@ from __future__ import annotations
 from .backend import BackendEvent, BackendSink, Envelope, HubBackend
 from .client import HubClient
 from .history import HistoryLost, HistoryPolicy, JoinResult, StreamPosition
-from .hub import INTERNAL_ROOM_PREFIX, DeliveryReport, Hub, HubStats, Member, MessageLike, MessageSource, PresenceEvent
+from .hub import Hub
+from .member import INTERNAL_ROOM_PREFIX, DeliveryReport, HubStats, Member, MessageLike, MessageSource, PresenceEvent
 from .outbox import OutboxStats, Outcome, OverflowPolicy
 
 __all__ = [

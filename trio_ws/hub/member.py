@@ -1,0 +1,145 @@
+"""A hub member (a registered connection) and the values fan-out reports.
+
+:class:`Member` is the handle a server handler gets from ``hub.connect``; its
+methods delegate to the hub. :class:`DeliveryReport`, :class:`PresenceEvent`
+and :class:`HubStats` are what the hub tells its caller and watchers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import trio
+
+from ..connection import WebSocketConnection
+from ..prepared import PreparedMessage
+from .history import JoinResult, StreamPosition
+from .outbox import Outbox, OutboxStats, Outcome
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+__all__ = [
+    "INTERNAL_ROOM_PREFIX",
+    "Member",
+    "DeliveryReport",
+    "PresenceEvent",
+    "HubStats",
+    "MessageLike",
+    "MessageSource",
+]
+
+#: Rooms whose names start with this (ASCII unit separator) are internal to
+#: the layers above the hub (the app's per-namespace rooms): they work as any
+#: room, but ``Member.rooms`` and ``Hub.rooms()`` do not list them.
+INTERNAL_ROOM_PREFIX = "\x1f"
+
+MessageLike = str | bytes | PreparedMessage
+#: A message, or a function that builds it from the offset it gets in the
+#: room's history (None for a room without history).
+MessageSource = MessageLike | Callable[[StreamPosition | None], MessageLike]
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """What one fan-out did locally: messages queued, dropped, or refused as closed.
+
+    ``published`` tells whether the message was also handed to the backend
+    for other processes (always False without a backend). ``position`` is
+    the message's place in the room's history (None without history).
+    """
+
+    queued: int = 0
+    dropped: int = 0
+    closed: int = 0
+    published: bool = False
+    position: StreamPosition | None = None
+
+    @property
+    def recipients(self) -> int:
+        """Local members the message was offered to."""
+        return self.queued + self.dropped + self.closed
+
+
+@dataclass(frozen=True)
+class PresenceEvent:
+    """A member joined or left a room; ``count`` is the room's local member count after it."""
+
+    kind: Literal["join", "leave"]
+    room: str
+    member_id: str
+    count: int
+    remote: bool = False
+
+
+@dataclass
+class HubStats:
+    """Counters of a hub, since it was created."""
+
+    fanouts: int = 0
+    queued: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    overflow_closes: int = 0
+    remote_received: int = 0
+    remote_malformed: int = 0
+    backend_down: int = 0
+    backend_up: int = 0
+    gaps: int = 0
+
+
+class Member:
+    """A connection registered with a hub.
+
+    Attributes:
+        id: a stable id, unique in the hub (a random hex string by default).
+        data: whatever the application attached (user name, session...).
+        connection: the member's WebSocket connection.
+    """
+
+    def __init__(self, hub: Hub, connection: WebSocketConnection, member_id: str, data: Any, outbox: Outbox) -> None:
+        self.id = member_id
+        self.data = data
+        self.connection = connection
+        self._hub = hub
+        self._outbox = outbox
+        self._rooms: set[str] = set()
+        self._close_request: tuple[int, str] | None = None
+        self._send_scope: trio.CancelScope | None = None
+        self.active = True
+
+    @property
+    def rooms(self) -> frozenset[str]:
+        """The rooms this member is in (internal rooms, see :data:`INTERNAL_ROOM_PREFIX`, excluded)."""
+        return frozenset(room for room in self._rooms if not room.startswith(INTERNAL_ROOM_PREFIX))
+
+    @property
+    def stats(self) -> OutboxStats:
+        """This member's outbox counters (queued, delivered, dropped, high water)."""
+        return self._outbox.stats
+
+    @property
+    def queued(self) -> int:
+        """Messages waiting in the outbox now."""
+        return len(self._outbox)
+
+    def send(self, message: MessageLike) -> Outcome:
+        """Queue a message for this member only, without waiting."""
+        return self._hub._offer(self, _prepare(message))
+
+    async def join(self, room: str, *, since: StreamPosition | tuple[str, int] | None = None) -> JoinResult:
+        """Join ``room`` (same as ``hub.join(member.id, room, since=since)``)."""
+        return await self._hub.join(self.id, room, since=since)
+
+    async def leave(self, room: str) -> None:
+        """Leave ``room`` (same as ``hub.leave(member.id, room)``)."""
+        await self._hub.leave(self.id, room)
+
+    def __repr__(self) -> str:
+        return f"<Member {self.id} rooms={sorted(self._rooms)}>"
+
+
+def _prepare(message: MessageLike) -> PreparedMessage:
+    return message if isinstance(message, PreparedMessage) else PreparedMessage(message)
