@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=100)
     args = parser.parse_args(argv)
     results = trio.run(run, args.rooms, args.messages, args.size)
+    failures = check(results)
     for result in results:
         print(json.dumps(result))
     print()
@@ -159,6 +160,26 @@ def main(argv: list[str] | None = None) -> None:
         value = result.get("bytes_per_room_member", result.get("bytes_per_message"))
         what = "per (room, member)" if result["scenario"] == "join" else f"per kept {args.size}-byte message"
         print(f"| {result['scenario']} | {result['hub']} | {value:,.0f} {what} |")
+    for failure in failures:
+        print(f"FAIL: {failure}")
+    if failures:
+        raise SystemExit(1)
+
+
+#: Allocation noise allowed when comparing per-room figures (bytes).
+NOISE = 16
+
+
+def check(results: list[dict[str, Any]]) -> list[str]:
+    """The documented promise: a room without history costs nothing extra."""
+    joins = {r["hub"]: r["bytes_per_room_member"] for r in results if r["scenario"] == "join"}
+    kept = {r["hub"]: r["bytes_per_message"] for r in results if r["scenario"] == "messages"}
+    failures = []
+    if abs(joins["history on 100 other rooms"] - joins["no history"]) > NOISE:
+        failures.append("a room without history costs more when other rooms have history")
+    if kept["no history"] > NOISE:
+        failures.append(f"a room without history keeps {kept['no history']:.0f} bytes per delivered message")
+    return failures
 
 
 if __name__ == "__main__":
