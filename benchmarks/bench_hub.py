@@ -9,8 +9,8 @@ Three tables (see ``benchmarks/README.md``, "Hub fan-out benchmark"):
 
 1. ``fanout``: a 100-byte message fanned out to 1,000 clients, 100 times;
    deliveries/s = clients x messages / time from the trigger until every client
-   has received all of them. The server (one process per contender, two plus a
-   redis-server for the Redis row) and the clients (separate processes, the
+   has received all of them. The server (one process per contender, two or four
+   plus a redis-server for the Redis rows) and the clients (separate processes, the
    same trio_ws client for every contender) are children of this process,
    which also sends the trigger.
 2. ``burst``: the server's peak RSS per member while a burst of 100 x 1 KiB
@@ -141,6 +141,14 @@ FANOUT_CONTENDERS: dict[str, Contender] = {
             servers=2,
             redis=True,
         ),
+        Contender(
+            "trio_ws-hub-redis-4",
+            "trio_ws Hub, 4 processes via Redis",
+            (("trio_ws.hub", "Hub"), ("trio_ws.hub.redis", "RedisBackend")),
+            servers=4,
+            redis=True,
+            server="trio_ws-hub-redis",
+        ),
         Contender("trio_ws-loop", "trio_ws, per-connection loop (no hub)", (("trio_ws", "serve_websocket"),)),
     )
 }
@@ -151,13 +159,20 @@ DEFAULT_FANOUT = (
     "websockets-broadcast",
     "websockets.trio-broadcast",
     "trio_ws-hub-redis",
+    "trio_ws-hub-redis-4",
 )
 MEMORY_VARIANTS: dict[str, str] = {
     "trio_ws-hub": "trio_ws Hub",
     "trio_ws-loop": "trio_ws, per-connection loop (no hub)",
     "trio-websocket-loop": "trio-websocket, per-connection loop",
 }
-RATIOS = (("trio_ws-hub", "trio-websocket-loop"), ("trio_ws-hub", "websockets-broadcast"))
+RATIOS = (
+    ("trio_ws-hub", "trio-websocket-loop"),
+    ("trio_ws-hub", "websockets-broadcast"),
+    # Across processes against one process, same run (issue 10's target: at least 0.5).
+    ("trio_ws-hub-redis", "trio_ws-hub"),
+    ("trio_ws-hub-redis-4", "trio_ws-hub"),
+)
 BASELINE = "trio_ws-hub-baseline"
 
 
@@ -621,7 +636,7 @@ def render_fanout(results: Results, names: list[str], settings: Settings, meta: 
         f"({meta['cpu_count']} CPUs, Python {meta['python']}, {meta['date']}; 1-min load average "
         f"{meta['load_average']['before']:.1f} before, {meta['load_average']['after']:.1f} after).",
         "Fan-out calls: how long the server's own fan-out calls took (the Hub only queues). "
-        "CPU: used during the timed round (the Redis row's server CPU adds up both servers and redis-server); "
+        "CPU: used during the timed round (the Redis rows' server CPU adds up every server process and redis-server); "
         "waited for CPU: time runnable but not running (server / client, from /proc/PID/schedstat), which "
         "other load on the machine inflates.",
         "",
@@ -838,7 +853,7 @@ def run_benchmark(argv: list[str] | None = None) -> int:
         reason = FANOUT_CONTENDERS[name].unavailable_reason()
         if reason is None:
             available.append(name)
-        elif name == "trio_ws-hub-redis" and "trio_ws.hub.redis" in reason:
+        elif name.startswith("trio_ws-hub-redis") and "trio_ws.hub.redis" in reason:
             results.skipped[name] = REDIS_SKIPPED
             print(REDIS_SKIPPED, flush=True)
         else:

@@ -366,10 +366,21 @@ async def test_a_burst_is_batched_and_kept_in_order(restartable_redis: RedisServ
             connected(b, "b1") as b1,
         ):
             await b1.call("join", room="burst")
-            # One sender, one after the other: order is kept through the batches.
-            for n in range(300):
-                report = await a.hub.broadcast_json("burst", {"from": "seq", "n": n})
-                assert report.published
+            # One sender, one after the other: order is kept through the batches. Publishing
+            # never yields: no other task runs until the burst is queued whole.
+            others_ran = False
+
+            async def other_task() -> None:
+                nonlocal others_ran
+                others_ran = True
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(other_task)
+                for n in range(300):
+                    text = json.dumps({"from": "seq", "n": n})
+                    envelope = {"kind": "room", "origin": a.backend.process_id, "room": "burst", "text": text}
+                    assert await a.backend.publish_room("burst", envelope)
+                assert not others_ran
             await b1.wait_for(lambda m: len(numbers(b1, "seq")) >= 300)
             assert numbers(b1, "seq") == list(range(300))
             # 200 senders at once: they share a handful of PUBLISH commands.

@@ -450,17 +450,29 @@ class RedisBackend:
             self.stats.dropped += 1
 
     async def _dispatch(self, sink: BackendSink, receive: trio.MemoryReceiveChannel[tuple[str, Envelope]]) -> None:
-        async for channel, envelope in receive:
-            self._check_sequence(sink, channel, envelope)
-            try:
-                sink.deliver_remote(envelope)
-            except Exception:
-                self.stats.malformed += 1
-                logger.exception("the hub failed on an envelope from %s", envelope.get("origin"))
-                continue
-            room = envelope.get("room")
-            if envelope.get("kind") == "close_room" and isinstance(room, str):
-                self._closed_remotely(sink, room)
+        # Everything waiting is handed to the hub without yielding in between, so the
+        # members' senders wake once per burst and write it in one go, as they do for
+        # a burst of local broadcasts.
+        async for first in receive:
+            self._deliver(sink, *first)
+            for _ in range(self._handoff_size):
+                try:
+                    channel, envelope = receive.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+                self._deliver(sink, channel, envelope)
+
+    def _deliver(self, sink: BackendSink, channel: str, envelope: Envelope) -> None:
+        self._check_sequence(sink, channel, envelope)
+        try:
+            sink.deliver_remote(envelope)
+        except Exception:
+            self.stats.malformed += 1
+            logger.exception("the hub failed on an envelope from %s", envelope.get("origin"))
+            return
+        room = envelope.get("room")
+        if envelope.get("kind") == "close_room" and isinstance(room, str):
+            self._closed_remotely(sink, room)
 
     def _closed_remotely(self, sink: BackendSink, room: str) -> None:
         # Another process closed the room: the hub removed our members from it
@@ -883,15 +895,15 @@ class RedisBackend:
             link is down or the queue (``publish_queue_size``) is full: the
             envelope is lost. One queued but not sent because the link failed
             meanwhile is lost too, and counted in ``stats.publish_failed``;
-            receivers see the gap. Never raises; cancelling it is safe;
+            receivers see the gap. Never raises and never yields to other
+            tasks (a burst of broadcasts is queued whole, and the members'
+            senders then write it in one go); cancelling it is safe;
             concurrent calls are allowed and keep their order.
         """
-        await trio.lowlevel.checkpoint()
         return self._publish(self.room_channel(room), envelope)
 
     async def publish_all(self, envelope: Envelope) -> bool:
         """Publish to every process; False if not queued (see :meth:`publish_room`)."""
-        await trio.lowlevel.checkpoint()
         return self._publish(self.global_channel, envelope)
 
     async def publish_to_member(self, member_id: str, envelope: Envelope) -> bool:
