@@ -505,7 +505,7 @@ def _client_counts(settings: Settings) -> list[int]:
 
 
 # --------------------------------------------------------------------------- #
-# Table 2: 10,000 members in one process
+# Table 3: 10,000 members in one process (table 2, the burst, reuses measure_fanout)
 # --------------------------------------------------------------------------- #
 
 

@@ -35,6 +35,10 @@ names (for example a scenario not measured this time) are removed.
 
 Errors (a missing or malformed JSON file, a benchmark that wrote no results)
 are one line on stderr and exit status 2; Ctrl-C exits with 130.
+
+This module runs the benchmarks and writes the files; ``report_results.py``
+reads and checks the results, ``report_tables.py`` and ``report_charts.py``
+render them.
 """
 
 from __future__ import annotations
@@ -44,779 +48,78 @@ import contextlib
 import json
 import os
 import shlex
-import statistics
 import subprocess
 import sys
-import textwrap
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-# Non-interactive backend, chosen before pyplot is imported: no display needed.
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+from report_charts import core_chart, hub_fanout_chart, hub_memory_chart, ratio_chart, ratio_groups
+from report_results import (
+    CORE_CELL_KEYS,
+    CORE_META_KEYS,
+    CORE_METRIC_KEYS,
+    CORE_TOP_KEYS,
+    HUB_BURST_KEYS,
+    HUB_FANOUT_KEYS,
+    HUB_MEMORY_KEYS,
+    HUB_TOP_KEYS,
+    RESULTS_FORMAT,
+    RESULTS_NAME,
+    SUBJECT,
+    BenchRun,
+    CoreResults,
+    HubResults,
+    MetricInfo,
+    ReportError,
+    _num,
+    _plural,
+    load_core,
+    load_hub,
+    load_results,
+)
+from report_tables import (
+    burst_sentence,
+    core_tables,
+    fmt,
+    hub_burst_table,
+    hub_fanout_table,
+    hub_memory_table,
+    rst_escape,
+)
 
 HERE = Path(__file__).resolve().parent
 CORE_SCRIPT = HERE / "bench_core.py"
 HUB_SCRIPT = HERE / "bench_hub.py"
 
-#: The contender this report is about, and the peers its ratios divide by.
-SUBJECT = "trio_ws"
-PEERS = ("trio-websocket", "websockets.trio")
-RAW = "raw"
-
-#: Hub contenders: trio_ws's rows, and the peer of each core peer in the hub tables.
-HUB_SUBJECT = "trio_ws-hub"
-HUB_PEERS: dict[str, str] = {"trio-websocket": "trio-websocket-loop", "websockets.trio": "websockets.trio-broadcast"}
-#: Ratio rows of the hub fan-out table: trio_ws Hub against every peer server.
-HUB_FANOUT_PEERS = ("trio-websocket-loop", "websockets-broadcast", "websockets.trio-broadcast")
-HUB_MEMORY_PEERS = ("trio-websocket-loop",)
-
-#: Keys report.py reads from ``bench_core.py --json`` output (the tests check them).
-CORE_TOP_KEYS = ("meta", "metrics", "contenders", "summary", "errors", "skipped")
-CORE_METRIC_KEYS = ("key", "column", "unit", "higher_is_better")
-CORE_CELL_KEYS = ("median", "min", "max", "n")
-CORE_META_KEYS = ("date", "python", "platform", "cpu_count", "reps", "settings", "versions")
-#: Keys report.py reads from ``bench_hub.py --json`` output.
-HUB_TOP_KEYS = ("meta", "contenders", "burst_contenders", "memory_variants", "samples", "errors", "skipped")
-HUB_SAMPLE_KEYS = ("table", "contender")
-HUB_FANOUT_KEYS = (
-    "deliveries_per_second",
-    "elapsed_seconds",
-    "loop_seconds",
-    "server_cpu_seconds",
-    "client_cpu_seconds",
-)
-HUB_MEMORY_KEYS = ("elapsed_seconds", "deliveries_per_second", "call_seconds", "kib_per_member", "members")
-HUB_BURST_KEYS = ("peak_bytes_per_client", "deliveries_per_second", "server_peak_rss_kib", "server_rss_before_kib")
-#: The one results file of a report (both benchmarks' output and how they ran).
-RESULTS_NAME = "results.json"
-RESULTS_FORMAT = "trio_ws benchmark results 1"
-
-SUBJECT_COLOR = "#e8590c"
-PEER_COLOR = "#8fa3b8"
-RATIO_COLORS = ("#1f77b4", "#2ca02c")
-DPI = 110
-
-
-class ReportError(Exception):
-    """A problem with the input or a benchmark run; reported as one line."""
-
-
-# --------------------------------------------------------------------------- #
-# Reading results
-# --------------------------------------------------------------------------- #
-
-
-@dataclass(frozen=True)
-class Cell:
-    """Median, min, max and number of repetitions of one contender in one scenario."""
-
-    median: float
-    minimum: float
-    maximum: float
-    n: int
-
-    @classmethod
-    def of(cls, values: Sequence[float]) -> Cell | None:
-        """Summarise raw values; ``None`` when there are none."""
-        if not values:
-            return None
-        return cls(statistics.median(values), min(values), max(values), len(values))
-
-
-@dataclass(frozen=True)
-class MetricInfo:
-    """One core metric: a column of the table and a chart."""
-
-    key: str
-    column: str
-    unit: str
-    higher_is_better: bool
-
-
-@dataclass
-class CoreResults:
-    """What ``bench_core.py --json`` wrote."""
-
-    path: Path
-    meta: dict[str, Any]
-    metrics: list[MetricInfo]
-    #: Contender name -> label, in the benchmark's order.
-    contenders: dict[str, str]
-    cells: dict[str, dict[str, Cell]]
-    errors: list[dict[str, Any]]
-    skipped: dict[str, str]
-    #: The JSON as the benchmark wrote it.
-    raw: dict[str, Any] = field(default_factory=dict)
-
-    def cell(self, metric: str, contender: str) -> Cell | None:
-        """The summary of one contender in one metric, if it was measured."""
-        return self.cells.get(metric, {}).get(contender)
-
-    def ratio(self, metric: str, top: str, bottom: str) -> float | None:
-        """``top``'s median divided by ``bottom``'s, if both were measured."""
-        return _ratio(self.cell(metric, top), self.cell(metric, bottom))
-
-    def failed(self, metric: str, contender: str) -> bool:
-        """Whether a measurement of ``contender`` in ``metric`` failed."""
-        return any(e.get("metric") == metric and e.get("contender") == contender for e in self.errors)
-
-
-@dataclass
-class HubResults:
-    """What ``bench_hub.py --json`` wrote."""
-
-    path: Path
-    meta: dict[str, Any]
-    #: Fan-out server name -> label, in the benchmark's order.
-    contenders: dict[str, str]
-    #: In-memory variant name -> label.
-    memory_variants: dict[str, str]
-    samples: list[dict[str, Any]]
-    errors: list[dict[str, Any]]
-    skipped: dict[str, str]
-    #: Burst-table server name -> label (empty in results from before that table).
-    burst_contenders: dict[str, str] = field(default_factory=dict)
-    #: The JSON as the benchmark wrote it.
-    raw: dict[str, Any] = field(default_factory=dict)
-
-    def cell(self, table: str, name: str, key: str) -> Cell | None:
-        """Median, min and max of ``key`` over ``name``'s samples in ``table``."""
-        return Cell.of(
-            [float(s[key]) for s in self.samples if s["table"] == table and s["contender"] == name and key in s]
-        )
-
-    def ratio(self, table: str, top: str, bottom: str, key: str) -> float | None:
-        """``top``'s median of ``key`` divided by ``bottom``'s."""
-        return _ratio(self.cell(table, top, key), self.cell(table, bottom, key))
-
-    def failed(self, table: str, name: str) -> bool:
-        """Whether a measurement of ``name`` in ``table`` failed."""
-        return any(e.get("table") == table and e.get("contender") == name for e in self.errors)
-
-
-def _ratio(top: Cell | None, bottom: Cell | None) -> float | None:
-    if top is None or bottom is None or bottom.median == 0:
-        return None
-    return top.median / bottom.median
-
-
-def _load_json(path: Path, what: str) -> dict[str, Any]:
-    """Parse a results file, with a clear message for every way it can be wrong."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReportError(f"{what} results file not found: {path}") from None
-    except OSError as exc:
-        raise ReportError(f"cannot read {what} results file {path}: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ReportError(
-            f"{what} results file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
-    if not isinstance(data, dict):
-        raise ReportError(f"{what} results file {path} holds a JSON {type(data).__name__}, not an object")
-    return data
-
-
-def _require(data: dict[str, Any], keys: Iterable[str], path: Path, where: str, script: str) -> None:
-    missing = [key for key in keys if key not in data]
-    if missing:
-        raise ReportError(
-            f"{path} does not look like the --json output of {script}: "
-            f"{where} has no {', '.join(repr(k) for k in missing)}"
-        )
-
-
-def load_core(path: Path) -> CoreResults:
-    """Read and check the output of ``bench_core.py --json``.
-
-    Raises:
-        ReportError: when the file is missing, not JSON, or not in that format.
-    """
-    return parse_core(_load_json(path, "core"), path)
-
-
-def parse_core(data: dict[str, Any], path: Path) -> CoreResults:
-    """Check and read ``bench_core.py``'s JSON (``path`` names it in errors).
-
-    Raises:
-        ReportError: when it is not in that format.
-    """
-    script = "bench_core.py"
-    _require(data, CORE_TOP_KEYS, path, "the top level", script)
-    _require(data["meta"], CORE_META_KEYS, path, "'meta'", script)
-    metrics = []
-    for key, info in data["metrics"].items():
-        _require(info, CORE_METRIC_KEYS, path, f"metric {key!r}", script)
-        metrics.append(MetricInfo(key, str(info["column"]), str(info["unit"]), bool(info["higher_is_better"])))
-    if not metrics:
-        raise ReportError(f"{path} holds no metrics: the benchmark measured nothing")
-    cells: dict[str, dict[str, Cell]] = {}
-    for metric, per_contender in data["summary"].items():
-        for contender, cell in per_contender.items():
-            _require(cell, CORE_CELL_KEYS, path, f"summary cell {metric}/{contender}", script)
-            cells.setdefault(metric, {})[contender] = Cell(
-                float(cell["median"]), float(cell["min"]), float(cell["max"]), int(cell["n"])
-            )
-    contenders = {str(name): str(label) for name, label in data["contenders"].items()}
-    # A skipped contender is missing from "contenders"; keep it in the table as "skipped".
-    for name in data["skipped"]:
-        contenders.setdefault(str(name), str(name))
-    return CoreResults(
-        path, data["meta"], metrics, contenders, cells, list(data["errors"]), dict(data["skipped"]), data
-    )
-
-
-def load_hub(path: Path) -> HubResults:
-    """Read and check the output of ``bench_hub.py --json``.
-
-    Raises:
-        ReportError: when the file is missing, not JSON, or not in that format.
-    """
-    return parse_hub(_load_json(path, "hub"), path)
-
-
-def parse_hub(data: dict[str, Any], path: Path) -> HubResults:
-    """Check and read ``bench_hub.py``'s JSON (``path`` names it in errors).
-
-    Raises:
-        ReportError: when it is not in that format.
-    """
-    script = "bench_hub.py"
-    _require(data, HUB_TOP_KEYS, path, "the top level", script)
-    _require(data["meta"], ("date", "python", "platform", "cpu_count", "settings", "versions"), path, "'meta'", script)
-    for i, sample in enumerate(data["samples"]):
-        _require(sample, HUB_SAMPLE_KEYS, path, f"sample {i}", script)
-        table_keys = {"fanout": HUB_FANOUT_KEYS, "memory": HUB_MEMORY_KEYS, "burst": HUB_BURST_KEYS}.get(
-            sample["table"], ()
-        )
-        _require(sample, table_keys, path, f"sample {i} ({sample['table']})", script)
-    return HubResults(
-        path,
-        data["meta"],
-        {str(k): str(v) for k, v in data["contenders"].items()},
-        {str(k): str(v) for k, v in data["memory_variants"].items()},
-        list(data["samples"]),
-        list(data["errors"]),
-        dict(data["skipped"]),
-        {str(k): str(v) for k, v in data["burst_contenders"].items()},
-        data,
-    )
-
-
-def load_results(path: Path) -> tuple[CoreResults | None, HubResults | None, list[BenchRun], str, str]:
-    """Read a report's ``results.json``: (core, hub, benchmark runs, report command, generation date).
-
-    Raises:
-        ReportError: when the file is missing, not JSON, or not a results file.
-    """
-    data = _load_json(path, "report")
-    if data.get("format") != RESULTS_FORMAT:
-        raise ReportError(f"{path} is not a {RESULTS_NAME} written by report.py (no 'format': {RESULTS_FORMAT!r})")
-    _require(data, ("made_with", "generated", "runs"), path, "the top level", "report.py")
-    core = parse_core(data["core"], path) if data.get("core") is not None else None
-    hub = parse_hub(data["hub"], path) if data.get("hub") is not None else None
-    runs = [BenchRun(**run) for run in data["runs"]]
-    return core, hub, runs, str(data["made_with"]), str(data["generated"])
-
-
-# --------------------------------------------------------------------------- #
-# Tables
-# --------------------------------------------------------------------------- #
-
-
-def fmt(value: float | None, scale: float = 1.0) -> str:
-    """Format a measurement the way the benchmarks' own tables do."""
-    if value is None:
-        return "n/a"
-    value *= scale
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    if abs(value) >= 100:
-        return f"{value:.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
-def fmt_ratio(value: float | None) -> str:
-    """A ratio as ``1.86x``, or ``n/a``."""
-    return "n/a" if value is None else f"{value:.2f}x"
-
-
-def fmt_range(cell: Cell | None, scale: float = 1.0) -> str:
-    """``min - max`` of a cell, or ``n/a``."""
-    if cell is None:
-        return "n/a"
-    return f"{fmt(cell.minimum, scale)} - {fmt(cell.maximum, scale)}"
-
-
-@dataclass
-class Table:
-    """A table rendered both as Markdown and as a reStructuredText list-table.
-
-    Cells are plain text; rows whose index is in ``bold`` are set in bold.
-    """
-
-    header: list[str]
-    rows: list[list[str]] = field(default_factory=list)
-    bold: set[int] = field(default_factory=set)
-
-    def add(self, row: list[str], *, bold: bool = False) -> None:
-        """Append a row."""
-        if len(row) != len(self.header):
-            raise ValueError(f"row has {len(row)} cells, header {len(self.header)}")
-        if bold:
-            self.bold.add(len(self.rows))
-        self.rows.append(row)
-
-    def markdown(self) -> list[str]:
-        """The table as Markdown lines (first column left-aligned, the others right)."""
-
-        def cell(text: str, strong: bool) -> str:
-            text = text.replace("|", "\\|")
-            return f"**{text}**" if strong and text else text
-
-        lines = ["| " + " | ".join(cell(h, False) for h in self.header) + " |"]
-        lines.append("| :-- | " + " | ".join("--:" for _ in self.header[1:]) + " |")
-        for i, row in enumerate(self.rows):
-            lines.append("| " + " | ".join(cell(c, i in self.bold) for c in row) + " |")
-        return lines
-
-    def rst(self) -> list[str]:
-        """The table as a reStructuredText ``list-table`` directive."""
-
-        def cell(text: str, strong: bool) -> str:
-            text = rst_escape(text)
-            return f"**{text}**" if strong and text else text
-
-        lines = [".. list-table::", "   :header-rows: 1", "   :stub-columns: 1", ""]
-        for i, row in enumerate([self.header, *self.rows]):
-            strong = (i - 1) in self.bold
-            for j, text in enumerate(row):
-                bullet = "   * - " if j == 0 else "     - "
-                lines.append((bullet + cell(text, strong)).rstrip())
-        return lines
-
-
-def rst_escape(text: str) -> str:
-    """Escape the characters reStructuredText would read as markup."""
-    for char in ("\\", "*", "`", "|", "_"):
-        text = text.replace(char, "\\" + char)
-    return text
-
-
-def _contender_cell(core: CoreResults, metric: str, name: str, cell: Cell | None) -> str:
-    if cell is not None:
-        return fmt(cell.median)
-    if name in core.skipped:
-        return "skipped"
-    if core.failed(metric, name):
-        return "failed"
-    return "n/a"
-
-
-def core_tables(core: CoreResults) -> tuple[Table, Table]:
-    """The medians with the ratio rows, and the min - max ranges."""
-    header = ["Contender", *(m.column for m in core.metrics)]
-    medians = Table(header)
-    ranges = Table(header)
-    for name, label in core.contenders.items():
-        cells = [core.cell(m.key, name) for m in core.metrics]
-        strong = name == SUBJECT
-        medians.add(
-            [label, *(_contender_cell(core, m.key, name, c) for m, c in zip(core.metrics, cells, strict=True))],
-            bold=strong,
-        )
-        ranges.add([label, *(fmt_range(c) for c in cells)], bold=strong)
-    for peer in PEERS:
-        medians.add(
-            [f"{SUBJECT} / {peer}", *(fmt_ratio(core.ratio(m.key, SUBJECT, peer)) for m in core.metrics)], bold=True
-        )
-    return medians, ranges
-
-
-def hub_fanout_table(hub: HubResults) -> Table:
-    """The fan-out table with ratio rows against every peer server."""
-    table = Table(["Server", "Deliveries/s", "min - max", "Last receipt, ms", "Fan-out calls, ms", "Server CPU, s"])
-    for name, label in hub.contenders.items():
-        rate = hub.cell("fanout", name, "deliveries_per_second")
-
-        def median(key: str, scale: float = 1.0, name: str = name) -> str:
-            cell = hub.cell("fanout", name, key)
-            return fmt(None if cell is None else cell.median, scale)
-
-        first = fmt(rate.median) if rate is not None else ("failed" if hub.failed("fanout", name) else "n/a")
-        table.add(
-            [
-                label,
-                first,
-                fmt_range(rate),
-                median("elapsed_seconds", 1000),
-                median("loop_seconds", 1000),
-                median("server_cpu_seconds"),
-            ],
-            bold=name.startswith(SUBJECT),
-        )
-    for name in hub.skipped:
-        table.add([name, "skipped", "", "", "", ""])
-    if HUB_SUBJECT in hub.contenders:
-        for peer in HUB_FANOUT_PEERS:
-            if peer in hub.contenders:
-                ratio = hub.ratio("fanout", HUB_SUBJECT, peer, "deliveries_per_second")
-                label = f"{hub.contenders[HUB_SUBJECT]} / {hub.contenders[peer]}"
-                table.add([label, fmt_ratio(ratio), "", "", "", ""], bold=True)
-    return table
-
-
-def hub_burst_table(hub: HubResults) -> Table:
-    """The burst table: the server's peak memory per member while a burst is delivered."""
-    table = Table(["Server", "Peak bytes/member", "min - max", "Peak growth, MiB", "Deliveries/s"])
-    for name, label in hub.burst_contenders.items():
-        per_member = hub.cell("burst", name, "peak_bytes_per_client")
-        samples = [s for s in hub.samples if s["table"] == "burst" and s["contender"] == name]
-        growth = Cell.of([(s["server_peak_rss_kib"] - s["server_rss_before_kib"]) / 1024 for s in samples])
-        rate = hub.cell("burst", name, "deliveries_per_second")
-        first = fmt(per_member.median) if per_member else ("failed" if hub.failed("burst", name) else "n/a")
-        table.add(
-            [
-                label,
-                first,
-                fmt_range(per_member),
-                fmt(growth.median if growth else None),
-                fmt(rate.median if rate else None),
-            ],
-            bold=name == HUB_SUBJECT,
-        )
-    return table
-
-
-def burst_sentence(hub: HubResults) -> str | None:
-    """The trio_ws Hub's burst figure against its documented bound, as one sentence (no markup)."""
-    cell = hub.cell("burst", HUB_SUBJECT, "peak_bytes_per_client")
-    bound = hub.meta.get("burst_bound_bytes")
-    settings = hub.meta.get("settings", {})
-    if cell is None or bound is None:
-        return None
-    verdict = "within" if cell.median <= bound else "OVER"
-    return (
-        f"A burst of 100 x 1,024-byte messages to {_num(settings.get('burst_clients', '?'))} members raised the "
-        f"trio_ws Hub server's peak memory by {fmt(cell.median)} bytes per member (median of "
-        f"{_plural(cell.n, 'repetition')}, range {fmt_range(cell)}): {verdict} the documented bound of "
-        f"{_num(bound)} bytes."
-    )
-
-
-def hub_memory_table(hub: HubResults) -> Table:
-    """The in-memory table (one room, many members, one process)."""
-    table = Table(["Variant", "All received, ms", "min - max, ms", "Deliveries/s", "Fan-out call, ms", "KiB/member"])
-    for name, label in hub.memory_variants.items():
-        elapsed = hub.cell("memory", name, "elapsed_seconds")
-
-        def median(key: str, scale: float = 1.0, name: str = name) -> str:
-            cell = hub.cell("memory", name, key)
-            return fmt(None if cell is None else cell.median, scale)
-
-        first = fmt(elapsed.median, 1000) if elapsed else ("failed" if hub.failed("memory", name) else "n/a")
-        table.add(
-            [
-                label,
-                first,
-                fmt_range(elapsed, 1000),
-                median("deliveries_per_second"),
-                median("call_seconds", 1000),
-                median("kib_per_member"),
-            ],
-            bold=name == HUB_SUBJECT,
-        )
-    if HUB_SUBJECT in hub.memory_variants:
-        for peer in HUB_MEMORY_PEERS:
-            if peer in hub.memory_variants:
-                time_ratio = hub.ratio("memory", HUB_SUBJECT, peer, "elapsed_seconds")
-                rate_ratio = hub.ratio("memory", HUB_SUBJECT, peer, "deliveries_per_second")
-                kib_ratio = hub.ratio("memory", HUB_SUBJECT, peer, "kib_per_member")
-                label = f"{hub.memory_variants[HUB_SUBJECT]} / {hub.memory_variants[peer]}"
-                table.add(
-                    [label, fmt_ratio(time_ratio), "", fmt_ratio(rate_ratio), "", fmt_ratio(kib_ratio)], bold=True
-                )
-    return table
-
-
-# --------------------------------------------------------------------------- #
-# Charts
-# --------------------------------------------------------------------------- #
-
-
-def _num(value: Any) -> str:
-    """An integer with thousands separators; anything else as it is."""
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
-def _plural(count: Any, noun: str) -> str:
-    """``3 repetitions``, ``1 repetition``."""
-    return f"{_num(count)} {noun}{'' if count == 1 else 's'}"
-
-
-def _wrap(label: str, width: int = 16) -> str:
-    return "\n".join(textwrap.wrap(label, width, break_long_words=False, break_on_hyphens=False)) or label
-
-
-def _save(fig: Figure, path: Path) -> None:
-    fig.tight_layout()
-    # No "Software" entry: the same results give the same bytes whatever matplotlib version drew them.
-    fig.savefig(path, dpi=DPI, metadata={"Software": None})
-    plt.close(fig)
-
-
-def _bars(
-    ax: Axes,
-    labels: list[str],
-    cells: list[Cell],
-    highlight: list[bool],
-    scale: float = 1.0,
-) -> None:
-    """Bars of the medians with min - max error bars and the value on top."""
-    positions = list(range(len(cells)))
-    medians = [c.median * scale for c in cells]
-    below = [(c.median - c.minimum) * scale for c in cells]
-    above = [(c.maximum - c.median) * scale for c in cells]
-    colors = [SUBJECT_COLOR if h else PEER_COLOR for h in highlight]
-    ax.bar(positions, medians, color=colors, edgecolor="#333333", linewidth=0.6, zorder=2)
-    spread = any(c.n > 1 for c in cells)
-    if spread:
-        ax.errorbar(positions, medians, yerr=[below, above], fmt="none", ecolor="#222222", capsize=4, zorder=3)
-    for x, cell, median in zip(positions, cells, medians, strict=True):
-        # The value sits above the error bar, where it cannot collide with it.
-        top = cell.maximum * scale if spread else median
-        ax.annotate(
-            fmt(median),
-            (x, top),
-            xytext=(0, 3),
-            textcoords="offset points",
-            ha="center",
-            va="bottom",
-            fontsize=8,
-            fontweight="bold" if colors[x] == SUBJECT_COLOR else "normal",
-        )
-    ax.set_xticks(positions, [_wrap(label) for label in labels], fontsize=8)
-    for tick, strong in zip(ax.get_xticklabels(), highlight, strict=True):
-        if strong:
-            tick.set_fontweight("bold")
-            tick.set_color(SUBJECT_COLOR)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:,.10g}"))
-    ax.grid(axis="y", color="#dddddd", zorder=0)
-    ax.set_axisbelow(True)
-    top = max((c.maximum * scale for c in cells), default=1.0)
-    ax.set_ylim(0, top * 1.18 if top > 0 else 1.0)
-
-
-def _note(fig: Figure, text: str) -> None:
-    """A small grey note under the x axis (or axes) of the figure."""
-    if text:
-        fig.supxlabel(text, fontsize=7, color="#555555")
-
-
-def _reps_note(cells: Iterable[Cell]) -> str:
-    counts = sorted({c.n for c in cells})
-    if not counts:
-        return ""
-    n = "/".join(str(c) for c in counts)
-    if counts[-1] > 1:
-        return f"median of {n} repetitions; error bars: min - max"
-    return "1 repetition (no spread)"
-
-
-def core_chart(core: CoreResults, metric: MetricInfo, path: Path) -> bool:
-    """One scenario: contenders on the x axis, raw TCP as a dashed line.
-
-    Returns:
-        whether a chart was written (``False`` when nothing was measured).
-    """
-    names = [n for n in core.contenders if n != RAW and core.cell(metric.key, n) is not None]
-    raw = core.cell(metric.key, RAW)
-    if not names and raw is None:
-        return False
-    cells = [c for c in (core.cell(metric.key, n) for n in names) if c is not None]
-    fig, ax = plt.subplots(figsize=(7.0, 4.2))
-    if cells:
-        _bars(ax, [core.contenders[n] for n in names], cells, [n == SUBJECT for n in names])
-    better = "higher is better" if metric.higher_is_better else "lower is better"
-    ax.set_title(f"{metric.column} ({better})", fontsize=11)
-    ax.set_ylabel(metric.unit)
-    if raw is not None:
-        kind = "ceiling" if metric.higher_is_better else "floor"
-        ax.axhline(
-            raw.median,
-            color="#444444",
-            linestyle="--",
-            linewidth=1.2,
-            label=f"raw trio TCP ({kind}): {fmt(raw.median)} {metric.unit}",
-            zorder=4,
-        )
-        low, high = ax.get_ylim()
-        ax.set_ylim(low, max(high, raw.median * 1.15))
-        ax.legend(loc="best", fontsize=8, framealpha=0.9)
-    _note(fig, _reps_note(cells))
-    _save(fig, path)
-    return True
-
-
-@dataclass(frozen=True)
-class RatioGroup:
-    """One scenario of the summary chart: trio_ws's ratio against each core peer."""
-
-    label: str
-    higher_is_better: bool
-    #: Core peer name -> ratio (``None``: not measured).
-    ratios: dict[str, float | None]
-
-
-def ratio_groups(core: CoreResults | None, hub: HubResults | None) -> list[RatioGroup]:
-    """Every scenario's ratios, core metrics first, then the hub tables."""
-    groups = []
-    if core is not None:
-        for m in core.metrics:
-            groups.append(RatioGroup(m.column, m.higher_is_better, {p: core.ratio(m.key, SUBJECT, p) for p in PEERS}))
-    if hub is not None:
-        if HUB_SUBJECT in hub.contenders:
-            ratios = {
-                p: hub.ratio("fanout", HUB_SUBJECT, HUB_PEERS[p], "deliveries_per_second")
-                if HUB_PEERS[p] in hub.contenders
-                else None
-                for p in PEERS
-            }
-            groups.append(RatioGroup("Hub fan-out deliveries/s", True, ratios))
-        if HUB_SUBJECT in hub.memory_variants:
-            ratios = {
-                p: hub.ratio("memory", HUB_SUBJECT, HUB_PEERS[p], "deliveries_per_second")
-                if HUB_PEERS[p] in hub.memory_variants
-                else None
-                for p in PEERS
-            }
-            groups.append(RatioGroup("Hub in-memory deliveries/s", True, ratios))
-    return groups
-
-
-def ratio_chart(groups: list[RatioGroup], path: Path, hub: bool) -> None:
-    """Summary: bars from 1.0 to trio_ws / peer on a log scale, per scenario."""
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.15 * len(groups) + 2), 4.8))
-    width = 0.38
-    values = [r for g in groups for r in g.ratios.values() if r is not None and r > 0]
-    low = min([*values, 1.0]) / 1.6
-    high = max([*values, 1.0]) * 1.6
-    ax.set_yscale("log")
-    ax.set_ylim(low, high)
-    for k, peer in enumerate(PEERS):
-        offset = (k - (len(PEERS) - 1) / 2) * width
-        label = f"vs {peer}"
-        if hub:
-            label += f" (hub: {HUB_PEERS[peer]})"
-        xs, heights = [], []
-        for i, group in enumerate(groups):
-            ratio = group.ratios.get(peer)
-            x = i + offset
-            if ratio is None or ratio <= 0:
-                ax.text(x, 1.0, "n/a", ha="center", va="bottom", fontsize=7, color="#777777")
-                continue
-            xs.append(x)
-            heights.append(ratio - 1.0)
-            ax.text(
-                x,
-                ratio * (1.04 if ratio >= 1 else 0.96),
-                f"{ratio:.2f}x",
-                ha="center",
-                va="bottom" if ratio >= 1 else "top",
-                fontsize=7,
-            )
-        ax.bar(xs, heights, width=width * 0.95, bottom=1.0, color=RATIO_COLORS[k], label=label, zorder=2)
-    ax.axhline(1.0, color="black", linewidth=1.2, zorder=3)
-    ticks = [t for t in (0.1, 0.2, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 50, 100) if low <= t <= high]
-    ax.yaxis.set_major_locator(FixedLocator(ticks))
-    ax.yaxis.set_minor_locator(NullLocator())
-    ax.set_yticklabels([f"{t:g}x" for t in ticks])
-    ax.set_xticks(
-        range(len(groups)),
-        [_wrap(g.label, 14) + ("\n(\u2191 better)" if g.higher_is_better else "\n(\u2193 better)") for g in groups],
-        fontsize=8,
-    )
-    ax.set_xlim(-0.6, len(groups) - 0.4)
-    ax.set_ylabel(f"{SUBJECT} median / peer median")
-    ax.set_title(f"{SUBJECT} against its peers (1.0 = equal)", fontsize=11)
-    ax.grid(axis="y", color="#dddddd", zorder=0)
-    ax.set_axisbelow(True)
-    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
-    if not groups:
-        ax.text(0.5, 0.5, "no scenario measured", transform=ax.transAxes, ha="center")
-    _save(fig, path)
-
-
-def hub_fanout_chart(hub: HubResults, path: Path) -> bool:
-    """Deliveries/s per fan-out server."""
-    names = [n for n in hub.contenders if hub.cell("fanout", n, "deliveries_per_second") is not None]
-    if not names:
-        return False
-    cells = [c for c in (hub.cell("fanout", n, "deliveries_per_second") for n in names) if c is not None]
-    settings = hub.meta.get("settings", {})
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.5 * len(names)), 4.4))
-    _bars(ax, [hub.contenders[n] for n in names], cells, [n.startswith(SUBJECT) for n in names])
-    ax.set_title(
-        f"Fan-out: {settings.get('size', '?')}-byte message to {_num(settings.get('clients', '?'))} clients, "
-        f"{settings.get('messages', '?')} times (higher is better)",
-        fontsize=10,
-    )
-    ax.set_ylabel("deliveries/s")
-    _note(fig, _reps_note(cells))
-    _save(fig, path)
-    return True
-
-
-def hub_memory_chart(hub: HubResults, path: Path) -> bool:
-    """Two panels: time to reach every member, and memory per member."""
-    names = [n for n in hub.memory_variants if hub.cell("memory", n, "elapsed_seconds") is not None]
-    if not names:
-        return False
-    members = hub.meta.get("settings", {}).get("members", "?")
-    fig, axes = plt.subplots(1, 2, figsize=(9.5, 4.4))
-    panels = (
-        ("elapsed_seconds", 1000.0, "ms", f"One message to {_num(members)} members: all received"),
-        ("kib_per_member", 1.0, "KiB/member", "Memory per member (RSS growth)"),
-    )
-    for ax, (key, scale, unit, title) in zip(axes, panels, strict=True):
-        cells = [c for c in (hub.cell("memory", n, key) for n in names) if c is not None]
-        _bars(ax, [hub.memory_variants[n] for n in names], cells, [n == HUB_SUBJECT for n in names], scale)
-        ax.set_title(f"{title}\n(lower is better)", fontsize=9)
-        ax.set_ylabel(unit)
-    _note(fig, _reps_note(c for c in (hub.cell("memory", n, "elapsed_seconds") for n in names) if c is not None))
-    _save(fig, path)
-    return True
+#: Names the tests and other scripts read from this module.
+__all__ = [
+    "CORE_CELL_KEYS",
+    "CORE_META_KEYS",
+    "CORE_METRIC_KEYS",
+    "CORE_TOP_KEYS",
+    "HUB_BURST_KEYS",
+    "HUB_FANOUT_KEYS",
+    "HUB_MEMORY_KEYS",
+    "HUB_TOP_KEYS",
+    "RESULTS_NAME",
+    "build_report",
+    "fmt",
+    "load_core",
+    "load_hub",
+    "load_results",
+    "main",
+    "ratio_groups",
+    "rst_escape",
+]
 
 
 # --------------------------------------------------------------------------- #
 # Running the benchmarks
 # --------------------------------------------------------------------------- #
-
-
-@dataclass
-class BenchRun:
-    """One benchmark command run by ``--run``."""
-
-    command: list[str]
-    returncode: int
-    seconds: float
-    load_before: float
-    load_after: float
 
 
 def display_command(command: Sequence[str]) -> str:

@@ -40,6 +40,9 @@ HUB_ARGS = (
 
 
 def _load_report_module() -> ModuleType:
+    # report.py imports its sibling modules (report_results, ...) as a script does.
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
     spec = importlib.util.spec_from_file_location("benchmark_report", REPORT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
