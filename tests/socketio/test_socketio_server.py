@@ -607,3 +607,70 @@ async def test_client_that_stops_reading_is_closed_at_max_buffered(nursery: trio
     assert outcome["reason"] == "buffer full"
     assert (reason.code, reason.reason) == (1008, outcome["error"][:100])
     assert len(messages) < 2 * outcome["count"]  # what was queued when it overflowed was dropped
+
+
+async def test_connect_timeout_closes_a_client_refused_everywhere(nursery: trio.Nursery) -> None:
+    sio = SocketIOServer(connect_timeout=0.2)
+
+    @sio.on_connect()
+    async def refuse(socket: Socket, auth: Any) -> None:
+        raise ConnectRefused("no")
+
+    server = await nursery.start(serve_websocket, sio, "127.0.0.1", 0, None)
+    with trio.fail_after(10):
+        async with await open_raw(server) as ws:
+            await ws.get_message()
+            await ws.send_message("40")
+            messages, reason = await messages_until_closed(ws)
+    assert messages == ['44{"message":"no"}', "1"]
+    assert (reason.code, reason.reason) == (1000, "no namespace connected within connect_timeout")
+
+
+async def test_connect_timeout_spares_a_connected_client(nursery: trio.Nursery) -> None:
+    sio = SocketIOServer(connect_timeout=0.05)
+
+    @sio.on("ping-me")
+    async def ping_me(socket: Socket) -> str:
+        return "still here"
+
+    server = await nursery.start(serve_websocket, sio, "127.0.0.1", 0, None)
+    with trio.fail_after(10):
+        async with await open_raw(server) as ws:
+            await ws.get_message()
+            await ws.send_message("40")
+            await ws.get_message()
+            await trio.sleep(0.3)  # well past connect_timeout (a real peer: real time)
+            await ws.send_message('421["ping-me"]')
+            assert await ws.get_message() == '431["still here"]'
+
+
+async def test_reserved_and_non_string_event_names_are_refused(served: tuple[SocketIOServer, WebSocketServer]) -> None:
+    sio, server = served
+    errors: list[str] = []
+    done = trio.Event()
+
+    @sio.on("try")
+    async def attempt(socket: Socket) -> None:
+        for event in ("connect", "disconnect", "connect_error", 7):
+            with pytest.raises(ValueError) as info:
+                await socket.emit(event)  # type: ignore[arg-type]
+            errors.append(str(info.value))
+        with pytest.raises(ValueError, match="'disconnecting' is reserved"):
+            await socket.call("disconnecting")
+        await socket.emit("allowed")
+        done.set()
+
+    with trio.fail_after(10):
+        async with await open_raw(server) as ws:
+            await ws.get_message()
+            await ws.send_message("40")
+            await ws.get_message()
+            await ws.send_message('42["try"]')
+            assert await ws.get_message() == '42["allowed"]'  # nothing reserved went out before it
+            await done.wait()
+    assert errors == [
+        "'connect' is reserved by Socket.IO clients and cannot be emitted",
+        "'disconnect' is reserved by Socket.IO clients and cannot be emitted",
+        "'connect_error' is reserved by Socket.IO clients and cannot be emitted",
+        "an event name is a string, not 7",
+    ]

@@ -31,7 +31,7 @@ from .packets import (
     reconstruct,
 )
 from .packets import encode_packet as encode_socketio_packet
-from .server import ConnectRefused, EngineRequestError, Socket, SocketIOServer, check_request
+from .server import RESERVED_EVENTS, ConnectRefused, EngineRequestError, Socket, SocketIOServer, check_request
 from .session import (
     EngineConfig,
     EngineEvent,
@@ -84,6 +84,7 @@ __all__ = [
     "ConnectRefused",
     "EngineRequestError",
     "check_request",
+    "RESERVED_EVENTS",
     # Errors
     "InvalidPacket",
     "PayloadTooLarge",

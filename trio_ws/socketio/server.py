@@ -38,7 +38,7 @@ from .packets import MAX_ATTACHMENTS, Packet, PacketDecoder, PacketType
 from .packets import encode_packet as encode_sio
 from .session import EngineConfig, EngineSession, MessageReceived, SessionEnded, SessionState, new_sid
 
-__all__ = ["SocketIOServer", "Socket", "ConnectRefused", "EngineRequestError", "check_request"]
+__all__ = ["SocketIOServer", "Socket", "ConnectRefused", "EngineRequestError", "check_request", "RESERVED_EVENTS"]
 
 logger = logging.getLogger("trio_ws.socketio")
 
@@ -113,6 +113,20 @@ def check_request(target: str, path: str) -> bool:
     return True
 
 
+#: Event names the official clients treat as their own: a packet from the
+#: server that carries one is a protocol error for them.
+RESERVED_EVENTS = frozenset(
+    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
+)
+
+
+def _check_event(event: Any) -> None:
+    if not isinstance(event, str):
+        raise ValueError(f"an event name is a string, not {event!r}")
+    if event in RESERVED_EVENTS:
+        raise ValueError(f"{event!r} is reserved by Socket.IO clients and cannot be emitted")
+
+
 def _ack_args(result: Any) -> list[Any]:
     if result is None:
         return []
@@ -147,10 +161,13 @@ class Socket:
         Raises:
             SessionClosed: the socket is disconnected.
             TypeError: an argument JSON cannot represent.
+            ValueError: ``event`` is a name the Socket.IO clients reserve
+                (:data:`RESERVED_EVENTS`), or not a string.
 
         Packets are queued in call order; cancelling is safe (a queued packet
         is still sent). Concurrent calls are allowed.
         """
+        _check_event(event)
         self._send(Packet(PacketType.EVENT, self.namespace, [event, *args]))
         await self._connection.flush()
 
@@ -163,9 +180,11 @@ class Socket:
         Raises:
             SessionClosed: the socket is or becomes disconnected before the answer.
             TimeoutError: no answer within ``timeout`` seconds.
+            TypeError, ValueError: as for :meth:`emit`.
 
         Cancelling is safe (a late answer is dropped). Concurrent calls are allowed.
         """
+        _check_event(event)
         ack_id = next(self._ack_ids)
         send, receive = trio.open_memory_channel[list[Any]](1)
         self._send(Packet(PacketType.EVENT, self.namespace, [event, *args], ack_id))
@@ -451,7 +470,6 @@ class _Connection:
             return  # already connected (or connecting): a repeated CONNECT changes nothing
         socket = Socket(self, namespace, packet.data)
         self.sockets[namespace] = socket
-        self.connect_deadline = None
         handler = self.server._connect[namespace]
         if self.nursery is not None:
             self.nursery.start_soon(self._run_connect, socket, handler)
@@ -520,8 +538,11 @@ class _Connection:
                 if isinstance(event, SessionEnded):
                     self._finish(event)
             if self.end is None and self.connect_deadline is not None and now >= self.connect_deadline:
-                self.session.close()
-                self._finish(SessionEnded("server close", "no namespace connected within connect_timeout"))
+                # One check, as Socket.IO does: a client refused everywhere is closed too.
+                self.connect_deadline = None
+                if not any(socket.connected for socket in self.sockets.values()):
+                    self.session.close()
+                    self._finish(SessionEnded("server close", "no namespace connected within connect_timeout"))
             await self.flush()
 
     def _finish(self, end: SessionEnded) -> None:
