@@ -1,14 +1,16 @@
-"""Real proxies on loopback for the tests: Debian's tinyproxy (HTTP CONNECT) and microsocks (SOCKS5).
+"""Real proxies on loopback for the tests: Debian's tinyproxy (HTTP CONNECT), microsocks (SOCKS5)
+and dante-server (SOCKS4, SOCKS4a, SOCKS5).
 
 Each proxy runs as a child process on a free 127.0.0.1 port for the test that
 asks for it and is stopped (by its pid) afterwards. A missing binary skips
 the test, which fails under CI=true (see conftest.py): ``.ci/run`` installs
-both packages.
+the three packages.
 """
 
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -19,9 +21,11 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["RunningProxy", "free_port", "microsocks", "tinyproxy"]
+__all__ = ["RunningProxy", "dante", "free_port", "microsocks", "tinyproxy"]
 
 START_TIMEOUT = 10.0
+#: The Debian package of each binary, where the names differ.
+PACKAGES = {"danted": "dante-server"}
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ def free_port() -> int:
 def _binary(name: str) -> str:
     path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
     if path is None:
-        pytest.skip(f"{name} is not installed (apt-get install {name})")
+        pytest.skip(f"{name} is not installed (apt-get install {PACKAGES.get(name, name)})")
     return path
 
 
@@ -75,14 +79,18 @@ def _wait_listening(process: subprocess.Popen[bytes], port: int, name: str) -> N
 
 
 @contextmanager
-def _running(command: list[str], port: int, name: str) -> Iterator[None]:
+def _running(command: list[str], port: int, name: str, *, stop: int = signal.SIGKILL) -> Iterator[None]:
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         _wait_listening(process, port, name)
         yield
     finally:
-        process.kill()  # only the process this helper started, by its handle
-        process.wait(timeout=10)
+        process.send_signal(stop)  # only the process this helper started, by its handle
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
 
@@ -120,3 +128,34 @@ def microsocks(*, username: str | None = None, password: str | None = None) -> I
         command += ["-u", username, "-P", password or ""]
     with _running(command, port, "microsocks"):
         yield RunningProxy("socks5", port, username, password)
+
+
+@contextmanager
+def dante(tmp_path: Path) -> Iterator[RunningProxy]:
+    """Run Debian's dante-server (danted: SOCKS4, SOCKS4a and SOCKS5, no login) on a free port."""
+    binary = _binary("danted")
+    port = free_port()
+    config = tmp_path / f"danted-{port}.conf"
+    config.write_text(
+        "\n".join(
+            [
+                "logoutput: stderr",
+                f"internal: 127.0.0.1 port = {port}",
+                "external: 127.0.0.1",
+                "clientmethod: none",
+                "socksmethod: none",
+                "client pass {",
+                "    from: 127.0.0.0/8 to: 0.0.0.0/0",
+                "}",
+                "socks pass {",
+                "    from: 127.0.0.0/8 to: 0.0.0.0/0",
+                "    protocol: tcp",
+                "    command: connect",
+                "}",
+            ]
+        )
+        + "\n"
+    )
+    # -N 1: one process; SIGTERM (not SIGKILL) lets it take its helper processes down with it.
+    with _running([binary, "-f", str(config), "-N", "1"], port, "danted", stop=signal.SIGTERM):
+        yield RunningProxy("socks4", port)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import trio
 import trustme
-from proxy_support import RunningProxy, free_port, microsocks, tinyproxy
+from proxy_support import RunningProxy, dante, free_port, microsocks, tinyproxy
 
 import trio_ws
 from trio_ws import Endpoint, HandshakeError, WebSocketRequest, WebSocketServer
@@ -363,3 +363,29 @@ async def test_cli_proxy_none_connects_directly(monkeypatch: pytest.MonkeyPatch)
     assert "could not connect to proxy 127.0.0.1:" in through_dead_proxy.stderr.decode()
     assert direct.returncode == 0, direct
     assert direct.stdout.decode().splitlines() == ["< through the proxy"]
+
+
+# -- SOCKS4 through dante ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["socks4", "socks4a", "socks5"])
+async def test_ws_through_dante(tmp_path: Path, scheme: str) -> None:
+    with dante(tmp_path) as proxy:
+        async with destination() as dest:
+            url = proxy.url().replace("socks4://", f"{scheme}://")
+            ws = await echo_through(f"ws://127.0.0.1:{dest.port}/", url)
+    assert_tunnelled(ws, dest, proxy)
+
+
+async def test_wss_through_socks4(tmp_path: Path) -> None:
+    with dante(tmp_path) as proxy:
+        async with destination(tls=True) as dest:
+            ws = await echo_through(f"wss://127.0.0.1:{dest.port}/", proxy.url(), dest.client_context())
+    assert_tunnelled(ws, dest, proxy)
+
+
+async def test_socks4_destination_refused_names_the_proxy(tmp_path: Path) -> None:
+    closed = free_port()
+    with dante(tmp_path) as proxy, pytest.raises(ProxyError) as caught:
+        await echo_through(f"ws://127.0.0.1:{closed}/", proxy.url())
+    assert str(caught.value).startswith(f"socks4 proxy {proxy.address} refused CONNECT to 127.0.0.1:{closed}:")
