@@ -7,6 +7,7 @@ failures that end the client; reconnection.
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
 import pytest
@@ -27,6 +28,13 @@ from trio_ws import (
 from trio_ws.app import App, EventConnection, EventError, Namespace
 
 QUIET = {"ping_interval": None}
+
+
+class Highest(random.Random):
+    """Draws the upper bound: every backoff delay equals its cap (deterministic waits)."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
 
 
 class Lounge(Namespace):
@@ -367,3 +375,62 @@ async def test_nothing_outlives_the_block() -> None:
             (conn,) = seen["conns"]
             await conn.websocket.connection.wait_closed()
             assert conn.websocket.connection.closed.code == 1000
+
+
+async def test_wait_connected_returns_once_the_client_has_reconnected(autojump_clock: trio.testing.MockClock) -> None:
+    app, _ = make_app()
+    async with (
+        serving(app) as server,
+        EventClient(url(server), backoff=trio_ws.Backoff(initial_delay=3, rng=Highest()), **QUIET) as client,
+    ):
+        await client.wait_connected()  # at once: connected
+        first = client.connection
+        await client.emit("close_me", 1013)
+        assert first is not None
+        await first.wait_closed()
+        with pytest.raises(ConnectionClosed):
+            await client.emit("say", "while away")
+        await client.wait_connected()
+        assert client.connected and client.connection is not first
+        assert await client.call("add", [5]) == 5
+
+
+async def test_an_event_client_is_entered_once() -> None:
+    app, _ = make_app()
+    with trio.fail_after(TIMEOUT):
+        async with serving(app) as server, EventClient(url(server), **QUIET) as client:
+            with pytest.raises(RuntimeError, match="entered once"):
+                await client.__aenter__()
+
+
+async def test_an_answer_json_cannot_encode_is_an_internal_error_and_ends_the_client() -> None:
+    app, _ = make_app()
+    with trio.fail_after(TIMEOUT):
+        async with serving(app) as server:
+            client = EventClient(url(server), **QUIET)
+
+            @client.on("question")
+            def on_question(data: Any) -> Any:
+                return {1, 2}  # a set: not JSON
+
+            with pytest.raises(TypeError, match="not JSON serializable"):
+                async with client:
+                    assert await client.call("poke", {"event": "question"}) == {"error": "InternalError"}
+                    await trio.sleep_forever()
+
+
+async def test_joining_a_namespace_times_out_without_an_answer(autojump_clock: trio.testing.MockClock) -> None:
+    app = App()
+
+    class Slow(Namespace):
+        namespace = "/slow"
+
+        async def on_connect(self, conn: EventConnection, data: Any) -> bool:
+            await trio.sleep_forever()
+            return True  # pragma: no cover
+
+    app.add_namespace(Slow())
+    async with serving(app) as server, EventClient(url(server), **QUIET) as client:
+        with pytest.raises(CallTimeout, match="no answer to joining '/slow' within 3"):
+            await client.connect_namespace("/slow", timeout=3)
+        assert client.namespaces == frozenset()
