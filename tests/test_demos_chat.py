@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from trio_ws import CallError
 from trio_ws.demos.chat import MAX_NAME, create_app
-from trio_ws.testing import AckError, TestClient
+from trio_ws.testing import TestClient
 
 
 async def test_join_answers_with_the_room_and_its_members() -> None:
@@ -25,13 +26,13 @@ async def test_join_answers_with_the_room_and_its_members() -> None:
 async def test_a_name_taken_in_the_room_is_refused(second: str) -> None:
     async with TestClient(create_app()) as client, client.connect("/ws") as ann, client.connect("/ws") as other:
         await ann.emit("join", {"name": "ann", "room": "tea"}, ack=True)
-        with pytest.raises(AckError) as caught:
+        with pytest.raises(CallError) as caught:
             await other.emit("join", {"name": second, "room": "tea"}, ack=True)
         assert caught.value.error_type == "NameTaken"
         assert "already called" in caught.value.message
         # Nobody appears twice; the refused connection is in no room, so it cannot talk.
         assert await ann.emit("join", {"name": "ann", "room": "tea"}, ack=True) == {"room": "tea", "members": ["ann"]}
-        with pytest.raises(AckError, match="NotInRoom"):
+        with pytest.raises(CallError, match="NotInRoom"):
             await other.emit("say", "hello", ack=True)
 
 
@@ -39,7 +40,7 @@ async def test_a_refused_join_leaves_the_caller_in_its_room() -> None:
     async with TestClient(create_app()) as client, client.connect("/ws") as ann, client.connect("/ws") as bob:
         await ann.emit("join", {"name": "ann", "room": "tea"}, ack=True)
         await bob.emit("join", {"name": "ann", "room": "coffee"}, ack=True)  # another room: allowed
-        with pytest.raises(AckError, match="NameTaken"):
+        with pytest.raises(CallError, match="NameTaken"):
             await bob.emit("join", {"name": "ann", "room": "tea"}, ack=True)
         await bob.emit("say", "still here", ack=True)
         received = await bob.get_received()
@@ -64,5 +65,5 @@ async def test_rejoining_with_ones_own_name_is_allowed() -> None:
 @pytest.mark.parametrize("name", ["", "   ", "x" * (MAX_NAME + 1), 7])
 async def test_a_bad_name_is_a_bad_request(name: object) -> None:
     async with TestClient(create_app()) as client, client.connect("/ws") as ann:
-        with pytest.raises(AckError, match="BadRequest: name must be a string"):
+        with pytest.raises(CallError, match="BadRequest: name must be a string"):
             await ann.emit("join", {"name": name, "room": "tea"}, ack=True)

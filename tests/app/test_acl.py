@@ -11,8 +11,9 @@ import pytest
 import trio
 from apphelpers import TIMEOUT
 
+from trio_ws import CallError
 from trio_ws.app import AccessControl, App, EventConnection, Namespace
-from trio_ws.testing import AckError, TestClient, TestConnection
+from trio_ws.testing import TestClient, TestConnection
 
 # -- AccessControl (no I/O) ----------------------------------------------------------
 
@@ -99,7 +100,7 @@ async def call(conn: TestConnection, event: str, data: Any = None) -> Any:
     """The answer, or ("error", type) for an error answer."""
     try:
         return await conn.emit(event, data, namespace="/docs", ack=True)
-    except AckError as err:
+    except CallError as err:
         return ("error", err.error_type)
 
 
@@ -158,7 +159,7 @@ async def test_default_namespace_allows_everything_until_denied(caplog: pytest.L
         async with TestClient(acl_app()) as client, client.connect("/ws") as conn, client.connect("/ws") as other:
             assert await conn.emit("echo", 1, ack=True) == 1
             await conn.emit("block", ["echo"], ack=True)
-            with pytest.raises(AckError) as caught:
+            with pytest.raises(CallError) as caught:
                 await conn.emit("echo", 2, ack=True)
             assert caught.value.error_type == "Forbidden"
             assert await other.emit("echo", 3, ack=True) == 3

@@ -11,10 +11,10 @@ import pytest
 import trio
 from apphelpers import TIMEOUT
 
-from trio_ws import ConnectionClosed
+from trio_ws import CallError, ConnectionClosed
 from trio_ws.app import App, EventConnection
 from trio_ws.app.envelope import MAX_EVENT_NAME, EnvelopeError, parse_envelope
-from trio_ws.testing import AckError, TestClient, TestConnection
+from trio_ws.testing import TestClient, TestConnection
 
 
 def typed_app() -> App:
@@ -129,7 +129,7 @@ async def test_many_bad_messages_in_a_row_do_not_end_the_connection() -> None:
 async def test_unknown_event() -> None:
     with trio.fail_after(TIMEOUT):
         async with TestClient(typed_app()) as client, client.connect("/ws") as conn:
-            with pytest.raises(AckError) as caught:
+            with pytest.raises(CallError) as caught:
                 await conn.emit("does-not-exist", 1, ack=True)
             assert caught.value.error_type == "UnknownEvent"
             assert "does-not-exist" in caught.value.message
@@ -154,7 +154,7 @@ async def test_unknown_event() -> None:
 async def test_wrong_argument_type_is_a_type_error_answer(event: str, data: Any, expects: str, got: str) -> None:
     with trio.fail_after(TIMEOUT):
         async with TestClient(typed_app()) as client, client.connect("/ws") as conn:
-            with pytest.raises(AckError) as caught:
+            with pytest.raises(CallError) as caught:
                 await conn.emit(event, data, ack=True)
             assert caught.value.error_type == "TypeError"
             assert expects in caught.value.message and got in caught.value.message

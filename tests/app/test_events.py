@@ -9,9 +9,9 @@ import pytest
 import trio
 from apphelpers import TIMEOUT, wait_until
 
-from trio_ws import ConnectionClosed
+from trio_ws import CallError, ConnectionClosed
 from trio_ws.app import App, EventConnection, EventError, Namespace
-from trio_ws.testing import AckError, TestClient, TestConnection
+from trio_ws.testing import TestClient, TestConnection
 
 
 class Log:
@@ -158,7 +158,7 @@ async def test_namespace_class_dispatch_and_connect() -> None:
     with trio.fail_after(TIMEOUT):
         async with TestClient(events_app(log)) as client, client.connect("/ws") as conn:
             # not connected to /chat yet
-            with pytest.raises(AckError) as caught:
+            with pytest.raises(CallError) as caught:
                 await conn.emit("message", "hi", namespace="/chat", ack=True)
             assert caught.value.error_type == "NotConnected"
             answer = await conn.connect_namespace("/chat", {"token": "ok"})
@@ -167,14 +167,14 @@ async def test_namespace_class_dispatch_and_connect() -> None:
             assert log.of("chat-connect") == [("chat-connect", conn_id, {"token": "ok"})]
             assert await conn.emit("message", "hi", namespace="/chat", ack=True) == "chat got hi"
             # on_<event> methods are namespaced: "message" is unknown in "/", "echo" in "/chat"
-            with pytest.raises(AckError) as caught:
+            with pytest.raises(CallError) as caught:
                 await conn.emit("message", "hi", ack=True)
             assert caught.value.error_type == "UnknownEvent"
-            with pytest.raises(AckError) as caught:
+            with pytest.raises(CallError) as caught:
                 await conn.emit("echo", "hi", namespace="/chat", ack=True)
             assert caught.value.error_type == "UnknownEvent"
             for name in ("connect", "disconnect", "error", "helper_not_an_event"):
-                with pytest.raises(AckError) as caught:
+                with pytest.raises(CallError) as caught:
                     await conn.emit(name, None, namespace="/chat", ack=True)
                 assert caught.value.error_type == "UnknownEvent", name
             # a decorator handler in the same namespace works alongside the class
@@ -187,7 +187,7 @@ async def test_namespace_class_dispatch_and_connect() -> None:
             await conn.send_json({"type": "disconnect", "namespace": "/chat"})
             await trio.testing.wait_all_tasks_blocked()
             assert log.of("chat-disconnect") == [("chat-disconnect", conn_id)]
-            with pytest.raises(AckError) as caught:
+            with pytest.raises(CallError) as caught:
                 await conn.emit("message", "hi", namespace="/chat", ack=True)
             assert caught.value.error_type == "NotConnected"
             assert await conn.emit("echo", "still", ack=True) == "still"
@@ -218,7 +218,7 @@ async def test_namespace_connect_refusal(data: Any, error: dict[str, str]) -> No
         async with TestClient(events_app(log)) as client, client.connect("/ws") as conn:
             answer = await conn.connect_namespace("/chat", data)
             assert answer == {"type": "connect_error", "namespace": "/chat", "error": error}
-            with pytest.raises(AckError) as caught:
+            with pytest.raises(CallError) as caught:
                 await conn.emit("message", "hi", namespace="/chat", ack=True)
             assert caught.value.error_type == "NotConnected"
             assert conn.is_connected
@@ -377,7 +377,7 @@ async def test_catch_all_handler_gets_events_without_a_handler() -> None:
         async with TestClient(app) as client, client.connect("/ws") as conn:
             assert await conn.emit("known", ack=True) == "known handler"
             assert await conn.emit("whatever", {"x": 1}, ack=True) == "caught whatever"
-            with pytest.raises(AckError) as caught_error:
+            with pytest.raises(CallError) as caught_error:
                 await conn.emit("fail", ack=True)
             assert caught_error.value.error_type == "Nope"
             # A namespace with only a catch-all handler exists, and uses its own.
@@ -418,9 +418,9 @@ async def test_an_overridden_process_event_routes_every_allowed_event() -> None:
             await conn.connect_namespace("/routed")
             assert await conn.emit("user:create", "ann", namespace="/routed", ack=True) == "created ann"
             assert await conn.emit("plain", namespace="/routed", ack=True) == "plain"
-            with pytest.raises(AckError) as unknown:
+            with pytest.raises(CallError) as unknown:
                 await conn.emit("missing", namespace="/routed", ack=True)
             assert unknown.value.error_type == "UnknownEvent"
-            with pytest.raises(AckError) as forbidden:
+            with pytest.raises(CallError) as forbidden:
                 await conn.emit("hidden", namespace="/routed", ack=True)
             assert forbidden.value.error_type == "Forbidden"

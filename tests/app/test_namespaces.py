@@ -12,9 +12,10 @@ import pytest
 import trio
 from apphelpers import TIMEOUT, wait_until
 
+from trio_ws import CallError
 from trio_ws.app import App, EventConnection, EventError, Namespace
 from trio_ws.app.events import hub_room
-from trio_ws.testing import AckError, TestClient
+from trio_ws.testing import TestClient
 
 
 class Admin(Namespace):
@@ -121,7 +122,7 @@ async def test_a_lifted_acl_does_not_survive_leaving_and_rejoining() -> None:
             await conn.connect_namespace("/admin")
             try:
                 await conn.emit("secret", namespace="/admin", ack=True)
-            except AckError as err:
+            except CallError as err:
                 assert err.error_type == "Forbidden"
             else:  # pragma: no cover - the failure this test guards against
                 raise AssertionError("the lifted ACL survived leaving the namespace")
@@ -143,7 +144,7 @@ async def test_the_server_can_take_a_client_out_of_one_namespace() -> None:
             assert app.hub.rooms(conn_id) == frozenset()
             try:
                 await conn.emit("join", "ops", namespace="/admin", ack=True)
-            except AckError as err:
+            except CallError as err:
                 assert err.error_type == "NotConnected"
             else:  # pragma: no cover - the failure this test guards against
                 raise AssertionError("still in /admin after the server took the client out")

@@ -14,8 +14,9 @@ import trio
 import trio.testing
 from apphelpers import TIMEOUT, wait_until
 
+from trio_ws import CallError
 from trio_ws.app import App, EventConnection
-from trio_ws.testing import AckError, TestClient
+from trio_ws.testing import TestClient
 
 N_EVENTS = 200
 
@@ -174,13 +175,12 @@ async def test_max_in_flight_overflow_is_refused_while_others_carry_on() -> None
     with trio.fail_after(TIMEOUT):
         async with TestClient(app) as client, client.connect("/ws") as flood, client.connect("/ws") as other:
             async with trio.open_nursery() as nursery:
-
                 refusals_in = trio.Event()
 
                 async def ask(i: int) -> None:
                     try:
                         answers[i] = await flood.emit("slow", i, ack=True)
-                    except AckError as err:
+                    except CallError as err:
                         answers[i] = (err.error_type, err.message)
                     if len(answers) >= 10 - 2 - 3:
                         refusals_in.set()

@@ -13,8 +13,9 @@ import pytest
 import trio
 from apphelpers import TIMEOUT
 
+from trio_ws import CallError
 from trio_ws.app import App, EventConnection, EventError, Namespace
-from trio_ws.testing import AckError, TestClient
+from trio_ws.testing import TestClient
 
 SECRET = f"hunter2-{uuid.uuid4().hex}"
 
@@ -128,10 +129,10 @@ async def test_expected_exception_answers_type_and_message_logged_at_info(caplog
     hooks = Hooks()
     with trio.fail_after(TIMEOUT):
         async with TestClient(rpc_app(hooks)) as client, client.connect("/ws") as conn:
-            with pytest.raises(AckError) as caught:
+            with pytest.raises(CallError) as caught:
                 await conn.emit("login", {"user": "ann", "password": SECRET}, ack=True)
             assert (caught.value.error_type, caught.value.message) == ("PermissionError", "wrong password")
-            with pytest.raises(AckError) as caught:
+            with pytest.raises(CallError) as caught:
                 await conn.emit("login", "not a dict", ack=True)
             assert (caught.value.error_type, caught.value.message) == ("ValueError", "bad input")
             assert conn.is_connected
@@ -151,7 +152,7 @@ async def test_unexpected_exception_is_an_internal_error_logged_with_redaction(
     with trio.fail_after(TIMEOUT):
         async with TestClient(rpc_app(hooks)) as client, client.connect("/ws") as conn:
             conn_id = await conn.emit("whoami", ack=True)
-            with pytest.raises(AckError) as caught:
+            with pytest.raises(CallError) as caught:
                 await conn.emit("login", {"user": "bob", "password": SECRET}, ack=True)
             assert caught.value.error_type == "InternalError"
             assert "login bug" not in caught.value.message and "RuntimeError" not in caught.value.message
@@ -173,10 +174,10 @@ async def test_namespace_sensitive_arguments_and_expected_exceptions(caplog: pyt
         async with TestClient(rpc_app(hooks)) as client, client.connect("/ws") as conn:
             conn_id = await conn.emit("whoami", ack=True)
             assert (await conn.connect_namespace("/billing"))["type"] == "connected"
-            with pytest.raises(AckError) as caught:
+            with pytest.raises(CallError) as caught:
                 await conn.emit("pay", {"amount": -1, "card": SECRET}, namespace="/billing", ack=True)
             assert (caught.value.error_type, caught.value.message) == ("LookupError", "no such account")
-            with pytest.raises(AckError) as caught:
+            with pytest.raises(CallError) as caught:
                 await conn.emit("pay", {"amount": 5, "card": SECRET}, namespace="/billing", ack=True)
             assert caught.value.error_type == "InternalError"
     assert len([r for r in records(caplog, logging.INFO) if "pay" in r.getMessage()]) == 1
@@ -196,7 +197,7 @@ async def test_sensitive_non_dict_argument_is_redacted_entirely(caplog: pytest.L
 
     with trio.fail_after(TIMEOUT):
         async with TestClient(app) as client, client.connect("/ws") as conn:
-            with pytest.raises(AckError):
+            with pytest.raises(CallError):
                 await conn.emit("token", [SECRET], ack=True)
     assert len(records(caplog, logging.ERROR)) == 1
     assert_secret_never_logged(caplog)
@@ -206,7 +207,7 @@ async def test_debug_mode_sends_the_real_error() -> None:
     hooks = Hooks()
     with trio.fail_after(TIMEOUT):
         async with TestClient(rpc_app(hooks, debug=True)) as client, client.connect("/ws") as conn:
-            with pytest.raises(AckError) as caught:
+            with pytest.raises(CallError) as caught:
                 await conn.emit("login", {"user": "bob", "password": "x"}, ack=True)
             assert (caught.value.error_type, caught.value.message) == ("RuntimeError", "login bug")
     assert len(hooks.calls) == 1
@@ -216,7 +217,7 @@ async def test_event_error_answers_with_its_type_and_message(caplog: pytest.LogC
     hooks = Hooks()
     with trio.fail_after(TIMEOUT):
         async with TestClient(rpc_app(hooks)) as client, client.connect("/ws") as conn:
-            with pytest.raises(AckError) as caught:
+            with pytest.raises(CallError) as caught:
                 await conn.emit("find", 42, ack=True)
             assert (caught.value.error_type, caught.value.message) == ("NotFound", "no item 42")
             # without an id the error comes back as a bare "error" envelope
@@ -236,7 +237,7 @@ async def test_error_hooks_per_namespace_and_default() -> None:
             for namespace in ("/chat", "/shop", "/plain"):
                 assert (await conn.connect_namespace(namespace))["type"] == "connected"
             for name, namespace in (("crash", "/chat"), ("buy", "/shop"), ("oops", "/plain")):
-                with pytest.raises(AckError) as caught:
+                with pytest.raises(CallError) as caught:
                     await conn.emit(name, None, namespace=namespace, ack=True)
                 assert caught.value.error_type == "InternalError"
     assert hooks.calls == [
@@ -264,7 +265,7 @@ async def test_hooks_receive_the_event_connection() -> None:
 
     with trio.fail_after(TIMEOUT):
         async with TestClient(app) as client, client.connect("/ws") as conn:
-            with pytest.raises(AckError):
+            with pytest.raises(CallError):
                 await conn.emit("boom", ack=True)
     first, (hook_conn, event, error) = seen
     assert hook_conn is first and event == "boom"
@@ -274,7 +275,7 @@ async def test_hooks_receive_the_event_connection() -> None:
 async def test_no_hook_still_answers_and_a_failing_hook_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     with trio.fail_after(TIMEOUT):
         async with TestClient(rpc_app(Hooks(), with_default_hook=False)) as client, client.connect("/ws") as conn:
-            with pytest.raises(AckError) as caught:
+            with pytest.raises(CallError) as caught:
                 await conn.emit("login", {"user": "bob"}, ack=True)
             assert caught.value.error_type == "InternalError"
 
@@ -290,7 +291,7 @@ async def test_no_hook_still_answers_and_a_failing_hook_is_logged(caplog: pytest
 
     with trio.fail_after(TIMEOUT):
         async with TestClient(app) as client, client.connect("/ws") as conn:
-            with pytest.raises(AckError) as caught:
+            with pytest.raises(CallError) as caught:
                 await conn.emit("boom", ack=True)
             assert caught.value.error_type == "InternalError"
             assert conn.is_connected
@@ -303,7 +304,7 @@ async def test_no_hook_still_answers_and_a_failing_hook_is_logged(caplog: pytest
 async def test_unencodable_answer_is_an_internal_error(caplog: pytest.LogCaptureFixture) -> None:
     with trio.fail_after(TIMEOUT):
         async with TestClient(rpc_app(Hooks())) as client, client.connect("/ws") as conn:
-            with pytest.raises(AckError) as caught:
+            with pytest.raises(CallError) as caught:
                 await conn.emit("unencodable", ack=True)
             assert caught.value.error_type == "InternalError"
             assert await conn.emit("whoami", ack=True)

@@ -16,9 +16,9 @@ import trio.testing
 from apphelpers import TIMEOUT, wait_until
 
 import trio_ws
-from trio_ws import ConnectionClosed, ConnectionRejected, WebSocketRequest
+from trio_ws import CallError, ConnectionClosed, ConnectionRejected, WebSocketRequest
 from trio_ws.app import App, EventConnection, WebSocket
-from trio_ws.testing import AckError, TestClient
+from trio_ws.testing import TestClient
 
 
 def client_app(closed_codes: list[int] | None = None) -> App:
@@ -115,7 +115,7 @@ async def test_emit_ack_errors_and_timeouts() -> None:
         async with TestClient(client_app()) as client, client.connect("/ws") as conn:
             assert await conn.emit("echo", [1, {"a": None}], ack=True) == [1, {"a": None}]
             assert await conn.emit("echo", ack=True) is None
-            with pytest.raises(AckError) as caught:
+            with pytest.raises(CallError) as caught:
                 await conn.emit("fail", ack=True)
             assert caught.value.error_type == "InternalError"
             assert "InternalError" in str(caught.value)

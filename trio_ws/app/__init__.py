@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
+from .acl import AccessControl
 from .app import App, Route
+from .calls import CallError, CallTimeout
 from .client import EventClient, NamespaceRefused
 from .datastructures import URL, Client, Headers, QueryParams, State
 from .endpoint import WebSocketEndpoint
 from .envelope import Envelope, EnvelopeError
-from .events import (
-    AccessControl,
-    CallError,
-    CallTimeout,
-    EventConnection,
-    EventError,
-    EventHandler,
-    Namespace,
-)
+from .handlers import EventError, EventHandler
+from .namespaces import Namespace
+from .registry import HandlerRegistry
 from .routing import RoutePattern, Router
+from .session import EventConnection
 from .websocket import DecodeError, WebSocket, WebSocketDisconnect
 
 __all__ = [
@@ -33,6 +30,7 @@ __all__ = [
     "EventConnection",
     "EventError",
     "EventHandler",
+    "HandlerRegistry",
     "Headers",
     "Namespace",
     "NamespaceRefused",

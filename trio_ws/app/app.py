@@ -31,18 +31,12 @@ from ..scopes import background_tasks
 from ..server import WebSocketServer, serve_websocket
 from .endpoint import WebSocketEndpoint
 from .envelope import DEFAULT_NAMESPACE, event_envelope
-from .events import (
-    ErrorHook,
-    EventConnection,
-    EventHandler,
-    EventSession,
-    HandlerFunction,
-    Namespace,
-    hub_room,
-    is_connection_id,
-    namespace_room,
-)
+from .handlers import ErrorHook, HandlerFunction
+from .namespaces import Namespace, hub_room, is_connection_id, namespace_room
+from .registry import CATCH_ALL as CATCH_ALL  # re-exported: it was defined here
+from .registry import HandlerRegistry
 from .routing import Router
+from .session import EventSession, SessionSettings
 from .websocket import DecodeError, WebSocket
 
 if TYPE_CHECKING:
@@ -59,8 +53,6 @@ Handler = FunctionHandler | type[WebSocketEndpoint]
 _H = TypeVar("_H", bound=Handler)
 _F = TypeVar("_F", bound=HandlerFunction)
 CLIENT_SCRIPT = "trio_ws.js"
-#: The event name of catch-all handlers: ``@app.on("*")``.
-CATCH_ALL = "*"
 
 
 @dataclass(frozen=True)
@@ -127,14 +119,8 @@ class App:
         self.disconnect_grace = disconnect_grace
         self._router: Router[Route] = Router()
         self._events_mounted = False
-        self._handlers: dict[str, dict[str, EventHandler]] = {}
-        self._catch_all: dict[str, EventHandler] = {}
-        self._namespaces: dict[str, Namespace] = {}
-        self._namespace_handlers: dict[str, dict[str, EventHandler]] = {}
-        self._connect_handlers: dict[str, HandlerFunction] = {}
-        self._disconnect_handlers: dict[str, HandlerFunction] = {}
-        self._error_hooks: dict[str, ErrorHook] = {}
-        self._default_error_hook: ErrorHook | None = None
+        #: The event handlers, namespaces and hooks registered with this app.
+        self.registry = HandlerRegistry()
         self._static: list[tuple[str, Path]] = []
         self.server: WebSocketServer | None = None
 
@@ -216,18 +202,7 @@ class App:
 
         def register(function: _F) -> _F:
             self._mount_events()
-            if event == "connect":
-                self._connect_handlers[namespace] = function
-            elif event == "disconnect":
-                self._disconnect_handlers[namespace] = function
-            elif event == CATCH_ALL:
-                self._catch_all[namespace] = EventHandler(
-                    function, tuple(expected_exceptions), tuple(sensitive_arguments)
-                )
-            else:
-                self._handlers.setdefault(namespace, {})[event] = EventHandler.wrap(
-                    function, expected_exceptions, sensitive_arguments
-                )
+            self.registry.add_handler(namespace, event, function, expected_exceptions, sensitive_arguments)
             return function
 
         return register
@@ -239,85 +214,23 @@ class App:
             ValueError: when a namespace of that name is already registered.
         """
         instance = namespace() if isinstance(namespace, type) else namespace
-        if instance.namespace in self._namespaces:
-            raise ValueError(f"namespace {instance.namespace!r} is already registered")
+        self.registry.add_namespace(instance)
         self._mount_events()
-        self._namespaces[instance.namespace] = instance
-        # Read the on_<event> methods once: dispatch looks them up per event.
-        self._namespace_handlers[instance.namespace] = instance.handlers()
         return instance
 
     def on_error(self, namespace: str = DEFAULT_NAMESPACE) -> Callable[[ErrorHook], ErrorHook]:
         """Register ``async def hook(conn, event, error)`` for unexpected errors in ``namespace``."""
 
         def register(hook: ErrorHook) -> ErrorHook:
-            self._error_hooks[namespace] = hook
+            self.registry.set_error_hook(namespace, hook)
             return hook
 
         return register
 
     def on_error_default(self, hook: ErrorHook) -> ErrorHook:
         """Register the error hook of namespaces without their own."""
-        self._default_error_hook = hook
+        self.registry.set_error_hook(None, hook)
         return hook
-
-    def _handler(self, namespace: str, event: str) -> EventHandler | None:
-        """The handler of ``event``: the namespace's own dispatch, else by name, else the catch-all."""
-        instance = self._namespaces.get(namespace)
-        if instance is not None and instance._routes_events():
-            return instance._dispatcher(event)
-        handler = self._handlers.get(namespace, {}).get(event)
-        if handler is None:
-            handler = self._namespace_handlers.get(namespace, {}).get(event)
-        if handler is None:
-            catch_all = self._catch_all.get(namespace)
-            if catch_all is not None:
-                handler = catch_all.for_event(event)
-        return handler
-
-    def _has_namespace(self, namespace: str) -> bool:
-        return (
-            namespace == DEFAULT_NAMESPACE
-            or namespace in self._namespaces
-            or namespace in self._handlers
-            or namespace in self._connect_handlers
-            or namespace in self._catch_all
-        )
-
-    def _initial_acl(self, namespace: str) -> Iterable[str] | None:
-        instance = self._namespaces.get(namespace)
-        return None if instance is None else instance.allowed_events
-
-    async def _on_connect(self, namespace: str, conn: EventConnection, data: Any) -> bool | None:
-        handler = self._connect_handlers.get(namespace)
-        if handler is not None:
-            result: bool | None = await handler(conn, data)
-            return result
-        instance = self._namespaces.get(namespace)
-        if instance is not None:
-            return await instance.on_connect(conn, data)
-        return None
-
-    async def _on_disconnect(self, namespace: str, conn: EventConnection) -> None:
-        handler = self._disconnect_handlers.get(namespace)
-        if handler is not None:
-            await handler(conn)
-        instance = self._namespaces.get(namespace)
-        if instance is not None:
-            await instance.on_disconnect(conn)
-
-    async def _run_error_hooks(self, conn: EventConnection, namespace: str, event: str, error: Exception) -> None:
-        hook = self._error_hooks.get(namespace)
-        instance = self._namespaces.get(namespace)
-        try:
-            if hook is not None:
-                await hook(conn, event, error)
-            elif instance is not None and type(instance).on_error is not Namespace.on_error:
-                await instance.on_error(conn, event, error)
-            elif self._default_error_hook is not None:
-                await self._default_error_hook(conn, event, error)
-        except Exception:
-            logger.exception("error hook of %r failed", namespace)
 
     # -- emitting ----------------------------------------------------------------
     async def emit(
@@ -441,7 +354,7 @@ class App:
             try:
                 handler = route.handler
                 if handler is None:
-                    await EventSession(self, websocket).run()
+                    await EventSession(self.registry, websocket, self._session_settings()).run()
                 elif isinstance(handler, type):
                     await handler(websocket).run()
                 else:
@@ -462,6 +375,16 @@ class App:
                 # connection's own tasks): wait for it to finish before the
                 # nursery below cancels those tasks. aclose() is idempotent.
                 await websocket.connection.aclose()
+
+    def _session_settings(self) -> SessionSettings:
+        return SessionSettings(
+            hub=self.hub,
+            max_concurrency=self.max_concurrency,
+            max_in_flight=self.max_in_flight,
+            flood_timeout=self.flood_timeout,
+            debug=self.debug,
+            disconnect_grace=self.disconnect_grace,
+        )
 
     async def _accepted(self, nursery: trio.Nursery, websocket: WebSocket) -> None:
         """After accept: join the hub and open the nursery of the connection's tasks."""

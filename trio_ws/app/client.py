@@ -41,6 +41,7 @@ from ..options import ConnectionOptions
 from ..proxy import ProxyArgument
 from ..reconnect import Backoff, Connections
 from ..scopes import background_tasks, is_cancellation
+from .calls import CallError, CallTimeout
 from .envelope import (
     DEFAULT_NAMESPACE,
     Envelope,
@@ -52,7 +53,7 @@ from .envelope import (
     event_envelope,
     parse_envelope,
 )
-from .events import CallError, CallTimeout, EventError
+from .handlers import EventError
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

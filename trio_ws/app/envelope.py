@@ -31,6 +31,8 @@ __all__ = [
     "ack_envelope",
     "error_envelope",
     "connect_envelope",
+    "connected_envelope",
+    "connect_error_envelope",
     "disconnect_envelope",
     "encode",
     "DEFAULT_NAMESPACE",
@@ -135,6 +137,16 @@ def connect_envelope(namespace: str, data: Any = None) -> str:
     return encode({"type": "connect", "namespace": namespace, "data": data})
 
 
+def connected_envelope(namespace: str) -> str:
+    """The server's answer: the connection is now in ``namespace``."""
+    return encode({"type": "connected", "namespace": namespace})
+
+
+def connect_error_envelope(namespace: str, error_type: str, message: str) -> str:
+    """The server's answer: the connection may not join ``namespace``."""
+    return encode({"type": "connect_error", "namespace": namespace, "error": {"type": error_type, "message": message}})
+
+
 def disconnect_envelope(namespace: str) -> str:
-    """A client leaving ``namespace``."""
+    """Leaving ``namespace``: sent by a client that leaves, or by the server that takes it out."""
     return encode({"type": "disconnect", "namespace": namespace})

@@ -20,8 +20,8 @@ import trio
 from ..errors import ConnectionClosed
 
 if TYPE_CHECKING:
-    from .app import App
-    from .events import EventConnection
+    from .registry import HandlerRegistry
+    from .session import EventConnection
 
 __all__ = ["NamespaceJobs"]
 
@@ -31,9 +31,9 @@ logger = logging.getLogger("trio_ws.app.events")
 class NamespaceJobs:
     """The running jobs of one connection, by namespace."""
 
-    def __init__(self, conn: EventConnection, app: App) -> None:
+    def __init__(self, conn: EventConnection, registry: HandlerRegistry) -> None:
         self._conn = conn
-        self._app = app
+        self._registry = registry
         self._scopes: dict[str, set[trio.CancelScope]] = {}
 
     def start(self, namespace: str, function: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
@@ -68,7 +68,7 @@ class NamespaceJobs:
             pass
         except Exception as error:
             logger.error("job %r of connection %s in %r failed", name, self._conn.id, namespace, exc_info=error)
-            await self._app._run_error_hooks(self._conn, namespace, name, error)
+            await self._registry.run_error_hooks(self._conn, namespace, name, error)
         finally:
             jobs = self._scopes.get(namespace)
             if jobs is not None:
