@@ -216,3 +216,16 @@ async def test_chat_bot_answers_commands_in_its_room() -> None:
             finally:
                 bot.kill()  # the process this test started, by its handle
             nursery.cancel_scope.cancel()
+
+
+async def test_ctrl_c_stops_the_chat_bot_quietly() -> None:
+    from trio_ws.demos.chat import create_app
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(partial(create_app().serve, "127.0.0.1", 0, ping_interval=None))
+            command = [sys.executable, "-u", str(EXAMPLES / "chat_bot.py"), f"ws://127.0.0.1:{server.port}/ws"]
+            result = await interrupt_when_ready(command, b"bot joined lobby", cwd=str(ROOT))
+            nursery.cancel_scope.cancel()
+    assert result.returncode == 130, result
+    assert result.stderr == "", result

@@ -389,3 +389,23 @@ async def test_socks4_destination_refused_names_the_proxy(tmp_path: Path) -> Non
     with dante(tmp_path) as proxy, pytest.raises(ProxyError) as caught:
         await echo_through(f"ws://127.0.0.1:{closed}/", proxy.url())
     assert str(caught.value).startswith(f"socks4 proxy {proxy.address} refused CONNECT to 127.0.0.1:{closed}:")
+
+
+async def test_the_event_client_goes_through_the_proxy(tmp_path: Path) -> None:
+    app = trio_ws.App()
+    peers: list[object] = []
+
+    @app.on("where")
+    async def where(conn: trio_ws.EventConnection, data: object) -> int:
+        peers.append(conn.websocket.client.port)
+        return 42
+
+    with tinyproxy(tmp_path) as proxy, trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            server: WebSocketServer = await nursery.start(partial(app.serve, "127.0.0.1", 0, **QUIET))
+            async with trio_ws.EventClient(f"ws://127.0.0.1:{server.port}/ws", proxy=proxy.url(), **QUIET) as client:
+                assert await client.call("where") == 42
+                seen = Seen.of(client.connection)  # type: ignore[arg-type]
+            nursery.cancel_scope.cancel()
+    assert isinstance(seen.remote, Endpoint) and seen.remote.port == proxy.port
+    assert isinstance(seen.local, Endpoint) and peers != [seen.local.port]
