@@ -94,6 +94,7 @@ from report_tables import (
 HERE = Path(__file__).resolve().parent
 CORE_SCRIPT = HERE / "bench_core.py"
 HUB_SCRIPT = HERE / "bench_hub.py"
+PROJECT_ROOT = HERE.parent
 
 #: Names the tests and other scripts read from this module.
 __all__ = [
@@ -122,17 +123,25 @@ __all__ = [
 # --------------------------------------------------------------------------- #
 
 
-def display_command(command: Sequence[str]) -> str:
-    """A command as a shell line, with paths under the current directory made relative."""
-    cwd = Path.cwd()
+def portable_command(command: Sequence[str]) -> list[str]:
+    """A command with paths inside the project made relative to its root.
+
+    The results file is committed: it must read the same in every checkout,
+    so it never holds the absolute path of the one that measured.
+    """
     parts = []
     for part in command:
         candidate = Path(part)
         if candidate.is_absolute():
             with contextlib.suppress(ValueError):
-                part = str(candidate.relative_to(cwd))
+                part = str(candidate.relative_to(PROJECT_ROOT))
         parts.append(part)
-    return shlex.join(parts)
+    return parts
+
+
+def display_command(command: Sequence[str]) -> str:
+    """A command as a shell line, with paths inside the project made relative to its root."""
+    return shlex.join(portable_command(command))
 
 
 def run_benchmark(command: list[str], results: Path) -> BenchRun:
@@ -166,7 +175,7 @@ def run_benchmark(command: list[str], results: Path) -> BenchRun:
         raise KeyboardInterrupt
     if not results.exists():
         raise ReportError(f"{display_command(command)} exited with status {returncode} and wrote no results")
-    return BenchRun(command, returncode, seconds, load_before, os.getloadavg()[0])
+    return BenchRun(portable_command(command), returncode, seconds, load_before, os.getloadavg()[0])
 
 
 def _has_fileno(stream: Any) -> bool:
