@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from ._deprecated import alias_getattr
 from .app import (
     App,
     CallError,
@@ -15,7 +16,7 @@ from .app import (
     Namespace,
     NamespaceRefused,
     WebSocket,
-    WebSocketEndpoint,
+    WebSocketHandler,
 )
 from .client import (
     connect_websocket,
@@ -75,7 +76,7 @@ __all__ = [
     "EventError",
     "Namespace",
     "WebSocket",
-    "WebSocketEndpoint",
+    "WebSocketHandler",
     "CONN_TIMEOUT",
     "MAX_HANDSHAKE_HEADERS",
     "MAX_HANDSHAKE_LINE",
@@ -128,3 +129,6 @@ __all__ = [
     "wrap_client_stream",
     "wrap_server_stream",
 ]
+
+#: ``WebSocketEndpoint`` was the class-based handler's name, too close to :class:`Endpoint` (an address).
+__getattr__ = alias_getattr(__name__, {"WebSocketEndpoint": ("trio_ws.WebSocketHandler", WebSocketHandler)})

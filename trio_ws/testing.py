@@ -7,22 +7,10 @@ lives in :mod:`trio_ws.app.testing`; this module re-exports it, and keeps
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
-
+from ._deprecated import alias_getattr
+from .app.calls import CallError
 from .app.testing import TestClient, TestConnection
 
 __all__ = ["TestClient", "TestConnection"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "AckError":
-        warnings.warn(
-            "trio_ws.testing.AckError is deprecated; catch trio_ws.CallError (the same class)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        from .app.calls import CallError
-
-        return CallError
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = alias_getattr(__name__, {"AckError": ("trio_ws.CallError", CallError)})

@@ -1,5 +1,5 @@
 """Sections 2 and 3: receive/send helpers, accept/reject/close, function handlers,
-class handlers (WebSocketEndpoint) and their close codes (in memory)."""
+class handlers (WebSocketHandler) and their close codes (in memory)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import trio
 from apphelpers import TIMEOUT, wait_until
 
 from trio_ws import CloseReason, ConnectionClosed, ConnectionRejected
-from trio_ws.app import App, DecodeError, WebSocket, WebSocketDisconnect, WebSocketEndpoint
+from trio_ws.app import App, DecodeError, WebSocket, WebSocketDisconnect, WebSocketHandler
 from trio_ws.testing import TestClient, TestConnection
 
 
@@ -278,7 +278,7 @@ class Recorder:
 def endpoint_app(rec: Recorder) -> App:
     app = App()
 
-    class Base(WebSocketEndpoint):
+    class Base(WebSocketHandler):
         async def on_receive(self, data: Any) -> None:
             rec.received.append(data)
             await trio.sleep(random.random() / 1000)
@@ -319,7 +319,7 @@ def endpoint_app(rec: Recorder) -> App:
         async def on_decode_error(self, error: DecodeError) -> None:
             await self.websocket.send_json({"error": error.close_code})
 
-    class Default(WebSocketEndpoint):
+    class Default(WebSocketHandler):
         pass
 
     app.add_route("/json", Json)
@@ -460,3 +460,53 @@ async def test_on_disconnect_gets_1011_when_on_receive_raises(caplog: pytest.Log
     assert any(r.levelno == logging.ERROR and r.exc_info for r in caplog.records)
     # "on_disconnect(close_code) ... however the connection ended": the code it closed with
     assert rec.codes == [1011]
+
+
+# -- WebSocket.closed and the renamed class handler -------------------------------------
+
+
+async def test_websocket_closed_is_the_connections_close_reason() -> None:
+    app = App()
+    seen: list[Any] = []
+
+    @app.websocket("/close")
+    async def handler(ws: WebSocket) -> None:
+        seen.append(ws.closed)  # not accepted yet
+        await ws.accept()
+        seen.append(ws.closed)  # open
+        await ws.close(4001, "done")
+        seen.append(ws.closed)
+
+    with trio.fail_after(TIMEOUT):
+        async with TestClient(app) as client, client.connect("/close") as conn:
+            assert (await close_of(conn)).code == 4001
+    before, open_, after = seen
+    assert before is None and open_ is None
+    assert isinstance(after, CloseReason) and after.code == 4001 and after.reason == "done"
+    assert after  # true, as the bool it was
+
+
+def test_websocket_endpoint_is_a_deprecated_alias_of_websocket_handler() -> None:
+    import trio_ws
+    import trio_ws.app
+    import trio_ws.app.endpoint
+
+    for module, new in (
+        (trio_ws, "trio_ws.WebSocketHandler"),
+        (trio_ws.app, "trio_ws.app.WebSocketHandler"),
+        (trio_ws.app.endpoint, "trio_ws.app.WebSocketHandler"),
+    ):
+        with pytest.warns(DeprecationWarning, match=rf"{module.__name__}\.WebSocketEndpoint is deprecated; use {new}"):
+            alias = module.WebSocketEndpoint
+        assert alias is WebSocketHandler
+
+
+def test_envelope_is_a_deprecated_alias_of_event_envelope() -> None:
+    import trio_ws.app
+    import trio_ws.app.envelope
+    from trio_ws.app import EventEnvelope
+
+    for module in (trio_ws.app, trio_ws.app.envelope):
+        with pytest.warns(DeprecationWarning, match=r"Envelope is deprecated; use trio_ws\.app\.EventEnvelope"):
+            alias = module.Envelope
+        assert alias is EventEnvelope

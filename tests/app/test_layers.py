@@ -114,7 +114,7 @@ def test_trio_ws_testing_is_the_app_test_client() -> None:
 
 
 def test_ack_error_is_a_deprecated_alias_of_call_error() -> None:
-    with pytest.warns(DeprecationWarning, match=r"AckError is deprecated; catch trio_ws\.CallError"):
+    with pytest.warns(DeprecationWarning, match=r"trio_ws\.testing\.AckError is deprecated; use trio_ws\.CallError"):
         from trio_ws.testing import AckError
     assert AckError is CallError
     with warnings.catch_warnings():

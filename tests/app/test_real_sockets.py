@@ -29,7 +29,7 @@ from trio_ws.app import (
     EventError,
     Namespace,
     WebSocket,
-    WebSocketEndpoint,
+    WebSocketHandler,
 )
 
 SECRET = f"s3cret-{uuid.uuid4().hex}"
@@ -101,7 +101,7 @@ def real_app(state: State, **options: Any) -> App:
         await ws.accept()
         await ws.send_json(ws.path_params["value"] * 2)
 
-    class Json(WebSocketEndpoint):
+    class Json(WebSocketHandler):
         encoding = "json"
 
         async def on_receive(self, data: Any) -> None:

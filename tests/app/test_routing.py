@@ -12,7 +12,7 @@ from apphelpers import TIMEOUT
 
 import trio_ws
 from trio_ws import ConnectionRejected
-from trio_ws.app import App, RoutePattern, Router, WebSocket, WebSocketEndpoint
+from trio_ws.app import App, RoutePattern, Router, WebSocket, WebSocketHandler
 from trio_ws.testing import TestClient
 
 # -- RoutePattern / Router (no I/O) -------------------------------------------------
@@ -106,7 +106,7 @@ def test_add_route_refuses_a_class_that_is_not_an_endpoint() -> None:
     with pytest.raises(TypeError):
         app.add_route("/x", NotAnEndpoint)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        app.add_route("x", WebSocketEndpoint)
+        app.add_route("x", WebSocketHandler)
 
 
 def test_app_is_exported_at_the_top_level() -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from .._deprecated import alias_getattr
 from .acl import AccessControl
 from .app import App, Route
 from .calls import CallError, CallTimeout
 from .client import EventClient, NamespaceRefused
 from .datastructures import URL, Client, Headers, QueryParams, State
-from .endpoint import WebSocketEndpoint
-from .envelope import Envelope, EnvelopeError
+from .endpoint import WebSocketHandler
+from .envelope import EnvelopeError, EventEnvelope
 from .handlers import EventError, EventHandler
 from .namespaces import Namespace
 from .registry import HandlerRegistry
@@ -24,7 +25,7 @@ __all__ = [
     "CallTimeout",
     "Client",
     "DecodeError",
-    "Envelope",
+    "EventEnvelope",
     "EnvelopeError",
     "EventClient",
     "EventConnection",
@@ -41,5 +42,13 @@ __all__ = [
     "State",
     "WebSocket",
     "WebSocketDisconnect",
-    "WebSocketEndpoint",
+    "WebSocketHandler",
 ]
+
+__getattr__ = alias_getattr(
+    __name__,
+    {
+        "Envelope": ("trio_ws.app.EventEnvelope", EventEnvelope),
+        "WebSocketEndpoint": ("trio_ws.app.WebSocketHandler", WebSocketHandler),
+    },
+)

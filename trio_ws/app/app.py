@@ -29,7 +29,7 @@ from ..hub import DeliveryReport, Hub
 from ..request import WebSocketRequest
 from ..scopes import background_tasks
 from ..server import WebSocketServer, serve_websocket
-from .endpoint import WebSocketEndpoint
+from .endpoint import WebSocketHandler
 from .envelope import DEFAULT_NAMESPACE, event_envelope
 from .handlers import ErrorHook, HandlerFunction
 from .namespaces import Namespace, hub_room, is_connection_id, namespace_room
@@ -49,7 +49,7 @@ __all__ = ["App", "Route", "FunctionHandler"]
 logger = logging.getLogger("trio_ws.app")
 
 FunctionHandler = Callable[[WebSocket], Awaitable[None]]
-Handler = FunctionHandler | type[WebSocketEndpoint]
+Handler = FunctionHandler | type[WebSocketHandler]
 _H = TypeVar("_H", bound=Handler)
 _F = TypeVar("_F", bound=HandlerFunction)
 CLIENT_SCRIPT = "trio_ws.js"
@@ -133,7 +133,7 @@ class App:
         subprotocols: Sequence[str] = (),
         origins: Iterable[str | None] | None = None,
     ) -> None:
-        """Route ``path`` to a function handler or a :class:`WebSocketEndpoint` subclass.
+        """Route ``path`` to a function handler or a :class:`WebSocketHandler` subclass.
 
         Args:
             path: a pattern such as ``/chat/{room}`` or ``/item/{id:int}``.
@@ -146,10 +146,10 @@ class App:
 
         Raises:
             ValueError: for an invalid or duplicate pattern.
-            TypeError: when ``handler`` is a class but not a WebSocketEndpoint.
+            TypeError: when ``handler`` is a class but not a WebSocketHandler.
         """
-        if isinstance(handler, type) and not issubclass(handler, WebSocketEndpoint):
-            raise TypeError(f"a handler class must subclass WebSocketEndpoint: {handler!r}")
+        if isinstance(handler, type) and not issubclass(handler, WebSocketHandler):
+            raise TypeError(f"a handler class must subclass WebSocketHandler: {handler!r}")
         self._router.add(path, Route(handler, tuple(subprotocols), _origins(origins)))
 
     def websocket(

@@ -10,7 +10,7 @@ from typing import Any
 import trio
 
 from ..errors import WebSocketError
-from .envelope import Envelope
+from .envelope import EventEnvelope
 
 __all__ = ["CallError", "CallTimeout", "PendingCalls"]
 
@@ -101,7 +101,7 @@ class PendingCalls:
         """Drop the bookkeeping of ``call_id`` (no effect if it is gone)."""
         self._calls.pop(call_id, None)
 
-    def answer(self, envelope: Envelope) -> None:
+    def answer(self, envelope: EventEnvelope) -> None:
         """Resolve the call that ``envelope`` (an ``ack``) answers; an unknown id is ignored."""
         assert envelope.id is not None
         pending = self._calls.get(envelope.id)

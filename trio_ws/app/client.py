@@ -44,8 +44,8 @@ from ..scopes import background_tasks, is_cancellation
 from .calls import CallError, CallTimeout
 from .envelope import (
     DEFAULT_NAMESPACE,
-    Envelope,
     EnvelopeError,
+    EventEnvelope,
     ack_envelope,
     connect_envelope,
     disconnect_envelope,
@@ -466,7 +466,7 @@ class EventClient:
             else:
                 await self._dispatch(connection, item)
 
-    async def _dispatch(self, connection: WebSocketConnection | None, envelope: Envelope) -> None:
+    async def _dispatch(self, connection: WebSocketConnection | None, envelope: EventEnvelope) -> None:
         assert envelope.event is not None
         handler = self._handlers.get((envelope.namespace, envelope.event))
         if handler is None:
@@ -503,7 +503,7 @@ class EventClient:
             await _send(connection, text)
 
 
-def _resolve(pending: _Pending | None, envelope: Envelope) -> None:
+def _resolve(pending: _Pending | None, envelope: EventEnvelope) -> None:
     if pending is None:
         logger.debug("answer to an unknown or expired request ignored")
         return

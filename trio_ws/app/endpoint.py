@@ -1,27 +1,28 @@
-"""Class-based handlers: subclass :class:`WebSocketEndpoint`.
+"""Class-based handlers: subclass :class:`WebSocketHandler`.
 
-The app accepts the connection in :meth:`WebSocketEndpoint.on_connect` (which
-may reject it instead), then calls :meth:`~WebSocketEndpoint.on_receive` with
-each message decoded per :attr:`~WebSocketEndpoint.encoding`, one at a time in
-arrival order, and finally :meth:`~WebSocketEndpoint.on_disconnect` with the
+The app accepts the connection in :meth:`WebSocketHandler.on_connect` (which
+may reject it instead), then calls :meth:`~WebSocketHandler.on_receive` with
+each message decoded per :attr:`~WebSocketHandler.encoding`, one at a time in
+arrival order, and finally :meth:`~WebSocketHandler.on_disconnect` with the
 close code, however the connection ended. A message that does not decode
 closes the connection with 1003 (binary where text is expected, or the
 reverse) or 1007 (invalid JSON), with a reason saying why — unless
-:meth:`~WebSocketEndpoint.on_decode_error` is overridden to handle it.
+:meth:`~WebSocketHandler.on_decode_error` is overridden to handle it.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
+from .._deprecated import alias_getattr
 from ..close import INTERNAL_ERROR
 from ..errors import ConnectionClosed
 from .websocket import DecodeError, WebSocket, decode_message
 
-__all__ = ["WebSocketEndpoint"]
+__all__ = ["WebSocketHandler"]
 
 
-class WebSocketEndpoint:
+class WebSocketHandler:
     """Base class of class-based handlers; one instance per connection.
 
     Attributes:
@@ -78,3 +79,8 @@ class WebSocketEndpoint:
             if connection.closed is not None:
                 code = connection.closed.code
             await self.on_disconnect(code)
+
+
+#: ``WebSocketEndpoint`` was this class's name, too close to the core's
+#: :class:`~trio_ws.Endpoint` (an address).
+__getattr__ = alias_getattr(__name__, {"WebSocketEndpoint": ("trio_ws.app.WebSocketHandler", WebSocketHandler)})

@@ -23,8 +23,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .._deprecated import alias_getattr
+
 __all__ = [
-    "Envelope",
+    "EventEnvelope",
     "EnvelopeError",
     "parse_envelope",
     "event_envelope",
@@ -54,8 +56,8 @@ class EnvelopeError(ValueError):
 
 
 @dataclass(frozen=True)
-class Envelope:
-    """A parsed, validated envelope."""
+class EventEnvelope:
+    """A parsed, validated event envelope (``Envelope`` before; that name is a deprecated alias)."""
 
     type: str
     namespace: str = DEFAULT_NAMESPACE
@@ -65,7 +67,7 @@ class Envelope:
     error: dict[str, str] | None = None
 
 
-def parse_envelope(message: str | bytes) -> Envelope:
+def parse_envelope(message: str | bytes) -> EventEnvelope:
     """Parse and validate one received message.
 
     Raises:
@@ -99,7 +101,7 @@ def parse_envelope(message: str | bytes) -> Envelope:
         isinstance(error, dict) and all(isinstance(error.get(k, ""), str) for k in ("type", "message"))
     ):
         raise EnvelopeError("error must be an object with string type and message", call_id=call_id)
-    return Envelope(kind, namespace, event, value.get("data"), call_id, error)
+    return EventEnvelope(kind, namespace, event, value.get("data"), call_id, error)
 
 
 def encode(value: dict[str, Any]) -> str:
@@ -150,3 +152,7 @@ def connect_error_envelope(namespace: str, error_type: str, message: str) -> str
 def disconnect_envelope(namespace: str) -> str:
     """Leaving ``namespace``: sent by a client that leaves, or by the server that takes it out."""
     return encode({"type": "disconnect", "namespace": namespace})
+
+
+#: ``Envelope`` was this class's name; the hub has its own envelope format.
+__getattr__ = alias_getattr(__name__, {"Envelope": ("trio_ws.app.EventEnvelope", EventEnvelope)})

@@ -36,8 +36,8 @@ from .acl import AccessControl
 from .calls import PendingCalls
 from .envelope import (
     DEFAULT_NAMESPACE,
-    Envelope,
     EnvelopeError,
+    EventEnvelope,
     ack_envelope,
     connect_error_envelope,
     connected_envelope,
@@ -276,7 +276,7 @@ class EventSession:
         if not await self._connect_namespace(DEFAULT_NAMESPACE, None, reply=False):
             await connection.aclose(POLICY_VIOLATION, "connection refused")
             return
-        send, receive = trio.open_memory_channel[Envelope](settings.max_in_flight)
+        send, receive = trio.open_memory_channel[EventEnvelope](settings.max_in_flight)
         for _ in range(settings.max_concurrency):
             websocket.start_soon(self._worker, receive.clone())
         receive.close()
@@ -302,7 +302,7 @@ class EventSession:
                     settings.disconnect_grace,
                 )
 
-    async def _read(self, message: str | bytes, queue: trio.MemorySendChannel[Envelope]) -> None:
+    async def _read(self, message: str | bytes, queue: trio.MemorySendChannel[EventEnvelope]) -> None:
         try:
             envelope = parse_envelope(message)
         except EnvelopeError as err:
@@ -323,12 +323,12 @@ class EventSession:
             envelope.id,
         )
 
-    async def _worker(self, queue: trio.MemoryReceiveChannel[Envelope]) -> None:
+    async def _worker(self, queue: trio.MemoryReceiveChannel[EventEnvelope]) -> None:
         async with queue:
             async for envelope in queue:
                 await self._handle(envelope)
 
-    async def _handle(self, envelope: Envelope) -> None:
+    async def _handle(self, envelope: EventEnvelope) -> None:
         if envelope.type == "event":
             await self._run_handler(envelope)
         elif envelope.type == "connect":
@@ -338,7 +338,7 @@ class EventSession:
         else:
             await self._answer_error("BadEnvelope", f"clients do not send {envelope.type!r}", envelope.id)
 
-    async def _run_handler(self, envelope: Envelope) -> None:
+    async def _run_handler(self, envelope: EventEnvelope) -> None:
         assert envelope.event is not None
         namespace, event, call_id = envelope.namespace, envelope.event, envelope.id
         if namespace not in self.conn._namespaces:

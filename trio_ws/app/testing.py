@@ -39,8 +39,8 @@ from ..server import WebSocketServer
 from .calls import CallError
 from .envelope import (
     DEFAULT_NAMESPACE,
-    Envelope,
     EnvelopeError,
+    EventEnvelope,
     ack_envelope,
     connect_envelope,
     disconnect_envelope,
@@ -101,7 +101,7 @@ class TestConnection:
     def _closed(self) -> ConnectionClosed:
         return ConnectionClosed.for_reason(self.ws.closed or CloseReason(ABNORMAL_CLOSURE, None))
 
-    def _namespace_changed(self, envelope: Envelope) -> None:
+    def _namespace_changed(self, envelope: EventEnvelope) -> None:
         namespace = envelope.namespace
         if envelope.type == "connected":
             self._namespaces.add(namespace)
@@ -251,7 +251,7 @@ class TestConnection:
         await self.ws.aclose(code, reason)
 
 
-def _envelope(message: Message) -> Envelope | None:
+def _envelope(message: Message) -> EventEnvelope | None:
     """``message`` as an envelope, or None when it is not one (plain routes send anything)."""
     try:
         return parse_envelope(message)

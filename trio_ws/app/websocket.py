@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..close import INTERNAL_ERROR, NORMAL_CLOSURE
+from ..close import INTERNAL_ERROR, NORMAL_CLOSURE, CloseReason
 from ..connection import Message, WebSocketConnection
 from ..endpoint import Endpoint
 from ..errors import ConnectionClosed
@@ -230,9 +230,15 @@ class WebSocket:
         await self._connection.aclose(code, reason)
 
     @property
-    def closed(self) -> bool:
-        """True once the connection is closing or closed."""
-        return self._connection is not None and self._connection.closed is not None
+    def closed(self) -> CloseReason | None:
+        """Why the connection closed, once it is closing or closed; None while open or not yet accepted.
+
+        The same meaning as :attr:`trio_ws.WebSocketConnection.closed`. It was
+        a bool before: its truth value is unchanged (a :class:`~trio_ws.CloseReason`
+        is true), but code comparing it with ``True`` or ``False`` must test
+        its truth value instead.
+        """
+        return None if self._connection is None else self._connection.closed
 
     # -- rooms -------------------------------------------------------------------
     @property
