@@ -37,6 +37,11 @@ slot, so a room's pub/sub can move to sharded pub/sub (SSUBSCRIBE/SPUBLISH)
 and its keys can be read in one pipeline or script. The heartbeat refreshes the
 TTLs every ``heartbeat_interval``; the members of a process that died vanish
 from :meth:`RedisBackend.room_members` at most ``member_ttl`` later.
+
+The class is split by concept: this module holds the supervision, the
+subscriber and the names; :mod:`trio_ws.hub.redis_membership` the membership
+keys; :mod:`trio_ws.hub.redis_publishing` the publishing queue and its
+batches; :mod:`trio_ws.hub.redis_cluster` the Redis Cluster transport.
 """
 
 from __future__ import annotations
@@ -48,7 +53,6 @@ import random
 import sys
 import uuid
 from collections.abc import Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -56,6 +60,8 @@ from typing import Any
 import trio
 
 from .backend import BackendEvent, BackendSink, Envelope
+from .redis_membership import RedisMembership
+from .redis_publishing import MAX_SEQ_ENTRIES, RedisPublishing
 
 try:
     import coredis
@@ -73,20 +79,9 @@ __all__ = ["RedisBackend", "RedisBackendStats"]
 
 logger = logging.getLogger("trio_ws.hub.redis")
 
-_MAX_SEQ_ENTRIES = 65_536
-# One PUBLISH carries at most this many envelopes, or about this many characters.
-_MAX_BATCH = 256
-_MAX_BATCH_CHARS = 256 * 1024
-# The publisher sends at most this many envelopes in one pipeline.
-_MAX_PIPELINE = 4096
-
 AnyClient = coredis.Redis[str] | coredis.RedisCluster[str]
 AnyPipeline = Pipeline[str] | ClusterPipeline[str]
 AnyPubSub = PubSub[str] | ShardedPubSub[str]
-# Deletes KEYS[1] only while it still names this process (ids may move).
-_DELETE_IF_OURS = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-# Drops a process from a room's index once its member set is gone (expired).
-_FORGET_IF_GONE = "if redis.call('exists', KEYS[2]) == 0 then return redis.call('srem', KEYS[1], ARGV[1]) end return 0"
 
 
 @dataclass
@@ -134,7 +129,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-class RedisBackend:
+class RedisBackend(RedisMembership, RedisPublishing):
     """Share a hub's rooms between processes through Redis pub/sub (coredis).
 
     Pass it to ``Hub(backend=...)`` in every process (or to
@@ -258,15 +253,6 @@ class RedisBackend:
     def global_channel(self) -> str:
         """The pub/sub channel every process listens to (``send_all``)."""
         return f"{self._prefix}:all"
-
-    def _members_key(self, room: str, process_id: str) -> str:
-        return f"{self._prefix}:members:{{{room}}}:{process_id}"
-
-    def _procs_key(self, room: str) -> str:
-        return f"{self._prefix}:procs:{{{room}}}"
-
-    def _member_key(self, member_id: str) -> str:
-        return f"{self._prefix}:member:{{{member_id}}}"
 
     @property
     def connected(self) -> bool:
@@ -488,7 +474,7 @@ class RedisBackend:
             return
         key = (origin, channel)
         last = self._recv_seq.get(key)
-        if last is None and len(self._recv_seq) >= _MAX_SEQ_ENTRIES:
+        if last is None and len(self._recv_seq) >= MAX_SEQ_ENTRIES:
             self._recv_seq.clear()
         self._recv_seq[key] = seq
         if last is not None and seq > last + 1:
@@ -519,48 +505,7 @@ class RedisBackend:
                 self._failed("heartbeat", exc)
                 return
 
-    # -- membership in Redis ---------------------------------------------------
-    def _reconcile(self, sink: BackendSink) -> tuple[list[str], list[str]]:
-        """Align with the hub, the authority on who is here; returns the members and rooms dropped.
-
-        A removal the hub started but could not finish (cancelled) would
-        otherwise keep a member alive in Redis for as long as we refresh it.
-        """
-        local, rooms = sink.local_member_ids(), sink.subscribed_rooms()
-        gone_members = sorted(self._members - local)
-        if local - self._members or gone_members:
-            self._members = set(local)
-            self._dirty = True
-        gone_rooms = []
-        for room, ids in list(self._rooms.items()):
-            before = len(ids)
-            ids &= local
-            if not ids or room not in rooms:
-                del self._rooms[room]
-                gone_rooms.append(room)
-            elif len(ids) != before:
-                self._dirty = True
-        if gone_members or gone_rooms:
-            self._version += 1
-        return gone_members, gone_rooms
-
-    def _delete_stale(self, members: list[str], rooms: list[str], pipe: AnyPipeline) -> list[Any]:
-        for room in rooms:
-            pipe.delete([self._members_key(room, self.process_id)])
-            pipe.srem(self._procs_key(room), [self.process_id])
-        for member_id in members:
-            pipe.eval(_DELETE_IF_OURS, [self._member_key(member_id)], [self.process_id])
-        return []
-
-    # The rewrite of a process's membership runs as one transaction (a reader
-    # never sees a set half rewritten); a cluster cannot, its rooms span slots.
-    _atomic_rewrite = True
-
-    def _bulk_timeout(self) -> float:
-        # A full rewrite sends one command per member and five per room.
-        commands = len(self._members) + sum(len(ids) + 5 for ids in self._rooms.values())
-        return self._timeout * (1 + commands / 10_000)
-
+    # -- Redis commands ----------------------------------------------------------
     async def _pipeline(
         self,
         build: Callable[[AnyPipeline], list[Any]],
@@ -581,169 +526,6 @@ class RedisBackend:
                 requests = build(pipe)
             results = [await request for request in requests]
         return results
-
-    async def _register_all(self, client: AnyClient) -> None:
-        """Rewrite this process's membership (after a reconnect or a failed write)."""
-        for _ in range(3):
-            version = self._version
-            rooms = {room: sorted(ids) for room, ids in self._rooms.items()}
-            members = sorted(self._members)
-            if rooms or members:
-                await self._pipeline(
-                    partial(self._write_all, rooms, members),
-                    transaction=self._atomic_rewrite,
-                    budget=self._bulk_timeout(),
-                )
-            if version == self._version:
-                self._dirty = False
-                return
-        self._dirty = True
-
-    def _write_all(self, rooms: dict[str, list[str]], members: list[str], pipe: AnyPipeline) -> list[Any]:
-        for room, ids in rooms.items():
-            key = self._members_key(room, self.process_id)
-            pipe.delete([key])
-            if not ids:
-                pipe.srem(self._procs_key(room), [self.process_id])
-                continue
-            pipe.sadd(key, ids)
-            pipe.pexpire(key, self._ttl_ms)
-            pipe.sadd(self._procs_key(room), [self.process_id])
-            pipe.pexpire(self._procs_key(room), self._ttl_ms)
-        for member_id in members:
-            pipe.set(self._member_key(member_id), self.process_id, px=self._ttl_ms)
-        return []
-
-    async def _refresh(self, client: AnyClient, sink: BackendSink) -> None:
-        gone_members, gone_rooms = self._reconcile(sink)
-        if gone_members or gone_rooms:
-            await self._pipeline(partial(self._delete_stale, gone_members, gone_rooms))
-        if self._dirty:
-            await self._register_all(client)
-            return
-        rooms, members = list(self._rooms), list(self._members)
-
-        def build(pipe: AnyPipeline) -> list[Any]:
-            checks = []
-            for room in rooms:
-                checks.append(pipe.pexpire(self._members_key(room, self.process_id), self._ttl_ms))
-                pipe.sadd(self._procs_key(room), [self.process_id])
-                pipe.pexpire(self._procs_key(room), self._ttl_ms)
-            checks.extend(pipe.pexpire(self._member_key(member_id), self._ttl_ms) for member_id in members)
-            return checks
-
-        if (rooms or members) and not all(await self._pipeline(build)):
-            # A key vanished (Redis restarted or was flushed): write it all again.
-            await self._register_all(client)
-
-    async def _write(self, what: str, build: Callable[[AnyPipeline], list[Any]]) -> None:
-        self._version += 1
-        written = False
-        try:
-            await self._pipeline(build)
-            written = True
-        except Exception as exc:
-            self._failed(what, exc)
-        finally:
-            if not written:  # failed, skipped while down, or cancelled: rewrite it all later
-                self._dirty = True
-
-    async def add_member(self, member_id: str, room: str | None) -> None:
-        """Record a local member (``room`` None) or its joining ``room``.
-
-        Never raises; a write that fails is redone by the next heartbeat.
-        """
-        self._members.add(member_id)
-        if room is None:
-            key = self._member_key(member_id)
-            await self._write("add member", lambda pipe: [pipe.set(key, self.process_id, px=self._ttl_ms)])
-            return
-        self._rooms.setdefault(room, set()).add(member_id)
-        members_key, procs_key = self._members_key(room, self.process_id), self._procs_key(room)
-
-        def build(pipe: AnyPipeline) -> list[Any]:
-            pipe.sadd(members_key, [member_id])
-            pipe.pexpire(members_key, self._ttl_ms)
-            pipe.sadd(procs_key, [self.process_id])
-            pipe.pexpire(procs_key, self._ttl_ms)
-            return []
-
-        await self._write("join", build)
-
-    async def remove_member(self, member_id: str, room: str | None) -> None:
-        """Record that a local member left ``room``, or is gone (``room`` None).
-
-        Never raises; what a failed write leaves behind expires within ``member_ttl``.
-        """
-        if room is None:
-            self._members.discard(member_id)
-            for name, ids in list(self._rooms.items()):  # normally empty: the hub left each room first
-                ids.discard(member_id)
-                if not ids:
-                    del self._rooms[name]
-            key = self._member_key(member_id)
-            await self._write("remove member", lambda pipe: [pipe.eval(_DELETE_IF_OURS, [key], [self.process_id])])
-            return
-        ids = self._rooms.get(room, set())
-        ids.discard(member_id)
-        if ids:
-            key = self._members_key(room, self.process_id)
-            await self._write("leave", lambda pipe: [pipe.srem(key, [member_id])])
-        else:
-            self._rooms.pop(room, None)
-            await self._forget_room(room, unsubscribe=False)
-
-    async def _forget_room(self, room: str, *, unsubscribe: bool = True) -> None:
-        members_key, procs_key = self._members_key(room, self.process_id), self._procs_key(room)
-
-        def build(pipe: AnyPipeline) -> list[Any]:
-            pipe.delete([members_key])
-            pipe.srem(procs_key, [self.process_id])
-            return []
-
-        await self._write("leave room", build)
-        if unsubscribe and self._sink is not None and room not in self._sink.subscribed_rooms():
-            await self.unsubscribe(room)
-
-    async def room_members(self, room: str) -> set[str] | None:
-        """Every process's members of ``room``, or None while the link is down.
-
-        Another process's members are listed until its keys expire (at most
-        ``member_ttl`` after it died). Never raises.
-        """
-        client = self._client
-        if client is None or not self._up:
-            return None
-        found = set(self._rooms.get(room, ()))
-        try:
-            with trio.fail_after(self._timeout):
-                others = [pid for pid in await client.smembers(self._procs_key(room)) if pid != self.process_id]
-            sets = await self._pipeline(lambda pipe: [pipe.smembers(self._members_key(room, p)) for p in others])
-        except Exception as exc:
-            self._failed("room members", exc)
-            return None
-        gone = []
-        for process_id, members in zip(others, sets, strict=True):
-            found.update(members)
-            if not members:
-                gone.append(process_id)
-        if gone:
-            keys = {p: [self._procs_key(room), self._members_key(room, p)] for p in gone}
-            try:
-                await self._pipeline(lambda pipe: [pipe.eval(_FORGET_IF_GONE, keys[p], [p]) for p in gone])
-            except Exception as exc:
-                self._failed("index cleanup", exc)
-        return found
-
-    async def _unregister(self) -> None:
-        rooms, members = list(self._rooms), list(self._members)
-        if not (rooms or members):
-            return
-        try:
-            async with self._client_factory() as client, client.pipeline(transaction=False) as pipe:
-                self._delete_stale(members, rooms, pipe)
-        except Exception as exc:
-            logger.info("could not remove the membership of %s: %s", self.process_id, _describe(exc))
 
     # -- subscriptions -----------------------------------------------------------
     async def subscribe(self, room: str) -> None:
@@ -775,159 +557,3 @@ class RedisBackend:
         except Exception as exc:
             # Harmless: the hub ignores envelopes of rooms it does not have.
             logger.debug("unsubscribe from %s failed: %s", channel, _describe(exc))
-
-    # -- publishing --------------------------------------------------------------
-    def _publish(self, channel: str, envelope: Envelope) -> bool:
-        """Queue an envelope with the next sequence number; False if it is lost.
-
-        Never waits for Redis: the publisher task sends what is queued, in
-        order, many envelopes per round trip.
-        """
-        seq = self._send_seq.get(channel, 0) + 1
-        if seq == 1 and len(self._send_seq) >= _MAX_SEQ_ENTRIES:
-            self._send_seq.clear()
-        self._send_seq[channel] = seq  # counted even if lost: receivers see the gap
-        outgoing = self._outgoing
-        if outgoing is None or not self._up:
-            self.stats.publish_failed += 1
-            return False
-        data = json.dumps({**envelope, "seq": seq}, separators=(",", ":"), ensure_ascii=False)
-        try:
-            outgoing.send_nowait((self._generation_number, channel, data))
-        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-            self.stats.publish_failed += 1
-            return False
-        return True
-
-    async def _publisher(self, receive: trio.MemoryReceiveChannel[tuple[int, str, str]]) -> None:
-        """Send the queued envelopes: one pipeline per round trip, one PUBLISH per run of a channel.
-
-        While a pipeline is in flight new envelopes queue up and go in the
-        next one, so the batch grows with the load and an envelope waits at
-        most for the round trip ahead of it (nothing waits on an idle link).
-        Consecutive envelopes to one channel travel as one JSON array, so the
-        order of everything this process publishes is kept. It has a client
-        of its own, renewed with each generation, and is shielded: when the
-        backend stops, it sends what is queued (within ``command_timeout``)
-        before it ends, so a publish-only client that exits at once loses
-        nothing.
-        """
-        with trio.CancelScope(shield=True) as self._publisher_scope:
-            async with AsyncExitStack() as stack:
-                client: AnyClient | None = None
-                client_generation = -1
-                async for first in receive:
-                    batch = [first, *self._take(receive)]
-                    current = [(channel, data) for number, channel, data in batch if number == self._generation_number]
-                    self.stats.publish_failed += len(batch) - len(current)  # queued before the link was lost
-                    if not current or not (self._up or self._stopping):
-                        self.stats.publish_failed += len(current)
-                        continue
-                    if client is None or client_generation != self._generation_number:
-                        client = None
-                        try:
-                            await stack.aclose()
-                            # Not under a timeout: the client's task group must outlive this
-                            # statement (connect_timeout bounds the connection).
-                            opened: AnyClient = await stack.enter_async_context(self._client_factory())
-                        except Exception as exc:
-                            self.stats.publish_failed += len(current)
-                            self._failed("publisher connection", exc)
-                            continue
-                        client, client_generation = opened, self._generation_number
-                    await self._send_batch(client, current)
-                    await trio.lowlevel.checkpoint()
-
-    async def _stop_publisher_when_cancelled(self, outgoing: trio.MemorySendChannel[tuple[int, str, str]]) -> None:
-        try:
-            await trio.sleep_forever()
-        finally:
-            # The publisher drains the queue and ends; command_timeout bounds it.
-            self._stopping = True
-            outgoing.close()
-            if self._publisher_scope is not None:
-                self._publisher_scope.deadline = trio.current_time() + self._timeout
-
-    @staticmethod
-    def _take(receive: trio.MemoryReceiveChannel[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
-        taken: list[tuple[int, str, str]] = []
-        while len(taken) < _MAX_PIPELINE:
-            try:
-                taken.append(receive.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
-        return taken
-
-    async def _send_batch(self, client: AnyClient, batch: list[tuple[str, str]]) -> None:
-        runs: list[tuple[str, list[str]]] = []
-        size = 0
-        for channel, data in batch:
-            if runs and runs[-1][0] == channel and len(runs[-1][1]) < _MAX_BATCH and size < _MAX_BATCH_CHARS:
-                runs[-1][1].append(data)
-                size += len(data)
-            else:
-                runs.append((channel, [data]))
-                size = len(data)
-
-        def build(pipe: AnyPipeline) -> list[Any]:
-            return [
-                self._publish_command(pipe, channel, datas[0] if len(datas) == 1 else f"[{','.join(datas)}]")
-                for channel, datas in runs
-            ]
-
-        try:
-            await self._pipeline(build, client=client)
-        except Exception as exc:
-            self.stats.publish_failed += len(batch)
-            self._failed(f"publish of {len(batch)} envelope(s)", exc)
-            return
-        self.stats.published += len(batch)
-
-    async def publish_room(self, room: str, envelope: Envelope) -> bool:
-        """Publish to the processes subscribed to ``room``.
-
-        Never waits for Redis: the envelope is queued and sent in order by
-        the publisher task, batched with the others (local delivery is never
-        held up by a slow or paused Redis).
-
-        Returns:
-            True when it was queued while the link was up; False when the
-            link is down or the queue (``publish_queue_size``) is full: the
-            envelope is lost. One queued but not sent because the link failed
-            meanwhile is lost too, and counted in ``stats.publish_failed``;
-            receivers see the gap. Never raises and never yields to other
-            tasks (a burst of broadcasts is queued whole, and the members'
-            senders then write it in one go); cancelling it is safe;
-            concurrent calls are allowed and keep their order.
-        """
-        return self._publish(self.room_channel(room), envelope)
-
-    async def publish_all(self, envelope: Envelope) -> bool:
-        """Publish to every process; False if not queued (see :meth:`publish_room`)."""
-        return self._publish(self.global_channel, envelope)
-
-    async def publish_to_member(self, member_id: str, envelope: Envelope) -> bool:
-        """Publish to the process holding ``member_id``.
-
-        Looks the member up in Redis (this waits for Redis, at most
-        ``command_timeout``), then queues the envelope like :meth:`publish_room`.
-
-        Returns:
-            True when the member's process was found and the envelope queued
-            for it; False when the id is unknown, the link is down or the
-            command failed. Never raises; cancelling it is safe.
-        """
-        client = self._client
-        if client is None or not self._up:
-            self.stats.publish_failed += 1
-            return False
-        try:
-            with trio.fail_after(self._timeout):
-                process_id = await client.get(self._member_key(member_id))
-        except Exception as exc:
-            self.stats.publish_failed += 1
-            self._failed("member lookup", exc)
-            return False
-        if process_id is None or process_id == self.process_id:
-            return False
-        return self._publish(self.process_channel(process_id), envelope)
