@@ -8,7 +8,8 @@ Run as a child process by the multi-process tests::
 :class:`~trio_ws.hub.redis_cluster.RedisClusterBackend`.)
 
 It prints ``PORT <n>`` once it listens and serves until SIGTERM/SIGINT (or
-SIGKILL, for the crash tests). The in-process tests import :func:`handler`
+SIGKILL, for the crash tests), or, with ``--stdin-lifeline``, until its stdin
+closes (the test process that started it died). The in-process tests import :func:`handler`
 and :class:`NodeClient` to run the same protocol in one trio run.
 
 Protocol: a client connects to ``/?id=MEMBER_ID`` and sends JSON commands
@@ -161,6 +162,13 @@ class NodeClient:
         return [message for message in self.messages if key in message]
 
 
+async def _exit_when_stdin_closes(scope: trio.CancelScope) -> None:
+    stdin = trio.lowlevel.FdStream(sys.stdin.fileno())
+    while await stdin.receive_some():
+        pass
+    scope.cancel()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--redis-url", required=True)
@@ -169,6 +177,7 @@ async def main() -> None:
     parser.add_argument("--heartbeat", type=float, default=0.25)
     parser.add_argument("--ttl", type=float, default=1.0)
     parser.add_argument("--cluster", action="store_true")
+    parser.add_argument("--stdin-lifeline", action="store_true")
     args = parser.parse_args()
     backend = (RedisClusterBackend if args.cluster else RedisBackend)(
         args.redis_url,
@@ -181,6 +190,8 @@ async def main() -> None:
         async with Hub(backend=backend, queue_size=4096) as hub, trio.open_nursery() as nursery:
             server = await nursery.start(trio_ws.serve_websocket, lambda r: handler(hub, r), "127.0.0.1", 0, None)
             print(f"PORT {server.port}", flush=True)
+            if args.stdin_lifeline:
+                nursery.start_soon(_exit_when_stdin_closes, nursery.cancel_scope)
             async for _ in signals:
                 nursery.cancel_scope.cancel()
                 break

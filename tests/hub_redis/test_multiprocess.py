@@ -47,7 +47,9 @@ async def hub_nodes(url: str, prefix: str, *extra: str) -> AsyncIterator[list[tu
         for index in range(NODES):  # all at once: each takes a second to import
             command = [sys.executable, str(HUB_NODE), "--redis-url", url, "--prefix", prefix, *extra]
             command += ["--process-id", f"node{index}", "--heartbeat", str(HEARTBEAT), "--ttl", str(MEMBER_TTL)]
-            processes.append(await trio.lowlevel.open_process(command, stdout=subprocess.PIPE))
+            command.append("--stdin-lifeline")
+            # Its stdin is a pipe from this process: if this process dies, the node exits too.
+            processes.append(await trio.lowlevel.open_process(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE))
         nodes = [(process, await read_port(process)) for process in processes]
         yield nodes
     finally:
@@ -61,6 +63,9 @@ async def hub_nodes(url: str, prefix: str, *extra: str) -> AsyncIterator[list[tu
                 if process.returncode is None:
                     process.kill()
                     await process.wait()
+                for pipe in (process.stdin, process.stdout):
+                    if pipe is not None:
+                        await pipe.aclose()
 
 
 async def read_port(process: trio.Process) -> int:
