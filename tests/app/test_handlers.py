@@ -510,3 +510,39 @@ def test_envelope_is_a_deprecated_alias_of_event_envelope() -> None:
         with pytest.warns(DeprecationWarning, match=r"Envelope is deprecated; use trio_ws\.app\.EventEnvelope"):
             alias = module.Envelope
         assert alias is EventEnvelope
+
+
+async def test_cancelled_room_calls_have_taken_effect_and_concurrent_ones_are_allowed() -> None:
+    app = App()
+    seen: dict[str, Any] = {}
+
+    @app.websocket("/rooms")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await ws.join_room("cancelled")  # cancelled at its first checkpoint
+        seen["after_cancelled_join"] = ws.rooms
+        async with trio.open_nursery() as nursery:
+            for room in ("a", "b", "c"):
+                nursery.start_soon(ws.join_room, room)
+        seen["after_concurrent_joins"] = ws.rooms
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await ws.leave_room("cancelled")
+        seen["after_cancelled_leave"] = ws.rooms
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ws.close_room, "a")
+            nursery.start_soon(ws.close_room, "a")
+        seen["after_concurrent_close_room"] = ws.rooms
+        with pytest.raises(TypeError):
+            await ws.send_json({"not": {1, 2}})
+        await ws.send_text("done")
+
+    with trio.fail_after(TIMEOUT):
+        async with TestClient(app) as client, client.connect("/rooms") as conn:
+            assert await conn.receive() == "done"  # the failed send_json sent nothing
+    assert seen["after_cancelled_join"] == {"cancelled"}
+    assert seen["after_concurrent_joins"] == {"cancelled", "a", "b", "c"}
+    assert seen["after_cancelled_leave"] == {"a", "b", "c"}
+    assert seen["after_concurrent_close_room"] == {"b", "c"}

@@ -262,6 +262,9 @@ class App:
 
         Raises:
             TypeError: when ``data`` cannot be encoded as JSON.
+
+        Concurrent calls are allowed, from any task; see
+        :meth:`~trio_ws.Hub.broadcast` for cancellation.
         """
         text = event_envelope(event, data, namespace)
         if to is None:

@@ -115,8 +115,10 @@ class EventConnection:
         Raises:
             ConnectionClosed: when the connection is closed.
 
-        Cancelling is safe as for :meth:`~trio_ws.WebSocketConnection.send_message`,
-        and so are concurrent calls (messages are not interleaved).
+        Cancelling and concurrent calls behave as in
+        :meth:`~trio_ws.WebSocketConnection.send_message`: concurrent calls are
+        allowed (messages are sent whole); a cancelled call either sent
+        nothing or ends the connection.
         """
         await self.websocket.connection.send_message(text)
 
@@ -127,8 +129,7 @@ class EventConnection:
             ConnectionClosed: when the connection is closed.
             TypeError: when ``data`` cannot be encoded as JSON.
 
-        Cancelling is safe and concurrent calls are allowed, as for
-        :meth:`send_envelope`.
+        Cancelling and concurrent calls: as :meth:`send_envelope`.
         """
         await self.send_envelope(event_envelope(event, data, namespace))
 
@@ -168,20 +169,16 @@ class EventConnection:
     async def join_room(self, room: str, namespace: str = DEFAULT_NAMESPACE) -> None:
         """Join ``room`` of ``namespace``.
 
-        Raises:
-            RuntimeError: before the connection is a hub member.
-
-        Cancelling is safe; concurrent calls are allowed.
+        Raises, and behaves when cancelled or called concurrently, as
+        :meth:`WebSocket.join_room`.
         """
         await self.websocket.join_room(hub_room(namespace, room))
 
     async def leave_room(self, room: str, namespace: str = DEFAULT_NAMESPACE) -> None:
         """Leave ``room`` of ``namespace``.
 
-        Raises:
-            RuntimeError: before the connection is a hub member.
-
-        Cancelling is safe; concurrent calls are allowed.
+        Raises, and behaves when cancelled or called concurrently, as
+        :meth:`WebSocket.leave_room`.
         """
         await self.websocket.leave_room(hub_room(namespace, room))
 
@@ -195,10 +192,7 @@ class EventConnection:
         return frozenset(found)
 
     async def close_room(self, room: str, namespace: str = DEFAULT_NAMESPACE) -> None:
-        """Remove every member from ``room`` of ``namespace``.
-
-        Raises nothing of its own. Cancelling is safe; concurrent calls are allowed.
-        """
+        """Remove every member from ``room`` of ``namespace`` (see :meth:`WebSocket.close_room`)."""
         await self.websocket.close_room(hub_room(namespace, room))
 
     def start_soon(self, function: Callable[..., Awaitable[Any]], *args: Any, namespace: str | None = None) -> None:
@@ -239,10 +233,7 @@ class EventConnection:
             await self._session.disconnect_namespace(namespace, notify=True)
 
     async def disconnect(self, code: int = 1000, reason: str | None = None) -> None:
-        """Close the connection (every namespace with it).
-
-        See :meth:`WebSocket.close` for what it raises; it is idempotent.
-        """
+        """Close the connection (every namespace with it), as :meth:`WebSocket.close`."""
         await self.websocket.close(code, reason)
 
     def __repr__(self) -> str:

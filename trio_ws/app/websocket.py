@@ -174,6 +174,8 @@ class WebSocket:
         Raises:
             DecodeError: for a binary message (close code 1003).
             WebSocketDisconnect: when the connection has closed.
+
+        Cancelling is safe; one receiver at a time (as :meth:`receive`).
         """
         text: str = decode_message(await self.receive(), "text")
         return text
@@ -184,6 +186,8 @@ class WebSocket:
         Raises:
             DecodeError: for a text message (close code 1003).
             WebSocketDisconnect: when the connection has closed.
+
+        Cancelling is safe; one receiver at a time (as :meth:`receive`).
         """
         data: bytes = decode_message(await self.receive(), "bytes")
         return data
@@ -194,6 +198,8 @@ class WebSocket:
         Raises:
             DecodeError: when it is not valid JSON (close code 1007).
             WebSocketDisconnect: when the connection has closed.
+
+        Cancelling is safe; one receiver at a time (as :meth:`receive`).
         """
         return decode_message(await self.receive(), "json")
 
@@ -206,23 +212,38 @@ class WebSocket:
 
         Raises:
             ConnectionClosed: when the connection is closed.
+            RuntimeError: before :meth:`accept`.
+
+        Cancelling and concurrent calls behave as in
+        :meth:`~trio_ws.WebSocketConnection.send_message`: concurrent calls are
+        allowed (messages are sent whole); a cancelled call either sent
+        nothing or ends the connection.
         """
         await self.connection.send_message(message)
 
     async def send_text(self, text: str) -> None:
-        """Send a text message."""
+        """Send a text message; see :meth:`send`."""
         await self.connection.send_message(text)
 
     async def send_bytes(self, data: bytes) -> None:
-        """Send a binary message."""
+        """Send a binary message; see :meth:`send`."""
         await self.connection.send_message(data)
 
     async def send_json(self, value: Any) -> None:
-        """Send ``value`` as a compact JSON text message."""
+        """Send ``value`` as a compact JSON text message; see :meth:`send`.
+
+        Raises:
+            TypeError: when ``value`` cannot be encoded as JSON (nothing is sent).
+        """
         await self.connection.send_message(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
 
     async def close(self, code: int = NORMAL_CLOSURE, reason: str | None = None) -> None:
-        """Close the connection (before accept: reject the handshake with 403)."""
+        """Close the connection (before accept: reject the handshake with 403).
+
+        Raises, and behaves when cancelled or called concurrently, as
+        :meth:`~trio_ws.WebSocketConnection.aclose` (idempotent; concurrent
+        calls are allowed).
+        """
         if self._connection is None:
             if not self._request.answered:
                 await self.reject(403)
@@ -253,11 +274,25 @@ class WebSocket:
         return self._member
 
     async def join_room(self, room: str) -> None:
-        """Join a room of the app's hub."""
+        """Join a room of the app's hub (no effect if already in it).
+
+        Raises:
+            RuntimeError: before :meth:`accept`.
+
+        The membership is recorded before the first checkpoint: a call
+        cancelled while it runs has joined. Concurrent calls are allowed.
+        """
         await self._hub.join(self.member.id, room)
 
     async def leave_room(self, room: str) -> None:
-        """Leave a room of the app's hub."""
+        """Leave a room of the app's hub (no effect if not in it).
+
+        Raises:
+            RuntimeError: before :meth:`accept`.
+
+        The membership ends before the first checkpoint: a call cancelled
+        while it runs has left. Concurrent calls are allowed.
+        """
         await self._hub.leave(self.member.id, room)
 
     @property
@@ -266,7 +301,10 @@ class WebSocket:
         return self._member.rooms if self._member is not None else frozenset()
 
     async def close_room(self, room: str) -> None:
-        """Remove every member from ``room``."""
+        """Remove every member from ``room`` (see :meth:`~trio_ws.Hub.close_room`).
+
+        Raises nothing of its own; concurrent calls are allowed.
+        """
         await self._hub.close_room(room)
 
     # -- background work ---------------------------------------------------------
