@@ -19,7 +19,7 @@ import trio.testing
 from test_hub import TIMEOUT, Peer, hub_peers
 
 from trio_ws import Hub, PreparedMessage
-from trio_ws.hub import HistoryLost, HistoryPolicy, JoinResult, StreamPosition
+from trio_ws.hub import INTERNAL_ROOM_PREFIX, HistoryLost, HistoryPolicy, JoinResult, StreamPosition
 from trio_ws.hub.history import Histories, RoomHistory
 from trio_ws.hub.redis import RedisBackend
 
@@ -189,6 +189,20 @@ def test_histories_follow_the_default_and_per_room_policies() -> None:
     everywhere.enable("quiet", None)
     assert everywhere.open("quiet") is None
     assert len(everywhere) == 1
+
+
+def test_rooms_with_the_exempt_prefix_get_history_only_when_enabled() -> None:
+    histories = Histories(HistoryPolicy(), exempt="\x1f")
+    assert histories.open("\x1finternal") is None
+    assert histories.open("public") is not None
+    histories.enable("\x1finternal", HistoryPolicy())
+    assert histories.open("\x1finternal") is not None
+
+
+async def test_the_hub_policy_skips_internal_rooms() -> None:
+    hub = Hub(history=HistoryPolicy())
+    assert hub.history_position(INTERNAL_ROOM_PREFIX + "namespace") is None
+    assert (await hub.broadcast(INTERNAL_ROOM_PREFIX + "namespace", "m")).position is None
 
 
 def test_discard_starts_a_new_epoch() -> None:

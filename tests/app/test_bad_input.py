@@ -93,6 +93,7 @@ ID_ERRORS = [
     ({"type": "event", "event": "echo", "error": "x", "id": 9}, "BadEnvelope", "error must be"),
     ({"type": "connected", "id": 10}, "BadEnvelope", "clients do not send"),
     ({"type": "error", "id": 11}, "BadEnvelope", "clients do not send"),
+    ({"type": "joined", "id": 14}, "BadEnvelope", "clients do not send"),
     ({"type": "event", "event": "nope", "id": 12}, "UnknownEvent", "nope"),
     ({"type": "event", "event": "echo", "namespace": "/nowhere", "id": 13}, "NotConnected", "/nowhere"),
 ]

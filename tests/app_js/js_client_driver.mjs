@@ -27,7 +27,7 @@
 //
 // * {"kind": "ready"}                          the module and ws are loaded
 // * {"kind": "attempt", "n": N, "url": URL, "t": MS}  a WebSocket was constructed (t: a monotonic clock)
-// * {"kind": "fire", "name": "connect"|"disconnect"|"namespace"|"namespace_disconnect"|"error", "value": V}
+// * {"kind": "fire", "name": "connect"|"disconnect"|"namespace"|"namespace_disconnect"|"error"|"joined", "value": V}
 // * {"kind": "event", "event": E, "data": D}   a listened event arrived
 // * {"kind": "call", "event": E, "data": D}    a server call reached its answer handler
 // * {"kind": "result", "tag": T, "ok": true, "value": V}
@@ -93,7 +93,7 @@ function run(step) {
     case 'connect': {
       const options = { ...(step.options || {}), WebSocket: TrackingWebSocket };
       socket = client.connect(step.url, options);
-      for (const name of ['connect', 'disconnect', 'namespace', 'namespace_disconnect', 'error']) {
+      for (const name of ['connect', 'disconnect', 'namespace', 'namespace_disconnect', 'error', 'joined']) {
         socket.on(name, (value) => report({ kind: 'fire', name, value: value === undefined ? null : value }));
       }
       for (const event of step.listen || []) {

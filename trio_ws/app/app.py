@@ -35,6 +35,7 @@ from .handlers import ErrorHook, HandlerFunction
 from .namespaces import Namespace, hub_room, is_connection_id, namespace_room
 from .registry import CATCH_ALL as CATCH_ALL  # re-exported: it was defined here
 from .registry import HandlerRegistry
+from .resume import stream_event
 from .routing import Router
 from .session import EventSession, SessionSettings
 from .websocket import DecodeError, WebSocket
@@ -271,7 +272,10 @@ class App:
             return await self.hub.broadcast(namespace_room(namespace), text, exclude=exclude)
         if self.hub.member(to) is not None or is_connection_id(to):
             return await self.hub.unicast(to, text)
-        return await self.hub.broadcast(hub_room(namespace, to), text, exclude=exclude)
+        # In a room with history the envelope also carries the room, epoch and offset.
+        return await self.hub.broadcast(
+            hub_room(namespace, to), stream_event(event, data, namespace, to), exclude=exclude
+        )
 
     # -- static files --------------------------------------------------------------
     def static(self, prefix: str, directory: str | os.PathLike[str]) -> None:

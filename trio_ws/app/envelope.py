@@ -10,6 +10,11 @@ Version 1 of the format, both directions::
     {"type": "connect_error", "namespace": NS, "error": {...}}
     {"type": "disconnect", "namespace": NS}
     {"type": "error", "error": {"type": T, "message": M}}   about an envelope with no id
+    {"type": "joined", "namespace": NS, "room": R, "epoch": E, "offset": N,
+     "recovered": BOOL, "reason": TEXT?}                    server -> client
+
+An ``event`` emitted to a room with history also has ``room``, ``epoch``
+and ``offset`` (see :mod:`trio_ws.app.resume`).
 
 ``namespace`` defaults to ``"/"``. An ``event`` with an ``id`` asks for an
 answer: the handler's return value comes back as an ``ack`` with that id (or
@@ -43,7 +48,7 @@ __all__ = [
 
 DEFAULT_NAMESPACE = "/"
 MAX_EVENT_NAME = 128
-_TYPES = frozenset({"event", "ack", "connect", "connected", "connect_error", "disconnect", "error"})
+_TYPES = frozenset({"event", "ack", "connect", "connected", "connect_error", "disconnect", "error", "joined"})
 
 
 class EnvelopeError(ValueError):

@@ -31,7 +31,7 @@ import trio
 
 from ..close import ABNORMAL_CLOSURE, POLICY_VIOLATION, CloseReason
 from ..errors import ConnectionClosed
-from ..hub import Hub
+from ..hub import Hub, JoinResult
 from .acl import AccessControl
 from .calls import PendingCalls
 from .envelope import (
@@ -50,6 +50,7 @@ from .handlers import EventError, EventHandler
 from .jobs import NamespaceJobs
 from .namespaces import hub_room, namespace_room, split_hub_room
 from .registry import HandlerRegistry
+from .resume import RESUME_PARAM, joined_envelope, parse_resume
 from .websocket import WebSocket
 
 __all__ = ["EventConnection", "EventSession", "SessionSettings"]
@@ -86,6 +87,7 @@ class EventConnection:
         self._calls = PendingCalls()
         self._jobs = NamespaceJobs(self, registry)
         self._session: EventSession | None = None
+        self._resume, self._resume_problem = parse_resume(websocket.query_params.get(RESUME_PARAM))
 
     @property
     def id(self) -> str:
@@ -166,13 +168,31 @@ class EventConnection:
         reason = self.websocket.connection.closed or CloseReason(ABNORMAL_CLOSURE, None)
         return ConnectionClosed.for_reason(reason)
 
-    async def join_room(self, room: str, namespace: str = DEFAULT_NAMESPACE) -> None:
+    async def join_room(self, room: str, namespace: str = DEFAULT_NAMESPACE) -> JoinResult:
         """Join ``room`` of ``namespace``.
+
+        In a room with history the client is sent a ``joined`` envelope with
+        the room's position; when the client reconnected with a position for
+        this room (see :mod:`trio_ws.app.resume`), the events it missed come
+        first and the envelope says whether all were recovered.
+
+        Returns:
+            the hub's :class:`~trio_ws.hub.JoinResult`.
 
         Raises, and behaves when cancelled or called concurrently, as
         :meth:`WebSocket.join_room`.
         """
-        await self.websocket.join_room(hub_room(namespace, room))
+        if self._resume_problem is not None:
+            self.websocket.member.send(error_envelope("BadResume", self._resume_problem))
+            self._resume_problem = None
+        name = hub_room(namespace, room)
+        already = name in self.websocket.rooms
+        result = await self.websocket.join_room(name, since=self._resume.pop((namespace, room), None))
+        # No checkpoint since the join: the notice is queued exactly between
+        # the replayed events and the live ones.
+        if result.position is not None and not already:
+            self.websocket.member.send(joined_envelope(namespace, room, result))
+        return result
 
     async def leave_room(self, room: str, namespace: str = DEFAULT_NAMESPACE) -> None:
         """Leave ``room`` of ``namespace``.

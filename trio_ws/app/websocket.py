@@ -22,7 +22,7 @@ from ..close import INTERNAL_ERROR, NORMAL_CLOSURE, CloseReason
 from ..connection import Message, WebSocketConnection
 from ..endpoint import Endpoint
 from ..errors import ConnectionClosed
-from ..hub import Hub, Member
+from ..hub import Hub, JoinResult, Member, StreamPosition
 from ..request import WebSocketRequest
 from .datastructures import URL, Client, Headers, QueryParams, State, parse_cookies
 
@@ -273,16 +273,23 @@ class WebSocket:
             raise RuntimeError("the WebSocket is not a hub member yet (accept it first)")
         return self._member
 
-    async def join_room(self, room: str) -> None:
+    async def join_room(self, room: str, *, since: StreamPosition | tuple[str, int] | None = None) -> JoinResult:
         """Join a room of the app's hub (no effect if already in it).
+
+        With ``since``, join from a position of a room with history (see
+        :meth:`Hub.join <trio_ws.hub.Hub.join>`).
+
+        Returns:
+            the hub's :class:`~trio_ws.hub.JoinResult`.
 
         Raises:
             RuntimeError: before :meth:`accept`.
+            ValueError: when ``since`` is not an (epoch, offset) pair.
 
         The membership is recorded before the first checkpoint: a call
         cancelled while it runs has joined. Concurrent calls are allowed.
         """
-        await self._hub.join(self.member.id, room)
+        return await self._hub.join(self.member.id, room, since=since)
 
     async def leave_room(self, room: str) -> None:
         """Leave a room of the app's hub (no effect if not in it).

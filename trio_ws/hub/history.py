@@ -245,10 +245,14 @@ class Histories:
     Args:
         default: the policy for every room, or None to keep history only for
             rooms given one with :meth:`enable`.
+        exempt: rooms whose names start with this get the default policy
+            only through :meth:`enable` (the layers above keep internal
+            rooms there).
     """
 
-    def __init__(self, default: HistoryPolicy | None) -> None:
+    def __init__(self, default: HistoryPolicy | None, exempt: str = "") -> None:
         self.default = default
+        self._exempt = exempt
         self._policies: dict[str, HistoryPolicy | None] = {}
         self._rooms: dict[str, RoomHistory] = {}
         self._last_sweep = -math.inf
@@ -270,7 +274,8 @@ class Histories:
 
     def policy(self, room: str) -> HistoryPolicy | None:
         """The policy that applies to ``room`` (None: no history)."""
-        return self._policies.get(room, self.default)
+        default = None if self._exempt and room.startswith(self._exempt) else self.default
+        return self._policies.get(room, default)
 
     def get(self, room: str) -> RoomHistory | None:
         """The room's history if it has one now (without creating it)."""

@@ -98,7 +98,7 @@ class Hub:
         Outbox(queue_size, overflow)  # validates the arguments
         if history is not None:
             self._check_history(backend)
-        self._histories = Histories(history)
+        self._histories = Histories(history, exempt=INTERNAL_ROOM_PREFIX)
         self._backend = backend
         self._queue_size = queue_size
         self._overflow: OverflowPolicy = overflow

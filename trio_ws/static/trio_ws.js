@@ -6,8 +6,16 @@
 //   const socket = connect("ws://localhost:8000/ws");
 //   socket.on("chat", (data) => console.log(data));      // return value answers server calls
 //   const reply = await socket.emit("join", { room: "lobby" }, { ack: true });
+//   socket.on("joined", ({ room, recovered }) => { if (!recovered) reload(room); });
+//
+// Rooms with history (docs/topics/delivery.rst): the client remembers the
+// last epoch and offset it saw in each such room and, when it reconnects,
+// sends them in the trio_ws_resume query parameter; when the server joins it
+// to the room again it first sends what was missed, then a "joined" envelope
+// with recovered true or false.
 
 const DEFAULT_NAMESPACE = "/";
+const RESUME_PARAM = "trio_ws_resume";
 
 export class CallError extends Error {
   constructor(type, message) {
@@ -26,6 +34,8 @@ export class Socket {
     this.ackTimeout = options.ackTimeout ?? 10000;
     this.protocols = options.protocols;
     this.WebSocketImpl = options.WebSocket || globalThis.WebSocket;
+    this.resume = options.resume !== false;
+    this.positions = new Map(); // namespace -> Map(room -> [epoch, offset])
     this.handlers = new Map();
     this.pending = new Map();
     this.nextId = 0;
@@ -38,8 +48,24 @@ export class Socket {
     this.open();
   }
 
+  // The URL of the next connection: with the rooms' positions when there are any.
+  resumeUrl() {
+    if (!this.resume || this.positions.size === 0) return this.url;
+    const spaces = {};
+    for (const [namespace, rooms] of this.positions) spaces[namespace] = Object.fromEntries(rooms);
+    const separator = this.url.includes("?") ? "&" : "?";
+    return `${this.url}${separator}${RESUME_PARAM}=${encodeURIComponent(JSON.stringify(spaces))}`;
+  }
+
+  remember(namespace, room, epoch, offset) {
+    if (typeof room !== "string" || typeof epoch !== "string" || !Number.isInteger(offset)) return;
+    if (!this.positions.has(namespace)) this.positions.set(namespace, new Map());
+    this.positions.get(namespace).set(room, [epoch, offset]);
+  }
+
   open() {
-    const ws = this.protocols ? new this.WebSocketImpl(this.url, this.protocols) : new this.WebSocketImpl(this.url);
+    const url = this.resumeUrl();
+    const ws = this.protocols ? new this.WebSocketImpl(url, this.protocols) : new this.WebSocketImpl(url);
     this.ws = ws;
     ws.onopen = () => {
       this.attempt = 0;
@@ -139,6 +165,9 @@ export class Socket {
       if (envelope.error) call.reject(new CallError(envelope.error.type, envelope.error.message));
       else call.resolve(envelope.data);
     } else if (envelope.type === "event") {
+      if (envelope.offset !== undefined) {
+        this.remember(envelope.namespace || DEFAULT_NAMESPACE, envelope.room, envelope.epoch, envelope.offset);
+      }
       const handler = this.handlers.get(envelope.event);
       if (envelope.id === undefined || envelope.id === null) {
         if (!handler) return;
@@ -161,6 +190,17 @@ export class Socket {
       }
     } else if (envelope.type === "error" || envelope.type === "connect_error") {
       this.fire("error", envelope.error);
+    } else if (envelope.type === "joined") {
+      const namespace = envelope.namespace || DEFAULT_NAMESPACE;
+      this.remember(namespace, envelope.room, envelope.epoch, envelope.offset);
+      this.fire("joined", {
+        namespace,
+        room: envelope.room,
+        recovered: envelope.recovered === true,
+        reason: envelope.reason ?? null,
+        epoch: envelope.epoch,
+        offset: envelope.offset,
+      });
     } else if (envelope.type === "connected") {
       this.fire("namespace", envelope.namespace);
     } else if (envelope.type === "disconnect") {
