@@ -16,12 +16,16 @@ import pytest
 import trio
 import trio.lowlevel
 import trio.testing
-from test_hub import TIMEOUT, Peer, hub_peers
+from test_hub import Peer, hub_peers
 
 from trio_ws import Hub, PreparedMessage
 from trio_ws.hub import INTERNAL_ROOM_PREFIX, HistoryLost, HistoryPolicy, JoinResult, StreamPosition
 from trio_ws.hub.history import Histories, RoomHistory
 from trio_ws.hub.redis import RedisBackend
+
+#: Bound on one test: generous, since a loaded machine can pause a process
+#: for seconds (a 10 s bound once expired on a busy CI box mid-suite).
+TIMEOUT = 30
 
 
 def message(text: str) -> PreparedMessage:
