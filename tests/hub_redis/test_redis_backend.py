@@ -13,8 +13,6 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import pytest
@@ -22,57 +20,23 @@ import trio
 import trio.testing
 from conftest import RedisServer
 
-import trio_ws
 from trio_ws.hub import BackendEvent, Hub
 from trio_ws.hub.client import HubClient
 
 coredis = pytest.importorskip("coredis", reason="coredis is not installed (test extra)")
 
-from hub_node import NodeClient, handler  # noqa: E402
+from hub_node import NodeClient  # noqa: E402
+from node_support import FAST, Node, connected, next_event, numbers, serving_node  # noqa: E402
 
 from trio_ws.hub.redis import RedisBackend  # noqa: E402
 
-FAST = {"heartbeat_interval": 0.25, "member_ttl": 1.0}
 TIMEOUT = 10.0
-
-
-@dataclass
-class Node:
-    hub: Hub
-    backend: RedisBackend
-    port: int
 
 
 @asynccontextmanager
 async def running_node(url: str, prefix: str, process_id: str, **options: Any) -> AsyncIterator[Node]:
-    backend = RedisBackend(url, prefix=prefix, process_id=process_id, **{**FAST, **options})
-    async with Hub(backend=backend, queue_size=4096) as hub, trio.open_nursery() as nursery:
-        server = await nursery.start(partial(trio_ws.serve_websocket, partial(handler, hub), "127.0.0.1", 0, None))
-        yield Node(hub, backend, server.port)
-        nursery.cancel_scope.cancel()
-
-
-@asynccontextmanager
-async def connected(node: Node, member_id: str) -> AsyncIterator[NodeClient]:
-    async with trio_ws.open_websocket("127.0.0.1", node.port, f"/?id={member_id}", use_ssl=False) as ws:
-        client = NodeClient(ws, member_id)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(client.read)
-            await client.call("stats")  # acked: the handler registered the member
-            yield client
-            nursery.cancel_scope.cancel()
-
-
-async def next_event(events: trio.MemoryReceiveChannel[BackendEvent], kind: str) -> BackendEvent:
-    """The next backend event of ``kind`` (others are skipped)."""
-    async for event in events:
-        if event.kind == kind:
-            return event
-    raise AssertionError("event channel closed")
-
-
-def numbers(client: NodeClient, sender: str) -> list[Any]:
-    return [m["n"] for m in client.messages if m.get("from") == sender and "n" in m]
+    async with serving_node(RedisBackend(url, prefix=prefix, process_id=process_id, **{**FAST, **options})) as node:
+        yield node
 
 
 async def members_become(client: NodeClient, room: str, expected: list[str]) -> None:

@@ -12,7 +12,6 @@ import itertools
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from functools import partial
 from typing import Any
 
 import pytest
@@ -20,16 +19,14 @@ import trio
 from local_cluster import LocalCluster, key_slot
 
 import trio_ws
-from trio_ws.hub import BackendEvent, Hub
 
 pytest.importorskip("coredis", reason="coredis is not installed (test extra)")
 
-from hub_node import NodeClient, handler
+from hub_node import NodeClient
+from node_support import FAST, Node, connected, next_event, numbers, serving_node
 from test_multiprocess import hub_nodes
 
 from trio_ws.hub.redis_cluster import RedisClusterBackend
-
-FAST = {"heartbeat_interval": 0.25, "member_ttl": 1.0}
 
 
 def rooms_on_every_master(cluster: LocalCluster, backend: RedisClusterBackend) -> list[str]:
@@ -43,41 +40,12 @@ def rooms_on_every_master(cluster: LocalCluster, backend: RedisClusterBackend) -
     raise AssertionError("unreachable")
 
 
-class Node:
-    def __init__(self, hub: Hub, backend: RedisClusterBackend, port: int) -> None:
-        self.hub, self.backend, self.port = hub, backend, port
-
-
 @asynccontextmanager
 async def cluster_node(cluster: LocalCluster, prefix: str, process_id: str) -> AsyncIterator[Node]:
     backend = RedisClusterBackend(startup_nodes=cluster.startup_nodes, prefix=prefix, process_id=process_id, **FAST)
-    async with Hub(backend=backend, queue_size=4096) as hub, trio.open_nursery() as nursery:
+    async with serving_node(backend) as node:
         assert backend.connected
-        server = await nursery.start(partial(trio_ws.serve_websocket, partial(handler, hub), "127.0.0.1", 0, None))
-        yield Node(hub, backend, server.port)
-        nursery.cancel_scope.cancel()
-
-
-@asynccontextmanager
-async def connected(node: Node, member_id: str) -> AsyncIterator[NodeClient]:
-    async with trio_ws.open_websocket("127.0.0.1", node.port, f"/?id={member_id}", use_ssl=False) as ws:
-        client = NodeClient(ws, member_id)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(client.read)
-            await client.call("stats")  # acked: the handler registered the member
-            yield client
-            nursery.cancel_scope.cancel()
-
-
-async def next_event(events: trio.MemoryReceiveChannel[BackendEvent], kind: str) -> BackendEvent:
-    async for event in events:
-        if event.kind == kind:
-            return event
-    raise AssertionError("event channel closed")
-
-
-def numbers(client: NodeClient, sender: str) -> list[Any]:
-    return [m["n"] for m in client.messages if m.get("from") == sender and "n" in m]
+        yield node
 
 
 @pytest.fixture
