@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .backend import BackendSink
+from .redis_link import RedisLink
 
 if TYPE_CHECKING:
     from .redis import AnyClient, AnyPipeline
@@ -33,39 +34,16 @@ _DELETE_IF_OURS = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.ca
 _FORGET_IF_GONE = "if redis.call('exists', KEYS[2]) == 0 then return redis.call('srem', KEYS[1], ARGV[1]) end return 0"
 
 
-class RedisMembership:
+class RedisMembership(RedisLink):
     """The membership half of :class:`~trio_ws.hub.redis.RedisBackend` (not used on its own)."""
 
-    process_id: str
     _prefix: str
     _rooms: dict[str, set[str]]
     _members: set[str]
     _version: int
     _dirty: bool
     _ttl_ms: int
-    _timeout: float
-    _client: AnyClient | None
-    _up: bool
     _sink: BackendSink | None
-
-    @abstractmethod
-    def _failed(self, what: str, exc: BaseException) -> None:
-        """Handle a failed Redis call (a transport failure ends the link)."""
-
-    @abstractmethod
-    def _client_factory(self) -> AnyClient:
-        """A new client (not yet entered)."""
-
-    @abstractmethod
-    async def _pipeline(
-        self,
-        build: Callable[[AnyPipeline], list[Any]],
-        *,
-        transaction: bool = False,
-        budget: float | None = None,
-        client: AnyClient | None = None,
-    ) -> list[Any]:
-        """Run the commands ``build`` queues, bounded by ``command_timeout``; their results."""
 
     @abstractmethod
     async def unsubscribe(self, room: str) -> None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import logging
 from abc import abstractmethod
-from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from .backend import Envelope
+from .redis_link import RedisLink
 
 if TYPE_CHECKING:
     from .redis import AnyClient, AnyPipeline, RedisBackendStats
@@ -35,14 +35,10 @@ _MAX_BATCH_CHARS = 256 * 1024
 _MAX_PIPELINE = 4096
 
 
-class RedisPublishing:
+class RedisPublishing(RedisLink):
     """The publishing half of :class:`~trio_ws.hub.redis.RedisBackend` (not used on its own)."""
 
-    process_id: str
     stats: RedisBackendStats
-    _timeout: float
-    _client: AnyClient | None
-    _up: bool
     _stopping: bool
     _generation_number: int
     _send_seq: dict[str, int]
@@ -50,27 +46,8 @@ class RedisPublishing:
     _publisher_scope: trio.CancelScope | None
 
     @abstractmethod
-    def _failed(self, what: str, exc: BaseException) -> None:
-        """Handle a failed Redis call (a transport failure ends the link)."""
-
-    @abstractmethod
-    def _client_factory(self) -> AnyClient:
-        """A new client (not yet entered)."""
-
-    @abstractmethod
     def _publish_command(self, target: AnyClient | AnyPipeline, channel: str, data: str) -> Any:
         """Queue or send one PUBLISH (SPUBLISH on a cluster); returns its request."""
-
-    @abstractmethod
-    async def _pipeline(
-        self,
-        build: Callable[[AnyPipeline], list[Any]],
-        *,
-        transaction: bool = False,
-        budget: float | None = None,
-        client: AnyClient | None = None,
-    ) -> list[Any]:
-        """Run the commands ``build`` queues, bounded by ``command_timeout``; their results."""
 
     @abstractmethod
     def room_channel(self, room: str) -> str:
