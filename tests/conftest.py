@@ -11,7 +11,7 @@ import os
 from collections.abc import Generator
 
 import pytest
-from node_ws_support import node_tools, node_ws  # fixtures shared by the Node ws tests
+from support.node_ws import node_tools, node_ws  # fixtures shared by the Node ws tests
 
 __all__ = ["node_tools", "node_ws"]
 

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import trio
 import trustme
-from process_output import Output
+from support.processes import Output
 
 import trio_ws
 from trio_ws import ConnectionClosed, WebSocketRequest

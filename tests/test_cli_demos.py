@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import trio
 import trustme
-from process_output import Output
+from support.processes import Output
 
 from trio_ws import WebSocketConnection, open_websocket_url
 

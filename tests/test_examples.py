@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import trio
-from process_output import interrupt_when_ready
+from support.processes import interrupt_when_ready
 
 import trio_ws
 

@@ -1,7 +1,7 @@
 """Tests of trio_ws.proxy: HTTP CONNECT and SOCKS5 tunnels through real proxies on loopback.
 
 tinyproxy (HTTP CONNECT, Basic authentication) and microsocks (SOCKS5, user
-and password) are started by the tests (tests/proxy_support.py); the
+and password) are started by the tests (tests/support/proxies.py); the
 destinations are trio_ws servers, plain and TLS (trustme).
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import trio
 import trustme
-from proxy_support import RunningProxy, dante, free_port, microsocks, tinyproxy
+from support.proxies import RunningProxy, dante, free_port, microsocks, tinyproxy
 
 import trio_ws
 from trio_ws import Endpoint, HandshakeError, WebSocketRequest, WebSocketServer

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 import trio
-from node_ws_support import NodeWs
+from support.node_ws import NodeWs
 
 import trio_ws
 from trio_ws.app import App, CallError, EventConnection

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import trio
-from node_ws_support import NodeWs
+from support.node_ws import NodeWs
 from test_js_client import FAST, TIMEOUT, Driver, Server, run_driver, start_server
 
 from trio_ws.app import App, EventConnection

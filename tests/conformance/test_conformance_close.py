@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-import rawframes as rf
+from support import rawframes as rf
 from wsharness import CLOSE_COMMAND, PROMPT, Pair, open_pair, within
 
 PROTOCOL_ERROR = 1002

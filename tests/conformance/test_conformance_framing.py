@@ -11,7 +11,7 @@ trio_ws server goes on serving new connections.
 from __future__ import annotations
 
 import pytest
-import rawframes as rf
+from support import rawframes as rf
 from wsharness import open_pair
 
 PROTOCOL_ERROR = 1002

@@ -4,8 +4,8 @@ keepalive timeout (1011), as seen on the wire by a raw peer (RFC 6455 §7.4.1)."
 from __future__ import annotations
 
 import pytest
-import rawframes as rf
 import trio
+from support import rawframes as rf
 from wsharness import CLOSE_COMMAND, PROMPT, RAISE_COMMAND, impl, open_pair, within
 
 GOING_AWAY = 1001

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-import rawframes as rf
+from support import rawframes as rf
 from wsharness import PROMPT, Pair, open_pair, within
 
 MESSAGE_TOO_BIG = 1009

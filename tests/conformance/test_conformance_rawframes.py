@@ -11,7 +11,7 @@ import struct
 from typing import Any
 
 import pytest
-import rawframes as rf
+from support import rawframes as rf
 from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed
 
 LENGTHS = [0, 1, 125, 126, 127, 1000, 0xFFFF, 0x10000, 70000]

@@ -8,7 +8,7 @@ must give 1007 wherever the fragment boundary falls.
 from __future__ import annotations
 
 import pytest
-import rawframes as rf
+from support import rawframes as rf
 from wsharness import open_pair
 
 INVALID_PAYLOAD = 1007

@@ -19,8 +19,8 @@ from functools import partial
 from types import ModuleType
 from typing import Any, TypeVar
 
-import rawframes as rf
 import trio
+from support import rawframes as rf
 
 if sys.version_info < (3, 11):  # pragma: no cover - Python 3.10
     from exceptiongroup import BaseExceptionGroup

@@ -35,7 +35,7 @@ from interop_helpers import (
     header_values,
     single_exceptions,
 )
-from node_ws_support import NodeWs
+from support.node_ws import NodeWs
 
 import trio_ws
 

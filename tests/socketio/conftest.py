@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 import trio
-from node_ws_support import NPM_INSTALL_TIMEOUT, PROJECT_ROOT, NodeWs
+from support.node_ws import NPM_INSTALL_TIMEOUT, PROJECT_ROOT, NodeWs
 
 NODE_SIO_DIR = PROJECT_ROOT / ".cache" / "node-socketio"
 SIO_PACKAGE_JSON = NODE_SIO_DIR / "node_modules" / "socket.io-client" / "package.json"

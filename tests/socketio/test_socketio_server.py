@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import trio
-from node_ws_support import NodeWs
+from support.node_ws import NodeWs
 
 from trio_ws import ConnectionClosed, ConnectionRejected, WebSocketServer, open_websocket_url, serve_websocket
 from trio_ws.socketio import EngineConfig, Handshake, SessionClosed, decode_packet

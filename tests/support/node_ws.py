@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import trio
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NODE_WS_DIR = PROJECT_ROOT / ".cache" / "node-ws"
 WS_PACKAGE_JSON = NODE_WS_DIR / "node_modules" / "ws" / "package.json"
 #: Upper bound for the one-time ``npm install``.

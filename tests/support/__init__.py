@@ -1,0 +1,11 @@
+"""Helpers shared by several test modules, kept in one place.
+
+- :mod:`support.rawframes`: RFC 6455 frames and handshakes written by hand, and
+  a raw peer that speaks them over a Trio stream (independent of trio_ws).
+- :mod:`support.node_ws`: Node with the ``ws`` package, and its fixtures.
+- :mod:`support.proxies`: the HTTP and SOCKS proxies the proxy tests start.
+- :mod:`support.processes`: child processes' output, and stopping them with Ctrl-C.
+
+``tests/`` is on ``sys.path`` (pytest puts the directory of the root
+``conftest.py`` there), so test modules at any depth import ``support.<module>``.
+"""
