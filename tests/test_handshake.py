@@ -1,4 +1,5 @@
-"""Tests of the sans-IO opening handshake module, trio_ws.handshake."""
+"""Tests of the opening handshake, trio_ws.handshake: the sans-IO functions, then
+trio_ws reading odd request heads and 101 answers written by hand over memory streams."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import base64
 
 import h11
 import pytest
+import trio
+import trio.testing
+from support.rawhttp import client_given_answer, extension_header, read_head, read_until_eof
 
-from trio_ws import Deflate
+import trio_ws
+from trio_ws import Deflate, HandshakeError
 from trio_ws.handshake import (
     HandshakeProblem,
     HeadReader,
@@ -23,6 +28,7 @@ from trio_ws.handshake import (
 
 RFC_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 RFC_ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+TIMEOUT = 10.0
 
 
 def upgrade_head(
@@ -440,3 +446,63 @@ def test_server_answer_satisfies_client_check() -> None:
         response_101(headers), key, subprotocols=None, compression=settings, max_message_size=2**20
     )
     assert client_codec is not None
+
+
+# -- a trio_ws server reading a request head over a stream --------------------------------
+async def test_head_ended_by_a_bare_cr_line_is_400_incomplete(nursery: trio.Nursery) -> None:
+    """``\\r\\r\\n`` ends the head for the line reader but not for HTTP: answered 400, not left hanging."""
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    await client_stream.send_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\r\n")
+    with trio.fail_after(TIMEOUT):
+        with pytest.raises(HandshakeError):
+            await trio_ws.wrap_server_stream(nursery, server_stream)
+        response = await read_until_eof(client_stream)
+    assert response.startswith(b"HTTP/1.1 400 "), response[:100]
+    assert response.endswith(b"incomplete request")
+
+
+async def test_unparsable_extension_header_is_skipped_for_the_next_one(nursery: trio.Nursery) -> None:
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    await client_stream.send_all(
+        upgrade_head(
+            extra=[
+                "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+                "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits",
+            ]
+        )
+    )
+    with trio.fail_after(TIMEOUT):
+        request = await trio_ws.wrap_server_stream(nursery, server_stream, ping_interval=None)
+        ws = await request.accept()
+        head = await read_head(client_stream)
+    assert ws.compression
+    answer = extension_header(head)
+    assert answer is not None
+    # the answer is to the second header: the first asked for server_no_context_takeover
+    assert b"server_no_context_takeover" not in answer
+    assert b"client_max_window_bits=" in answer
+
+
+# -- a trio_ws client checking the 101 answer over a stream --------------------------------
+async def test_client_refuses_an_unparsable_extension_answer(nursery: trio.Nursery) -> None:
+    with trio.fail_after(TIMEOUT):
+        with pytest.raises(HandshakeError, match="invalid Sec-WebSocket-Extensions"):
+            await client_given_answer(nursery, b"; server_no_context_takeover")  # no extension name
+        with pytest.raises(HandshakeError, match="invalid Sec-WebSocket-Extensions"):
+            await client_given_answer(nursery, b"permessage-deflate; a=1; a=2")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"permessage-deflate; server_max_window_bits=16",
+        b"permessage-deflate; server_max_window_bits",
+        b"permessage-deflate; unknown_parameter",
+        b"permessage-deflate; server_no_context_takeover=yes",
+    ],
+    ids=["bits-16", "bits-bare", "unknown", "flag-with-value"],
+)
+async def test_client_refuses_an_invalid_permessage_deflate_answer(nursery: trio.Nursery, answer: bytes) -> None:
+    with trio.fail_after(TIMEOUT):
+        with pytest.raises(HandshakeError, match="invalid permessage-deflate answer"):
+            await client_given_answer(nursery, answer)
