@@ -1,4 +1,4 @@
-"""Unit tests for trio_ws.compression: settings, negotiation and the codec."""
+"""Tests for trio_ws.compression: settings, negotiation (also over a stream, with odd headers) and the codec."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ import zlib
 from typing import Any
 
 import pytest
+import trio
+import trio.testing
+from support.rawhttp import client_given_answer, extension_header, read_head, upgrade_request
 from wsproto.frame_protocol import CloseReason as WsprotoCloseReason
 from wsproto.frame_protocol import Opcode, RsvBits
 
-from trio_ws import Deflate
+import trio_ws
+from trio_ws import Deflate, HandshakeError
 from trio_ws.compression import (
     DeflateExtension,
     ExtensionNegotiationError,
@@ -23,6 +27,7 @@ from trio_ws.compression import (
 )
 
 TAIL = b"\x00\x00\xff\xff"
+TIMEOUT = 10.0
 DEFAULT = Deflate()
 
 
@@ -543,3 +548,54 @@ def test_invalid_data(payload: bytes) -> None:
 def test_invalid_data_with_limit() -> None:
     _, server_ext = negotiate(max_message_size=100)
     assert server_ext.decompress_message(b"\xff\xff\xff\xff") is WsprotoCloseReason.INVALID_FRAME_PAYLOAD_DATA
+
+
+# -- negotiation over a stream: odd headers written by hand ---------------------------------
+async def server_answer_to(nursery: trio.Nursery, extensions: bytes) -> tuple[trio_ws.WebSocketConnection, bytes]:
+    """A trio_ws server accepts a raw client's offer; returns it and the 101 head."""
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    await client_stream.send_all(upgrade_request(extensions=extensions))
+    request = await trio_ws.wrap_server_stream(nursery, server_stream, ping_interval=None)
+    ws = await request.accept()
+    return ws, await read_head(client_stream)
+
+
+# empty parameters
+def test_empty_parameters_are_skipped_when_parsing() -> None:
+    assert parse_extension_header("permessage-deflate;; client_max_window_bits ;") == [
+        ("permessage-deflate", {"client_max_window_bits": None})
+    ]
+
+
+async def test_offer_with_an_empty_parameter_is_accepted(nursery: trio.Nursery) -> None:
+    with trio.fail_after(TIMEOUT):
+        ws, head = await server_answer_to(nursery, b"permessage-deflate;; client_max_window_bits")
+    assert ws.compression
+    answer = extension_header(head)
+    assert answer is not None and answer.startswith(b"permessage-deflate")
+    assert b"client_max_window_bits=" in answer  # the bare offer was seen and answered
+
+
+# window bits that are digits to str.isdigit() but not to int()
+# "\xb2" is SUPERSCRIPT TWO in latin-1: str.isdigit() is True, int() raises ValueError.
+async def test_server_declines_an_offer_with_a_superscript_digit(nursery: trio.Nursery) -> None:
+    """An invalid offer is declined like any other (101 without compression).
+
+    Observed: ``request.accept()`` raises ValueError ("invalid literal for int()")
+    out of compression._bits, so a client's malformed header makes the
+    server handler fail.
+    """
+    with trio.fail_after(TIMEOUT):
+        ws, head = await server_answer_to(nursery, b"permessage-deflate; client_max_window_bits=1\xb2")
+    assert not ws.compression
+    assert extension_header(head) is None
+
+
+async def test_client_refuses_an_answer_with_a_superscript_digit(nursery: trio.Nursery) -> None:
+    """An invalid answer is a HandshakeError, as documented for wrap_client_stream.
+
+    Observed: a bare ValueError ("invalid literal for int()") escapes instead.
+    """
+    with trio.fail_after(TIMEOUT):
+        with pytest.raises(HandshakeError, match="invalid permessage-deflate answer"):
+            await client_given_answer(nursery, b"permessage-deflate; server_max_window_bits=1\xb2")
