@@ -1,4 +1,4 @@
-"""Gap tests for trio_ws/request.py: WebSocketRequest's guards and failure paths.
+"""Tests for trio_ws.request: WebSocketRequest's properties, guards and failure paths.
 
 A raw client writes its request into an in-memory stream pair (or a TCP
 socket where a reset matters) and reads the server's answer as bytes.
@@ -6,13 +6,13 @@ socket where a reset matters) and reads the server's answer as bytes.
 
 from __future__ import annotations
 
-import base64
 import socket
 import struct
 
 import pytest
 import trio
 import trio.testing
+from support.rawhttp import read_until_eof, status_of, upgrade_request
 
 import trio_ws
 from trio_ws import HandshakeError, WebSocketRequest
@@ -21,20 +21,8 @@ from trio_ws.options import ConnectionOptions
 from trio_ws.request import read_request
 
 TIMEOUT = 10.0
-KEY = base64.b64encode(b"0123456789abcdef")
-UPGRADE = (
-    b"GET /chat HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: " + KEY + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
-)
+UPGRADE = upgrade_request(path="/chat")
 PLAIN_GET = b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n"
-
-
-async def read_all(stream: trio.abc.Stream) -> bytes:
-    """Everything the server sends until it closes its end."""
-    data = bytearray()
-    while chunk := await stream.receive_some(65536):
-        data += chunk
-    return bytes(data)
 
 
 async def request_over_memory(nursery: trio.Nursery, request: bytes) -> tuple[WebSocketRequest, trio.abc.Stream]:
@@ -42,11 +30,6 @@ async def request_over_memory(nursery: trio.Nursery, request: bytes) -> tuple[We
     client_stream, server_stream = trio.testing.memory_stream_pair()
     await client_stream.send_all(request)
     return await trio_ws.wrap_server_stream(nursery, server_stream, ping_interval=None), client_stream
-
-
-def status_of(response: bytes) -> int:
-    assert response.startswith(b"HTTP/1.1 "), response[:100]
-    return int(response.split(b" ", 2)[1])
 
 
 # -- properties -------------------------------------------------------------------
@@ -85,7 +68,7 @@ async def test_accepting_a_plain_http_request_answers_426(nursery: trio.Nursery)
         request, client = await request_over_memory(nursery, PLAIN_GET)
         with pytest.raises(HandshakeError, match="not a WebSocket upgrade"):
             await request.accept()
-        response = await read_all(client)
+        response = await read_until_eof(client)
     assert request.answered
     assert request.connection is None
     assert status_of(response) == 426
@@ -104,7 +87,7 @@ async def test_accept_of_an_unbound_request_is_runtime_error_and_leaves_it_open(
             await request.accept()
         assert not request.answered  # still answerable
         await request.reject(503, body=b"try later")
-        response = await read_all(client_stream)
+        response = await read_until_eof(client_stream)
     assert status_of(response) == 503
     assert response.endswith(b"try later")
 
@@ -114,7 +97,7 @@ async def test_accept_with_an_invalid_header_is_value_error_and_closes(nursery: 
         request, client = await request_over_memory(nursery, UPGRADE)
         with pytest.raises(ValueError, match="invalid response header"):
             await request.accept(extra_headers=[("Bad Header Name", "x")])
-        assert await read_all(client) == b""  # closed without a half-made answer
+        assert await read_until_eof(client) == b""  # closed without a half-made answer
     assert request.connection is None
 
 
@@ -134,7 +117,7 @@ async def test_accept_cancelled_while_answering_closes_the_transport(nursery: tr
             scope.cancel()
             await request.accept()
         assert scope.cancelled_caught
-        assert await read_all(client) == b""  # no 101, and EOF
+        assert await read_until_eof(client) == b""  # no 101, and EOF
     assert request.connection is None
 
 
@@ -159,7 +142,7 @@ async def test_reject_checks_its_arguments_before_answering(nursery: trio.Nurser
             await request.reject(413, body=b"x" * (2**20 + 1))
         assert not request.answered
         await request.reject(413, body=b"x" * 2**20)  # exactly the limit is fine
-        response = await read_all(client)
+        response = await read_until_eof(client)
     assert status_of(response) == 413
     assert response.endswith(b"x" * 2**20)
 
@@ -169,7 +152,7 @@ async def test_reject_with_an_invalid_header_is_value_error_and_closes(nursery: 
         request, client = await request_over_memory(nursery, UPGRADE)
         with pytest.raises(ValueError, match="invalid response"):
             await request.reject(401, extra_headers=[("WWW Authenticate", "Basic")])
-        assert await read_all(client) == b""
+        assert await read_until_eof(client) == b""
 
 
 async def test_reject_after_the_client_left_is_quiet(nursery: trio.Nursery) -> None:
@@ -200,6 +183,6 @@ async def test_tls_client_hello_on_a_plain_port_is_refused_at_once(nursery: trio
     with trio.fail_after(TIMEOUT):
         with pytest.raises(HandshakeError):
             await trio_ws.wrap_server_stream(nursery, server_stream)
-        response = await read_all(client_stream)
+        response = await read_until_eof(client_stream)
     assert status_of(response) == 400
     assert response.endswith(b"TLS handshake received on a plain-text (ws://) port")
