@@ -6,13 +6,11 @@ socket where a reset matters) and reads the server's answer as bytes.
 
 from __future__ import annotations
 
-import socket
-import struct
-
 import pytest
 import trio
 import trio.testing
 from support.rawhttp import read_until_eof, status_of, upgrade_request
+from support.sockets import reset_on_close
 
 import trio_ws
 from trio_ws import HandshakeError, WebSocketRequest
@@ -171,7 +169,7 @@ async def test_client_reset_before_its_request_is_handshake_error(nursery: trio.
         with trio.fail_after(TIMEOUT):
             client = await trio.open_tcp_stream("127.0.0.1", port)
             server_stream = await listeners[0].accept()
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            reset_on_close(client)
             await client.aclose()  # a TCP reset, not a FIN
             with pytest.raises(HandshakeError, match="invalid request or went away"):
                 await trio_ws.wrap_server_stream(nursery, server_stream)

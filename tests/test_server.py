@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import ssl
-import sys
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -23,6 +20,7 @@ import pytest
 import trio
 import trio.testing
 import trustme
+from support.sockets import flatten, unix_socket_path
 
 import trio_ws
 from trio_ws import (
@@ -34,9 +32,6 @@ from trio_ws import (
     WebSocketRequest,
     WebSocketServer,
 )
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
 
 TIMEOUT = 10.0
 HOST = "127.0.0.1"
@@ -124,20 +119,6 @@ async def until_no_connections(server: WebSocketServer) -> None:
     """Wait until the server has dropped its connections (when their tasks end)."""
     while server.connections:  # noqa: ASYNC110 - the server has no event for this
         await trio.sleep(0.01)
-
-
-def flatten(exc: BaseException) -> list[BaseException]:
-    """The leaves of an exception group (the exception itself when it is not a group)."""
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for inner in exc.exceptions for leaf in flatten(inner)]
-    return [exc]
-
-
-def unix_socket_path(tmp_path: Path) -> str:
-    path = str(tmp_path / "ws.sock")
-    if len(path) > 100:  # AF_UNIX paths are limited to ~108 bytes
-        path = os.path.join(tempfile.mkdtemp(prefix="tws"), "ws.sock")
-    return path
 
 
 # -- echo / basics -----------------------------------------------------------------
