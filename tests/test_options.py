@@ -22,6 +22,8 @@ from trio_ws.options import (
     RECEIVE_BYTES,
     ConnectionOptions,
     document_options,
+    seconds_or_inf,
+    unlimited,
 )
 
 ALL_OPTIONS = [f.name for f in fields(ConnectionOptions)]
@@ -82,6 +84,15 @@ def test_none_and_inf_disable_limits(name: str, value: float | None) -> None:
 def test_none_and_inf_disable_timeouts(name: str, value: float | None) -> None:
     options = ConnectionOptions.from_kwargs(**{name: value})  # type: ignore[misc]
     assert getattr(options, name) is None
+
+
+def test_the_two_spellings_of_no_limit_are_told_apart_in_one_place() -> None:
+    assert unlimited(None) and unlimited(math.inf)
+    assert not unlimited(0) and not unlimited(2**20) and not unlimited(-math.inf)
+    # Stored options say None; Trio's timeouts want math.inf.
+    assert seconds_or_inf(None) == math.inf
+    assert seconds_or_inf(0.0) == 0.0
+    assert seconds_or_inf(2.5) == 2.5
 
 
 @pytest.mark.parametrize("name", LIMITS + POSITIVE_INTS)

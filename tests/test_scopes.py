@@ -8,7 +8,7 @@ import pytest
 import trio
 import trio.testing
 
-from trio_ws.scopes import background_tasks, is_cancellation, single_cancelled
+from trio_ws.scopes import background_tasks, is_cancellation, leaves, single_cancelled
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -70,6 +70,31 @@ async def test_a_block_that_ends_normally_cancels_the_tasks() -> None:
 def test_cancellation_helpers() -> None:
     assert not is_cancellation(UserError())
     assert single_cancelled(UserError()) is None
+
+
+def test_leaves_flattens_nested_groups_in_order() -> None:
+    first, second, third = UserError("1"), KeyboardInterrupt(), OSError("3")
+    group = BaseExceptionGroup("outer", [BaseExceptionGroup("inner", [first, second]), third])
+    assert leaves(group) == [first, second, third]
+    assert leaves(first) == [first]
+
+
+async def test_cancellation_helpers_look_through_nested_groups() -> None:
+    cancelled: list[trio.Cancelled] = []
+    for _ in range(2):
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            try:
+                await trio.lowlevel.checkpoint()
+            except trio.Cancelled as exc:
+                cancelled.append(exc)
+                raise
+    only_cancelled = BaseExceptionGroup("outer", [BaseExceptionGroup("inner", [cancelled[0]]), cancelled[1]])
+    assert is_cancellation(only_cancelled)
+    assert single_cancelled(only_cancelled) is cancelled[0]
+    mixed = BaseExceptionGroup("outer", [cancelled[0], UserError()])
+    assert not is_cancellation(mixed)
+    assert single_cancelled(mixed) is None
 
 
 async def test_a_failing_background_task_is_not_hidden() -> None:

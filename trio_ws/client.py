@@ -10,7 +10,6 @@ never wrapped in an ExceptionGroup.
 from __future__ import annotations
 
 import ssl
-import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -21,16 +20,20 @@ import trio
 from .close import NORMAL_CLOSURE
 from .connection import WebSocketConnection
 from .endpoint import parse_websocket_url
-from .errors import ConnectionRejected, ConnectionTimeout, DisconnectionTimeout, HandshakeError, TLSHandshakeError
+from .errors import (
+    TRANSPORT_ERRORS,
+    ConnectionRejected,
+    ConnectionTimeout,
+    DisconnectionTimeout,
+    HandshakeError,
+    TLSHandshakeError,
+)
 from .handshake import HandshakeProblem, build_client_request, check_client_response
 from .log import ConnectionLogger, client_logger, next_connection_id
-from .options import ConnectionOptions, document_options
+from .options import ConnectionOptions, document_options, seconds_or_inf
 from .protocol import ProtocolCore
 from .proxy import PROXY_DOC, ProxyArgument, ProxyURL, open_proxy_stream, resolve_proxy
-from .scopes import background_tasks
-
-if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
-    from exceptiongroup import BaseExceptionGroup
+from .scopes import background_tasks, leaves
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -49,7 +52,6 @@ __all__ = [
 
 HeaderPairs = Sequence[tuple[bytes | str, bytes | str]]
 _MAX_REJECTION_BODY = 2**16
-_TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 _CLIENT_OPTION_DOCS = (
     ("subprotocols", "subprotocols to offer, in order of preference."),
@@ -66,16 +68,10 @@ def _root_cause(error: OSError) -> str:
     ExceptionGroup of the individual attempts; the first attempt's error
     ("Connection refused") is what a person wants to read.
     """
-    cause = error.__cause__
-    while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
-        cause = cause.exceptions[0]
+    cause = leaves(error.__cause__)[0] if error.__cause__ is not None else None
     if isinstance(cause, OSError) and cause.strerror:
         return cause.strerror
     return str(error)
-
-
-def _timeout(value: float | None) -> float:
-    return float("inf") if value is None else value
 
 
 def _host_header(host: str, port: int, is_ssl: bool) -> str:
@@ -180,7 +176,7 @@ async def _client_handshake(
             elif isinstance(event, h11.Response):
                 body = await _read_body(stream, conn, options.receive_buffer_size)
                 raise ConnectionRejected(event.status_code, list(event.headers), body)
-    except _TRANSPORT_ERRORS as err:
+    except TRANSPORT_ERRORS as err:
         if isinstance(err.__cause__, ssl.SSLError):
             # TLS 1.3: a server that refuses our client certificate says so
             # after our side of the TLS handshake, on the first read.
@@ -223,7 +219,7 @@ async def _read_body(stream: trio.abc.Stream, conn: h11.Connection, receive_size
         if event is h11.NEED_DATA:
             try:
                 chunk = await stream.receive_some(receive_size)
-            except _TRANSPORT_ERRORS:
+            except TRANSPORT_ERRORS:
                 break
             if not chunk:
                 break
@@ -254,7 +250,7 @@ async def _connect(
 ) -> WebSocketConnection:
     _check_port(port)
     via = resolve_proxy(proxy, host, port, is_ssl=ssl_context is not None)
-    with trio.move_on_after(_timeout(options.connect_timeout)) as scope:
+    with trio.move_on_after(seconds_or_inf(options.connect_timeout)) as scope:
         try:
             stream = await _open_transport(host, port, ssl_context, via)
         except OSError as err:
@@ -289,7 +285,7 @@ async def _connect_unix(
     *,
     wrap_os_errors: bool = False,
 ) -> WebSocketConnection:
-    with trio.move_on_after(_timeout(options.connect_timeout)) as scope:
+    with trio.move_on_after(seconds_or_inf(options.connect_timeout)) as scope:
         try:
             stream = await trio.open_unix_socket(path)
         except OSError as err:
@@ -449,7 +445,7 @@ async def wrap_client_stream(
         ConnectionTimeout: when the handshake takes longer than ``connect_timeout``.
     """
     parsed = ConnectionOptions.from_kwargs(**options)
-    with trio.move_on_after(_timeout(parsed.connect_timeout)) as scope:
+    with trio.move_on_after(seconds_or_inf(parsed.connect_timeout)) as scope:
         connection = await _client_handshake(
             stream, host, resource, subprotocols=subprotocols, extra_headers=extra_headers, options=parsed
         )

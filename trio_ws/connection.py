@@ -35,10 +35,11 @@ import trio
 
 from .close import ABNORMAL_CLOSURE, INTERNAL_ERROR, NORMAL_CLOSURE, CloseReason, is_sendable_close_code
 from .endpoint import Endpoint, stream_address
+from .errors import TRANSPORT_ERRORS as _TRANSPORT_ERRORS
 from .errors import ConnectionClosed, MessageTypeError
 from .gather import gather_socket, send_frames
 from .log import ConnectionLogger
-from .options import ConnectionOptions
+from .options import ConnectionOptions, seconds_or_inf
 from .prepared import PreparedMessage
 from .protocol import (
     CloseReceived,
@@ -57,8 +58,6 @@ __all__ = ["WebSocketConnection", "Message", "CANCELLED_CLOSE_GRACE"]
 
 #: A received message: text as ``str``, binary as ``bytes``.
 Message = str | bytes
-
-_TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 #: A close that runs shielded because its owner was cancelled (the end of a
 #: cancelled ``open_websocket`` block, a server shutting down) waits at most
@@ -729,9 +728,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._space_lot.unpark_all()
         self._end_input()
 
-    @staticmethod
-    def _timeout(value: float | None) -> float:
-        return float("inf") if value is None else value
+    _timeout = staticmethod(seconds_or_inf)
 
     # -- background tasks ----------------------------------------------------
     async def _reader_task(self) -> None:

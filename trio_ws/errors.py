@@ -9,6 +9,8 @@ from __future__ import annotations
 import ssl
 from collections.abc import Sequence
 
+import trio
+
 from .close import CloseReason
 
 __all__ = [
@@ -25,6 +27,11 @@ __all__ = [
     "InvalidURL",
     "MessageTypeError",
 ]
+
+#: What a Trio stream raises when its transport fails or was closed under it.
+#: Internal, one definition for every layer: each maps these to one of the
+#: exceptions below (``ConnectionClosed``, ``HandshakeError``...).
+TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
 class WebSocketError(Exception):

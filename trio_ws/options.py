@@ -110,9 +110,23 @@ class ConnectionOptionsDict(TypedDict, total=False):
     max_handshake_headers: int
 
 
+def unlimited(value: float | None) -> bool:
+    """True for both spellings of "no limit" (or "no timeout"): None and ``math.inf``.
+
+    Options are stored with None; trio-websocket's users pass ``math.inf``.
+    """
+    return value is None or value == math.inf
+
+
+def seconds_or_inf(value: float | None) -> float:
+    """A stored timeout (None: no timeout) as Trio's timeouts take it: ``math.inf``."""
+    return math.inf if value is None else value
+
+
 def _limit(name: str, value: int | float | None, *, minimum: int) -> int | None:
     """Normalise a size limit: None and ``math.inf`` mean no limit."""
-    if value is None or value == math.inf:
+    if unlimited(value):
+        return None
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be an int, math.inf or None, not {value!r}")
@@ -123,7 +137,7 @@ def _limit(name: str, value: int | float | None, *, minimum: int) -> int | None:
 
 def _seconds(name: str, value: float | None) -> float | None:
     """Normalise a timeout: None and ``math.inf`` mean no timeout."""
-    if value is None or value == math.inf:
+    if unlimited(value):
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds or None, not {value!r}")

@@ -28,7 +28,8 @@ from typing import Literal
 import h11
 import trio
 
-from .errors import HandshakeError
+from .errors import TRANSPORT_ERRORS, HandshakeError
+from .scopes import leaves
 
 __all__ = [
     "PROXY_DOC",
@@ -55,7 +56,6 @@ PROXY_DOC = (
 
 _SCHEMES = {"http": 80, "socks5": 1080, "socks5h": 1080, "socks4": 1080, "socks4a": 1080}
 _MAX_RESPONSE = 16384
-_TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
 class ProxyError(HandshakeError):
@@ -285,7 +285,7 @@ async def _send_connect(stream: trio.abc.Stream, proxy: ProxyURL, host: str, por
                 conn.receive_data(bytes(chunk))
             elif isinstance(event, h11.Response):
                 break
-    except _TRANSPORT_ERRORS as err:
+    except TRANSPORT_ERRORS as err:
         raise ProxyError(
             f"connection to proxy {proxy.address} failed during CONNECT: {err}", proxy.address, retryable=True
         ) from err
@@ -304,10 +304,7 @@ async def _send_connect(stream: trio.abc.Stream, proxy: ProxyURL, host: str, por
 
 
 def _reason(error: OSError) -> str:
-    cause: BaseException | None = error.__cause__
-    while cause is not None and not isinstance(cause, OSError):
-        exceptions = getattr(cause, "exceptions", None)
-        cause = exceptions[0] if exceptions else None
+    cause = leaves(error.__cause__)[0] if error.__cause__ is not None else None
     if isinstance(cause, OSError) and cause.strerror:
         return cause.strerror
     return error.strerror or str(error)

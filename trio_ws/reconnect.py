@@ -48,7 +48,14 @@ from .close import (
 )
 from .connection import WebSocketConnection
 from .endpoint import parse_websocket_url
-from .errors import ConnectionClosed, ConnectionRejected, ConnectionTimeout, HandshakeError, TLSHandshakeError
+from .errors import (
+    TRANSPORT_ERRORS,
+    ConnectionClosed,
+    ConnectionRejected,
+    ConnectionTimeout,
+    HandshakeError,
+    TLSHandshakeError,
+)
 from .options import ConnectionOptions, document_options
 from .proxy import PROXY_DOC, ProxyArgument, ProxyError
 from .scopes import background_tasks
@@ -183,7 +190,7 @@ def is_retryable(error: BaseException) -> bool:
     if isinstance(error, ConnectionTimeout):
         return True
     if isinstance(error, HandshakeError):
-        return isinstance(error.__cause__, (OSError, trio.BrokenResourceError, trio.ClosedResourceError))
+        return isinstance(error.__cause__, TRANSPORT_ERRORS)
     return isinstance(error, (OSError, trio.BrokenResourceError))
 
 

@@ -10,7 +10,7 @@ import trio
 
 from .connection import WebSocketConnection
 from .endpoint import Endpoint, stream_address
-from .errors import HandshakeError
+from .errors import TRANSPORT_ERRORS, HandshakeError
 from .handshake import (
     HandshakeProblem,
     HeadReader,
@@ -192,7 +192,7 @@ class WebSocketRequest:
         try:
             assert data is not None
             await self._stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as err:
+        except TRANSPORT_ERRORS as err:
             await trio.aclose_forcefully(self._stream)
             raise HandshakeError(f"client went away during the handshake: {err}") from err
         except BaseException:
@@ -291,7 +291,7 @@ async def send_response(
         raise ValueError(f"invalid response: {err}") from err
     try:
         await stream.send_all(data)
-    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+    except TRANSPORT_ERRORS:
         pass
     finally:
         await trio.aclose_forcefully(stream)
@@ -324,7 +324,7 @@ async def read_request(
         while True:
             try:
                 data = await stream.receive_some(options.receive_buffer_size)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as err:
+            except TRANSPORT_ERRORS as err:
                 logger.debug("client went away during the handshake: %r", err)
                 await trio.aclose_forcefully(stream)
                 return None

@@ -17,25 +17,29 @@ import trio
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
     from exceptiongroup import BaseExceptionGroup
 
-__all__ = ["background_tasks", "is_cancellation", "single_cancelled"]
+__all__ = ["background_tasks", "is_cancellation", "leaves", "single_cancelled"]
+
+
+def leaves(error: BaseException) -> list[BaseException]:
+    """The exceptions inside ``error``, however deeply grouped; ``[error]`` for a plain one.
+
+    The one way trio_ws looks into exception groups: in order, depth first,
+    so ``leaves(group)[0]`` is the first error that happened to be recorded.
+    """
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in leaves(inner)]
+    return [error]
 
 
 def is_cancellation(error: BaseException) -> bool:
     """True for ``trio.Cancelled``, or a group made only of them."""
-    if isinstance(error, trio.Cancelled):
-        return True
-    if isinstance(error, BaseExceptionGroup):
-        return all(is_cancellation(inner) for inner in error.exceptions)
-    return False
+    return all(isinstance(leaf, trio.Cancelled) for leaf in leaves(error))
 
 
 def single_cancelled(error: BaseException) -> trio.Cancelled | None:
     """The first ``trio.Cancelled`` of a cancellation-only group (or the error itself)."""
-    if isinstance(error, trio.Cancelled):
-        return error
-    if isinstance(error, BaseExceptionGroup) and is_cancellation(error):
-        return single_cancelled(error.exceptions[0])
-    return None
+    first = leaves(error)[0]
+    return first if isinstance(first, trio.Cancelled) and is_cancellation(error) else None
 
 
 @asynccontextmanager

@@ -26,7 +26,7 @@ from .connection import CANCELLED_CLOSE_GRACE, WebSocketConnection
 from .endpoint import Endpoint
 from .errors import ConnectionClosed
 from .log import ConnectionLogger, next_connection_id, server_logger
-from .options import ConnectionOptions, document_options
+from .options import ConnectionOptions, document_options, seconds_or_inf
 from .request import WebSocketRequest, read_request
 from .scopes import is_cancellation
 
@@ -163,7 +163,7 @@ class WebSocketServer:
     async def _serve(self, stream: trio.abc.Stream, logger: ConnectionLogger) -> None:
         options = self._options
         request = None
-        with trio.move_on_after(_timeout(options.connect_timeout)):
+        with trio.move_on_after(seconds_or_inf(options.connect_timeout)):
             request = await read_request(stream, options, logger)
         if request is None:
             await trio.aclose_forcefully(stream)
@@ -264,10 +264,6 @@ def _describe_listener(listener: trio.abc.Listener[Any]) -> Endpoint | str:
         return Endpoint(address[0], address[1], is_ssl)
     name = sock.getsockname()
     return name if isinstance(name, str) else bytes(name).decode(errors="replace")
-
-
-def _timeout(value: float | None) -> float:
-    return float("inf") if value is None else value
 
 
 @document_options(*_SERVER_OPTION_DOCS)
@@ -390,7 +386,7 @@ async def wrap_server_stream(
     parsed_options = ConnectionOptions.from_kwargs(**options)
     logger = ConnectionLogger(server_logger, next_connection_id())
     request: WebSocketRequest | None = None
-    with trio.move_on_after(_timeout(parsed_options.connect_timeout)) as scope:
+    with trio.move_on_after(seconds_or_inf(parsed_options.connect_timeout)) as scope:
         request = await read_request(stream, parsed_options, logger)
     if scope.cancelled_caught:
         await trio.aclose_forcefully(stream)

@@ -11,6 +11,7 @@ import ssl
 import sys
 from collections.abc import Iterator
 
+from ..scopes import leaves
 from .output import status
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
@@ -25,7 +26,6 @@ __all__ = [
     "CliError",
     "UsageError",
     "causes",
-    "leaves",
     "os_error_text",
     "outcome_of",
 ]
@@ -63,13 +63,6 @@ class UsageError(Exception):
     """Raised by the parser instead of exiting, so that ``main`` returns 2."""
 
 
-def leaves(exc: BaseException) -> list[BaseException]:
-    """The exceptions inside (possibly nested) exception groups; ``[exc]`` for a plain one."""
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for child in exc.exceptions for leaf in leaves(child)]
-    return [exc]
-
-
 def causes(exc: BaseException | None) -> Iterator[BaseException]:
     """``exc`` and the chain of its explicit causes (``raise ... from``), nearest first."""
     for _ in range(_MAX_DEPTH):
@@ -87,8 +80,8 @@ def os_error_text(err: BaseException) -> str:
         if exc is None or depth > _MAX_DEPTH:
             return
         if isinstance(exc, BaseExceptionGroup):
-            for child in exc.exceptions:
-                visit(child, depth + 1)
+            for leaf in leaves(exc):
+                visit(leaf, depth + 1)
         if isinstance(exc, ssl.SSLCertVerificationError):
             found.append(f"certificate verify failed: {exc.verify_message}")
         elif isinstance(exc, ssl.SSLError):

@@ -20,7 +20,8 @@ from functools import partial
 
 import trio
 
-from .errors import EXIT_OK, leaves
+from ..scopes import leaves
+from .errors import EXIT_OK
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
     from exceptiongroup import BaseExceptionGroup

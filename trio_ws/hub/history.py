@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Literal
 
+from ..options import unlimited
 from ..prepared import PreparedMessage
 
 __all__ = ["HistoryPolicy", "StreamPosition", "HistoryLost", "JoinResult", "RoomHistory", "Histories"]
@@ -59,7 +60,7 @@ class HistoryPolicy:
     def __post_init__(self) -> None:
         for name in ("max_messages", "max_bytes", "max_age"):
             value = getattr(self, name)
-            if value == math.inf:
+            if unlimited(value):
                 object.__setattr__(self, name, None)
             elif value is not None and (isinstance(value, bool) or not value > 0):
                 raise ValueError(f"{name} must be positive or None, not {value!r}")

@@ -59,6 +59,7 @@ from typing import Any
 
 import trio
 
+from ..scopes import leaves
 from .backend import BackendEvent, BackendSink, Envelope
 from .redis_membership import RedisMembership
 from .redis_publishing import MAX_SEQ_ENTRIES, RedisPublishing
@@ -124,8 +125,9 @@ def _check_name(kind: str, value: str) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
+    found = leaves(exc)
+    if len(found) == 1:
+        exc = found[0]
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
@@ -301,7 +303,7 @@ class RedisBackend(RedisMembership, RedisPublishing):
             except BaseExceptionGroup as group:
                 # A transport error raced a cancellation from outside: the next
                 # checkpoint raises a plain Cancelled.
-                if group.subgroup(lambda e: not isinstance(e, (trio.Cancelled, Exception, BaseExceptionGroup))):
+                if not all(isinstance(leaf, (trio.Cancelled, Exception)) for leaf in leaves(group)):
                     raise
                 await trio.lowlevel.checkpoint()
                 reason = _describe(group)
