@@ -3,34 +3,32 @@ backpressure, limits, compression, cancellation and error types.
 
 Most tests run a trio_ws client and a trio_ws server over an in-memory stream
 pair (no sockets) and use Trio's autojump clock for anything timed. A *raw
-peer* (a few lines of frame code below, independent of trio_ws) stands in for
-the other side where a test needs exact control of the bytes on the wire.
+peer* (tests/support/rawframes.py, independent of trio_ws) stands in for the
+other side where a test needs exact control of the bytes on the wire.
 Real TCP is used only where TCP itself matters: backpressure, resets and the
 ``open_websocket`` entry point.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import math
 import os
-import re
-import socket
-import struct
 import sys
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 import trio
 import trio.lowlevel
 import trio.testing
+from support import rawframes as rf
+from support.rawframes import Frame, RawPeer, build_frame, close_payload, random_mask
+from support.sockets import reset_on_close
 
 import trio_ws
 from trio_ws import (
@@ -51,132 +49,7 @@ PROMPT = 1.0
 HOST = "127.0.0.1"
 NO_KEEPALIVE: dict[str, Any] = {"ping_interval": None}
 
-OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-# -- a raw peer, written from RFC 6455 and independent of trio_ws -------------
-def _mask(data: bytes, key: bytes) -> bytes:
-    n = len(data)
-    if not n:
-        return b""
-    stream = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(n, "big")
-
-
-def encode_frame(opcode: int, payload: bytes = b"", *, fin: bool = True, rsv1: bool = False, mask: bool) -> bytes:
-    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
-    mask_bit = 0x80 if mask else 0
-    n = len(payload)
-    if n < 126:
-        header = bytes([first, mask_bit | n])
-    elif n < 2**16:
-        header = bytes([first, mask_bit | 126]) + struct.pack("!H", n)
-    else:
-        header = bytes([first, mask_bit | 127]) + struct.pack("!Q", n)
-    if not mask:
-        return header + payload
-    key = os.urandom(4)
-    return header + key + _mask(payload, key)
-
-
-class Frame(NamedTuple):
-    fin: bool
-    rsv1: bool
-    opcode: int
-    payload: bytes
-
-    @property
-    def close_code(self) -> int | None:
-        assert self.opcode == OP_CLOSE
-        return struct.unpack("!H", self.payload[:2])[0] if len(self.payload) >= 2 else None
-
-
-def close_payload(code: int | None, reason: bytes = b"") -> bytes:
-    return b"" if code is None else struct.pack("!H", code) + reason
-
-
-class RawPeer:
-    """The other end of a connection, speaking bytes; ``client`` masks its frames."""
-
-    def __init__(self, stream: trio.abc.Stream, *, client: bool) -> None:
-        self.stream = stream
-        self.client = client
-        self.buffer = bytearray()
-
-    async def _fill(self) -> bool:
-        data = await self.stream.receive_some(2**16)
-        if not data:
-            return False
-        self.buffer += data
-        return True
-
-    async def read_until(self, marker: bytes) -> bytes:
-        while marker not in self.buffer:
-            if not await self._fill():
-                raise EOFError("peer closed during the handshake")
-        end = self.buffer.index(marker) + len(marker)
-        head = bytes(self.buffer[:end])
-        del self.buffer[:end]
-        return head
-
-    async def _read_exactly(self, n: int) -> bytes:
-        while len(self.buffer) < n:
-            if not await self._fill():
-                raise EOFError
-        data = bytes(self.buffer[:n])
-        del self.buffer[:n]
-        return data
-
-    async def read_frame(self) -> Frame | None:
-        """The next frame (unmasked), or None at EOF."""
-        try:
-            b0, b1 = await self._read_exactly(2)
-            n = b1 & 0x7F
-            if n == 126:
-                (n,) = struct.unpack("!H", await self._read_exactly(2))
-            elif n == 127:
-                (n,) = struct.unpack("!Q", await self._read_exactly(8))
-            key = await self._read_exactly(4) if b1 & 0x80 else None
-            payload = await self._read_exactly(n)
-        except EOFError:
-            return None
-        if key is not None:
-            payload = _mask(payload, key)
-        return Frame(bool(b0 & 0x80), bool(b0 & 0x40), b0 & 0x0F, payload)
-
-    async def read_frames_until_eof(self) -> list[Frame]:
-        frames = []
-        while (frame := await self.read_frame()) is not None:
-            frames.append(frame)
-        return frames
-
-    async def send_frame(self, opcode: int, payload: bytes = b"", *, fin: bool = True, rsv1: bool = False) -> None:
-        await self.stream.send_all(encode_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=self.client))
-
-    async def server_handshake(self) -> bytes:
-        head = await self.read_until(b"\r\n\r\n")
-        match = re.search(rb"(?im)^sec-websocket-key:[ \t]*(\S+)", head)
-        assert match is not None, head
-        accept = base64.b64encode(hashlib.sha1(match.group(1) + _GUID).digest())
-        await self.stream.send_all(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-        )
-        return head
-
-    async def client_handshake(self, extensions: bytes | None = None) -> bytes:
-        key = base64.b64encode(os.urandom(16))
-        request = (
-            b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n"
-        )
-        if extensions is not None:
-            request += b"Sec-WebSocket-Extensions: " + extensions + b"\r\n"
-        await self.stream.send_all(request + b"\r\n")
-        head = await self.read_until(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 101 "), head
-        return head
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = rf.CONT, rf.TEXT, rf.BINARY, rf.CLOSE, rf.PING, rf.PONG
 
 
 # -- connection helpers ---------------------------------------------------------
@@ -214,7 +87,7 @@ async def open_pair(
 async def client_with_raw_server(nursery: trio.Nursery, **options: Any) -> tuple[WebSocketConnection, RawPeer]:
     """A trio_ws client whose server is a RawPeer (no compression negotiated)."""
     client_stream, server_stream = trio.testing.memory_stream_pair()
-    raw = RawPeer(server_stream, client=False)
+    raw = RawPeer(server_stream, is_client=False)
     async with trio.open_nursery() as handshake:
         handshake.start_soon(raw.server_handshake)
         ws = await trio_ws.wrap_client_stream(nursery, client_stream, "localhost", "/", **options)
@@ -226,7 +99,7 @@ async def server_with_raw_client(
 ) -> tuple[WebSocketConnection, RawPeer, bytes]:
     """A trio_ws server whose client is a RawPeer; also returns the 101 response head."""
     client_stream, server_stream = trio.testing.memory_stream_pair()
-    raw = RawPeer(client_stream, client=True)
+    raw = RawPeer(client_stream, is_client=True)
     result: dict[str, Any] = {}
 
     async def server_side() -> None:
@@ -235,7 +108,7 @@ async def server_with_raw_client(
 
     async with trio.open_nursery() as handshake:
         handshake.start_soon(server_side)
-        result["head"] = await raw.client_handshake(extensions)
+        result["head"] = await raw.client_handshake(extensions=extensions)
     return result["ws"], raw, result["head"]
 
 
@@ -262,11 +135,6 @@ async def raw_tcp_server(nursery: trio.Nursery, handler: Callable[[trio.SocketSt
     """Serve ``handler`` (given a raw TCP stream) on 127.0.0.1; return the port."""
     listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host=HOST))
     return int(listeners[0].socket.getsockname()[1])
-
-
-def reset_on_close(stream: trio.SocketStream) -> None:
-    """Make closing ``stream`` send a TCP RST instead of a FIN."""
-    stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 class CountingStream(trio.abc.Stream):
@@ -1456,12 +1324,12 @@ async def test_decompression_bomb_is_refused_without_inflating_it(nursery: trio.
             third = len(bomb) // 3
             pieces = [bomb[:third], bomb[third : 2 * third], bomb[2 * third :]]
             frames = [
-                encode_frame(OP_BINARY, pieces[0], fin=False, rsv1=True, mask=True),
-                encode_frame(OP_CONT, pieces[1], fin=False, mask=True),
-                encode_frame(OP_CONT, pieces[2], fin=True, mask=True),
+                build_frame(OP_BINARY, pieces[0], fin=False, rsv1=True, mask=random_mask()),
+                build_frame(OP_CONT, pieces[1], fin=False, mask=random_mask()),
+                build_frame(OP_CONT, pieces[2], fin=True, mask=random_mask()),
             ]
         else:
-            frames = [encode_frame(OP_BINARY, bomb, rsv1=True, mask=True)]
+            frames = [build_frame(OP_BINARY, bomb, rsv1=True, mask=random_mask())]
         tracemalloc.start()
         try:
             tracemalloc.reset_peak()
@@ -1629,7 +1497,7 @@ async def test_peer_resets_tcp_pending_get_message_raises_1006(nursery: trio.Nur
         reset = trio.Event()
 
         async def raw_server(stream: trio.SocketStream) -> None:
-            raw = RawPeer(stream, client=False)
+            raw = RawPeer(stream, is_client=False)
             await raw.server_handshake()
             await raw.send_frame(OP_TEXT, b"hello")
             ready.set()
@@ -1701,7 +1569,7 @@ async def test_open_websocket_connection_closed_is_plain(nursery: trio.Nursery, 
             raise RuntimeError("handler failed")
 
     async def resetting(stream: trio.SocketStream) -> None:
-        raw = RawPeer(stream, client=False)
+        raw = RawPeer(stream, is_client=False)
         await raw.server_handshake()
         await raw.read_frame()
         reset_on_close(stream)
@@ -1723,7 +1591,7 @@ async def test_open_websocket_connection_closed_is_plain(nursery: trio.Nursery, 
 
 async def test_open_websocket_keepalive_timeout_is_plain(nursery: trio.Nursery) -> None:
     async def silent(stream: trio.SocketStream) -> None:
-        raw = RawPeer(stream, client=False)
+        raw = RawPeer(stream, is_client=False)
         await raw.server_handshake()
         await trio.sleep_forever()
 
@@ -1816,7 +1684,7 @@ async def test_ping_during_closing_handshake_does_not_leak_cancelled(nursery: tr
     seen: list[Frame] = []
 
     async def raw_server(stream: trio.SocketStream) -> None:
-        raw = RawPeer(stream, client=False)
+        raw = RawPeer(stream, is_client=False)
         await raw.server_handshake()
         while (frame := await raw.read_frame()) is not None:
             seen.append(frame)
@@ -1922,8 +1790,8 @@ async def test_close_behind_a_full_queue_waits_for_the_reader_either_way(
     # behaviour, and a deterministic one).
     with trio.fail_after(TEST_TIMEOUT):
         server, raw, _ = await server_with_raw_client(nursery, message_queue_size=0, **NO_KEEPALIVE)
-        message = encode_frame(OP_TEXT, b"hi", mask=True)
-        close = encode_frame(OP_CLOSE, close_payload(1000), mask=True)
+        message = build_frame(OP_TEXT, b"hi", mask=random_mask())
+        close = build_frame(OP_CLOSE, close_payload(1000), mask=random_mask())
         if together:
             await raw.stream.send_all(message + close)
         else:

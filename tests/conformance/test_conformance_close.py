@@ -54,7 +54,7 @@ async def test_close_without_status_code(side: str) -> None:
         close, _ = await within(PROMPT, "close echo", pair.raw.recv_until_close)
         # §5.5.1: the echo usually repeats the status code; there is none, so
         # an empty body or a plain 1000 are both fine.
-        assert close.close_code() in (None, 1000), close
+        assert close.close_code in (None, 1000), close
         await pair.finish_close(close, reply=False)
         user = await pair.wait_user()
         # §7.1.5: no status code in the close frame means 1005 locally.
@@ -106,7 +106,7 @@ async def _finish_application_close(pair: Pair, code: int, close: rf.Frame) -> N
 async def test_application_close(side: str, code: int) -> None:
     async with open_pair(side) as pair:
         close = await _start_application_close(pair, code)
-        assert close.close_reason() == b"bye"
+        assert close.close_reason == b"bye"
         await _finish_application_close(pair, code, close)
 
 

@@ -167,7 +167,7 @@ def test_we_parse_wsproto_frames(client: bool, length: int) -> None:
     assert frames[0].payload == payload
     assert frames[0].length_width == (7 if length <= 125 else 16 if length <= 0xFFFF else 64)
     assert frames[1].payload == b"p"
-    assert frames[3].close_code() == 1001 and frames[3].close_reason() == b"gone"
+    assert frames[3].close_code == 1001 and frames[3].close_reason == b"gone"
 
 
 def test_parse_frame_needs_whole_frame() -> None:

@@ -155,11 +155,10 @@ class Pair:
         assert elapsed < PROMPT, f"close frame took {elapsed:.3f}s"
         data = [f for f in before if not f.is_control]
         assert not data, f"unexpected data frames before the close: {data}"
-        assert close.close_code() == code, (
-            f"trio_ws {self.side} sent close code {close.close_code()} "
-            f"(reason {close.close_reason()!r}), expected {code}"
+        assert close.close_code == code, (
+            f"trio_ws {self.side} sent close code {close.close_code} (reason {close.close_reason!r}), expected {code}"
         )
-        close.close_reason().decode("utf-8")  # a close reason must be valid UTF-8
+        close.close_reason.decode("utf-8")  # a close reason must be valid UTF-8
         return close
 
     async def finish_close(self, close: rf.Frame, *, reply: bool) -> None:

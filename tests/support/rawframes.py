@@ -1,9 +1,9 @@
 """Hand-rolled RFC 6455 frames and handshakes for the conformance tests.
 
-Nothing here uses trio_ws or wsproto: the tests need a peer that can write
-frames no well-behaved library would produce (reserved bits, unknown opcodes,
-fragmented control frames, bad masking) and that can check, byte by byte,
-what trio_ws writes back.
+Nothing here uses trio_ws or wsproto: the conformance and connection tests
+need a peer that can write frames no well-behaved library would produce
+(reserved bits, unknown opcodes, fragmented control frames, bad masking) and
+that can check, byte by byte, what trio_ws writes back.
 
 Frame layout (RFC 6455 §5.2)::
 
@@ -21,7 +21,7 @@ import hashlib
 import os
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
@@ -135,17 +135,24 @@ def close_payload(code: int | None = None, reason: bytes | str = b"") -> bytes:
 
 @dataclass(frozen=True)
 class Frame:
+    """One parsed frame.
+
+    Two frames are equal when their bits, opcode and payload are: how the
+    payload was masked and its length written are left out, so a test can
+    compare what it read with ``Frame(True, False, PING, b"x")``.
+    """
+
     fin: bool
     rsv1: bool
-    rsv2: bool
-    rsv3: bool
     opcode: int
-    masked: bool
-    mask: bytes | None
     #: The payload, already unmasked.
     payload: bytes
+    rsv2: bool = False
+    rsv3: bool = False
+    masked: bool = field(default=False, compare=False)
+    mask: bytes | None = field(default=None, compare=False)
     #: The length form the sender used: 7, 16 or 64.
-    length_width: int
+    length_width: int = field(default=7, compare=False)
 
     @property
     def is_control(self) -> bool:
@@ -155,10 +162,15 @@ class Frame:
     def any_rsv(self) -> bool:
         return self.rsv1 or self.rsv2 or self.rsv3
 
+    @property
     def close_code(self) -> int | None:
+        """The code of a close frame (None when its payload is empty)."""
+        assert self.opcode == CLOSE, self
         return parse_close_payload(self.payload)[0]
 
+    @property
     def close_reason(self) -> bytes:
+        assert self.opcode == CLOSE, self
         return parse_close_payload(self.payload)[1]
 
 
@@ -243,10 +255,10 @@ def accept_for(key: bytes) -> bytes:
     return base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
 
 
-def client_request(host: str, port: int, path: str, key: bytes, extra: Sequence[tuple[str, str]] = ()) -> bytes:
+def client_request(host: str, port: int | None, path: str, key: bytes, extra: Sequence[tuple[str, str]] = ()) -> bytes:
     lines = [
         f"GET {path} HTTP/1.1",
-        f"Host: {host}:{port}",
+        f"Host: {host}" if port is None else f"Host: {host}:{port}",
         "Upgrade: websocket",
         "Connection: Upgrade",
         f"Sec-WebSocket-Key: {key.decode('ascii')}",
@@ -304,8 +316,10 @@ class RawPeer:
 
     ``is_client`` says which role *this* raw peer plays: a raw client masks what
     it sends and expects unmasked frames; a raw server the other way round.
-    Every frame received is checked against that rule and against "no RSV bit
-    without an extension".
+    :meth:`recv_frame` checks every frame against that rule and against "no RSV
+    bit without an extension" (the conformance tests); :meth:`read_frame`
+    takes frames as they come, compressed ones too, and returns None at the
+    end of the stream (the connection tests).
     """
 
     def __init__(self, stream: trio.abc.Stream, *, is_client: bool) -> None:
@@ -394,6 +408,27 @@ class RawPeer:
             assert len(frame.payload) <= MAX_CONTROL_PAYLOAD, f"control frame too long: {frame}"
         return frame
 
+    async def read_frame(self) -> Frame | None:
+        """Next frame as it is, unchecked; None once the other side closed or reset TCP."""
+        while True:
+            try:
+                frame, used = parse_frame(self.buffer)
+            except IncompleteFrame:
+                try:
+                    await self._fill()
+                except PeerClosed:
+                    return None
+                continue
+            del self.buffer[:used]
+            return frame
+
+    async def read_frames_until_eof(self) -> list[Frame]:
+        """Every frame up to the end of the stream."""
+        frames = []
+        while (frame := await self.read_frame()) is not None:
+            frames.append(frame)
+        return frames
+
     async def recv_until_close(self) -> tuple[Frame, list[Frame]]:
         """Read frames up to a close frame: (close frame, frames before it)."""
         before: list[Frame] = []
@@ -418,9 +453,18 @@ class RawPeer:
     # -- handshakes ----------------------------------------------------------
 
     async def client_handshake(
-        self, host: str, port: int, path: str = "/", extra: Sequence[tuple[str, str]] = ()
-    ) -> None:
+        self,
+        host: str = "localhost",
+        port: int | None = None,
+        path: str = "/",
+        extra: Sequence[tuple[str, str]] = (),
+        *,
+        extensions: bytes | None = None,
+    ) -> bytes:
+        """Send an upgrade request (offering ``extensions`` if given), check the 101; return its head."""
         key = new_key()
+        if extensions is not None:
+            extra = [*extra, ("Sec-WebSocket-Extensions", extensions.decode("latin-1"))]
         await self.stream.send_all(client_request(host, port, path, key, extra))
         head = await self.read_until(b"\r\n\r\n")
         start, headers = parse_http_head(head)
@@ -429,7 +473,11 @@ class RawPeer:
         assert header_tokens(headers, "upgrade") == {"websocket"}, headers
         assert "upgrade" in header_tokens(headers, "connection"), headers
         assert headers.get("sec-websocket-accept") == [accept_for(key).decode()], headers
-        assert "sec-websocket-extensions" not in headers, f"server negotiated an extension nobody asked for: {headers}"
+        if extensions is None:
+            assert "sec-websocket-extensions" not in headers, (
+                f"server negotiated an extension nobody asked for: {headers}"
+            )
+        return head
 
     async def server_handshake(self, extra: Sequence[tuple[str, str]] = ()) -> None:
         head = await self.read_until(b"\r\n\r\n")
