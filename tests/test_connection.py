@@ -1,5 +1,6 @@
-"""Tests of WebSocketConnection: messages, streaming, closing, pings, keepalive,
-backpressure, limits, compression, cancellation and error types.
+"""Tests of WebSocketConnection: messages, prepared messages, streaming, closing
+(also after the reader was cancelled, and failures while closing), pings,
+keepalive, backpressure, limits, compression, cancellation and error types.
 
 Most tests run a trio_ws client and a trio_ws server over an in-memory stream
 pair (no sockets) and use Trio's autojump clock for anything timed. A *raw
@@ -12,6 +13,7 @@ Real TCP is used only where TCP itself matters: backpressure, resets and the
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import sys
@@ -28,7 +30,7 @@ import trio.lowlevel
 import trio.testing
 from support import rawframes as rf
 from support.rawframes import Frame, RawPeer, build_frame, close_payload, random_mask
-from support.sockets import reset_on_close
+from support.sockets import reset_on_close, tcp_stream_pair
 
 import trio_ws
 from trio_ws import (
@@ -36,14 +38,18 @@ from trio_ws import (
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
+    PreparedMessage,
     WebSocketConnection,
 )
+from trio_ws.compression import Deflate
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
 #: Hard bound on one test (virtual seconds under the autojump clock).
 TEST_TIMEOUT = 30
+#: Hard bound on a test over real sockets.
+REAL_TIMEOUT = 10.0
 #: "Promptly": well under any of the library's timeouts (connect/disconnect 10 s).
 PROMPT = 1.0
 HOST = "127.0.0.1"
@@ -84,9 +90,11 @@ async def open_pair(
     return Pair(result["client"], result["server"], client_stream, server_stream)
 
 
-async def client_with_raw_server(nursery: trio.Nursery, **options: Any) -> tuple[WebSocketConnection, RawPeer]:
-    """A trio_ws client whose server is a RawPeer (no compression negotiated)."""
-    client_stream, server_stream = trio.testing.memory_stream_pair()
+async def client_with_raw_server(
+    nursery: trio.Nursery, streams: tuple[trio.abc.Stream, trio.abc.Stream] | None = None, **options: Any
+) -> tuple[WebSocketConnection, RawPeer]:
+    """A trio_ws client whose server is a RawPeer (no compression negotiated), over ``streams`` or memory."""
+    client_stream, server_stream = streams or trio.testing.memory_stream_pair()
     raw = RawPeer(server_stream, is_client=False)
     async with trio.open_nursery() as handshake:
         handshake.start_soon(raw.server_handshake)
@@ -95,10 +103,13 @@ async def client_with_raw_server(nursery: trio.Nursery, **options: Any) -> tuple
 
 
 async def server_with_raw_client(
-    nursery: trio.Nursery, extensions: bytes | None = None, **options: Any
+    nursery: trio.Nursery,
+    extensions: bytes | None = None,
+    streams: tuple[trio.abc.Stream, trio.abc.Stream] | None = None,
+    **options: Any,
 ) -> tuple[WebSocketConnection, RawPeer, bytes]:
-    """A trio_ws server whose client is a RawPeer; also returns the 101 response head."""
-    client_stream, server_stream = trio.testing.memory_stream_pair()
+    """A trio_ws server whose client is a RawPeer, over ``streams`` or memory; also returns the 101 response head."""
+    client_stream, server_stream = streams or trio.testing.memory_stream_pair()
     raw = RawPeer(client_stream, is_client=True)
     result: dict[str, Any] = {}
 
@@ -1805,3 +1816,375 @@ async def test_close_behind_a_full_queue_waits_for_the_reader_either_way(
         assert await server.get_message() == "hi"
         answer = await raw.read_frame()
         assert answer is not None and answer.opcode == OP_CLOSE and answer.close_code == 1000
+
+
+def errors_logged(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+# -- properties --------------------------------------------------------------------
+async def test_connection_id_and_repr(nursery: trio.Nursery) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        pair = await open_pair(nursery, client=NO_KEEPALIVE, server=NO_KEEPALIVE)
+        assert pair.client.connection_id != pair.server.connection_id
+        assert repr(pair.client) == f"<WebSocketConnection #{pair.client.connection_id} client '/' open>"
+        assert repr(pair.server) == f"<WebSocketConnection #{pair.server.connection_id} server '/' open>"
+        await pair.client.aclose(4001, "done")
+        await pair.server.wait_closed()
+    assert repr(pair.client).endswith("client '/' closed 4001>")
+    assert repr(pair.server).endswith("server '/' closed 4001>")
+
+
+async def test_wait_closed_returns_once_the_transport_is_released(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        pair = await open_pair(nursery, client=NO_KEEPALIVE, server=NO_KEEPALIVE)
+        waited: list[float] = []
+
+        async def waiter() -> None:
+            await pair.server.wait_closed()
+            waited.append(trio.current_time())
+
+        nursery.start_soon(waiter)
+        await trio.sleep(5)
+        assert waited == []  # still open
+        await pair.client.aclose()
+        await pair.client.wait_closed()  # returns at once when already closed
+        await pair.server.wait_closed()
+        await trio.testing.wait_all_tasks_blocked()
+    assert waited == [pytest.approx(5)]
+    assert pair.server.closed is not None and pair.server.closed.code == 1000
+
+
+# -- prepared messages -------------------------------------------------------------
+async def test_prepared_message_is_framed_once_for_plain_server_connections(nursery: trio.Nursery) -> None:
+    message = PreparedMessage("to everyone")
+    with trio.fail_after(TEST_TIMEOUT):
+        pairs = [
+            await open_pair(nursery, client=NO_KEEPALIVE, server={**NO_KEEPALIVE, "compression": None})
+            for _ in range(3)
+        ]
+        for pair in pairs:
+            assert pair.server.shares_frames
+            await pair.server.send_message(message)
+        for pair in pairs:
+            assert await pair.client.get_message() == "to everyone"
+    assert message.frames_built == 1
+
+
+async def test_prepared_message_from_a_client_is_masked_per_connection(nursery: trio.Nursery) -> None:
+    message = PreparedMessage(b"\x00\x01binary")
+    with trio.fail_after(TEST_TIMEOUT):
+        ws, raw = await client_with_raw_server(nursery, **NO_KEEPALIVE)
+        assert not ws.shares_frames
+        await ws.send_message(message)
+        frame = await raw.read_frame()
+    assert frame == Frame(True, False, OP_BINARY, b"\x00\x01binary")
+    assert message.frames_built == 0  # a client frame is never shared
+
+
+@pytest.mark.parametrize(
+    ("settings", "compress", "shares_frames", "shared", "rsv1"),
+    [
+        (Deflate(), True, False, False, True),  # context takeover: per-connection compressor
+        (Deflate(server_no_context_takeover=True), True, True, True, True),
+        (Deflate(), False, False, True, False),  # uncompressed: the plain shared frame
+    ],
+    ids=["takeover", "no-takeover", "compress-false"],
+)
+async def test_prepared_message_with_compression(
+    nursery: trio.Nursery, settings: Deflate, compress: bool, shares_frames: bool, shared: bool, rsv1: bool
+) -> None:
+    text = "compress me " * 50
+    message = PreparedMessage(text)
+    with trio.fail_after(TEST_TIMEOUT):
+        pairs = [
+            await open_pair(nursery, client=NO_KEEPALIVE, server={**NO_KEEPALIVE, "compression": settings})
+            for _ in range(2)
+        ]
+        for pair in pairs:
+            assert pair.server.compression
+            assert pair.server.shares_frames is shares_frames
+            await pair.server.send_message(message, compress=compress)
+            await pair.server.send_message(message, compress=compress)  # twice: history must stay in sync
+        for pair in pairs:
+            assert await pair.client.get_message() == text
+            assert await pair.client.get_message() == text
+        # what goes on the wire: a raw client sees whether the frame is compressed
+        ws, raw, _ = await server_with_raw_client(
+            nursery, **NO_KEEPALIVE, extensions=b"permessage-deflate; client_max_window_bits", compression=settings
+        )
+        await ws.send_message(message, compress=compress)
+        frame = await raw.read_frame()
+    assert frame is not None and frame.rsv1 is rsv1 and frame.opcode == OP_TEXT
+    assert message.frames_built == (1 if shared else 0)
+
+
+async def test_prepared_message_after_close_is_connection_closed(nursery: trio.Nursery) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        pair = await open_pair(nursery, client=NO_KEEPALIVE, server=NO_KEEPALIVE)
+        await pair.client.aclose()
+        with pytest.raises(ConnectionClosed):
+            await pair.server.send_message(PreparedMessage("late"))
+        with pytest.raises(ConnectionClosed):
+            await pair.client.send_message(PreparedMessage("late"))
+
+
+# -- closing after our reader was cancelled ---------------------------------------
+async def server_with_cancelled_reader(
+    streams: tuple[trio.abc.Stream, trio.abc.Stream] | None = None, **options: Any
+) -> tuple[WebSocketConnection, RawPeer]:
+    """A server connection whose owner's scope was cancelled (as on server shutdown).
+
+    Its reader task is gone but the transport is open, so aclose() must read
+    the peer's close frame itself.
+    """
+    async with trio.open_nursery() as owner:
+        ws, raw, _ = await server_with_raw_client(owner, streams=streams, **{**NO_KEEPALIVE, **options})
+        owner.cancel_scope.cancel()
+    return ws, raw
+
+
+async def test_close_after_reader_cancelled_skips_data_until_the_peer_close(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        ws, raw = await server_with_cancelled_reader(disconnect_timeout=10)
+
+        async def peer() -> None:
+            frame = await raw.read_frame()
+            assert frame is not None and frame.close_code == 1000
+            await raw.send_frame(OP_TEXT, b"late data")
+            await raw.send_frame(OP_PING, b"late ping")
+            await trio.sleep(2)
+            await raw.send_frame(OP_CLOSE, close_payload(1000))
+
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(peer)
+            await ws.aclose()
+        elapsed = trio.current_time() - start
+        assert await raw.read_frame() is None  # the server dropped TCP after the handshake
+    assert elapsed == pytest.approx(2)  # ended by the peer's close frame, not by data or the timeout
+    assert ws.closed is not None and ws.closed.code == 1000
+
+
+async def test_close_after_reader_cancelled_ends_at_peer_eof(autojump_clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        ws, raw = await server_with_cancelled_reader(disconnect_timeout=10)
+
+        async def peer() -> None:
+            frame = await raw.read_frame()
+            assert frame is not None and frame.opcode == OP_CLOSE
+            await trio.sleep(1)
+            await raw.stream.aclose()  # goes away without a close frame
+
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(peer)
+            await ws.aclose()
+    assert trio.current_time() - start == pytest.approx(1)
+    assert ws.closed is not None and ws.closed.code == 1000
+
+
+async def test_close_after_reader_cancelled_ends_at_peer_reset() -> None:
+    with trio.fail_after(REAL_TIMEOUT):
+        async with tcp_stream_pair() as (client, server):
+            ws, raw = await server_with_cancelled_reader((client, server), disconnect_timeout=5)
+
+            async def peer() -> None:
+                frame = await raw.read_frame()
+                assert frame is not None and frame.opcode == OP_CLOSE
+                reset_on_close(client)
+                await client.aclose()
+
+            start = trio.current_time()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(peer)
+                await ws.aclose()  # the reset must not escape from aclose()
+    assert trio.current_time() - start < 2
+    assert ws.closed is not None and ws.closed.code == 1000
+
+
+# -- failing while closing ---------------------------------------------------------
+async def test_protocol_error_during_our_close_drops_the_connection_at_once(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        ws, raw, _ = await server_with_raw_client(nursery, **NO_KEEPALIVE, disconnect_timeout=10)
+
+        async def peer() -> list[Frame]:
+            frame = await raw.read_frame()
+            assert frame is not None and frame.close_code == 4000
+            await raw.stream.send_all(build_frame(0x3, b"reserved opcode", mask=random_mask()))
+            return await raw.read_frames_until_eof()
+
+        after: list[list[Frame]] = []
+        start = trio.current_time()
+        async with trio.open_nursery() as inner:
+            inner.start_soon(lambda: _collect(peer, after))
+            await ws.aclose(4000, "bye")
+    assert trio.current_time() - start < 1  # not the 10 s disconnect_timeout
+    assert after == [[]]  # no second close frame: ours was already sent
+    assert ws.closed is not None and ws.closed.code == 4000  # the first reason stays
+
+
+async def _collect(fn: Any, into: list[Any]) -> None:
+    into.append(await fn())
+
+
+# -- answering a ping on a dead transport ------------------------------------------
+async def test_ping_from_a_peer_that_left_ends_the_connection_quietly(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        ws, raw, _ = await server_with_raw_client(nursery, **NO_KEEPALIVE)
+        await raw.send_frame(OP_PING, b"are you there")
+        await raw.stream.aclose()  # gone before our pong can be written
+        with pytest.raises(ConnectionClosedError) as info:
+            await ws.get_message()
+    assert info.value.reason.code == 1006
+    assert errors_logged(caplog) == []
+
+
+# -- queue full, then the transport dies -------------------------------------------
+async def test_reader_blocked_on_a_full_queue_stops_when_the_transport_dies(nursery: trio.Nursery) -> None:
+    """The reader is parked (queue full, so it reads nothing more) when a write finds the peer gone."""
+    with trio.fail_after(TEST_TIMEOUT):
+        ws, raw, _ = await server_with_raw_client(nursery, **NO_KEEPALIVE, message_queue_size=1)
+        for i in range(4):  # one at a time: the reader parks once two are queued
+            await raw.send_frame(OP_TEXT, b"message %d" % i)
+            await trio.testing.wait_all_tasks_blocked()
+        await raw.stream.aclose()  # unseen by the parked reader
+        with pytest.raises(ConnectionClosedError):
+            await ws.send_message("into the void")  # the write fails: the transport is dropped
+        received = [await ws.get_message(), await ws.get_message()]
+        with pytest.raises(ConnectionClosedError) as info:
+            await ws.get_message()
+        await ws.wait_closed()
+    assert received == ["message 0", "message 1"]  # what was queued is still delivered, nothing more
+    assert info.value.reason.code == 1006
+
+
+async def test_cancelled_close_with_a_full_queue_keeps_what_was_queued(nursery: trio.Nursery) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        ws, raw, _ = await server_with_raw_client(nursery, **NO_KEEPALIVE, message_queue_size=1)
+        for i in range(4):
+            await raw.send_frame(OP_TEXT, b"message %d" % i)
+            await trio.testing.wait_all_tasks_blocked()
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await ws.aclose()  # cancelled at once: the transport is dropped
+        received = [await ws.get_message(), await ws.get_message()]
+        with pytest.raises(ConnectionClosed):
+            await ws.get_message()
+        await ws.wait_closed()
+    assert received == ["message 0", "message 1"]
+    assert ws.closed is not None and ws.closed.code == 1000
+
+
+# -- a client draining after the close handshake ------------------------------------
+async def test_client_waits_for_server_eof_through_trailing_bytes(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        ws, raw = await client_with_raw_server(nursery, **NO_KEEPALIVE, disconnect_timeout=10)
+        start = trio.current_time()
+        await raw.send_frame(OP_CLOSE, close_payload(4002, b"server says bye"))
+        echo = await raw.read_frame()
+        assert echo is not None and echo.close_code == 4002
+        await raw.stream.send_all(b"junk after the close")  # the client must keep draining
+        await trio.sleep(3)
+        await raw.stream.aclose()
+        await ws.wait_closed()
+    assert trio.current_time() - start == pytest.approx(3)
+    assert ws.closed is not None and ws.closed.code == 4002
+
+
+async def test_client_draining_after_close_survives_a_reset(caplog: pytest.LogCaptureFixture) -> None:
+    with trio.fail_after(REAL_TIMEOUT):
+        async with trio.open_nursery() as nursery, tcp_stream_pair() as (client, server):
+            ws, raw = await client_with_raw_server(
+                nursery, streams=(client, server), **NO_KEEPALIVE, disconnect_timeout=5
+            )
+            start = trio.current_time()
+            await raw.send_frame(OP_CLOSE, close_payload(4003))
+            echo = await raw.read_frame()
+            assert echo is not None and echo.close_code == 4003
+            reset_on_close(server)
+            await server.aclose()
+            await ws.wait_closed()
+    assert trio.current_time() - start < 2
+    assert ws.closed is not None and ws.closed.code == 4003
+    assert errors_logged(caplog) == []
+
+
+# -- keepalive while closing --------------------------------------------------------
+async def test_no_keepalive_ping_during_a_closing_handshake(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        ws, raw, _ = await server_with_raw_client(nursery, ping_interval=1, ping_timeout=1, disconnect_timeout=5)
+        await ws.aclose()  # the raw client never answers: waits 5 s, several ping intervals
+        frames = await raw.read_frames_until_eof()
+    assert [frame.opcode for frame in frames] == [OP_CLOSE]
+    assert ws.closed is not None and ws.closed.code == 1000
+
+
+async def test_keepalive_ping_pending_when_the_peer_closes_is_not_a_timeout(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(2 * TEST_TIMEOUT):
+        ws, raw, _ = await server_with_raw_client(nursery, ping_interval=1, ping_timeout=20)
+        ping = await raw.read_frame()  # at t=1; never answered
+        assert ping is not None and ping.opcode == OP_PING
+        await trio.sleep(2)
+        await raw.send_frame(OP_CLOSE, close_payload(4004))
+        frames = await raw.read_frames_until_eof()
+        await trio.sleep(30)  # well past ping_timeout: the keepalive must not fire a 1011 later
+    assert [(frame.opcode, frame.close_code) for frame in frames] == [(OP_CLOSE, 4004)]
+    assert ws.closed is not None and ws.closed.code == 4004
+
+
+# -- an unexpected error in the reader ----------------------------------------------
+class ExplodingStream(trio.abc.Stream):
+    """A transport that raises an error no transport should once ``armed``."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+        self.armed = False
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        data = await self.inner.receive_some(max_bytes)
+        if self.armed:
+            raise RuntimeError("a transport bug")
+        return data
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_unexpected_reader_error_fails_the_connection_with_1011(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    exploding = ExplodingStream(client_stream)
+    with trio.fail_after(TEST_TIMEOUT):
+        ws, raw = await client_with_raw_server(nursery, streams=(exploding, server_stream), **NO_KEEPALIVE)
+        exploding.armed = True
+        await raw.send_frame(OP_TEXT, b"boom")
+        close = await raw.read_frame()
+        with pytest.raises(ConnectionClosedError) as info:
+            await ws.get_message()
+    assert close is not None and close.close_code == 1011
+    assert info.value.reason.code == 1011
+    assert [record.message.split("] ", 1)[1] for record in errors_logged(caplog)] == [
+        "unexpected error in the connection's reader"
+    ]

@@ -1,4 +1,4 @@
-"""Sockets for tests: Unix socket paths that fit, TCP resets, exception group leaves."""
+"""Sockets for tests: Unix socket paths that fit, TCP stream pairs and resets, exception group leaves."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import socket
 import struct
 import sys
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import trio
@@ -37,3 +39,15 @@ def flatten(exc: BaseException) -> list[BaseException]:
     if isinstance(exc, BaseExceptionGroup):
         return [leaf for inner in exc.exceptions for leaf in flatten(inner)]
     return [exc]
+
+
+@asynccontextmanager
+async def tcp_stream_pair() -> AsyncIterator[tuple[trio.SocketStream, trio.SocketStream]]:
+    """A connected (client, server) pair of TCP streams on 127.0.0.1."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    async with listeners[0]:
+        port = listeners[0].socket.getsockname()[1]
+        client = await trio.open_tcp_stream("127.0.0.1", port)
+        server = await listeners[0].accept()
+    assert isinstance(server, trio.SocketStream)
+    yield client, server
