@@ -36,6 +36,14 @@ from trio_ws import (
     WebSocketConnection,
 )
 from trio_ws.hub import Outcome
+from trio_ws.hub.envelopes import (
+    all_envelope,
+    close_room_envelope,
+    disconnect_envelope,
+    member_envelope,
+    presence_envelope,
+    room_envelope,
+)
 
 TIMEOUT = 10
 
@@ -395,6 +403,34 @@ async def test_join_leave_and_room_queries() -> None:
             assert report.queued == 1
             assert await b.client.get_message() == "to red"
             assert await expect_next(hub, a) == "-- sentinel --"
+
+
+async def test_envelopes_from_other_processes_are_applied_and_malformed_ones_counted() -> None:
+    # The hub is its backend's sink: deliver_remote reads the envelope format
+    # (trio_ws.hub.envelopes) and applies it to the local members.
+    hub = Hub()
+    with trio.fail_after(TIMEOUT):
+        async with hub_peers(hub, 2, ids=["a", "b"], room="r") as (a, b), hub.watch("r") as events:
+            hub.deliver_remote(room_envelope("other", "r", PreparedMessage("to r"), exclude="b"))
+            hub.deliver_remote(all_envelope("other", PreparedMessage(b"\x01")))
+            hub.deliver_remote(member_envelope("other", "b", PreparedMessage("to b")))
+            hub.deliver_remote(presence_envelope("other", "r", "z", "join"))
+            assert await a.client.get_message() == "to r"
+            assert await a.client.get_message() == b"\x01"
+            assert await b.client.get_message() == b"\x01"
+            assert await b.client.get_message() == "to b"
+            assert await events.receive() == PresenceEvent("join", "r", "z", 2, remote=True)
+            for bad in ({"kind": "room", "room": "r"}, {"kind": "nope"}, {}):
+                hub.deliver_remote(bad)  # never raises
+            assert (hub.stats.remote_received, hub.stats.remote_malformed) == (7, 3)
+            hub.deliver_remote(close_room_envelope("other", "r"))
+            assert hub.local_room_members("r") == frozenset()
+            assert {(await events.receive()).member_id for _ in range(2)} == {"a", "b"}
+            hub.deliver_remote(disconnect_envelope("other", "a", 4002, "bye"))
+            with pytest.raises(ConnectionClosed) as closed:
+                await a.client.get_message()
+            assert (closed.value.reason.code, closed.value.reason.reason) == (4002, "bye")
+            await assert_nothing_pending(hub, b)
 
 
 async def test_close_room_empties_it_but_keeps_the_members_connected() -> None:

@@ -294,6 +294,31 @@ async def test_gaps_and_malformed_messages_are_reported(pair: tuple[Node, Node],
     assert a.hub.stats.gaps == 1
 
 
+async def test_envelopes_are_opaque_to_the_backend(redis_server: RedisServer, prefix: str) -> None:
+    """The backend hands over any envelope unchanged (but for its ``seq``) and acts on no kind."""
+    hub, other = FakeHub(), FakeHub()
+    backend = RedisBackend(redis_server.url, prefix=prefix, process_id="P", **FAST)
+    sender = RedisBackend(redis_server.url, prefix=prefix, process_id="Q", **FAST)
+    invented = {"kind": "invented", "origin": "Q", "nested": {"list": [1, "two", None]}}
+    close_room = {"kind": "close_room", "origin": "Q", "room": "r"}
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(backend.run, hub)
+            await nursery.start(sender.run, other)
+            hub.members, hub.rooms = {"m1"}, {"r"}
+            await backend.add_member("m1", None)
+            await backend.add_member("m1", "r")
+            await backend.subscribe("r")
+            assert await sender.publish_room("r", invented)
+            assert await sender.publish_room("r", close_room)
+            while len(hub.delivered) < 2:
+                await trio.sleep(0.01)
+            assert hub.delivered == [{**invented, "seq": 1}, {**close_room, "seq": 2}]
+            # What close_room means is the hub's business: a sink that ignores it keeps its member.
+            assert await sender.room_members("r") == {"m1"}
+            nursery.cancel_scope.cancel()
+
+
 async def test_handoff_is_bounded(redis_server: RedisServer, prefix: str) -> None:
     hub = FakeHub()
     backend = RedisBackend(redis_server.url, prefix=prefix, handoff_size=2, **FAST)

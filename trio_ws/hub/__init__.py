@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from .backend import BackendEvent, BackendSink, Envelope, HubBackend
+from .._deprecated import alias_getattr
+from .backend import BackendEvent, BackendSink, HubBackend
 from .client import HubClient
+from .envelopes import HubEnvelope
 from .history import HistoryLost, HistoryPolicy, JoinResult, StreamPosition
 from .hub import Hub
 from .member import INTERNAL_ROOM_PREFIX, DeliveryReport, HubStats, Member, MessageLike, MessageSource, PresenceEvent
@@ -14,12 +16,12 @@ __all__ = [
     "BackendEvent",
     "BackendSink",
     "DeliveryReport",
-    "Envelope",
     "HistoryLost",
     "HistoryPolicy",
     "Hub",
     "HubBackend",
     "HubClient",
+    "HubEnvelope",
     "HubStats",
     "JoinResult",
     "Member",
@@ -31,3 +33,5 @@ __all__ = [
     "PresenceEvent",
     "StreamPosition",
 ]
+
+__getattr__ = alias_getattr(__name__, {"Envelope": ("trio_ws.hub.HubEnvelope", HubEnvelope)})

@@ -6,30 +6,28 @@ pub/sub, :mod:`trio_ws.hub.redis`). The hub calls the backend to publish
 what other processes must see and to query the shared membership; the backend
 calls the hub's :class:`BackendSink` methods with what arrives from others.
 
-Envelopes are plain dicts of JSON values (binary payloads travel base64
-encoded); nothing is ever pickled. Fields: ``kind`` (``"room"``, ``"all"``,
-``"member"``, ``"disconnect"``, ``"close_room"``, ``"presence"``),
-``origin`` (the publishing process id), and per kind ``room``, ``id``,
-``exclude``, ``text`` / ``b64`` (the payload), ``code`` / ``reason``,
-``event`` / ``count``. Delivery between processes is at most once: what is
-published while the transport is down is lost, and the backend reports the
-outage through :meth:`BackendSink.backend_event`.
+A backend carries *envelopes* (JSON objects, :data:`~trio_ws.hub.envelopes.HubEnvelope`)
+without knowing what they mean: their format and meaning belong to
+:mod:`trio_ws.hub.envelopes` and to the hub that receives them. A backend
+may add fields of its own (names the envelope format does not use) and reads
+``origin`` to skip its own process's envelopes. Delivery between processes is
+at most once: what is published while the transport is down is lost, and the
+backend reports the outage through :meth:`BackendSink.backend_event`.
 """
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import trio
 
-from ..prepared import PreparedMessage
+from .._deprecated import alias_getattr
+from . import envelopes
+from .envelopes import HubEnvelope
 
-__all__ = ["HubBackend", "BackendSink", "BackendEvent", "Envelope", "encode_payload", "decode_payload"]
-
-Envelope = dict[str, Any]
+__all__ = ["HubBackend", "BackendSink", "BackendEvent"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,7 @@ class BackendEvent:
 class BackendSink(Protocol):
     """What a backend calls on its hub."""
 
-    def deliver_remote(self, envelope: Envelope) -> None:
+    def deliver_remote(self, envelope: HubEnvelope) -> None:
         """Handle an envelope published by another process (never our own)."""
 
     def backend_event(self, event: BackendEvent) -> None:
@@ -83,13 +81,13 @@ class HubBackend(Protocol):
     def unsubscribe(self, room: str) -> Awaitable[None]:
         """Stop receiving ``room``'s envelopes (the last local member left)."""
 
-    def publish_room(self, room: str, envelope: Envelope) -> Awaitable[bool]:
+    def publish_room(self, room: str, envelope: HubEnvelope) -> Awaitable[bool]:
         """Publish to the processes subscribed to ``room``; False if not sent."""
 
-    def publish_all(self, envelope: Envelope) -> Awaitable[bool]:
+    def publish_all(self, envelope: HubEnvelope) -> Awaitable[bool]:
         """Publish to every process; False if not sent."""
 
-    def publish_to_member(self, member_id: str, envelope: Envelope) -> Awaitable[bool]:
+    def publish_to_member(self, member_id: str, envelope: HubEnvelope) -> Awaitable[bool]:
         """Publish to the process that holds ``member_id``; False if unknown or not sent."""
 
     def add_member(self, member_id: str, room: str | None) -> Awaitable[None]:
@@ -102,22 +100,11 @@ class HubBackend(Protocol):
         """Every process's members of ``room``, or None when unknown (backend down)."""
 
 
-def encode_payload(message: PreparedMessage) -> dict[str, str]:
-    """The payload fields of an envelope: ``text`` or base64 ``b64``."""
-    if message.is_text:
-        assert isinstance(message.data, str)
-        return {"text": message.data}
-    return {"b64": base64.b64encode(message.payload).decode("ascii")}
-
-
-def decode_payload(envelope: Envelope) -> PreparedMessage:
-    """Rebuild the message of an envelope.
-
-    Raises:
-        ValueError: when the envelope has no valid payload.
-    """
-    if isinstance(envelope.get("text"), str):
-        return PreparedMessage(envelope["text"])
-    if isinstance(envelope.get("b64"), str):
-        return PreparedMessage(base64.b64decode(envelope["b64"], validate=True))
-    raise ValueError("envelope has no text or b64 payload")
+__getattr__ = alias_getattr(
+    __name__,
+    {
+        "Envelope": ("trio_ws.hub.HubEnvelope", HubEnvelope),
+        "encode_payload": ("trio_ws.hub.envelopes.encode_payload", envelopes.encode_payload),
+        "decode_payload": ("trio_ws.hub.envelopes.decode_payload", envelopes.decode_payload),
+    },
+)

@@ -17,9 +17,11 @@ from typing import Any
 import trio
 
 from ..close import NORMAL_CLOSURE
-from ..prepared import PreparedMessage
 from ..scopes import background_tasks
-from .backend import BackendEvent, Envelope, HubBackend, encode_payload
+from .backend import BackendEvent, HubBackend
+from .envelopes import HubEnvelope
+from .member import MessageLike, _prepare
+from .publisher import Publisher
 from .watchers import Watchers
 
 __all__ = ["HubClient"]
@@ -33,12 +35,17 @@ class HubClient:
     Every method returns at once when the backend is down (delivery between
     processes is at most once) and none raises for a transport failure.
 
+    Unless a method says otherwise: cancelling it is safe (what it publishes
+    may or may not have been handed to the backend, never half of it), and
+    concurrent calls are allowed (one task's envelopes keep their order).
+
     Args:
         backend: the backend the servers' hubs use (same prefix).
     """
 
     def __init__(self, backend: HubBackend) -> None:
         self._backend = backend
+        self._publisher = Publisher(backend)
         self._event_watchers: Watchers[BackendEvent] = Watchers()
 
     @asynccontextmanager
@@ -48,10 +55,15 @@ class HubClient:
             yield self
 
     async def __aenter__(self) -> HubClient:
+        """Start the backend; it is ready, or has reported ``down``, when this returns.
+
+        The Redis backend raises nothing here (it reports ``down`` and retries).
+        """
         self._context = self._run()
         return await self._context.__aenter__()
 
     async def __aexit__(self, *exc_info: Any) -> bool | None:
+        """Stop the backend (the Redis backend first sends what is queued, within its command timeout)."""
         return await self._context.__aexit__(*exc_info)
 
     @property
@@ -59,12 +71,7 @@ class HubClient:
         """This client's id on the bus (the ``origin`` of what it publishes)."""
         return self._backend.process_id
 
-    def _envelope(self, kind: str, **fields: Any) -> Envelope:
-        return {"kind": kind, "origin": self._backend.process_id, **fields}
-
-    async def broadcast(
-        self, room: str, message: str | bytes | PreparedMessage, *, exclude: str | Iterable[str] | None = None
-    ) -> bool:
+    async def broadcast(self, room: str, message: MessageLike, *, exclude: str | Iterable[str] | None = None) -> bool:
         """Send a message to every member of ``room``, in every process.
 
         Args:
@@ -76,61 +83,87 @@ class HubClient:
             True when the backend took it (the Redis backend queues it while
             its link is up and sends it at the latest when the block ends);
             False when the backend is down or could not take it (then it is
-            lost). Cancelling is safe (it may or may not have been
-            published); concurrent calls are allowed.
+            lost).
+
+        Raises:
+            TypeError: when the message is not str, bytes or a PreparedMessage
+                (nothing is published).
+
+        Cancelling is safe (it may or may not have been published);
+        concurrent calls are allowed.
         """
-        envelope = self._envelope("room", room=room, exclude=_sorted(exclude), **encode_payload(_prepare(message)))
-        return await self._backend.publish_room(room, envelope)
+        return await self._publisher.room(room, _prepare(message), exclude)
 
     async def broadcast_json(self, room: str, value: Any, *, exclude: str | Iterable[str] | None = None) -> bool:
-        """Encode ``value`` as JSON and broadcast it as a text message (see :meth:`broadcast`)."""
+        """Encode ``value`` as JSON and broadcast it as a text message (see :meth:`broadcast`).
+
+        Raises:
+            TypeError: when ``value`` is not JSON serializable (nothing is published).
+        """
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
         return await self.broadcast(room, text, exclude=exclude)
 
-    async def send_all(
-        self, message: str | bytes | PreparedMessage, *, exclude: str | Iterable[str] | None = None
-    ) -> bool:
-        """Send a message to every member of every process; False if not published."""
-        envelope = self._envelope("all", exclude=_sorted(exclude), **encode_payload(_prepare(message)))
-        return await self._backend.publish_all(envelope)
+    async def send_all(self, message: MessageLike, *, exclude: str | Iterable[str] | None = None) -> bool:
+        """Send a message to every member of every process; False if not published.
 
-    async def unicast(self, member_id: str, message: str | bytes | PreparedMessage) -> bool:
+        Raises:
+            TypeError: when the message is not str, bytes or a PreparedMessage.
+        """
+        return await self._publisher.all(_prepare(message), exclude)
+
+    async def unicast(self, member_id: str, message: MessageLike) -> bool:
         """Send a message to one member, wherever it is.
 
+        With the Redis backend this waits for one lookup of the member's
+        process (at most its ``command_timeout``).
+
         Returns:
-            True when the member's process received it; False when the id is
-            unknown or gone, or the backend is down.
+            True when it was published to the member's process; False when
+            the id is unknown or gone, or the backend is down.
+
+        Raises:
+            TypeError: when the message is not str, bytes or a PreparedMessage.
         """
-        envelope = self._envelope("member", id=member_id, **encode_payload(_prepare(message)))
-        return await self._backend.publish_to_member(member_id, envelope)
+        return await self._publisher.member(member_id, _prepare(message))
 
     async def disconnect(self, member_id: str, code: int = NORMAL_CLOSURE, reason: str = "") -> bool:
-        """Close a member's connection, wherever it is; False when it could not be asked."""
-        envelope = self._envelope("disconnect", id=member_id, code=code, reason=reason)
-        return await self._backend.publish_to_member(member_id, envelope)
+        """Close a member's connection, wherever it is; False when it could not be asked.
+
+        Waits like :meth:`unicast`; raises nothing.
+        """
+        return await self._publisher.disconnect(member_id, code, reason)
 
     async def close_room(self, room: str) -> bool:
-        """Remove every member from ``room`` in every process; False if not published."""
-        return await self._backend.publish_room(room, self._envelope("close_room", room=room))
+        """Remove every member from ``room`` in every process; False if not published.
+
+        The members stay connected. Raises nothing.
+        """
+        return await self._publisher.close_room(room)
 
     async def members(self, room: str) -> frozenset[str] | None:
-        """Every member of ``room`` across processes, or None while the backend is down."""
+        """Every member of ``room`` across processes, or None while the backend is down.
+
+        Raises nothing; cancelling is safe (nothing changes); concurrent calls are allowed.
+        """
         found = await self._backend.room_members(room)
         return None if found is None else frozenset(found)
 
     async def member_count(self, room: str) -> int | None:
-        """How many members ``room`` has, or None while the backend is down."""
+        """How many members ``room`` has, or None while the backend is down (see :meth:`members`)."""
         found = await self.members(room)
         return None if found is None else len(found)
 
     @asynccontextmanager
     async def backend_events(self) -> AsyncIterator[trio.MemoryReceiveChannel[BackendEvent]]:
-        """Observe the backend's state changes (down, up); events that find the buffer full are dropped."""
+        """Observe the backend's state changes (down, up); events that find the buffer full are dropped.
+
+        Several watchers may be open at once; each sees every event.
+        """
         async with self._event_watchers.watch() as receive:
             yield receive
 
     # -- BackendSink: nothing arrives for a client without members --------------
-    def deliver_remote(self, envelope: Envelope) -> None:
+    def deliver_remote(self, envelope: HubEnvelope) -> None:
         """Ignore an envelope (a client has no members to deliver to)."""
 
     def backend_event(self, event: BackendEvent) -> None:
@@ -144,15 +177,3 @@ class HubClient:
     def local_member_ids(self) -> set[str]:
         """No members."""
         return set()
-
-
-def _prepare(message: str | bytes | PreparedMessage) -> PreparedMessage:
-    return message if isinstance(message, PreparedMessage) else PreparedMessage(message)
-
-
-def _sorted(value: str | Iterable[str] | None) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    return sorted(set(value))

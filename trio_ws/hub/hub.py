@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -37,7 +37,17 @@ from ..connection import WebSocketConnection
 from ..errors import ConnectionClosed
 from ..prepared import PreparedMessage
 from ..scopes import background_tasks
-from .backend import BackendEvent, Envelope, HubBackend, decode_payload, encode_payload
+from .backend import BackendEvent, HubBackend
+from .envelopes import (
+    AllMessage,
+    CloseRoom,
+    Disconnect,
+    HubEnvelope,
+    MemberMessage,
+    ParsedEnvelope,
+    RoomMessage,
+    parse_envelope,
+)
 from .history import Histories, HistoryPolicy, JoinResult, StreamPosition
 from .member import (
     INTERNAL_ROOM_PREFIX,
@@ -50,6 +60,7 @@ from .member import (
     _prepare,
 )
 from .outbox import Outbox, Outcome, OverflowPolicy
+from .publisher import Publisher
 from .watchers import Watchers
 
 __all__ = ["Hub", "Member", "DeliveryReport", "PresenceEvent", "HubStats", "MessageLike", "INTERNAL_ROOM_PREFIX"]
@@ -100,6 +111,8 @@ class Hub:
             self._check_history(backend)
         self._histories = Histories(history, exempt=INTERNAL_ROOM_PREFIX)
         self._backend = backend
+        self._publisher = None if backend is None else Publisher(backend)
+        self._nursery: trio.Nursery | None = None
         self._queue_size = queue_size
         self._overflow: OverflowPolicy = overflow
         self._members: dict[str, Member] = {}
@@ -115,11 +128,13 @@ class Hub:
         async with background_tasks() as nursery:
             if self._backend is not None:
                 await nursery.start(self._backend.run, self)
+            self._nursery = nursery
             self._running = True
             try:
                 yield self
             finally:
                 self._running = False
+                self._nursery = None
 
     async def __aenter__(self) -> Hub:
         self._context = self._run()
@@ -381,8 +396,8 @@ class Hub:
         """Remove every member from ``room``, in every process."""
         for member in list(self._rooms.get(room, {}).values()):
             await self._leave_room(member, room)
-        if self._backend is not None:
-            await self._backend.publish_room(room, self._envelope("close_room", room=room))
+        if self._publisher is not None:
+            await self._publisher.close_room(room)
 
     # -- fan-out ---------------------------------------------------------------
     async def broadcast(
@@ -422,9 +437,8 @@ class Hub:
         skip = _as_set(exclude)
         report = self._fan_out(self._rooms.get(room, {}).values(), prepared, skip)
         published = False
-        if self._backend is not None:
-            envelope = self._envelope("room", room=room, exclude=sorted(skip), **encode_payload(prepared))
-            published = await self._backend.publish_room(room, envelope)
+        if self._publisher is not None:
+            published = await self._publisher.room(room, prepared, skip)
         return _with_published(report, published, position)
 
     async def broadcast_json(
@@ -439,9 +453,8 @@ class Hub:
         skip = _as_set(exclude)
         report = self._fan_out(self._members.values(), prepared, skip)
         published = False
-        if self._backend is not None:
-            envelope = self._envelope("all", exclude=sorted(skip), **encode_payload(prepared))
-            published = await self._backend.publish_all(envelope)
+        if self._publisher is not None:
+            published = await self._publisher.all(prepared, skip)
         return _with_published(report, published)
 
     async def unicast(self, member_id: str, message: MessageLike) -> bool:
@@ -455,10 +468,9 @@ class Hub:
         member = self._members.get(member_id)
         if member is not None:
             return self._offer(member, prepared) is Outcome.QUEUED
-        if self._backend is None:
+        if self._publisher is None:
             return False
-        envelope = self._envelope("member", id=member_id, **encode_payload(prepared))
-        return await self._backend.publish_to_member(member_id, envelope)
+        return await self._publisher.member(member_id, prepared)
 
     async def send_to(self, room: str, member_id: str, message: MessageLike) -> bool:
         """Send to one member, only if it is in ``room`` (nameko's "send to one in a room")."""
@@ -478,16 +490,13 @@ class Hub:
         """
         member = self._members.get(member_id)
         if member is not None:
-            member._close_request = (code, reason)
-            member._outbox.close()
-            self._interrupt_send(member)
+            self._request_close(member, code, reason)
             return True
-        if self._backend is None:
+        if self._publisher is None:
             return False
-        envelope = self._envelope("disconnect", id=member_id, code=code, reason=reason)
-        return await self._backend.publish_to_member(member_id, envelope)
+        return await self._publisher.disconnect(member_id, code, reason)
 
-    def _fan_out(self, members: Iterable[Member], message: PreparedMessage, skip: set[str]) -> DeliveryReport:
+    def _fan_out(self, members: Iterable[Member], message: PreparedMessage, skip: Collection[str]) -> DeliveryReport:
         queued = dropped = closed = 0
         for member in list(members):
             if member.id in skip:
@@ -543,9 +552,9 @@ class Hub:
     async def _presence(self, kind: Literal["join", "leave"], room: str, member_id: str) -> None:
         count = len(self._rooms.get(room, ()))
         self._notify(PresenceEvent(kind, room, member_id, count))
-        if self._backend is not None:
+        if self._publisher is not None:
             with trio.move_on_after(1):
-                await self._backend.publish_room(room, self._envelope("presence", room=room, id=member_id, event=kind))
+                await self._publisher.presence(room, member_id, kind)
 
     def _notify(self, event: PresenceEvent) -> None:
         watchers = self._watchers.get(event.room)
@@ -553,46 +562,59 @@ class Hub:
             watchers.notify(event)
 
     # -- the backend's side (BackendSink) --------------------------------------
-    def deliver_remote(self, envelope: Envelope) -> None:
-        """Deliver an envelope another process published (called by the backend)."""
+    def deliver_remote(self, envelope: HubEnvelope) -> None:
+        """Deliver an envelope another process published (called by the backend).
+
+        A malformed envelope is counted (``stats.remote_malformed``), logged
+        and ignored; nothing is raised.
+        """
         self.stats.remote_received += 1
         try:
-            self._apply_remote(envelope)
-        except (KeyError, TypeError, ValueError) as err:
+            parsed = parse_envelope(envelope)
+        except ValueError as err:
             self.stats.remote_malformed += 1
             logger.warning("ignored a malformed hub envelope: %s", err)
+            return
+        self._apply_remote(parsed)
 
-    def _apply_remote(self, envelope: Envelope) -> None:
-        kind = envelope["kind"]
-        if kind == "room":
-            skip = set(envelope.get("exclude") or ())
-            self._fan_out(self._rooms.get(envelope["room"], {}).values(), decode_payload(envelope), skip)
-        elif kind == "all":
-            self._fan_out(self._members.values(), decode_payload(envelope), set(envelope.get("exclude") or ()))
-        elif kind == "member":
-            member = self._members.get(envelope["id"])
+    def _apply_remote(self, envelope: ParsedEnvelope) -> None:
+        if isinstance(envelope, RoomMessage):
+            self._fan_out(self._rooms.get(envelope.room, {}).values(), envelope.message, envelope.exclude)
+        elif isinstance(envelope, AllMessage):
+            self._fan_out(self._members.values(), envelope.message, envelope.exclude)
+        elif isinstance(envelope, MemberMessage):
+            member = self._members.get(envelope.member_id)
             if member is not None:
-                self._offer(member, decode_payload(envelope))
-        elif kind == "disconnect":
-            member = self._members.get(envelope["id"])
+                self._offer(member, envelope.message)
+        elif isinstance(envelope, Disconnect):
+            member = self._members.get(envelope.member_id)
             if member is not None:
-                member._close_request = (int(envelope["code"]), str(envelope.get("reason") or ""))
-                member._outbox.close()
-                self._interrupt_send(member)
-        elif kind == "close_room":
-            for member in list(self._rooms.get(envelope["room"], {}).values()):
-                member._rooms.discard(envelope["room"])
-                self._rooms.get(envelope["room"], {}).pop(member.id, None)
-                self._notify(PresenceEvent("leave", envelope["room"], member.id, 0, remote=True))
-            self._rooms.pop(envelope["room"], None)
-        elif kind == "presence":
-            room = envelope["room"]
-            event = envelope["event"]
-            if event not in ("join", "leave"):
-                raise ValueError(f"unknown presence event {event!r}")
-            self._notify(PresenceEvent(event, room, envelope["id"], len(self._rooms.get(room, ())), remote=True))
+                self._request_close(member, envelope.code, envelope.reason)
+        elif isinstance(envelope, CloseRoom):
+            self._closed_remotely(envelope.room)
         else:
-            raise ValueError(f"unknown envelope kind {kind!r}")
+            count = len(self._rooms.get(envelope.room, ()))
+            self._notify(PresenceEvent(envelope.event, envelope.room, envelope.member_id, count, remote=True))
+
+    def _closed_remotely(self, room: str) -> None:
+        # Another process closed the room: our members leave it now (in
+        # memory, so that nothing more is delivered to them), and the backend
+        # learns it from a task, as it would from leave().
+        members = list(self._rooms.pop(room, {}).values())
+        for member in members:
+            member._rooms.discard(room)
+            self._notify(PresenceEvent("leave", room, member.id, 0, remote=True))
+        if members and self._nursery is not None:
+            self._nursery.start_soon(self._forget_remotely_closed, room, [member.id for member in members])
+
+    async def _forget_remotely_closed(self, room: str, member_ids: list[str]) -> None:
+        # Each backend call is bounded by the backend; the hub's nursery ends the task when the hub stops.
+        assert self._backend is not None
+        for member_id in member_ids:
+            if member_id not in self._rooms.get(room, {}):  # unless it joined again meanwhile
+                await self._backend.remove_member(member_id, room)
+        if room not in self._rooms:
+            await self._backend.unsubscribe(room)
 
     def backend_event(self, event: BackendEvent) -> None:
         """Record and forward a backend state change (called by the backend)."""
@@ -621,8 +643,10 @@ class Hub:
             raise KeyError(f"no local member with id {member_id!r}")
         return member
 
-    def _envelope(self, kind: str, **fields: Any) -> Envelope:
-        return {"kind": kind, "origin": self.process_id, **fields}
+    def _request_close(self, member: Member, code: int, reason: str) -> None:
+        member._close_request = (code, reason)
+        member._outbox.close()
+        self._interrupt_send(member)
 
 
 def _as_set(value: str | Iterable[str] | None) -> set[str]:

@@ -60,7 +60,8 @@ from typing import Any
 import trio
 
 from ..scopes import leaves
-from .backend import BackendEvent, BackendSink, Envelope
+from .backend import BackendEvent, BackendSink
+from .envelopes import HubEnvelope
 from .redis_membership import RedisMembership
 from .redis_publishing import MAX_SEQ_ENTRIES, RedisPublishing
 
@@ -112,6 +113,10 @@ class RedisBackendStats:
     missed: int = 0
     disconnects: int = 0
     reconnects: int = 0
+
+
+#: The field of the backend's own probe message (a name the hub's envelopes never use).
+_PROBE = "probe"
 
 
 class _LinkLost(Exception):
@@ -238,8 +243,7 @@ class RedisBackend(RedisMembership, RedisPublishing):
         self._publisher_scope: trio.CancelScope | None = None
         self._stopping = False
         self._generation_number = 0
-        self._handoff: trio.MemorySendChannel[tuple[str, Envelope]] | None = None
-        self._nursery: trio.Nursery | None = None
+        self._handoff: trio.MemorySendChannel[tuple[str, HubEnvelope]] | None = None
         self._sink: BackendSink | None = None
 
     # -- names -----------------------------------------------------------------
@@ -271,14 +275,13 @@ class RedisBackend(RedisMembership, RedisPublishing):
         way to stop it; it then deletes this process's membership keys (best
         effort, within ``command_timeout``). Run it once at a time.
         """
-        send, receive = trio.open_memory_channel[tuple[str, Envelope]](self._handoff_size)
+        send, receive = trio.open_memory_channel[tuple[str, HubEnvelope]](self._handoff_size)
         outgoing, to_publish = trio.open_memory_channel[tuple[int, str, str]](self._publish_queue_size)
         self._handoff, self._outgoing, self._sink = send, outgoing, sink
         self._stopping = False
         ready = trio.Event()
         try:
             async with trio.open_nursery() as nursery:
-                self._nursery = nursery
                 nursery.start_soon(self._dispatch, sink, receive)
                 nursery.start_soon(self._publisher, to_publish)
                 nursery.start_soon(self._stop_publisher_when_cancelled, outgoing)
@@ -286,7 +289,7 @@ class RedisBackend(RedisMembership, RedisPublishing):
                 await ready.wait()
                 task_status.started()
         finally:
-            self._nursery = self._handoff = self._outgoing = None
+            self._handoff = self._outgoing = None
             with trio.CancelScope(shield=True), trio.move_on_after(self._timeout):
                 await self._unregister()
 
@@ -419,11 +422,13 @@ class RedisBackend(RedisMembership, RedisPublishing):
             else:
                 self.stats.malformed += 1
 
-    def _on_envelope(self, channel: str, envelope: Envelope) -> None:
+    def _on_envelope(self, channel: str, envelope: HubEnvelope) -> None:
+        # The envelope is opaque here but for ``origin`` (ours are skipped) and
+        # ``seq``; a probe is the backend's own message, ``{"probe": n, "origin": ...}``.
         if envelope.get("origin") == self.process_id:
-            if envelope.get("kind") == "probe":
-                number = envelope.get("n")
-                for sent in [n for n in self._probes if isinstance(number, int) and n <= number]:
+            number = envelope.get(_PROBE)
+            if isinstance(number, int):
+                for sent in [n for n in self._probes if n <= number]:
                     del self._probes[sent]
             else:
                 self.stats.skipped_own += 1
@@ -437,7 +442,7 @@ class RedisBackend(RedisMembership, RedisPublishing):
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
             self.stats.dropped += 1
 
-    async def _dispatch(self, sink: BackendSink, receive: trio.MemoryReceiveChannel[tuple[str, Envelope]]) -> None:
+    async def _dispatch(self, sink: BackendSink, receive: trio.MemoryReceiveChannel[tuple[str, HubEnvelope]]) -> None:
         # Everything waiting is handed to the hub without yielding in between, so the
         # members' senders wake once per burst and write it in one go, as they do for
         # a burst of local broadcasts.
@@ -450,27 +455,22 @@ class RedisBackend(RedisMembership, RedisPublishing):
                     break
                 self._deliver(sink, channel, envelope)
 
-    def _deliver(self, sink: BackendSink, channel: str, envelope: Envelope) -> None:
+    def _deliver(self, sink: BackendSink, channel: str, envelope: HubEnvelope) -> None:
         self._check_sequence(sink, channel, envelope)
         try:
             sink.deliver_remote(envelope)
         except Exception:
             self.stats.malformed += 1
             logger.exception("the hub failed on an envelope from %s", envelope.get("origin"))
-            return
-        room = envelope.get("room")
-        if envelope.get("kind") == "close_room" and isinstance(room, str):
-            self._closed_remotely(sink, room)
 
-    def _closed_remotely(self, sink: BackendSink, room: str) -> None:
-        # Another process closed the room: the hub removed our members from it
-        # in memory only, so forget it here and in Redis, and unsubscribe.
-        if room not in sink.subscribed_rooms() and self._rooms.pop(room, None) is not None:
-            self._version += 1
-            if self._nursery is not None:
-                self._nursery.start_soon(self._forget_room, room)
+    def _room_of(self, channel: str) -> str | None:
+        """The room whose channel this is, or None for another channel."""
+        head, tail = f"{self._prefix}:room:{{", "}"
+        if channel.startswith(head) and channel.endswith(tail):
+            return channel[len(head) : -len(tail)]
+        return None
 
-    def _check_sequence(self, sink: BackendSink, channel: str, envelope: Envelope) -> None:
+    def _check_sequence(self, sink: BackendSink, channel: str, envelope: HubEnvelope) -> None:
         seq, origin = envelope.get("seq"), envelope.get("origin")
         if not isinstance(seq, int) or not isinstance(origin, str):
             return
@@ -483,7 +483,7 @@ class RedisBackend(RedisMembership, RedisPublishing):
             missed = seq - last - 1
             self.stats.gaps += 1
             self.stats.missed += missed
-            room = envelope.get("room") if channel.startswith(f"{self._prefix}:room:") else None
+            room = self._room_of(channel)
             detail = f"{missed} envelope(s) from {origin} on {channel} were lost"
             sink.backend_event(BackendEvent("gap", detail=detail, room=room, origin=origin, missed=missed))
 
@@ -497,7 +497,7 @@ class RedisBackend(RedisMembership, RedisPublishing):
                 return
             self._probe_count += 1
             self._probes[self._probe_count] = now
-            probe = json.dumps({"kind": "probe", "origin": self.process_id, "n": self._probe_count})
+            probe = json.dumps({_PROBE: self._probe_count, "origin": self.process_id})
             try:
                 with trio.fail_after(max(self._timeout, self.heartbeat_interval)):
                     if await self._publish_command(client, self.process_channel(self.process_id), probe) == 0:

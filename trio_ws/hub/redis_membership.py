@@ -11,7 +11,6 @@ down marks the state ``_dirty`` for the next heartbeat to rewrite.
 from __future__ import annotations
 
 import logging
-from abc import abstractmethod
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -43,11 +42,6 @@ class RedisMembership(RedisLink):
     _version: int
     _dirty: bool
     _ttl_ms: int
-    _sink: BackendSink | None
-
-    @abstractmethod
-    async def unsubscribe(self, room: str) -> None:
-        """Stop receiving ``room``'s envelopes."""
 
     def _members_key(self, room: str, process_id: str) -> str:
         return f"{self._prefix}:members:{{{room}}}:{process_id}"
@@ -209,9 +203,9 @@ class RedisMembership(RedisLink):
             await self._write("leave", lambda pipe: [pipe.srem(key, [member_id])])
         else:
             self._rooms.pop(room, None)
-            await self._forget_room(room, unsubscribe=False)
+            await self._forget_room(room)
 
-    async def _forget_room(self, room: str, *, unsubscribe: bool = True) -> None:
+    async def _forget_room(self, room: str) -> None:
         members_key, procs_key = self._members_key(room, self.process_id), self._procs_key(room)
 
         def build(pipe: AnyPipeline) -> list[Any]:
@@ -220,8 +214,6 @@ class RedisMembership(RedisLink):
             return []
 
         await self._write("leave room", build)
-        if unsubscribe and self._sink is not None and room not in self._sink.subscribed_rooms():
-            await self.unsubscribe(room)
 
     async def room_members(self, room: str) -> set[str] | None:
         """Every process's members of ``room``, or None while the link is down.

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .backend import Envelope
+from .envelopes import HubEnvelope
 from .redis_link import RedisLink
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class RedisPublishing(RedisLink):
     def _member_key(self, member_id: str) -> str:
         """The key naming the process of ``member_id``."""
 
-    def _publish(self, channel: str, envelope: Envelope) -> bool:
+    def _publish(self, channel: str, envelope: HubEnvelope) -> bool:
         """Queue an envelope with the next sequence number; False if it is lost.
 
         Never waits for Redis: the publisher task sends what is queued, in
@@ -172,7 +172,7 @@ class RedisPublishing(RedisLink):
             return
         self.stats.published += len(batch)
 
-    async def publish_room(self, room: str, envelope: Envelope) -> bool:
+    async def publish_room(self, room: str, envelope: HubEnvelope) -> bool:
         """Publish to the processes subscribed to ``room``.
 
         Never waits for Redis: the envelope is queued and sent in order by
@@ -191,11 +191,11 @@ class RedisPublishing(RedisLink):
         """
         return self._publish(self.room_channel(room), envelope)
 
-    async def publish_all(self, envelope: Envelope) -> bool:
+    async def publish_all(self, envelope: HubEnvelope) -> bool:
         """Publish to every process; False if not queued (see :meth:`publish_room`)."""
         return self._publish(self.global_channel, envelope)
 
-    async def publish_to_member(self, member_id: str, envelope: Envelope) -> bool:
+    async def publish_to_member(self, member_id: str, envelope: HubEnvelope) -> bool:
         """Publish to the process holding ``member_id``.
 
         Looks the member up in Redis (this waits for Redis, at most
