@@ -748,6 +748,28 @@ async def test_aclose_waits_at_most_disconnect_timeout(
             await ws.get_message()
 
 
+async def test_aclose_after_the_reader_was_cancelled_waiting_for_eof_returns_at_the_eof(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The client's reader answered the server's close and was waiting for its
+    EOF (RFC 6455 §7.1.1) when its owner was cancelled. aclose() must read that
+    EOF itself, not sit out disconnect_timeout (it used to wait all of it)."""
+    with trio.fail_after(TEST_TIMEOUT):
+        async with trio.open_nursery() as owner:
+            ws, raw = await client_with_raw_server(owner, disconnect_timeout=20, **NO_KEEPALIVE)
+            await raw.send_frame(OP_CLOSE, close_payload(1001, b"bye"))
+            answer = await raw.read_frame()
+            assert answer is not None and answer.close_code == 1001
+            await trio.testing.wait_all_tasks_blocked()  # the reader waits for the EOF
+            owner.cancel_scope.cancel()
+        await raw.stream.aclose()
+        start = trio.current_time()
+        await ws.aclose()
+        elapsed = trio.current_time() - start
+    assert elapsed < PROMPT, f"aclose took {elapsed} s after the server had closed TCP"
+    assert ws.closed == CloseReason(1001, "bye")
+
+
 # -- ping / pong ---------------------------------------------------------------------
 async def test_ping_returns_on_pong_and_sets_latency(nursery: trio.Nursery) -> None:
     with trio.fail_after(TEST_TIMEOUT):

@@ -159,14 +159,11 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._message_lock = _FifoLock()
         self._partial_message = False  # a streamed receive stopped mid-message
         self._pings: OrderedDict[bytes, _PendingPing] = OrderedDict()
-        self._close_reason: CloseReason | None = None
-        self._close_handshake_done = trio.Event()
         self._transport_closed = trio.Event()
-        self._reader_done = trio.Event()
+        self._reader_done = False  # the reader task ended (or was cancelled)
         self._input_ended = False  # no more messages will be queued
         self._close_progress = trio.lowlevel.ParkingLot()  # woken when the close handshake advances
         self._close_timed_out = False
-        self._skip_eof_wait = False
         self._latency: float | None = None
         self._started = False
 
@@ -184,7 +181,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
     @property
     def closed(self) -> CloseReason | None:
         """Why the connection is closed or closing, or None while it is open."""
-        return self._close_reason
+        return self._core.closing.reason
 
     @property
     def is_client(self) -> bool:
@@ -484,7 +481,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
                 assert is_text is not None
                 await self._write_fragment(previous, is_text, first, True, compress)
         except BaseException:
-            if not first and self._close_reason is None:
+            if not first and self.closed is None:
                 # Fragments went out but the message cannot be finished: any
                 # later data frame would break the framing, so fail the
                 # connection (RFC 6455 §7.1.7) rather than leave it unusable.
@@ -501,7 +498,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         await self._write(frame)
 
     def _check_can_send(self) -> None:
-        if self._close_reason is not None or not self._core.can_send_data:
+        if self._core.closing.reason is not None or not self._core.can_send_data:
             raise self._closed_error()
 
     async def ping(self, payload: bytes | None = None) -> None:
@@ -621,40 +618,42 @@ class WebSocketConnection(trio.abc.AsyncResource):
         """
         if not is_sendable_close_code(code):
             raise ValueError(f"close code {code} may not be sent in a close frame")
+        core = self._core
         try:
-            if self._close_reason is None:
-                self._close_reason = CloseReason(code, reason)
-            if self._core.can_send_close and not self._transport_closed.is_set():
-                await self._close_handshake(code, reason)
-            else:
-                with trio.move_on_after(self._timeout(self._options.disconnect_timeout)):
-                    await self._transport_closed.wait()
-                await self._abort_stream()
+            core.closing.set_user_reason(code, reason)
+            frame = None
+            if core.can_send_close and not self._transport_closed.is_set():
+                frame = core.encode_close(code, reason)
+                self._end_input()
+                if self._space_lot:
+                    self._space_lot.unpark_all()  # the reader must read on to find the peer's close
+            with trio.move_on_after(self._timeout(self._options.disconnect_timeout)) as scope:
+                if frame is not None:
+                    with contextlib.suppress(ConnectionClosed):
+                        await self._write(frame)
+                await self._finish_closing()
+            if scope.cancelled_caught and frame is not None:
+                self._close_timed_out = True
+                self._logger.debug("closing handshake timed out")
+            await self._abort_stream()
         except BaseException:
             await self._abort_stream()
             raise
 
-    async def _close_handshake(self, code: int | None, reason: str | None) -> None:
-        frame = self._core.encode_close(code, reason)
-        self._end_input()
-        if self._space_lot:
-            self._space_lot.unpark_all()  # the reader must read on to find the peer's close
-        with trio.move_on_after(self._timeout(self._options.disconnect_timeout)) as scope:
-            try:
-                await self._write(frame)
-            except ConnectionClosed:
+    async def _finish_closing(self) -> None:
+        """Wait until the closing handshake needs no more input, reading it ourselves if the reader is gone."""
+        closing = self._core.closing
+        while not self._transport_closed.is_set():
+            if closing.handshake_done and not closing.close_expected:
+                return  # this side closes TCP now (§7.1.1)
+            if not self._reader_done:
+                await self._close_progress.park()  # the reader acts on the peer's frames
+            elif closing.close_expected:
+                # The reader was cancelled with its owner: read the peer's
+                # close frame (and, on the client, the server's EOF) here.
+                await self._read_until_closed()
+            else:
                 return
-            await self._wait_for_peer_close()
-            if self.is_client and not self._skip_eof_wait:
-                # RFC 6455 §7.1.1: the server closes TCP first; wait for it.
-                if self._reader_done.is_set():
-                    await self._drain_until_eof()
-                else:
-                    await self._transport_closed.wait()
-        if scope.cancelled_caught:
-            self._close_timed_out = True
-            self._logger.debug("closing handshake timed out")
-        await self._abort_stream()
 
     async def _close_shielded(self, code: int, reason: str | None) -> None:
         """Close when the owner was cancelled or is unwinding from an error.
@@ -667,32 +666,14 @@ class WebSocketConnection(trio.abc.AsyncResource):
         limit = self._options.disconnect_timeout
         with trio.CancelScope(shield=True):
             with trio.move_on_after(CANCELLED_CLOSE_GRACE if limit is None else limit):
-                self._skip_eof_wait = True
+                self._core.closing.wait_for_eof = False
                 await self.aclose(code, reason)
             await self._abort_stream()
 
-    async def _wait_for_peer_close(self) -> None:
-        """Wait for the peer's close frame, reading it ourselves if the reader is gone."""
-        while not self._close_handshake_done.is_set() and not self._transport_closed.is_set():
-            if not self._reader_done.is_set():
-                await self._close_progress.park()
-                continue
-            try:
-                data = await self._stream.receive_some(self._options.receive_buffer_size)
-            except _TRANSPORT_ERRORS:
-                return
-            if not data:
-                return
-            for event in self._core.receive_data(bytes(data)):
-                if isinstance(event, (CloseReceived, ProtocolFailure)):
-                    self._close_handshake_done.set()
-
     async def _fail(self, code: int, reason: str) -> None:
         """Fail the connection (RFC 6455 §7.1.7): send a close frame if we can, then drop TCP."""
-        if self._close_reason is None:
-            self._close_reason = CloseReason(code, reason)
-        if self._core.can_send_close and not self._transport_closed.is_set():
-            frame = self._core.encode_close(code, reason)
+        frame = self._core.fail(code, reason)
+        if frame is not None and not self._transport_closed.is_set():
             with trio.move_on_after(min(1.0, self._timeout(self._options.disconnect_timeout))):
                 with contextlib.suppress(ConnectionClosed):
                     await self._write(frame)
@@ -700,13 +681,11 @@ class WebSocketConnection(trio.abc.AsyncResource):
 
     async def _abort(self, code: int, reason: str) -> None:
         """Close the transport without a closing handshake."""
-        if self._close_reason is None:
-            self._close_reason = CloseReason(code, reason)
+        self._core.closing.lose_transport(code, reason)
         await self._abort_stream()
 
     async def _abort_stream(self) -> None:
-        if self._close_reason is None:
-            self._close_reason = CloseReason(ABNORMAL_CLOSURE, None)
+        self._core.closing.transport_closed()
         if not self._transport_closed.is_set():
             self._transport_closed.set()
             with trio.CancelScope(shield=True), contextlib.suppress(*_TRANSPORT_ERRORS):
@@ -714,7 +693,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._wake_all()
 
     def _closed_error(self) -> ConnectionClosed:
-        return ConnectionClosed.for_reason(self._close_reason or CloseReason(ABNORMAL_CLOSURE, None))
+        return ConnectionClosed.for_reason(self._core.closing.reason or CloseReason(ABNORMAL_CLOSURE, None))
 
     def _end_input(self) -> None:
         """No more messages will arrive: wake receivers and pending pings."""
@@ -730,38 +709,45 @@ class WebSocketConnection(trio.abc.AsyncResource):
 
     _timeout = staticmethod(seconds_or_inf)
 
-    # -- background tasks ----------------------------------------------------
+    # -- the reader ----------------------------------------------------------
     async def _reader_task(self) -> None:
         try:
-            await self._read_loop()
+            await self._read_until_closed()
         except trio.Cancelled:
             self._end_input()
             # Our owner's scope is being cancelled (a server shutting down, a
             # cancelled open_websocket block). Leave the transport open: the
             # owner's aclose() now reads the peer's close frame itself.
-            self._reader_done.set()
+            self._reader_done = True
             self._close_progress.unpark_all()
             raise
         except Exception:
             self._logger.exception("unexpected error in the connection's reader")
             await self._fail(INTERNAL_ERROR, "internal error")
-        self._reader_done.set()
+        self._reader_done = True
         self._end_input()
         self._close_progress.unpark_all()
         with trio.CancelScope(shield=True):
             await self._abort_stream()
 
-    async def _read_loop(self) -> None:
+    async def _read_until_closed(self) -> None:
+        """The one read loop: feed the core and act on its events until no input is expected.
+
+        Run by the reader task, or by :meth:`aclose` when the reader was
+        cancelled. Ends with the transport closed, except when cancelled.
+        """
         core = self._core
+        closing = core.closing
         stream = self._stream
         size = self._options.receive_buffer_size
         data = self._trailing_data
         self._trailing_data = b""
+        eof_deadline = float("inf")
         while True:
             if data:
                 for event in core.receive_data(data):
                     if type(event) is MessageChunk:
-                        if not core.close_sent:
+                        if closing.accepts_messages:
                             self._queue.append(event)
                             self._data_lot.unpark()
                         continue
@@ -769,18 +755,26 @@ class WebSocketConnection(trio.abc.AsyncResource):
                     # queue waits its turn, as if it had come in a later read:
                     # whether frames share a TCP segment must not change what
                     # happens (a close is not answered before the queue has room).
-                    while self._queue_full() and not core.close_sent and not self._transport_closed.is_set():
-                        await self._space_lot.park()
+                    await self._wait_for_space()
                     if self._transport_closed.is_set():
                         return
-                    if not await self._handle_control(event):
-                        return
-            while self._queue_full() and not core.close_sent and not self._transport_closed.is_set():
-                await self._space_lot.park()
+                    await self._act_on(event)
+            if not closing.close_expected or self._transport_closed.is_set():
+                break
+            await self._wait_for_space()
             if self._transport_closed.is_set():
                 return
+            if closing.handshake_done and eof_deadline == float("inf"):
+                # RFC 6455 §7.1.1: the client waits for the server to close
+                # TCP first, for at most disconnect_timeout.
+                eof_deadline = trio.current_time() + self._timeout(self._options.disconnect_timeout)
             try:
-                data = bytes(await stream.receive_some(size))
+                if eof_deadline == float("inf"):
+                    data = bytes(await stream.receive_some(size))
+                else:
+                    data = b""
+                    with trio.move_on_at(eof_deadline):
+                        data = bytes(await stream.receive_some(size))
             except _TRANSPORT_ERRORS as err:
                 if not self._transport_closed.is_set():
                     self._logger.debug("transport failed while receiving: %r", err)
@@ -788,58 +782,37 @@ class WebSocketConnection(trio.abc.AsyncResource):
                 return
             if not data:
                 # The peer closed TCP: after a closing handshake that is the
-                # normal end, otherwise the connection was lost (1006, set by
-                # _abort_stream when no close reason is known yet).
-                await self._abort_stream()
-                return
+                # normal end, otherwise the connection was lost (1006 unless
+                # a close code is already known).
+                closing.receive_eof()
+                break
+        await self._abort_stream()
 
-    async def _handle_control(self, event: object) -> bool:
-        """Act on a non-data event; return False when reading must stop."""
+    async def _wait_for_space(self) -> None:
+        while self._queue_full() and self._core.closing.accepts_messages and not self._transport_closed.is_set():
+            await self._space_lot.park()
+
+    async def _act_on(self, event: object) -> None:
+        """Act on a non-data event: write what the core says is due next."""
         core = self._core
         if isinstance(event, PingReceived):
-            if core.can_send_data:
-                try:
-                    await self._write(core.encode_pong(event.payload))
-                except ConnectionClosed:
-                    return False
+            pong = core.answer_ping(event.payload)
+            if pong is not None:
+                with contextlib.suppress(ConnectionClosed):
+                    await self._write(pong)
         elif isinstance(event, PongReceived):
             self._pong_received(event.payload)
         elif isinstance(event, CloseReceived):
-            if self._close_reason is None:
-                self._close_reason = CloseReason(event.code, event.reason or None)
-            self._close_handshake_done.set()
+            answer = core.receive_close(event)
             self._close_progress.unpark_all()
             self._end_input()
-            if core.can_send_close:
-                # RFC 6455 §5.5.1: echo the status code we received.
-                code = None if event.code == 1005 else event.code
-                try:
-                    await self._write(core.encode_close(code, event.reason or None))
-                except ConnectionClosed:
-                    return False
-            if self.is_server:
-                await self._abort_stream()  # §7.1.1: the server closes TCP first
-                return False
-            with trio.move_on_after(self._timeout(self._options.disconnect_timeout)):
-                await self._drain_until_eof()
-            await self._abort_stream()
-            return False
+            if answer is not None:
+                with contextlib.suppress(ConnectionClosed):
+                    await self._write(answer)
         elif isinstance(event, ProtocolFailure):
             self._logger.debug("protocol error %d: %s", event.code, event.reason)
             self._end_input()
             await self._fail(event.code, event.reason)
-            return False
-        return True
-
-    async def _drain_until_eof(self) -> None:
-        """Client side after the close handshake: wait for the server to close TCP."""
-        while not self._transport_closed.is_set():
-            try:
-                data = await self._stream.receive_some(self._options.receive_buffer_size)
-            except _TRANSPORT_ERRORS:
-                return
-            if not data:
-                return
 
     def _pong_received(self, payload: bytes) -> None:
         pending = self._pings.get(payload)
@@ -862,7 +835,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             with trio.move_on_after(interval):
                 await self._transport_closed.wait()
                 return
-            if self._close_reason is not None:
+            if self.closed is not None:
                 return
             try:
                 with trio.fail_after(self._timeout(timeout)):
@@ -880,7 +853,8 @@ class WebSocketConnection(trio.abc.AsyncResource):
 
     def __repr__(self) -> str:
         side = "client" if self.is_client else "server"
-        state = "open" if self._close_reason is None else f"closed {self._close_reason.code}"
+        reason = self.closed
+        state = "open" if reason is None else f"closed {reason.code}"
         return f"<WebSocketConnection #{self.connection_id} {side} {self._path!r} {state}>"
 
 

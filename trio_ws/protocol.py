@@ -15,6 +15,11 @@ ones, a frame streamed to its end) and stays in sync with the scanner.
 Sending data messages is ours too (wsproto is only used for control frames),
 so its ``_outbound_opcode`` is never involved.
 
+Closing: :class:`~trio_ws.closing.ClosingState` (``core.closing``) owns the
+closing handshake's decisions; :meth:`ProtocolCore.receive_close`,
+:meth:`ProtocolCore.fail` and :meth:`ProtocolCore.answer_ping` return the
+frame the I/O layer must write next, or None when nothing is due.
+
 Limits: an uncompressed data frame whose declared length would take the
 message past ``max_message_size`` is refused with 1009 as soon as its header
 arrives, before its payload is buffered; compressed messages are bounded by
@@ -31,6 +36,7 @@ from wsproto.frame_protocol import CloseReason as WsprotoCloseReason
 from wsproto.utilities import LocalProtocolError
 
 from .close import INVALID_FRAME_PAYLOAD_DATA, MESSAGE_TOO_BIG, PROTOCOL_ERROR
+from .closing import ClosePhase, ClosingState
 from .compression import DeflateExtension
 from .framing import OP_BINARY, OP_CONTINUATION, OP_TEXT, encode_frame, length_error, parse_header
 from .masking import apply_mask
@@ -126,7 +132,8 @@ class ProtocolCore:
         self._message_bytes = 0
         self._finished = False  # a close frame or a failure ended parsing
         self._expect_masked = not is_client
-        self._close_sent = False
+        #: The closing handshake (RFC 6455 §7): its state and decisions.
+        self.closing = ClosingState(is_client=is_client)
 
     # -- state ---------------------------------------------------------------
     @property
@@ -142,7 +149,7 @@ class ProtocolCore:
     @property
     def close_sent(self) -> bool:
         """True once our close frame has been produced."""
-        return self._close_sent
+        return self.closing.close_sent
 
     # -- receiving -----------------------------------------------------------
     def receive_data(self, data: bytes) -> list[Event]:
@@ -347,8 +354,11 @@ class ProtocolCore:
         """Serialise our close frame (the reason is truncated to fit 125 bytes).
 
         Raises:
-            RuntimeError: if our close frame was already sent.
+            RuntimeError: if our close frame was already sent, or the
+                transport is closed.
         """
+        if self.closing.close_sent or self.closing.phase is ClosePhase.CLOSED:
+            raise RuntimeError(f"cannot send a close frame: the connection is {self.closing.phase.value}")
         try:
             event = (
                 CloseConnection(code=WsprotoCloseReason.NO_STATUS_RCVD)
@@ -358,8 +368,41 @@ class ProtocolCore:
             data = self._wsproto.send(event)
         except LocalProtocolError as err:
             raise RuntimeError(str(err)) from err
-        self._close_sent = True
+        self.closing.send_close(code, reason)
         return data
+
+    # -- acting on events: what to write next --------------------------------
+    def answer_ping(self, payload: bytes) -> bytes | None:
+        """The pong that answers a ping, or None once a close frame was sent or received.
+
+        RFC 6455 §5.5.1: after a close frame no other frame may be sent, so a
+        ping that arrives while the connection is closing stays unanswered.
+        """
+        if not self.can_send_data:
+            return None
+        return self.encode_pong(payload)
+
+    def receive_close(self, event: CloseReceived) -> bytes | None:
+        """Act on the peer's close frame: the close frame to answer with, or None.
+
+        The peer's code becomes the close reason unless one is known; the
+        answer echoes it (RFC 6455 §5.5.1). None when our close frame was
+        already sent: the handshake is then complete.
+        """
+        answer = self.closing.receive_close(event.code, event.reason)
+        if answer is None or not self.can_send_close:
+            return None
+        return self.encode_close(*answer)
+
+    def fail(self, code: int, reason: str) -> bytes | None:
+        """Fail the connection (RFC 6455 §7.1.7): the close frame to send, or None.
+
+        The I/O layer writes the frame (if any) and then closes the transport
+        without waiting for the peer's close frame.
+        """
+        if not self.closing.fail(code, reason) or not self.can_send_close:
+            return None
+        return self.encode_close(code, reason)
 
 
 def _extension_failure(code: WsprotoCloseReason) -> str:
