@@ -27,6 +27,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs report.py and the benchmarks' stand-ins: tens of seconds
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
 REPORT = BENCHMARKS / "report.py"

@@ -17,6 +17,8 @@ import sys
 import venv
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / f"docs-venv-{sys.version_info[0]}.{sys.version_info[1]}"
 PYTHON = CACHE / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
@@ -51,6 +53,7 @@ def test_docs_extra_is_declared() -> None:
     assert {"sphinx", "furo", "pytest", "coredis"} <= names, names
 
 
+@pytest.mark.slow
 def test_docs_build_with_only_the_docs_extra(tmp_path: Path) -> None:
     python = _docs_environment()
     # Only the docs extra: none of the test tools are there.

@@ -1202,6 +1202,7 @@ async def test_context_takeover_frames_per_connection() -> None:
 # -- scale ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_ten_thousand_members_in_one_room_each_get_the_message_once() -> None:
     """10,000 server connections over memory streams; the clients are raw byte streams.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -52,3 +53,30 @@ def test_other_pythons_run_core_app_and_cli_modules_without_tools_they_do_not_ne
     names = {requirement.split(">")[0].split("=")[0] for requirement in run._test_requirements()}
     assert {"pytest", "pytest-trio"} <= names
     assert not names & run.NOT_FOR_OTHER_PYTHONS
+
+
+def test_the_test_command_runs_the_tests_marked_slow() -> None:
+    """README: ``-m "not slow"`` leaves the slow tests out while iterating; the test command runs them."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: pytest brings the backport
+        import tomli as tomllib
+    with open(ROOT / "pyproject.toml", "rb") as file:
+        options = tomllib.load(file)["tool"]["pytest"]["ini_options"]
+    assert any(marker.startswith("slow:") for marker in options["markers"])
+    assert "-m" not in options["addopts"].split()  # no marker expression by default
+
+    # The marked tests: the 10,000-member hub test, the benchmark report module, the docs build.
+    import test_benchmark_report
+    import test_docs_build
+    import test_hub
+
+    for marked in (
+        test_hub.test_ten_thousand_members_in_one_room_each_get_the_message_once,
+        test_docs_build.test_docs_build_with_only_the_docs_extra,
+    ):
+        assert [mark.name for mark in marked.pytestmark] == ["slow"]
+    assert test_benchmark_report.pytestmark.name == "slow"
+    # The test command gives pytest only the arguments it was given (none by default).
+    run = _load_run()
+    assert '("pytest", [python, "-m", "pytest", *args])' in inspect.getsource(run.main)

@@ -48,7 +48,9 @@ async def test_events_are_handled_in_arrival_order() -> None:
     assert seen == list(range(N_EVENTS))
 
 
-async def test_events_are_handled_in_arrival_order_with_default_options() -> None:
+async def test_events_are_handled_in_arrival_order_with_default_options(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """The defaults (max_concurrency=1, max_in_flight=32): a burst of events is
     handled in order, none refused — App documents max_in_flight as the limit
     of waiting events "with max_concurrency > 1"."""
@@ -57,7 +59,6 @@ async def test_events_are_handled_in_arrival_order_with_default_options() -> Non
         async with TestClient(ordering_app(seen)) as client, client.connect("/ws") as conn:
             for i in range(N_EVENTS):
                 await conn.emit("append", i)
-            await trio.sleep(0.5)
             errors = await conn.get_received()
             await wait_until(lambda: len(seen) + len(errors) >= N_EVENTS)
     assert errors == []
@@ -156,7 +157,7 @@ async def test_results_are_returned_as_they_complete() -> None:
     assert completed == [3, 2, 1, 0]
 
 
-async def test_max_in_flight_overflow_is_refused_while_others_carry_on() -> None:
+async def test_max_in_flight_overflow_is_refused_while_others_carry_on(autojump_clock: trio.testing.MockClock) -> None:
     gate = trio.Event()
     started: list[int] = []
     app = App(max_concurrency=2, max_in_flight=3, flood_timeout=0.2)

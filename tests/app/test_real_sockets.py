@@ -523,6 +523,10 @@ async def test_concurrent_results_return_as_they_complete(mode: str) -> None:
     assert order == [2, 3, 4, 1, 0]
 
 
+#: Events sent at once by the flooding client in the test below.
+FLOOD = 9
+
+
 @modes
 async def test_flood_gets_too_many_requests_while_others_carry_on(mode: str) -> None:
     state = State()
@@ -531,21 +535,23 @@ async def test_flood_gets_too_many_requests_while_others_carry_on(mode: str) -> 
         app = real_app(state, max_concurrency=2, max_in_flight=4, flood_timeout=0.2)
         async with serving(app, mode) as server, connect(server, "/ws") as w1, connect(server, "/ws") as w2:
             flood, other = RawEvents(w1), RawEvents(w2)
-            for i in range(30):
+            # Two running, four waiting, and three more: each extra event waits
+            # flood_timeout for room, one after the other, before its refusal.
+            for i in range(FLOOD):
                 await flood.emit("gate", i, call_id=i + 1)
             refused = []
-            while len(refused) < 30 - (2 + 4):
+            while len(refused) < FLOOD - (2 + 4):
                 ack = await flood.receive_type("ack")
                 assert ack["error"]["type"] == "TooManyRequests", ack
                 refused.append(ack["id"])
             assert (await other.call("echo", "served"))["data"] == "served"
             state.flags["gate"].set()
             accepted = []
-            while len(accepted) < 30 - len(refused):
+            while len(accepted) < FLOOD - len(refused):
                 ack = await flood.receive_type("ack")
                 assert "error" not in ack, ack
                 accepted.append(ack["data"])
-            assert sorted(accepted + [i - 1 for i in refused]) == list(range(30))
+            assert sorted(accepted + [i - 1 for i in refused]) == list(range(FLOOD))
             assert (await flood.call("echo", "still here"))["data"] == "still here"
 
 
