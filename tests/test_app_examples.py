@@ -18,8 +18,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import trio
+from support.envelopes import RawEvents
 
-from trio_ws import WebSocketConnection, open_websocket_url
+from trio_ws import open_websocket_url
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -54,51 +55,10 @@ async def _read_line(stream: trio.abc.ReceiveStream | None) -> str:
     return data.decode().strip()
 
 
-class Peer:
-    """A test client of the event envelope over a real connection."""
-
-    def __init__(self, ws: WebSocketConnection) -> None:
-        self.ws = ws
-        self.next_id = 0
-        self.early: list[dict[str, Any]] = []  # envelopes read while waiting for something else
-
-    async def send(self, event: str, data: Any = None, *, ack: bool = True) -> Any:
-        """Send an event; with ``ack`` return the answer envelope (skipping events that arrive first)."""
-        envelope: dict[str, Any] = {"type": "event", "event": event, "data": data}
-        if ack:
-            self.next_id += 1
-            envelope["id"] = self.next_id
-        await self.ws.send_message(json.dumps(envelope))
-        if not ack:
-            return None
-        while True:
-            answer = await self.next_envelope()
-            if answer["type"] == "ack" and answer["id"] == self.next_id:
-                return answer
-            self.early.append(answer)
-
-    async def next_envelope(self) -> dict[str, Any]:
-        with trio.fail_after(5):
-            value: dict[str, Any] = json.loads(await self.ws.get_message())
-        return value
-
-    async def next_event(self, name: str) -> Any:
-        """The data of the next ``name`` event (other events before it are kept, not lost)."""
-        for index, envelope in enumerate(self.early):
-            if envelope.get("event") == name:
-                del self.early[index]
-                return envelope["data"]
-        while True:
-            envelope = await self.next_envelope()
-            if envelope.get("event") == name:
-                return envelope["data"]
-            self.early.append(envelope)
-
-
 @asynccontextmanager
-async def peer(url: str) -> AsyncIterator[Peer]:
+async def peer(url: str) -> AsyncIterator[RawEvents]:
     async with open_websocket_url(url) as ws:
-        yield Peer(ws)
+        yield RawEvents(ws, timeout=5)
 
 
 def _http_get(url: str) -> tuple[int, str, bytes]:
@@ -114,17 +74,17 @@ async def test_chat_rooms_messages_presence_and_leave() -> None:
         assert url.startswith("http://127.0.0.1:")
         ws_url = url.replace("http://", "ws://") + "ws"
         async with peer(ws_url) as ann:
-            answer = await ann.send("join", {"name": "ann", "room": "tea"})
+            answer = await ann.call("join", {"name": "ann", "room": "tea"})
             assert answer["data"] == {"room": "tea", "members": ["ann"]}
             async with peer(ws_url) as bob:
-                answer = await bob.send("join", {"name": "bob", "room": "tea"})
+                answer = await bob.call("join", {"name": "bob", "room": "tea"})
                 assert answer["data"] == {"room": "tea", "members": ["ann", "bob"]}
                 assert await ann.next_event("joined") == {"name": "bob", "members": ["ann", "bob"]}
 
-                assert "error" not in await bob.send("say", "hello ann")
+                assert "error" not in await bob.call("say", "hello ann")
                 assert await ann.next_event("message") == {"name": "bob", "text": "hello ann"}
                 assert await bob.next_event("message") == {"name": "bob", "text": "hello ann"}
-                await ann.send("say", "hi bob", ack=False)
+                await ann.emit("say", "hi bob")
                 assert await bob.next_event("message") == {"name": "ann", "text": "hi bob"}
             # bob's connection is closed: ann sees him leave
             assert await ann.next_event("left") == {"name": "bob", "members": ["ann"]}
@@ -134,22 +94,22 @@ async def test_chat_rooms_are_separate_and_errors_are_answered() -> None:
     async with example_server("chat/app.py") as (url, _):
         ws_url = url.replace("http://", "ws://") + "ws"
         async with peer(ws_url) as ann, peer(ws_url) as eve:
-            assert (await eve.send("say", "anyone?"))["error"]["type"] == "NotInRoom"
-            assert (await eve.send("join", {"name": "", "room": "x"}))["error"]["type"] == "BadRequest"
-            assert (await eve.send("join", "eve"))["error"]["type"] == "TypeError"
-            await ann.send("join", {"name": "ann", "room": "tea"})
-            await eve.send("join", {"name": "eve", "room": "coffee"})
-            await eve.send("say", "only coffee")
+            assert (await eve.call("say", "anyone?"))["error"]["type"] == "NotInRoom"
+            assert (await eve.call("join", {"name": "", "room": "x"}))["error"]["type"] == "BadRequest"
+            assert (await eve.call("join", "eve"))["error"]["type"] == "TypeError"
+            await ann.call("join", {"name": "ann", "room": "tea"})
+            await eve.call("join", {"name": "eve", "room": "coffee"})
+            await eve.call("say", "only coffee")
             assert await eve.next_event("message") == {"name": "eve", "text": "only coffee"}
             # moving to another room leaves the first one
-            answer = await eve.send("join", {"name": "eve", "room": "tea"})
+            answer = await eve.call("join", {"name": "eve", "room": "tea"})
             assert answer["data"]["members"] == ["ann", "eve"]
-            await eve.send("leave")
+            await eve.call("leave")
             assert await ann.next_event("joined") == {"name": "eve", "members": ["ann", "eve"]}
             assert await ann.next_event("left") == {"name": "eve", "members": ["ann"]}
-            await ann.send("say", "still here")
+            await ann.call("say", "still here")
             assert await ann.next_event("message") == {"name": "ann", "text": "still here"}
-            assert not ann.early  # ann never got the coffee room's message
+            assert not ann.stash  # ann never got the coffee room's message
 
 
 async def test_chat_serves_its_page_and_the_browser_client() -> None:

@@ -10,7 +10,6 @@ module and stopped by its handle.
 from __future__ import annotations
 
 import importlib.util
-import json
 import signal
 import socket
 import ssl
@@ -21,14 +20,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
 import trustme
+from support.envelopes import RawEvents
 from support.processes import Output
 
-from trio_ws import WebSocketConnection, open_websocket_url
+from trio_ws import open_websocket_url
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 30.0
@@ -99,47 +98,10 @@ async def serve(*args: str, lines: int = 1) -> AsyncIterator[Server]:
         await _stop(process)
 
 
-class Peer:
-    """A client of the event envelope over a real connection."""
-
-    def __init__(self, ws: WebSocketConnection) -> None:
-        self.ws = ws
-        self.next_id = 0
-        self.early: list[dict[str, Any]] = []  # envelopes read while waiting for something else
-
-    async def send(self, event: str, data: Any = None) -> Any:
-        """Send an event with an id; return the data of its answer (skipping events that come first)."""
-        self.next_id += 1
-        await self.ws.send_message(json.dumps({"type": "event", "event": event, "data": data, "id": self.next_id}))
-        while True:
-            envelope = await self._next_envelope()
-            if envelope["type"] == "ack" and envelope["id"] == self.next_id:
-                assert "error" not in envelope, envelope
-                return envelope.get("data")
-            self.early.append(envelope)
-
-    async def _next_envelope(self) -> dict[str, Any]:
-        with trio.fail_after(10):
-            value: dict[str, Any] = json.loads(await self.ws.get_message())
-        return value
-
-    async def next_event(self, name: str) -> Any:
-        """The data of the next ``name`` event (other events before it are kept)."""
-        for index, envelope in enumerate(self.early):
-            if envelope.get("event") == name:
-                del self.early[index]
-                return envelope["data"]
-        while True:
-            envelope = await self._next_envelope()
-            if envelope.get("event") == name:
-                return envelope["data"]
-            self.early.append(envelope)
-
-
 @asynccontextmanager
-async def peer(url: str, context: ssl.SSLContext | None = None) -> AsyncIterator[Peer]:
+async def peer(url: str, context: ssl.SSLContext | None = None) -> AsyncIterator[RawEvents]:
     async with open_websocket_url(url, context) as ws:
-        yield Peer(ws)
+        yield RawEvents(ws, timeout=10)
 
 
 def _http_get(url: str, context: ssl.SSLContext | None = None) -> tuple[int, str, str]:
@@ -147,18 +109,18 @@ def _http_get(url: str, context: ssl.SSLContext | None = None) -> tuple[int, str
         return response.status, response.headers.get("Content-Type", ""), response.read().decode()
 
 
-async def _chat_in_one_room(ann: Peer, bob: Peer, room: str) -> None:
+async def _chat_in_one_room(ann: RawEvents, bob: RawEvents, room: str) -> None:
     """ann and bob join ``room`` and each sees the other's message."""
-    answer = await ann.send("join", {"name": "ann", "room": room})
+    answer = await ann.call_ok("join", {"name": "ann", "room": room})
     assert answer["room"] == room
-    answer = await bob.send("join", {"name": "bob", "room": room})
+    answer = await bob.call_ok("join", {"name": "bob", "room": room})
     assert answer["room"] == room
     joined = await ann.next_event("joined")
     assert joined["name"] == "bob"
-    await bob.send("say", "hello ann")
+    await bob.call_ok("say", "hello ann")
     assert await ann.next_event("message") == {"name": "bob", "text": "hello ann"}
     assert await bob.next_event("message") == {"name": "bob", "text": "hello ann"}  # the sender's copy
-    await ann.send("say", "hi bob")
+    await ann.call_ok("say", "hi bob")
     assert await bob.next_event("message") == {"name": "ann", "text": "hi bob"}
     assert await ann.next_event("message") == {"name": "ann", "text": "hi bob"}
 
@@ -184,7 +146,7 @@ async def test_serve_chat_serves_its_page_and_the_event_route() -> None:
 
             async with peer(server.ws_url + "ws") as ann, peer(server.ws_url + "ws") as bob:
                 await _chat_in_one_room(ann, bob, "tea")
-                answer = await bob.send("join", {"name": "bob", "room": "tea"})
+                answer = await bob.call_ok("join", {"name": "bob", "room": "tea"})
                 assert answer["members"] == ["ann", "bob"]
             await server.interrupt()
 
@@ -222,7 +184,7 @@ async def test_serve_broadcast_ticks_and_broadcasts() -> None:
                 assert second["seq"] == first["seq"] + 1
                 assert second["time"] > first["time"]
                 assert "server" not in first  # only with --redis
-                await sender.send("send", "hello everyone")
+                await sender.call_ok("send", "hello everyone")
                 received = await listener.next_event("message")
                 assert received["text"] == "hello everyone"
                 assert isinstance(received["from"], str)
@@ -297,7 +259,7 @@ async def test_serve_chat_processes_share_rooms_through_redis(tmp_path: Path) ->
                 await server.err.wait_for(b"hub: connected to Redis as process ")
             async with peer(one.ws_url + "ws") as ann, peer(two.ws_url + "ws") as bob:
                 await _chat_in_one_room(ann, bob, "across")
-                await bob.send("leave")
+                await bob.call_ok("leave")
                 assert (await ann.next_event("left"))["name"] == "bob"
             await one.interrupt()
             await two.interrupt()
@@ -322,7 +284,7 @@ async def test_serve_broadcast_processes_share_ticks_and_messages_through_redis(
                     servers.add((await listener.next_event("tick"))["server"])
                 for server in (one, two):
                     assert len([sid for sid in servers if sid in server.err.text]) == 1
-                await sender.send("send", "from the other process")
+                await sender.call_ok("send", "from the other process")
                 assert (await listener.next_event("message"))["text"] == "from the other process"
             await one.interrupt()
             await two.interrupt()

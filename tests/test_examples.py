@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import subprocess
 import sys
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
+from support.envelopes import RawEvents
 from support.processes import interrupt_when_ready
 
 import trio_ws
@@ -32,23 +31,16 @@ async def test_demo_serves_the_chat_on_the_in_memory_hub() -> None:
                 http_url = line.split()[5]
                 ws_url = http_url.replace("http://", "ws://") + "ws"
                 async with trio_ws.open_websocket_url(ws_url) as alice, trio_ws.open_websocket_url(ws_url) as bob:
-                    await _call(alice, 1, "join", {"name": "alice", "room": "demo"})
-                    answer = await _call(bob, 1, "join", {"name": "bob", "room": "demo"})
+                    alice_events, bob_events = RawEvents(alice), RawEvents(bob)
+                    await alice_events.call("join", {"name": "alice", "room": "demo"})
+                    answer = await bob_events.call("join", {"name": "bob", "room": "demo"})
                     assert answer["data"]["members"] == ["alice", "bob"]
-                    await _call(alice, 2, "say", "hello")
-                    event = json.loads(await bob.get_message())
+                    await alice_events.call("say", "hello")
+                    event = await bob_events.receive()
                     assert event["event"] == "message"
                     assert event["data"] == {"name": "alice", "text": "hello"}
             finally:
                 demo.kill()  # the process we started, by its handle
-
-
-async def _call(ws: trio_ws.WebSocketConnection, call_id: int, event: str, data: object) -> dict[str, Any]:
-    await ws.send_message(json.dumps({"type": "event", "event": event, "data": data, "id": call_id}))
-    while True:
-        envelope: dict[str, Any] = json.loads(await ws.get_message())
-        if envelope.get("type") == "ack" and envelope.get("id") == call_id:
-            return envelope
 
 
 async def test_echo_server_and_client() -> None:

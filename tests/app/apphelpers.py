@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -52,62 +51,6 @@ async def serving(app: App, mode: str = "app.serve", **options: Any) -> AsyncIte
 def connect(server: trio_ws.WebSocketServer, resource: str, **kwargs: Any) -> Any:
     """``open_websocket`` to ``server`` on 127.0.0.1 (an async context manager)."""
     return trio_ws.open_websocket("127.0.0.1", server.port, resource, use_ssl=False, **kwargs)
-
-
-class RawEvents:
-    """The event envelope over a real client connection."""
-
-    def __init__(self, ws: trio_ws.WebSocketConnection) -> None:
-        self.ws = ws
-        self.next_id = 0
-        self.stash: list[dict[str, Any]] = []
-
-    async def send(self, value: dict[str, Any]) -> None:
-        await self.ws.send_message(json.dumps(value))
-
-    async def emit(self, event: str, data: Any = None, *, namespace: str = "/", call_id: int | None = None) -> None:
-        envelope: dict[str, Any] = {"type": "event", "event": event, "namespace": namespace, "data": data}
-        if call_id is not None:
-            envelope["id"] = call_id
-        await self.send(envelope)
-
-    def new_id(self) -> int:
-        self.next_id += 1
-        return self.next_id
-
-    async def call(self, event: str, data: Any = None, *, namespace: str = "/") -> dict[str, Any]:
-        """Emit with an id and return the ``ack`` envelope that answers it."""
-        call_id = self.new_id()
-        await self.emit(event, data, namespace=namespace, call_id=call_id)
-        return await self.wait_ack(call_id)
-
-    async def wait_ack(self, call_id: int) -> dict[str, Any]:
-        for index, envelope in enumerate(self.stash):
-            if envelope.get("type") == "ack" and envelope.get("id") == call_id:
-                return self.stash.pop(index)
-        while True:
-            envelope = json.loads(await self.ws.get_message())
-            if envelope.get("type") == "ack" and envelope.get("id") == call_id:
-                return envelope
-            self.stash.append(envelope)
-
-    async def receive(self) -> dict[str, Any]:
-        """The next message (stashed ones first), decoded."""
-        if self.stash:
-            return self.stash.pop(0)
-        envelope: dict[str, Any] = json.loads(await self.ws.get_message())
-        return envelope
-
-    async def receive_type(self, kind: str) -> dict[str, Any]:
-        """The next message of type ``kind`` (others are stashed)."""
-        for index, envelope in enumerate(self.stash):
-            if envelope.get("type") == kind:
-                return self.stash.pop(index)
-        while True:
-            envelope = json.loads(await self.ws.get_message())
-            if envelope.get("type") == kind:
-                return envelope
-            self.stash.append(envelope)
 
 
 async def wait_until(predicate: Any, interval: float = 0.005) -> None:

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import trio
 import trustme
-from apphelpers import SERVE_MODES, TIMEOUT, RawEvents, connect, serving, wait_until
+from apphelpers import SERVE_MODES, TIMEOUT, connect, serving, wait_until
+from support.envelopes import RawEvents
 
 import trio_ws
 from trio_ws import ConnectionClosed, ConnectionRejected

@@ -2,6 +2,10 @@
 
 - :mod:`support.rawframes`: RFC 6455 frames and handshakes written by hand, and
   a raw peer that speaks them over a Trio stream (independent of trio_ws).
+- :mod:`support.rawhttp`: upgrade requests and 101 answers written by hand.
+- :mod:`support.sockets`: Unix socket paths that fit, TCP stream pairs and
+  resets, the leaves of an exception group.
+- :mod:`support.envelopes`: a client of the event envelope, in plain JSON.
 - :mod:`support.node_ws`: Node with the ``ws`` package, and its fixtures.
 - :mod:`support.proxies`: the HTTP and SOCKS proxies the proxy tests start.
 - :mod:`support.processes`: child processes' output, and stopping them with Ctrl-C.
