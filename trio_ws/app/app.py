@@ -25,10 +25,13 @@ import trio
 
 from ..close import INTERNAL_ERROR
 from ..errors import ConnectionClosed
-from ..hub import DeliveryReport, Hub
+from ..hub import DeliveryReport, Hub, MessageVariants, StreamPosition
 from ..request import WebSocketRequest
 from ..scopes import background_tasks
 from ..server import WebSocketServer, serve_websocket
+from ..socketio.packets import MAX_ATTACHMENTS, has_binary
+from ..socketio.server import CONNECT_TIMEOUT
+from ..socketio.session import EngineConfig
 from .endpoint import WebSocketHandler
 from .envelope import DEFAULT_NAMESPACE, event_envelope
 from .handlers import ErrorHook, HandlerFunction
@@ -38,6 +41,7 @@ from .registry import HandlerRegistry
 from .resume import stream_event
 from .routing import Router
 from .session import EventSession, SessionSettings
+from .socketio import SOCKETIO, SocketIOSession, SocketIOSettings, socketio_event_frames
 from .websocket import DecodeError, WebSocket
 
 if TYPE_CHECKING:
@@ -64,6 +68,7 @@ class Route:
     subprotocols: tuple[str, ...] = ()
     origins: frozenset[str | None] | None = None
     events: bool = False
+    wire_format: str | None = None
 
 
 class App:
@@ -124,6 +129,8 @@ class App:
         self.registry = HandlerRegistry()
         self._static: list[tuple[str, Path]] = []
         self.server: WebSocketServer | None = None
+        #: How Socket.IO clients are served, once :meth:`enable_socketio` was called (else None).
+        self.socketio: SocketIOSettings | None = None
 
     # -- routes ------------------------------------------------------------------
     def add_route(
@@ -174,6 +181,43 @@ class App:
     def _mount_events(self) -> None:
         if not self._events_mounted and self.events_path is not None:
             self.add_event_route(self.events_path)
+
+    def enable_socketio(
+        self,
+        path: str = "/socket.io/",
+        *,
+        config: EngineConfig | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        max_attachments: int = MAX_ATTACHMENTS,
+        origins: Iterable[str | None] | None = None,
+    ) -> None:
+        """Serve unmodified Socket.IO clients at ``path`` with this app's handlers.
+
+        The same ``@app.on`` handlers, namespaces, ACLs, rooms, calls and
+        emits serve Socket.IO clients (Engine.IO v4, Socket.IO v5, WebSocket
+        transport) beside the event-envelope clients; a room may hold both,
+        and each member receives an emit in its own encoding. Connect
+        handlers receive the client's ``auth`` payload as their data.
+
+        Args:
+            path: the Engine.IO endpoint (the clients' default ``/socket.io/``).
+            config: Engine.IO settings (ping interval and timeout, ``max_payload``).
+            connect_timeout: seconds a client has to connect to a namespace (45).
+            max_attachments: the most binary attachments one packet may announce (256).
+            origins: allowed Origin values, as for :meth:`add_route`.
+
+        Raises:
+            ValueError: for an invalid setting, or when Socket.IO is already enabled.
+        """
+        if self.socketio is not None:
+            raise ValueError(f"Socket.IO is already served at {self.socketio.path!r}")
+        settings = SocketIOSettings(path, config or EngineConfig(), connect_timeout, max_attachments)
+        self._router.add(path, Route(self._serve_socketio, origins=_origins(origins), wire_format=SOCKETIO))
+        self.socketio = settings
+
+    async def _serve_socketio(self, websocket: WebSocket) -> None:
+        assert self.socketio is not None
+        await SocketIOSession(self.registry, websocket, self._session_settings(), self.socketio).run()
 
     # -- events ------------------------------------------------------------------
     def on(
@@ -263,19 +307,59 @@ class App:
 
         Raises:
             TypeError: when ``data`` cannot be encoded as JSON.
+            ValueError: with Socket.IO enabled, for an event name its clients
+                reserve (``"connect"``, ``"disconnect"``...).
+
+        With Socket.IO enabled (:meth:`enable_socketio`), the event is
+        encoded once for envelope clients and once for Socket.IO clients; a
+        tuple ``data`` reaches Socket.IO clients as several arguments, and
+        ``data`` holding ``bytes`` reaches Socket.IO clients only (the
+        envelope is JSON).
 
         Concurrent calls are allowed, from any task; see
         :meth:`~trio_ws.Hub.broadcast` for cancellation.
         """
-        text = event_envelope(event, data, namespace)
+        message = self.event_message(event, data, namespace=namespace)
         if to is None:
-            return await self.hub.broadcast(namespace_room(namespace), text, exclude=exclude)
+            return await self.hub.broadcast(namespace_room(namespace), message, exclude=exclude)
         if self.hub.member(to) is not None or is_connection_id(to):
-            return await self.hub.unicast(to, text)
-        # In a room with history the envelope also carries the room, epoch and offset.
-        return await self.hub.broadcast(
-            hub_room(namespace, to), stream_event(event, data, namespace, to), exclude=exclude
-        )
+            return await self.hub.unicast(to, message)
+        if self.socketio is None:
+            # In a room with history the envelope also carries the room, epoch and offset.
+            return await self.hub.broadcast(
+                hub_room(namespace, to), stream_event(event, data, namespace, to), exclude=exclude
+            )
+        assert isinstance(message, MessageVariants)
+        stream = stream_event(event, data, namespace, to) if message.variant(None) is not None else None
+        socketio_frames = message.variant(SOCKETIO)
+
+        def build(position: StreamPosition | None) -> MessageVariants:
+            variants: dict[str | None, Any] = {SOCKETIO: socketio_frames}
+            if stream is not None:
+                variants[None] = stream(position)
+            return MessageVariants(variants)
+
+        return await self.hub.broadcast(hub_room(namespace, to), build, exclude=exclude)
+
+    def event_message(
+        self, event: str, data: Any = None, *, namespace: str = DEFAULT_NAMESPACE
+    ) -> str | MessageVariants:
+        """The hub message of an event, encoded once per wire format this app serves.
+
+        Hand it to a :class:`~trio_ws.hub.HubClient` (``broadcast`` to
+        ``hub_room(namespace, room)`` or ``namespace_room(namespace)``,
+        ``unicast`` to a connection id) to emit from a process that serves no
+        connections. Without Socket.IO it is the envelope text.
+
+        Raises:
+            TypeError, ValueError: as :meth:`emit`.
+        """
+        if self.socketio is None:
+            return event_envelope(event, data, namespace)
+        frames = socketio_event_frames(event, data, namespace)
+        if has_binary(data):
+            return MessageVariants({SOCKETIO: frames})
+        return MessageVariants({None: event_envelope(event, data, namespace), SOCKETIO: frames})
 
     # -- static files --------------------------------------------------------------
     def static(self, prefix: str, directory: str | os.PathLike[str]) -> None:
@@ -353,6 +437,7 @@ class App:
             scheme=scheme,
             supported_subprotocols=route.subprotocols,
         )
+        websocket.wire_format = route.wire_format
         await self._run(websocket, route)
 
     async def _run(self, websocket: WebSocket, route: Route) -> None:
@@ -400,7 +485,9 @@ class App:
 
     async def _membership(self, websocket: WebSocket, *, task_status: trio.TaskStatus[Any]) -> None:
         """Keep the connection in the hub while it is open."""
-        async with self.hub.connect(websocket.connection, member_id=websocket.id) as member:
+        async with self.hub.connect(
+            websocket.connection, member_id=websocket.id, wire_format=websocket.wire_format
+        ) as member:
             task_status.started(member)
             await websocket.connection.wait_closed()
 

@@ -76,7 +76,12 @@ class EventConnection:
     Attributes:
         websocket: the :class:`WebSocket` (headers, cookies, state, path...).
         session: a per-connection dict for the application.
+        wire_format: what the client speaks: None for the event envelope,
+            ``"socketio"`` for a Socket.IO client (see
+            :meth:`App.enable_socketio <trio_ws.app.App.enable_socketio>`).
     """
+
+    wire_format: str | None = None
 
     def __init__(self, websocket: WebSocket, registry: HandlerRegistry) -> None:
         self.websocket = websocket
@@ -272,25 +277,23 @@ class EventSession:
     answered with ``TooManyRequests``.
     """
 
+    connection_class: type[EventConnection] = EventConnection
+
     def __init__(self, registry: HandlerRegistry, websocket: WebSocket, settings: SessionSettings) -> None:
         self.registry = registry
         self.settings = settings
-        self.conn = EventConnection(websocket, registry)
+        self.conn = self.connection_class(websocket, registry)
         self.conn._session = self
 
     async def run(self) -> None:
         """Accept, connect the default namespace, then read until the connection ends."""
         websocket = self.conn.websocket
-        settings = self.settings
         await websocket.accept()
         connection = websocket.connection
         if not await self._connect_namespace(DEFAULT_NAMESPACE, None, reply=False):
             await connection.aclose(POLICY_VIOLATION, "connection refused")
             return
-        send, receive = trio.open_memory_channel[EventEnvelope](settings.max_in_flight)
-        for _ in range(settings.max_concurrency):
-            websocket.start_soon(self._worker, receive.clone())
-        receive.close()
+        send = self._start_workers()
         try:
             while True:
                 try:
@@ -300,18 +303,31 @@ class EventSession:
                 await self._read(message, send)
         finally:
             send.close()
-            self.conn._calls.fail_all()
-            # Shielded, so that disconnect handlers can clean up while the
-            # server shuts down, but bounded: a slow one must not hold it up.
-            with trio.CancelScope(shield=True, deadline=trio.current_time() + settings.disconnect_grace) as grace:
-                for namespace in list(self.conn._namespaces):
-                    await self.disconnect_namespace(namespace)
-            if grace.cancelled_caught:
-                logger.warning(
-                    "connection %s: disconnect handlers cancelled after disconnect_grace=%s s",
-                    self.conn.id,
-                    settings.disconnect_grace,
-                )
+            await self._end()
+
+    def _start_workers(self) -> trio.MemorySendChannel[EventEnvelope]:
+        """Start the workers; return the queue the reader feeds (see :meth:`_dispatch`)."""
+        send, receive = trio.open_memory_channel[EventEnvelope](self.settings.max_in_flight)
+        for _ in range(self.settings.max_concurrency):
+            self.conn.websocket.start_soon(self._worker, receive.clone())
+        receive.close()
+        return send
+
+    async def _end(self) -> None:
+        """The connection has ended: fail pending calls, run the disconnect handlers."""
+        settings = self.settings
+        self.conn._calls.fail_all()
+        # Shielded, so that disconnect handlers can clean up while the
+        # server shuts down, but bounded: a slow one must not hold it up.
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + settings.disconnect_grace) as grace:
+            for namespace in list(self.conn._namespaces):
+                await self.disconnect_namespace(namespace)
+        if grace.cancelled_caught:
+            logger.warning(
+                "connection %s: disconnect handlers cancelled after disconnect_grace=%s s",
+                self.conn.id,
+                settings.disconnect_grace,
+            )
 
     async def _read(self, message: str | bytes, queue: trio.MemorySendChannel[EventEnvelope]) -> None:
         try:
@@ -319,6 +335,10 @@ class EventSession:
         except EnvelopeError as err:
             await self._answer_error(err.error_type, str(err), err.call_id)
             return
+        await self._dispatch(envelope, queue)
+
+    async def _dispatch(self, envelope: EventEnvelope, queue: trio.MemorySendChannel[EventEnvelope]) -> None:
+        """Resolve an ``ack`` at once; queue anything else for the workers (waiting while the queue is full)."""
         if envelope.type == "ack":
             self.conn._calls.answer(envelope)
             return
@@ -332,6 +352,7 @@ class EventSession:
             "TooManyRequests",
             f"more than {self.settings.max_in_flight} requests waiting for {self.settings.flood_timeout} s",
             envelope.id,
+            namespace=envelope.namespace,
         )
 
     async def _worker(self, queue: trio.MemoryReceiveChannel[EventEnvelope]) -> None:
@@ -347,21 +368,27 @@ class EventSession:
         elif envelope.type == "disconnect":
             await self.disconnect_namespace(envelope.namespace)
         else:
-            await self._answer_error("BadEnvelope", f"clients do not send {envelope.type!r}", envelope.id)
+            await self._answer_error(
+                "BadEnvelope", f"clients do not send {envelope.type!r}", envelope.id, namespace=envelope.namespace
+            )
 
     async def _run_handler(self, envelope: EventEnvelope) -> None:
         assert envelope.event is not None
         namespace, event, call_id = envelope.namespace, envelope.event, envelope.id
         if namespace not in self.conn._namespaces:
-            await self._answer_error("NotConnected", f"namespace {namespace!r} is not connected", call_id)
+            await self._answer_error(
+                "NotConnected", f"namespace {namespace!r} is not connected", call_id, namespace=namespace
+            )
             return
         handler = self.registry.handler(namespace, event)
         if handler is None:
-            await self._answer_error("UnknownEvent", f"no handler for {event!r} in {namespace!r}", call_id)
+            await self._answer_error(
+                "UnknownEvent", f"no handler for {event!r} in {namespace!r}", call_id, namespace=namespace
+            )
             return
         if not self.conn.acl(namespace).allows(event):
             logger.warning("connection %s: event %r denied in %r", self.conn.id, event, namespace)
-            await self._answer_error("Forbidden", f"event {event!r} is not allowed", call_id)
+            await self._answer_error("Forbidden", f"event {event!r} is not allowed", call_id, namespace=namespace)
             return
         if not handler.accepts(envelope.data):
             assert handler.data_type is not None
@@ -369,6 +396,7 @@ class EventSession:
                 "TypeError",
                 f"{event!r} expects {handler.data_type.__name__}, got {type(envelope.data).__name__}",
                 call_id,
+                namespace=namespace,
             )
             return
         try:
@@ -376,19 +404,23 @@ class EventSession:
         except ConnectionClosed:
             return
         except EventError as err:
-            await self._answer_error(err.error_type, err.message, call_id)
+            await self._answer_error(err.error_type, err.message, call_id, namespace=namespace)
             return
         except Exception as err:
             await self._handler_failed(handler, namespace, event, envelope.data, err, call_id)
             return
         if call_id is not None:
-            try:
-                text = ack_envelope(call_id, result)
-            except (TypeError, ValueError) as err:
-                logger.error("handler of %r returned a value JSON cannot encode: %s", event, err)
-                await self._answer_error("InternalError", "the answer could not be encoded", call_id)
-                return
-            await self._send(text)
+            await self._answer(event, call_id, result, namespace)
+
+    async def _answer(self, event: str, call_id: int, result: Any, namespace: str) -> None:
+        """Answer the event ``call_id`` with the handler's ``result``."""
+        try:
+            text = ack_envelope(call_id, result)
+        except (TypeError, ValueError) as err:
+            logger.error("handler of %r returned a value JSON cannot encode: %s", event, err)
+            await self._answer_error("InternalError", "the answer could not be encoded", call_id, namespace=namespace)
+            return
+        await self._send(text)
 
     async def _handler_failed(
         self,
@@ -402,23 +434,23 @@ class EventSession:
         shown = handler.shown(data)
         if isinstance(error, handler.expected_exceptions):
             logger.info("handler of %r raised expected %r (data=%r)", event, error, shown)
-            await self._answer_error(type(error).__name__, str(error), call_id)
+            await self._answer_error(type(error).__name__, str(error), call_id, namespace=namespace)
             return
         logger.error("handler of %r in %r failed (data=%r)", event, namespace, shown, exc_info=error)
         await self.registry.run_error_hooks(self.conn, namespace, event, error)
         if self.settings.debug:
-            await self._answer_error(type(error).__name__, str(error), call_id)
+            await self._answer_error(type(error).__name__, str(error), call_id, namespace=namespace)
         else:
-            await self._answer_error("InternalError", "the handler failed", call_id)
+            await self._answer_error("InternalError", "the handler failed", call_id, namespace=namespace)
 
     async def _connect_namespace(self, namespace: str, data: Any, *, reply: bool) -> bool:
         if namespace in self.conn._namespaces:
             if reply:
-                await self._send(connected_envelope(namespace))
+                await self._reply_connected(namespace)
             return True
         if not self.registry.has_namespace(namespace):
             if reply:
-                await self._send(connect_error_envelope(namespace, "UnknownNamespace", f"no namespace {namespace!r}"))
+                await self._reply_connect_error(namespace, "UnknownNamespace", f"no namespace {namespace!r}")
             return False
         try:
             accepted = await self.registry.on_connect(namespace, self.conn, data)
@@ -427,13 +459,22 @@ class EventSession:
             accepted, refusal = False, (err.error_type, err.message)
         if accepted is False:
             if reply:
-                await self._send(connect_error_envelope(namespace, *refusal))
+                await self._reply_connect_error(namespace, *refusal)
             return False
         self.conn._namespaces.add(namespace)
         await self.conn.websocket.join_room(namespace_room(namespace))
         if reply:
-            await self._send(connected_envelope(namespace))
+            await self._reply_connected(namespace)
         return True
+
+    async def _reply_connected(self, namespace: str) -> None:
+        await self._send(connected_envelope(namespace))
+
+    async def _reply_connect_error(self, namespace: str, error_type: str, message: str) -> None:
+        await self._send(connect_error_envelope(namespace, error_type, message))
+
+    async def _reply_disconnect(self, namespace: str) -> None:
+        await self._send(disconnect_envelope(namespace))
 
     async def disconnect_namespace(self, namespace: str, *, notify: bool = False) -> None:
         """Leave ``namespace``: its jobs, disconnect handler, rooms and ACL (``notify``: tell the client)."""
@@ -455,7 +496,7 @@ class EventSession:
             # a namespace must not keep receiving what is sent to its rooms.
             await self._leave_rooms(namespace)
         if notify:
-            await self._send(disconnect_envelope(namespace))
+            await self._reply_disconnect(namespace)
 
     async def _leave_rooms(self, namespace: str) -> None:
         hub = self.settings.hub
@@ -467,7 +508,9 @@ class EventSession:
                 return
             await hub.leave(self.conn.id, room)
 
-    async def _answer_error(self, error_type: str, message: str, call_id: int | None) -> None:
+    async def _answer_error(
+        self, error_type: str, message: str, call_id: int | None, *, namespace: str = DEFAULT_NAMESPACE
+    ) -> None:
         await self._send(error_envelope(error_type, message, call_id))
 
     async def _send(self, text: str) -> None:

@@ -91,6 +91,9 @@ class WebSocket:
         self.client = Client(remote.address, remote.port) if isinstance(remote, Endpoint) else Client(str(remote), None)
         self.state = State()
         self.session: dict[str, Any] = {}
+        #: The hub wire format of this connection (None: the application's
+        #: own; ``"socketio"`` on the app's Socket.IO endpoint).
+        self.wire_format: str | None = None
 
     @property
     def peer_certificate(self) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ from .history import HistoryLost, HistoryPolicy, JoinResult, StreamPosition
 from .hub import Hub
 from .member import INTERNAL_ROOM_PREFIX, DeliveryReport, HubStats, Member, MessageLike, MessageSource, PresenceEvent
 from .outbox import OutboxStats, Outcome, OverflowPolicy
+from .variants import MessageVariants
 
 __all__ = [
     "INTERNAL_ROOM_PREFIX",
@@ -27,6 +28,7 @@ __all__ = [
     "Member",
     "MessageLike",
     "MessageSource",
+    "MessageVariants",
     "Outcome",
     "OutboxStats",
     "OverflowPolicy",

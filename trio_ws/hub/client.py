@@ -76,7 +76,9 @@ class HubClient:
 
         Args:
             room: the room.
-            message: ``str`` (text), ``bytes`` (binary) or a PreparedMessage.
+            message: ``str`` (text), ``bytes`` (binary), a PreparedMessage, or
+                a :class:`~trio_ws.hub.MessageVariants` (each member gets the
+                variant of its wire format).
             exclude: a member id, or several, to skip.
 
         Returns:

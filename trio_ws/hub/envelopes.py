@@ -22,7 +22,9 @@ id). Per kind:
 ============== ================================================= ==========================
 
 The payload is ``text`` (a text message) or ``b64`` (a binary one, base64
-encoded); ``exclude`` is a sorted list of member ids. Nothing is ever pickled.
+encoded), or ``variants`` for a :class:`~trio_ws.hub.MessageVariants`: a
+list of ``[wire format, [{"text"|"b64": ...}, ...]]`` pairs; ``exclude`` is
+a sorted list of member ids. Nothing is ever pickled.
 :func:`parse_envelope` turns an envelope into one of the typed values below
 and ignores fields it does not know, so a backend's own fields and fields
 added by a later version pass through harmlessly.
@@ -37,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..prepared import PreparedMessage
+from .variants import HubMessage, MessageVariants
 
 __all__ = [
     "HubEnvelope",
@@ -70,7 +73,7 @@ class RoomMessage:
     """A message for the local members of ``room``, except those in ``exclude``."""
 
     room: str
-    message: PreparedMessage
+    message: HubMessage
     exclude: frozenset[str]
 
 
@@ -78,7 +81,7 @@ class RoomMessage:
 class AllMessage:
     """A message for every local member, except those in ``exclude``."""
 
-    message: PreparedMessage
+    message: HubMessage
     exclude: frozenset[str]
 
 
@@ -87,7 +90,7 @@ class MemberMessage:
     """A message for one member, if it is local."""
 
     member_id: str
-    message: PreparedMessage
+    message: HubMessage
 
 
 @dataclass(frozen=True)
@@ -135,20 +138,20 @@ def _exclusion(exclude: str | Iterable[str] | None) -> list[str]:
 
 
 def room_envelope(
-    origin: str | None, room: str, message: PreparedMessage, exclude: str | Iterable[str] | None = None
+    origin: str | None, room: str, message: HubMessage, exclude: str | Iterable[str] | None = None
 ) -> HubEnvelope:
     """An envelope delivering ``message`` to the members of ``room`` but ``exclude``."""
     return {**_header("room", origin), "room": room, "exclude": _exclusion(exclude), **encode_payload(message)}
 
 
 def all_envelope(
-    origin: str | None, message: PreparedMessage, exclude: str | Iterable[str] | None = None
+    origin: str | None, message: HubMessage, exclude: str | Iterable[str] | None = None
 ) -> HubEnvelope:
     """An envelope delivering ``message`` to every member but ``exclude``."""
     return {**_header("all", origin), "exclude": _exclusion(exclude), **encode_payload(message)}
 
 
-def member_envelope(origin: str | None, member_id: str, message: PreparedMessage) -> HubEnvelope:
+def member_envelope(origin: str | None, member_id: str, message: HubMessage) -> HubEnvelope:
     """An envelope delivering ``message`` to the member ``member_id``."""
     return {**_header("member", origin), "id": member_id, **encode_payload(message)}
 
@@ -168,23 +171,47 @@ def presence_envelope(origin: str | None, room: str, member_id: str, event: Lite
     return {**_header("presence", origin), "room": room, "id": member_id, "event": event}
 
 
-def encode_payload(message: PreparedMessage) -> dict[str, str]:
-    """The payload fields of an envelope: ``text``, or base64 ``b64`` for binary."""
+def _encode_frame(message: PreparedMessage) -> dict[str, str]:
     if message.is_text:
         assert isinstance(message.data, str)
         return {"text": message.data}
     return {"b64": base64.b64encode(message.payload).decode("ascii")}
 
 
+def encode_payload(message: HubMessage) -> dict[str, Any]:
+    """The payload fields of an envelope: ``text``, or base64 ``b64`` for binary; ``variants`` for a MessageVariants."""
+    if isinstance(message, MessageVariants):
+        return {"variants": [[fmt, [_encode_frame(frame) for frame in frames]] for fmt, frames in message.items()]}
+    return _encode_frame(message)
+
+
 # -- parser --------------------------------------------------------------------
 
 
-def decode_payload(envelope: Mapping[str, Any]) -> PreparedMessage:
+def decode_payload(envelope: Mapping[str, Any]) -> HubMessage:
     """Rebuild the message of an envelope.
 
     Raises:
-        ValueError: when the envelope has no valid ``text`` or ``b64`` payload.
+        ValueError: when the envelope has no valid ``text``, ``b64`` or ``variants`` payload.
     """
+    variants = envelope.get("variants")
+    if variants is None:
+        return _decode_frame(envelope)
+    if not isinstance(variants, list) or not all(
+        isinstance(pair, list) and len(pair) == 2 and (pair[0] is None or isinstance(pair[0], str)) for pair in variants
+    ):
+        raise ValueError("envelope variants must be [wire format, frames] pairs")
+    decoded: dict[str | None, list[PreparedMessage]] = {}
+    for fmt, frames in variants:
+        if not isinstance(frames, list) or not frames:
+            raise ValueError(f"envelope variant {fmt!r} has no frames")
+        decoded[fmt] = [_decode_frame(frame) for frame in frames]
+    return MessageVariants(decoded)
+
+
+def _decode_frame(envelope: Any) -> PreparedMessage:
+    if not isinstance(envelope, Mapping):
+        raise ValueError("envelope has no text or b64 payload")
     text = envelope.get("text")
     if isinstance(text, str):
         return PreparedMessage(text)

@@ -29,7 +29,7 @@ from itertools import islice
 from typing import Literal
 
 from ..options import unlimited
-from ..prepared import PreparedMessage
+from .variants import HubMessage
 
 __all__ = ["HistoryPolicy", "StreamPosition", "HistoryLost", "JoinResult", "RoomHistory", "Histories"]
 
@@ -146,7 +146,7 @@ class JoinResult:
 class _Entry:
     offset: int
     time: float
-    message: PreparedMessage
+    message: HubMessage
 
 
 class RoomHistory:
@@ -167,7 +167,7 @@ class RoomHistory:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def __iter__(self) -> Iterator[tuple[int, PreparedMessage]]:
+    def __iter__(self) -> Iterator[tuple[int, HubMessage]]:
         return ((entry.offset, entry.message) for entry in self._entries)
 
     @property
@@ -185,7 +185,7 @@ class RoomHistory:
         """The offset of the oldest message kept (``position.offset + 1`` when empty)."""
         return self._entries[0].offset if self._entries else self._last + 1
 
-    def append(self, message: PreparedMessage, now: float) -> StreamPosition:
+    def append(self, message: HubMessage, now: float) -> StreamPosition:
         """Record a message at the next offset, then trim. Returns its position.
 
         A message larger than ``max_bytes`` still gets its offset but is not
@@ -216,7 +216,7 @@ class RoomHistory:
         entry = self._entries.popleft()
         self._bytes -= len(entry.message)
 
-    def since(self, position: StreamPosition, now: float) -> list[tuple[int, PreparedMessage]]:
+    def since(self, position: StreamPosition, now: float) -> list[tuple[int, HubMessage]]:
         """The messages after ``position``, oldest first (empty when it is current).
 
         Raises:
@@ -294,7 +294,7 @@ class Histories:
 
     def replay(
         self, room: str, since: StreamPosition | tuple[str, int] | None, space: int, now: float
-    ) -> tuple[JoinResult, list[PreparedMessage]]:
+    ) -> tuple[JoinResult, list[HubMessage]]:
         """What a member joining ``room`` from ``since`` must be sent first.
 
         Args:

@@ -28,7 +28,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import trio
 
@@ -61,6 +61,7 @@ from .member import (
 )
 from .outbox import Outbox, Outcome, OverflowPolicy
 from .publisher import Publisher
+from .variants import Frames, HubMessage, MessageVariants
 from .watchers import Watchers
 
 __all__ = ["Hub", "Member", "DeliveryReport", "PresenceEvent", "HubStats", "MessageLike", "INTERNAL_ROOM_PREFIX"]
@@ -151,7 +152,12 @@ class Hub:
     # -- members ---------------------------------------------------------------
     @asynccontextmanager
     async def connect(
-        self, connection: WebSocketConnection, *, member_id: str | None = None, data: Any = None
+        self,
+        connection: WebSocketConnection,
+        *,
+        member_id: str | None = None,
+        data: Any = None,
+        wire_format: str | None = None,
     ) -> AsyncIterator[Member]:
         """Register a connection for the duration of the block.
 
@@ -163,6 +169,10 @@ class Hub:
             connection: an open connection (usually from ``request.accept()``).
             member_id: the id to use (default: a random one).
             data: anything to attach to the member.
+            wire_format: the member's wire format (None, the default: the
+                application's own); it receives only the variant of that
+                format of a :class:`~trio_ws.hub.MessageVariants`, and no
+                plain message sent to a room or to everyone.
 
         Yields:
             the member.
@@ -179,7 +189,7 @@ class Hub:
             raise ValueError("member_id must be a non-empty string")
         if member_id in self._members:
             raise ValueError(f"member id {member_id!r} is already in use")
-        member = Member(self, connection, member_id, data, Outbox(self._queue_size, self._overflow))
+        member = Member(self, connection, member_id, data, Outbox(self._queue_size, self._overflow), wire_format)
         self._members[member_id] = member
         try:
             if self._backend is not None:
@@ -204,9 +214,10 @@ class Hub:
             batch = await outbox.get_batch(BATCH_BYTES)
             if not batch:
                 break
+            frames = _flatten(batch)
             with trio.CancelScope() as member._send_scope:
                 try:
-                    await connection.send_many(batch)
+                    await connection.send_many(frames)
                 except ConnectionClosed:
                     break
             member._send_scope = None
@@ -333,7 +344,7 @@ class Hub:
             return JoinResult(position, reason=None if since is None else "already_joined")
         result, missed = self._histories.replay(room, since, member._outbox.space, trio.current_time())
         for message in missed:
-            self._offer(member, message)
+            self._offer_message(member, message)
         first_local = room not in self._rooms
         member._rooms.add(room)
         self._rooms.setdefault(room, {})[member_id] = member
@@ -412,8 +423,9 @@ class Hub:
 
         Args:
             room: the room.
-            message: ``str`` (text), ``bytes`` (binary) or a PreparedMessage;
-                or a function given the message's
+            message: ``str`` (text), ``bytes`` (binary), a PreparedMessage
+                or a :class:`~trio_ws.hub.MessageVariants` (each member gets
+                the variant of its wire format); or a function given the message's
                 :class:`~trio_ws.hub.history.StreamPosition` (None for a room
                 without history) that returns one, to put the offset in it.
             exclude: a member id, or several, to skip (for example the sender).
@@ -423,7 +435,7 @@ class Hub:
             processes, and the message's position in the room's history.
 
         Raises:
-            TypeError: when the message is not str, bytes or a PreparedMessage.
+            TypeError: when the message is not one of those.
                 Whatever ``message`` raises, when it is a function, comes out
                 unchanged and nothing is sent.
         """
@@ -467,7 +479,7 @@ class Hub:
         prepared = _prepare(message)
         member = self._members.get(member_id)
         if member is not None:
-            return self._offer(member, prepared) is Outcome.QUEUED
+            return self._offer_message(member, prepared) is Outcome.QUEUED
         if self._publisher is None:
             return False
         return await self._publisher.member(member_id, prepared)
@@ -496,12 +508,22 @@ class Hub:
             return False
         return await self._publisher.disconnect(member_id, code, reason)
 
-    def _fan_out(self, members: Iterable[Member], message: PreparedMessage, skip: Collection[str]) -> DeliveryReport:
+    def _fan_out(self, members: Iterable[Member], message: HubMessage, skip: Collection[str]) -> DeliveryReport:
         queued = dropped = closed = 0
+        variants = message if isinstance(message, MessageVariants) else None
+        plain = message if isinstance(message, PreparedMessage) else None
         for member in list(members):
             if member.id in skip:
                 continue
-            outcome = self._offer(member, message)
+            frames: Frames | None
+            if variants is not None:
+                frames = variants.variant(member.wire_format)
+            else:
+                # A plain message is the default wire format's.
+                frames = plain if member.wire_format is None else None
+            if frames is None:
+                continue
+            outcome = self._offer(member, frames)
             if outcome is Outcome.QUEUED:
                 queued += 1
             elif outcome is Outcome.DROPPED:
@@ -511,7 +533,16 @@ class Hub:
         self.stats.fanouts += 1
         return DeliveryReport(queued, dropped, closed)
 
-    def _offer(self, member: Member, message: PreparedMessage) -> Outcome:
+    def _offer_message(self, member: Member, message: HubMessage) -> Outcome:
+        """Offer one member a message sent to it alone (a plain one whatever its wire format)."""
+        if isinstance(message, MessageVariants):
+            frames = message.variant(member.wire_format)
+            if frames is None:
+                return Outcome.DROPPED
+            return self._offer(member, frames)
+        return self._offer(member, message)
+
+    def _offer(self, member: Member, message: Frames) -> Outcome:
         if member.connection.closed is not None:
             return Outcome.CLOSED
         outbox = member._outbox
@@ -585,7 +616,7 @@ class Hub:
         elif isinstance(envelope, MemberMessage):
             member = self._members.get(envelope.member_id)
             if member is not None:
-                self._offer(member, envelope.message)
+                self._offer_message(member, envelope.message)
         elif isinstance(envelope, Disconnect):
             member = self._members.get(envelope.member_id)
             if member is not None:
@@ -647,6 +678,19 @@ class Hub:
         member._close_request = (code, reason)
         member._outbox.close()
         self._interrupt_send(member)
+
+
+def _flatten(batch: list[Frames]) -> list[PreparedMessage]:
+    """The frames of an outbox batch, in order (a multi-frame item is sent back to back)."""
+    if not any(isinstance(item, tuple) for item in batch):
+        return cast("list[PreparedMessage]", batch)
+    frames: list[PreparedMessage] = []
+    for item in batch:
+        if isinstance(item, PreparedMessage):
+            frames.append(item)
+        else:
+            frames.extend(item)
+    return frames
 
 
 def _as_set(value: str | Iterable[str] | None) -> set[str]:

@@ -17,6 +17,7 @@ from ..connection import WebSocketConnection
 from ..prepared import PreparedMessage
 from .history import JoinResult, StreamPosition
 from .outbox import Outbox, OutboxStats, Outcome
+from .variants import HubMessage, MessageVariants
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -36,7 +37,8 @@ __all__ = [
 #: room, but ``Member.rooms`` and ``Hub.rooms()`` do not list them.
 INTERNAL_ROOM_PREFIX = "\x1f"
 
-MessageLike = str | bytes | PreparedMessage
+#: A message for the hub: plain (the default wire format's), or one variant per wire format.
+MessageLike = str | bytes | PreparedMessage | MessageVariants
 #: A message, or a function that builds it from the offset it gets in the
 #: room's history (None for a room without history).
 MessageSource = MessageLike | Callable[[StreamPosition | None], MessageLike]
@@ -97,12 +99,23 @@ class Member:
         id: a stable id, unique in the hub (a random hex string by default).
         data: whatever the application attached (user name, session...).
         connection: the member's WebSocket connection.
+        wire_format: the member's wire format (None: the default one); see
+            :class:`~trio_ws.hub.MessageVariants`.
     """
 
-    def __init__(self, hub: Hub, connection: WebSocketConnection, member_id: str, data: Any, outbox: Outbox) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        connection: WebSocketConnection,
+        member_id: str,
+        data: Any,
+        outbox: Outbox,
+        wire_format: str | None = None,
+    ) -> None:
         self.id = member_id
         self.data = data
         self.connection = connection
+        self.wire_format = wire_format
         self._hub = hub
         self._outbox = outbox
         self._rooms: set[str] = set()
@@ -126,8 +139,12 @@ class Member:
         return len(self._outbox)
 
     def send(self, message: MessageLike) -> Outcome:
-        """Queue a message for this member only, without waiting."""
-        return self._hub._offer(self, _prepare(message))
+        """Queue a message for this member only, without waiting.
+
+        A :class:`~trio_ws.hub.MessageVariants` without a variant for the
+        member's wire format is not queued (the outcome is ``DROPPED``).
+        """
+        return self._hub._offer_message(self, _prepare(message))
 
     async def join(self, room: str, *, since: StreamPosition | tuple[str, int] | None = None) -> JoinResult:
         """Join ``room`` (same as ``hub.join(member.id, room, since=since)``)."""
@@ -141,5 +158,5 @@ class Member:
         return f"<Member {self.id} rooms={sorted(self._rooms)}>"
 
 
-def _prepare(message: MessageLike) -> PreparedMessage:
-    return message if isinstance(message, PreparedMessage) else PreparedMessage(message)
+def _prepare(message: MessageLike) -> HubMessage:
+    return message if isinstance(message, (PreparedMessage, MessageVariants)) else PreparedMessage(message)

@@ -17,7 +17,7 @@ from typing import Literal
 
 import trio
 
-from ..prepared import PreparedMessage
+from .variants import Frames, frames_size
 
 __all__ = ["Outbox", "Outcome", "OverflowPolicy", "OutboxStats"]
 
@@ -57,7 +57,7 @@ class Outbox:
             raise ValueError(f"unknown overflow policy {policy!r}")
         self._size = size
         self._policy = policy
-        self._items: deque[PreparedMessage] = deque()
+        self._items: deque[Frames] = deque()
         self._lot = trio.lowlevel.ParkingLot()
         self.stats = OutboxStats()
         self.overflowed = False
@@ -71,8 +71,8 @@ class Outbox:
         """How many more messages fit before the overflow policy applies."""
         return max(0, self._size - len(self._items))
 
-    def put(self, message: PreparedMessage) -> Outcome:
-        """Queue a message without waiting; apply the policy when full."""
+    def put(self, message: Frames) -> Outcome:
+        """Queue a message (one frame, or several kept together) without waiting; apply the policy when full."""
         if self.closed or self.overflowed:
             return Outcome.CLOSED
         if len(self._items) >= self._size:
@@ -95,7 +95,7 @@ class Outbox:
         self._lot.unpark()
         return Outcome.QUEUED
 
-    async def get(self) -> PreparedMessage | None:
+    async def get(self) -> Frames | None:
         """Wait for the next message; None once the outbox overflowed or closed."""
         while not self._items:
             if self.closed or self.overflowed:
@@ -105,7 +105,7 @@ class Outbox:
             return None
         return self._items.popleft()
 
-    async def get_batch(self, max_bytes: int) -> list[PreparedMessage]:
+    async def get_batch(self, max_bytes: int) -> list[Frames]:
         """Wait for messages and take every queued one, up to about ``max_bytes``.
 
         Returns an empty list once the outbox overflowed or closed. The first
@@ -115,12 +115,12 @@ class Outbox:
         if first is None:
             return []
         batch = [first]
-        size = len(first)
+        size = frames_size(first)
         items = self._items
-        while items and size + len(items[0]) <= max_bytes:
+        while items and size + frames_size(items[0]) <= max_bytes:
             message = items.popleft()
             batch.append(message)
-            size += len(message)
+            size += frames_size(message)
         return batch
 
     def close(self) -> None:

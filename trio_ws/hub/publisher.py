@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from ..prepared import PreparedMessage
 from .backend import HubBackend
 from .envelopes import (
     all_envelope,
@@ -23,6 +22,7 @@ from .envelopes import (
     presence_envelope,
     room_envelope,
 )
+from .variants import HubMessage
 
 __all__ = ["Publisher"]
 
@@ -43,17 +43,17 @@ class Publisher:
     def __init__(self, backend: HubBackend) -> None:
         self.backend = backend
 
-    async def room(self, room: str, message: PreparedMessage, exclude: str | Iterable[str] | None = None) -> bool:
+    async def room(self, room: str, message: HubMessage, exclude: str | Iterable[str] | None = None) -> bool:
         """Deliver ``message`` to the members of ``room`` in other processes, but ``exclude``."""
         backend = self.backend
         return await backend.publish_room(room, room_envelope(backend.process_id, room, message, exclude))
 
-    async def all(self, message: PreparedMessage, exclude: str | Iterable[str] | None = None) -> bool:
+    async def all(self, message: HubMessage, exclude: str | Iterable[str] | None = None) -> bool:
         """Deliver ``message`` to every member of other processes, but ``exclude``."""
         backend = self.backend
         return await backend.publish_all(all_envelope(backend.process_id, message, exclude))
 
-    async def member(self, member_id: str, message: PreparedMessage) -> bool:
+    async def member(self, member_id: str, message: HubMessage) -> bool:
         """Deliver ``message`` to ``member_id`` in its process (False when it is unknown)."""
         backend = self.backend
         return await backend.publish_to_member(member_id, member_envelope(backend.process_id, member_id, message))

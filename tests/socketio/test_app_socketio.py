@@ -1,0 +1,395 @@
+"""Socket.IO clients on an App (trio_ws.app.socketio): the official client in Node, python-socketio, raw frames."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from node_ws_support import NodeWs
+
+from trio_ws import ConnectionClosed, ConnectionRejected, WebSocketServer, open_websocket_url
+from trio_ws.app import App, EventConnection, EventError, Namespace
+from trio_ws.app.client import EventClient
+from trio_ws.hub import Hub
+from trio_ws.socketio import EngineConfig, Handshake, decode_packet
+
+NODE_TIMEOUT = 30
+HERE = Path(__file__).parent
+SERVER_SCRIPT_CLIENT = HERE / "sio_client.cjs"
+APP_SCRIPT = HERE / "sio_app_client.cjs"
+PYTHON_PEER = HERE / "python_sio_peer.py"
+QUIET = {"reconnect": False}
+
+
+def fast_app() -> App:
+    app = App()
+    app.enable_socketio(config=EngineConfig(ping_interval=0.5, ping_timeout=2.0))
+    return app
+
+
+@asynccontextmanager
+async def serving(app: App) -> AsyncIterator[WebSocketServer]:
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(partial(app.serve, "127.0.0.1", 0))
+        yield server
+        nursery.cancel_scope.cancel()
+
+
+def parse_records(stdout: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.decode().splitlines() if line.strip()]
+
+
+async def run_node(node: NodeWs, script: Path, url: str, scenario: str) -> list[dict[str, Any]]:
+    with trio.fail_after(NODE_TIMEOUT):
+        result = await trio.run_process(
+            [node.node, str(script), url, scenario],
+            env=node.env,
+            stdin=subprocess.DEVNULL,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+    records = parse_records(result.stdout)
+    assert result.returncode == 0, (records, result.stderr.decode(errors="replace"))
+    return records
+
+
+# The scenario the standalone server's tests use, served by App handlers ------------------------
+
+
+def full_scenario_app() -> tuple[App, dict[str, Any], trio.Event]:
+    app = fast_app()
+    seen: dict[str, Any] = {}
+    disconnected = trio.Event()
+
+    @app.on("connect")
+    async def connect(conn: EventConnection, auth: Any) -> None:
+        seen["auth"] = auth
+        seen["sid"] = conn.id
+        seen["wire_format"] = conn.wire_format
+
+    @app.on("echo")
+    async def echo(conn: EventConnection, data: list[Any]) -> tuple[Any, ...]:
+        return tuple(data)  # several arguments back
+
+    @app.on("reverse")
+    async def reverse(conn: EventConnection, data: list[Any]) -> tuple[Any, ...]:
+        raw, extra = data
+        seen["received_bytes"] = raw
+        return bytes(reversed(raw)), extra
+
+    @app.on("nothing")
+    async def nothing(conn: EventConnection, data: Any) -> None:
+        seen["nothing"] = data
+
+    @app.on("no-ack")
+    async def no_ack(conn: EventConnection, data: str) -> str:
+        seen["no-ack"] = data
+        return "nobody asked"
+
+    @app.on("trigger")
+    async def trigger(conn: EventConnection, data: list[int]) -> None:
+        answer = await conn.call("add", tuple(data), timeout=5)
+        await conn.emit("bytes", ("payload", b"\x00\xff", {"inner": [1, b"\x10\x20"]}))
+        await conn.emit("done", answer)
+
+    @app.on("disconnect")
+    async def on_disconnect(conn: EventConnection) -> None:
+        disconnected.set()
+
+    return app, seen, disconnected
+
+
+FULL_SCENARIO_RECORDS = [
+    {"event": "echo-ack", "echoed": ["hi", {"n": 1}, [True, None]]},
+    {"event": "reverse-ack", "hex": "fa030201", "rest": {"keep": "text"}},
+    {"event": "nothing-ack", "count": 0},
+    {"event": "bytes", "label": "payload", "hex": "00ff", "nested": "1020"},
+    {"event": "done", "value": [5, "sum"]},
+]
+
+
+async def check_full_scenario(records: list[dict[str, Any]], seen: dict[str, Any], disconnected: trio.Event) -> None:
+    assert records == [{"event": "connect", "id": seen["sid"]}, *FULL_SCENARIO_RECORDS]
+    assert seen["auth"] == {"token": "abc"}
+    assert seen["wire_format"] == "socketio"
+    assert seen["received_bytes"] == b"\x01\x02\x03\xfa"
+    assert seen["nothing"] is None
+    assert seen["no-ack"] == "fire and forget"
+    with trio.fail_after(5):
+        await disconnected.wait()
+
+
+async def test_official_client_auth_events_acks_and_binary_both_ways(node_socketio: NodeWs) -> None:
+    app, seen, disconnected = full_scenario_app()
+    async with serving(app) as server:
+        records = await run_node(node_socketio, SERVER_SCRIPT_CLIENT, f"http://127.0.0.1:{server.port}/", "full")
+        await check_full_scenario(records, seen, disconnected)
+
+
+async def test_python_socketio_client_auth_events_acks_and_binary_both_ways(python_socketio: None) -> None:
+    app, seen, disconnected = full_scenario_app()
+    async with serving(app) as server:
+        with trio.fail_after(NODE_TIMEOUT):
+            result = await trio.run_process(
+                [sys.executable, str(PYTHON_PEER), f"http://127.0.0.1:{server.port}"],
+                stdin=subprocess.DEVNULL,
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+        records = parse_records(result.stdout)
+        assert result.returncode == 0, (records, result.stderr.decode(errors="replace"))
+        await check_full_scenario(records, seen, disconnected)
+
+
+async def test_official_client_namespaces_refused_connect_and_unknown_namespace(node_socketio: NodeWs) -> None:
+    app = fast_app()
+
+    @app.on("connect", namespace="/private")
+    async def private(conn: EventConnection, auth: Any) -> None:
+        if auth != {"token": "right"}:
+            raise EventError("Unauthorized", "Not authorized")
+
+    class Chat(Namespace):
+        namespace = "/chat"
+
+        async def on_where(self, conn: EventConnection, data: Any) -> str:
+            return self.namespace
+
+    app.add_namespace(Chat)
+    async with serving(app) as server:
+        records = await run_node(node_socketio, SERVER_SCRIPT_CLIENT, f"http://127.0.0.1:{server.port}/", "namespaces")
+    assert sorted(records, key=lambda r: r["event"]) == [
+        {"event": "chat-where", "answer": ["/chat"], "same_manager": True},
+        {"event": "refused", "message": "Not authorized", "data": {"type": "Unauthorized"}},
+        {"event": "unknown", "message": "Invalid namespace"},
+    ]
+
+
+# Both kinds of client in one room ------------------------------------------------------------
+
+
+async def test_a_room_holds_a_socketio_client_and_an_event_client(node_socketio: NodeWs) -> None:
+    app = fast_app()
+    joined = {"socketio": trio.Event(), "envelope": trio.Event()}
+
+    @app.on("join")
+    async def join(conn: EventConnection, data: dict[str, str]) -> list[str]:
+        await conn.join_room(data["room"])
+        joined[conn.wire_format or "envelope"].set()
+        return sorted(conn.rooms())
+
+    @app.on("say")
+    async def say(conn: EventConnection, text: str) -> str:
+        await app.emit("said", {"text": text, "by": conn.wire_format or "envelope"}, to="tea", exclude=conn.id)
+        return "ok"
+
+    envelope_said: list[Any] = []
+    envelope_heard = trio.Event()
+    envelope_bye = trio.Event()
+    async with serving(app) as server, trio.open_nursery() as nursery:
+        node_records: list[dict[str, Any]] = []
+
+        async def node() -> None:
+            node_records.extend(await run_node(node_socketio, APP_SCRIPT, f"http://127.0.0.1:{server.port}/", "room"))
+
+        nursery.start_soon(node)
+        with trio.fail_after(NODE_TIMEOUT):
+            await joined["socketio"].wait()
+        client = EventClient(f"ws://127.0.0.1:{server.port}/ws", **QUIET)
+
+        @client.on("said")
+        @client.on("bin")
+        async def heard(data: Any) -> None:
+            envelope_said.append(data)
+            envelope_heard.set()
+
+        @client.on("bye")
+        async def bye(data: Any) -> None:
+            envelope_bye.set()
+
+        async with client:
+            assert await client.call("join", {"room": "tea"}) == ["tea"]
+            members = app.hub.local_room_members("tea")
+            assert len(members) == 2
+            # The envelope client says: only the Socket.IO client hears it; it answers,
+            # and only the envelope client hears that.
+            assert await client.call("say", "from envelope") == "ok"
+            with trio.fail_after(10):
+                await envelope_heard.wait()
+            assert envelope_said == [{"text": "from node", "by": "socketio"}]
+            # Bytes reach Socket.IO clients only (the envelope is JSON).
+            await app.emit("bin", (b"\x01\x02", "label"), to="tea")
+            await app.emit("bye", "done", to="tea")
+            with trio.fail_after(10):
+                await envelope_bye.wait()
+            assert envelope_said == [{"text": "from node", "by": "socketio"}]
+    assert [r for r in node_records if r["event"] != "joined"] == [
+        {"event": "said", "data": {"text": "from envelope", "by": "envelope"}},
+        {"event": "say-ack", "answer": ["ok"]},
+        {"event": "bin", "hex": "0102", "label": "label"},
+        {"event": "bye", "data": "done"},
+    ]
+    assert node_records[0]["event"] == "joined" and node_records[0]["rooms"] == [["tea"]]
+
+
+async def test_server_calls_acl_and_errors_answer_a_socketio_client(node_socketio: NodeWs) -> None:
+    app = fast_app()
+
+    class Main(Namespace):
+        allowed_events = ("ask", "fail")
+
+        async def on_ask(self, conn: EventConnection, text: str) -> Any:
+            return await conn.call("question", text, timeout=5)
+
+        async def on_secret(self, conn: EventConnection, data: Any) -> str:
+            return "leaked"
+
+        async def on_fail(self, conn: EventConnection, data: Any) -> None:
+            raise RuntimeError("boom")
+
+    app.add_namespace(Main)
+    async with serving(app) as server:
+        records = await run_node(node_socketio, APP_SCRIPT, f"http://127.0.0.1:{server.port}/", "calls")
+    assert records == [
+        {"event": "ask-ack", "answer": [["WHY?", 42]]},
+        {
+            "event": "secret-ack",
+            "answer": [{"error": {"type": "Forbidden", "message": "event 'secret' is not allowed"}}],
+        },
+        {"event": "fail-ack", "answer": [{"error": {"type": "InternalError", "message": "the handler failed"}}]},
+    ]
+
+
+async def test_disconnect_from_the_server_stops_the_official_client_reconnecting(node_socketio: NodeWs) -> None:
+    app = fast_app()
+    gone = trio.Event()
+
+    @app.on("kick-me")
+    async def kick(conn: EventConnection, data: Any) -> None:
+        await conn.disconnect()
+
+    @app.on("disconnect")
+    async def disconnected(conn: EventConnection) -> None:
+        gone.set()
+
+    async with serving(app) as server:
+        records = await run_node(node_socketio, APP_SCRIPT, f"http://127.0.0.1:{server.port}/", "kicked")
+        with trio.fail_after(5):
+            await gone.wait()
+    assert records == [{"event": "disconnect", "reason": "io server disconnect", "active": False}]
+
+
+# Raw frames ------------------------------------------------------------------------------------
+
+
+async def test_raw_frames_close_room_and_one_encoding_per_wire_format() -> None:
+    app = fast_app()
+
+    @app.on("join")
+    async def join(conn: EventConnection, room: str) -> None:
+        await conn.join_room(room)
+
+    async with serving(app) as server:
+        url = f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket"
+        with trio.fail_after(10):
+            async with open_websocket_url(url) as ws:
+                handshake = Handshake.from_packet(decode_packet(await ws.get_message()))
+                assert handshake.upgrades == ()
+                await ws.send_message('40{"token":1}')
+                connected = json.loads((await ws.get_message())[2:])
+                assert set(connected) == {"sid"}
+                await ws.send_message('421["join","tea"]')
+                assert await ws.get_message() == "431[]"
+                report = await app.emit("news", {"n": 1}, to="tea")
+                assert report.queued == 1
+                assert await ws.get_message() == '42["news",{"n":1}]'
+                await app.emit("blob", b"\x00", to=connected["sid"])
+                assert await ws.get_message() == '451-["blob",{"_placeholder":true,"num":0}]'
+                assert await ws.get_message() == b"\x00"
+                await app.hub.close_room("tea")
+                assert app.hub.local_room_members("tea") == frozenset()
+                report = await app.emit("news", {"n": 2}, to="tea")
+                assert report.queued == 0
+
+
+async def test_raw_frames_bad_requests_get_engineio_errors() -> None:
+    app = fast_app()
+    async with serving(app) as server:
+        for query, code in (("EIO=3&transport=websocket", 5), ("EIO=4&transport=carrier-pigeon", 0)):
+            with pytest.raises(ConnectionRejected) as caught:
+                async with open_websocket_url(f"ws://127.0.0.1:{server.port}/socket.io/?{query}"):
+                    pass  # pragma: no cover - refused
+            assert caught.value.status_code == 400
+            assert json.loads(caught.value.body)["code"] == code
+
+
+def test_emitting_a_reserved_event_name_is_refused_with_socketio() -> None:
+    app = fast_app()
+    with pytest.raises(ValueError, match="reserved"):
+        app.event_message("disconnect", None)
+    with pytest.raises(ValueError, match="already served"):
+        app.enable_socketio()
+
+
+async def test_raw_frames_refusals_connect_timeout_and_origins() -> None:
+    app = App()
+    app.enable_socketio(connect_timeout=0.5, origins=["https://ok.example"])
+
+    @app.on("connect")
+    async def connect(conn: EventConnection, auth: Any) -> bool:
+        return auth == {"ok": True}
+
+    async with serving(app) as server:
+        url = f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket"
+        with trio.fail_after(10):
+            with pytest.raises(ConnectionRejected) as caught:
+                async with open_websocket_url(url, extra_headers=[("Origin", "https://evil.example")]):
+                    pass  # pragma: no cover - refused
+            assert caught.value.status_code == 403
+            async with open_websocket_url(url, extra_headers=[("Origin", "https://ok.example")]) as ws:
+                assert (await ws.get_message()).startswith("0{")
+                await ws.send_message('40{"ok":false}')
+                refused = json.loads((await ws.get_message())[2:])
+                assert refused == {"message": "connection refused", "data": {"type": "Refused"}}
+                # Refused everywhere: closed once connect_timeout has passed.
+                with pytest.raises(ConnectionClosed):
+                    while True:
+                        assert await ws.get_message() in ("1", "2")  # the close packet (and perhaps a ping)
+                assert ws.closed is not None and ws.closed.code == 1000
+
+
+async def test_raw_frames_a_socketio_client_that_does_not_read_meets_the_hubs_overflow_policy() -> None:
+    app = App(hub=Hub(queue_size=4))
+    app.enable_socketio()
+
+    @app.on("join")
+    async def join(conn: EventConnection, room: str) -> None:
+        await conn.join_room(room)
+
+    async with serving(app) as server:
+        url = f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket"
+        with trio.fail_after(10):
+            async with open_websocket_url(url, message_queue_size=1) as ws:
+                await ws.get_message()
+                await ws.send_message("40")
+                await ws.get_message()
+                await ws.send_message('421["join","tea"]')
+                assert await ws.get_message() == "431[]"
+                # No checkpoint between the emits: the member's sender cannot drain its outbox.
+                reports = [await app.emit("flood", n, to="tea") for n in range(6)]
+                assert [r.queued for r in reports] == [1, 1, 1, 1, 0, 0]
+                assert app.hub.stats.overflow_closes == 1
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        await ws.get_message()
+                assert closed.value.reason.code == 1008
