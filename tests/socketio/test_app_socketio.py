@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import trio
-from node_ws_support import NodeWs
+from support.node_ws import NodeWs
 
 from trio_ws import ConnectionClosed, ConnectionRejected, WebSocketServer, open_websocket_url
 from trio_ws.app import App, EventConnection, EventError, Namespace
