@@ -730,6 +730,25 @@ async def test_connect_reconnect_opens_the_connection_again_after_a_restart_clos
     assert served == 2
 
 
+def test_connect_reconnect_shows_the_waits_by_their_record_attribute_not_their_text(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import logging
+
+    from trio_ws.cli.connect import _RetryNotices
+
+    notices = _RetryNotices(logging.INFO)
+
+    def record(message: str, **extra: object) -> logging.LogRecord:
+        made = logging.LogRecord("trio_ws.client", logging.INFO, __file__, 1, message, (), None)
+        made.__dict__.update(extra)
+        return made
+
+    notices.handle(record("an unrelated line that says retrying in 5 s"))
+    notices.handle(record("connecting failed; wait 0.50 s", retry_delay=0.5))
+    assert capsys.readouterr().err.splitlines() == ["connecting failed; wait 0.50 s"]
+
+
 async def test_connect_reconnect_stops_at_a_close_that_is_not_retried() -> None:
     served = 0
 

@@ -352,7 +352,7 @@ def test_check_client_response_ok() -> None:
 
 def test_check_client_response_bad_accept_key() -> None:
     headers = [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade"), (b"Sec-WebSocket-Accept", b"wrong=")]
-    with pytest.raises(HandshakeProblem, match="Accept"):
+    with pytest.raises(HandshakeError, match="Accept"):
         check_client_response(
             response_101(headers), RFC_KEY, subprotocols=None, compression=None, max_message_size=None
         )
@@ -360,7 +360,7 @@ def test_check_client_response_bad_accept_key() -> None:
 
 def test_check_client_response_missing_accept_key() -> None:
     headers = [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade")]
-    with pytest.raises(HandshakeProblem):
+    with pytest.raises(HandshakeError):
         check_client_response(
             response_101(headers), RFC_KEY, subprotocols=None, compression=None, max_message_size=None
         )
@@ -368,7 +368,7 @@ def test_check_client_response_missing_accept_key() -> None:
 
 def test_check_client_response_missing_upgrade() -> None:
     headers = [(b"Connection", b"Upgrade"), (b"Sec-WebSocket-Accept", accept_key(RFC_KEY))]
-    with pytest.raises(HandshakeProblem):
+    with pytest.raises(HandshakeError):
         check_client_response(
             response_101(headers), RFC_KEY, subprotocols=None, compression=None, max_message_size=None
         )
@@ -385,7 +385,7 @@ def test_check_client_response_chosen_subprotocol() -> None:
 @pytest.mark.parametrize("offered", [None, ["superchat"]])
 def test_check_client_response_unoffered_subprotocol(offered: list[str] | None) -> None:
     headers = [*good_headers(RFC_KEY), (b"Sec-WebSocket-Protocol", b"chat")]
-    with pytest.raises(HandshakeProblem, match="subprotocol"):
+    with pytest.raises(HandshakeError, match="subprotocol"):
         check_client_response(
             response_101(headers), RFC_KEY, subprotocols=offered, compression=None, max_message_size=None
         )
@@ -393,7 +393,7 @@ def test_check_client_response_unoffered_subprotocol(offered: list[str] | None) 
 
 def test_check_client_response_two_subprotocols_rejected() -> None:
     headers = [*good_headers(RFC_KEY), (b"Sec-WebSocket-Protocol", b"a, b")]
-    with pytest.raises(HandshakeProblem):
+    with pytest.raises(HandshakeError):
         check_client_response(
             response_101(headers), RFC_KEY, subprotocols=["a", "b"], compression=None, max_message_size=None
         )
@@ -401,7 +401,7 @@ def test_check_client_response_two_subprotocols_rejected() -> None:
 
 def test_check_client_response_unoffered_extension() -> None:
     headers = [*good_headers(RFC_KEY), (b"Sec-WebSocket-Extensions", b"x-custom-ext")]
-    with pytest.raises(HandshakeProblem, match="extension"):
+    with pytest.raises(HandshakeError, match="extension"):
         check_client_response(
             response_101(headers), RFC_KEY, subprotocols=None, compression=Deflate(), max_message_size=None
         )
@@ -409,7 +409,7 @@ def test_check_client_response_unoffered_extension() -> None:
 
 def test_check_client_response_deflate_not_offered() -> None:
     headers = [*good_headers(RFC_KEY), (b"Sec-WebSocket-Extensions", b"permessage-deflate")]
-    with pytest.raises(HandshakeProblem):
+    with pytest.raises(HandshakeError):
         check_client_response(
             response_101(headers), RFC_KEY, subprotocols=None, compression=None, max_message_size=None
         )
@@ -417,7 +417,7 @@ def test_check_client_response_deflate_not_offered() -> None:
 
 def test_check_client_response_deflate_accepted_twice_rejected() -> None:
     headers = [*good_headers(RFC_KEY), (b"Sec-WebSocket-Extensions", b"permessage-deflate, permessage-deflate")]
-    with pytest.raises(HandshakeProblem):
+    with pytest.raises(HandshakeError):
         check_client_response(
             response_101(headers), RFC_KEY, subprotocols=None, compression=Deflate(), max_message_size=None
         )
@@ -506,3 +506,14 @@ async def test_client_refuses_an_invalid_permessage_deflate_answer(nursery: trio
     with trio.fail_after(TIMEOUT):
         with pytest.raises(HandshakeError, match="invalid permessage-deflate answer"):
             await client_given_answer(nursery, answer)
+
+
+def test_the_raw_header_alias_has_one_name_and_the_old_one_warns() -> None:
+    import trio_ws.handshake as handshake
+
+    expected = r"trio_ws\.handshake\.Headers is deprecated; use trio_ws\.handshake\.RawHeaders"
+    with pytest.warns(DeprecationWarning, match=expected):
+        alias = handshake.Headers
+    assert alias is handshake.RawHeaders
+    with pytest.raises(AttributeError):
+        handshake.NoSuchName  # noqa: B018

@@ -332,8 +332,10 @@ async def test_retry_first_attempt_waits_for_a_server_that_starts_later(
             assert trio.current_time() == pytest.approx(3)
             assert await ws.get_message() == "up"
             nursery.cancel_scope.cancel()
-    failures = [r for r in caplog.records if "retrying in" in r.getMessage()]
+    failures = [r for r in caplog.records if getattr(r, "retry_delay", None) is not None]
     assert [r.levelno for r in failures[:2]] == [logging.WARNING, logging.INFO], "the first failure is a warning"
+    assert [r.retry_delay for r in failures] == [1, 2]  # type: ignore[attr-defined]
+    assert "retrying in 1.00 s" in failures[0].getMessage()
     assert "Connection refused" in failures[0].getMessage()
 
 

@@ -28,7 +28,7 @@ from .errors import (
     HandshakeError,
     TLSHandshakeError,
 )
-from .handshake import HandshakeProblem, build_client_request, check_client_response
+from .handshake import build_client_request, check_client_response
 from .log import ConnectionLogger, client_logger, next_connection_id
 from .options import ConnectionOptions, document_options, seconds_or_inf
 from .protocol import ProtocolCore
@@ -182,16 +182,13 @@ async def _client_handshake(
             # after our side of the TLS handshake, on the first read.
             raise TLSHandshakeError(f"TLS failed during the handshake: {err.__cause__}") from err
         raise HandshakeError(f"connection failed during the handshake: {err}") from err
-    try:
-        subprotocol, extension = check_client_response(
-            event,
-            key,
-            subprotocols=subprotocols,
-            compression=options.compression,
-            max_message_size=options.max_message_size,
-        )
-    except HandshakeProblem as problem:
-        raise HandshakeError(problem.detail) from None
+    subprotocol, extension = check_client_response(
+        event,
+        key,
+        subprotocols=subprotocols,
+        compression=options.compression,
+        max_message_size=options.max_message_size,
+    )
     trailing, _ = conn.trailing_data
     core = ProtocolCore(is_client=True, extension=extension, max_message_size=options.max_message_size)
     logger = ConnectionLogger(client_logger, next_connection_id())

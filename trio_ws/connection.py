@@ -52,7 +52,7 @@ from .protocol import (
 from .tls import peer_certificate
 
 if TYPE_CHECKING:
-    from .handshake import Headers
+    from .handshake import RawHeaders as Headers
 
 __all__ = ["WebSocketConnection", "Message", "CANCELLED_CLOSE_GRACE"]
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import h11
 
+from ._deprecated import alias_getattr
 from .compression import (
     EXTENSION_NAME,
     Deflate,
@@ -29,10 +30,11 @@ from .compression import (
     parse_extension_header,
     server_accept,
 )
+from .errors import HandshakeError
 
 __all__ = [
     "WEBSOCKET_GUID",
-    "Headers",
+    "RawHeaders",
     "HandshakeProblem",
     "HeadReader",
     "ParsedRequest",
@@ -50,11 +52,16 @@ __all__ = [
 #: RFC 6455 §1.3: appended to the client's key before hashing.
 WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-Headers = list[tuple[bytes, bytes]]
+#: Header fields as they travel: ``(name, value)`` byte pairs, in order. (The
+#: app layer's :class:`trio_ws.app.Headers` is a case-insensitive mapping.)
+RawHeaders = list[tuple[bytes, bytes]]
 
 
 class HandshakeProblem(Exception):
-    """The request cannot be upgraded; answer it with this HTTP status.
+    """The request cannot be upgraded; a server answers it with this HTTP status.
+
+    Only the server side raises it: a client that finds the server's answer
+    invalid raises :class:`~trio_ws.HandshakeError` itself.
 
     Attributes:
         status: the HTTP status code to answer with.
@@ -62,7 +69,7 @@ class HandshakeProblem(Exception):
         headers: extra response headers (for example ``Sec-WebSocket-Version``).
     """
 
-    def __init__(self, status: int, detail: str, headers: Headers | None = None) -> None:
+    def __init__(self, status: int, detail: str, headers: RawHeaders | None = None) -> None:
         super().__init__(f"{status}: {detail}")
         self.status = status
         self.detail = detail
@@ -162,7 +169,7 @@ class ParsedRequest:
     method: bytes
     target: bytes
     http_version: bytes
-    headers: Headers
+    headers: RawHeaders
     h11_connection: h11.Connection
 
 
@@ -310,34 +317,39 @@ def check_client_response(
         the subprotocol the server chose (or None) and the compression codec.
 
     Raises:
-        HandshakeProblem: with status 0 and the reason when the answer is
-            not a valid WebSocket acceptance.
+        HandshakeError: with the reason when the answer is not a valid
+            WebSocket acceptance (the client has no HTTP status to answer with).
     """
     headers = list(response.headers)
     upgrade = [token.lower() for token in split_comma_header(header_values(headers, b"upgrade"))]
     connection = [token.lower() for token in split_comma_header(header_values(headers, b"connection"))]
     if "websocket" not in upgrade or "upgrade" not in connection:
-        raise HandshakeProblem(0, "server's 101 response lacks Upgrade: websocket")
+        raise HandshakeError("server's 101 response lacks Upgrade: websocket")
     accepts = header_values(headers, b"sec-websocket-accept")
     if accepts != [accept_key(key)]:
-        raise HandshakeProblem(0, "server's Sec-WebSocket-Accept does not match our key")
+        raise HandshakeError("server's Sec-WebSocket-Accept does not match our key")
     chosen = split_comma_header(header_values(headers, b"sec-websocket-protocol"))
     subprotocol: str | None = None
     if chosen:
         if len(chosen) != 1 or not subprotocols or chosen[0] not in subprotocols:
-            raise HandshakeProblem(0, f"server chose a subprotocol we did not offer: {chosen}")
+            raise HandshakeError(f"server chose a subprotocol we did not offer: {chosen}")
         subprotocol = chosen[0]
     codec: DeflateExtension | None = None
     for value in header_values(headers, b"sec-websocket-extensions"):
         try:
             accepted = parse_extension_header(value.decode("latin-1"))
         except ExtensionNegotiationError as err:
-            raise HandshakeProblem(0, f"invalid Sec-WebSocket-Extensions: {err}") from err
+            raise HandshakeError(f"invalid Sec-WebSocket-Extensions: {err}") from err
         for name, params in accepted:
             if name != EXTENSION_NAME or compression is None or codec is not None:
-                raise HandshakeProblem(0, f"server accepted an extension we did not offer: {name}")
+                raise HandshakeError(f"server accepted an extension we did not offer: {name}")
             try:
                 codec = client_finalize(compression, params, max_message_size)
             except ExtensionNegotiationError as err:
-                raise HandshakeProblem(0, f"invalid permessage-deflate answer: {err}") from err
+                raise HandshakeError(f"invalid permessage-deflate answer: {err}") from err
     return subprotocol, codec
+
+
+#: ``Headers`` was the name of :data:`RawHeaders`, the same as the app layer's
+#: mapping class :class:`trio_ws.app.Headers`. Deprecated; goes in the next release.
+__getattr__ = alias_getattr(__name__, {"Headers": ("trio_ws.handshake.RawHeaders", RawHeaders)})

@@ -333,7 +333,13 @@ class Connections:
         if asked is not None:
             delay = max(delay, asked)
         self._attempt += 1
-        logger.log(logging.WARNING if warn else logging.INFO, "%s; retrying in %.2f s", what, delay)
+        logger.log(
+            logging.WARNING if warn else logging.INFO,
+            "%s; retrying in %.2f s",
+            what,
+            delay,
+            extra={"retry_delay": delay},
+        )
         await trio.sleep(delay)
 
     async def aclose(self) -> None:
@@ -374,7 +380,10 @@ async def connect_forever(
     closed normally (1000), and reconnects after the closes of
     :data:`RETRY_CLOSE_CODES`, waiting a :class:`Backoff` delay (and at least
     the ``Retry-After`` of a 429 or 503 answer). The block's end closes the
-    current connection; its tasks end with the block.
+    current connection; its tasks end with the block. Each wait is logged on
+    the ``trio_ws.client`` logger (WARNING for the first failed attempt, INFO
+    after that), and the record's ``retry_delay`` attribute holds the delay in
+    seconds, for a handler that shows the waits.
 
     Args:
         url: the server's ``ws://`` or ``wss://`` URL.

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .close import GOING_AWAY, INTERNAL_ERROR
+from .close import GOING_AWAY, INTERNAL_ERROR, NORMAL_CLOSURE
 from .connection import CANCELLED_CLOSE_GRACE, WebSocketConnection
 from .endpoint import Endpoint
 from .errors import ConnectionClosed
@@ -206,7 +206,7 @@ class WebSocketServer:
         except ConnectionClosed as exc:
             # The peer closed while the handler was talking to it: a normal end.
             logger.debug("handler ended by a closed connection: %s", exc)
-            await _close_after_handler(request, 1000, None, logger)
+            await _close_after_handler(request, NORMAL_CLOSURE, None, logger)
             return
         except BaseException as exc:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
@@ -217,7 +217,7 @@ class WebSocketServer:
             logger.error("handler raised an exception", exc_info=exc)
             await _close_after_handler(request, INTERNAL_ERROR, "internal error", logger)
             return
-        await _close_after_handler(request, 1000, None, logger)
+        await _close_after_handler(request, NORMAL_CLOSURE, None, logger)
 
 
 async def _close_when_cancelled(request: WebSocketRequest, logger: ConnectionLogger) -> None:

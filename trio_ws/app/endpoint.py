@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 from .._deprecated import alias_getattr
-from ..close import INTERNAL_ERROR
+from ..close import INTERNAL_ERROR, NORMAL_CLOSURE
 from ..errors import ConnectionClosed
 from .websocket import DecodeError, WebSocket, decode_message
 
@@ -57,7 +57,7 @@ class WebSocketHandler:
         if not self.websocket.accepted:
             return
         connection = self.websocket.connection
-        code = 1000
+        code = NORMAL_CLOSURE
         try:
             while True:
                 try:

@@ -29,7 +29,7 @@ from typing import Any
 
 import trio
 
-from ..close import ABNORMAL_CLOSURE, POLICY_VIOLATION, CloseReason
+from ..close import ABNORMAL_CLOSURE, NORMAL_CLOSURE, POLICY_VIOLATION, CloseReason
 from ..errors import ConnectionClosed
 from ..hub import Hub, JoinResult
 from .acl import AccessControl
@@ -257,7 +257,7 @@ class EventConnection:
         if self._session is not None:
             await self._session.disconnect_namespace(namespace, notify=True)
 
-    async def disconnect(self, code: int = 1000, reason: str | None = None) -> None:
+    async def disconnect(self, code: int = NORMAL_CLOSURE, reason: str | None = None) -> None:
         """Close the connection (every namespace with it), as :meth:`WebSocket.close`."""
         await self.websocket.close(code, reason)
 

@@ -30,7 +30,7 @@ import trio
 import trio.testing
 
 from ..client import wrap_client_stream
-from ..close import ABNORMAL_CLOSURE, CloseReason
+from ..close import ABNORMAL_CLOSURE, NORMAL_CLOSURE, CloseReason
 from ..connection import Message, WebSocketConnection
 from ..errors import ConnectionClosed
 from ..request import WebSocketRequest
@@ -246,7 +246,7 @@ class TestConnection:
             received.append(message)
         return received
 
-    async def disconnect(self, code: int = 1000, reason: str | None = None) -> None:
+    async def disconnect(self, code: int = NORMAL_CLOSURE, reason: str | None = None) -> None:
         """Close the connection."""
         await self.ws.aclose(code, reason)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..close import INTERNAL_ERROR, NORMAL_CLOSURE, CloseReason
+from ..close import INTERNAL_ERROR, INVALID_FRAME_PAYLOAD_DATA, NORMAL_CLOSURE, UNSUPPORTED_DATA, CloseReason
 from ..connection import Message, WebSocketConnection
 from ..endpoint import Endpoint
 from ..errors import ConnectionClosed
@@ -27,7 +27,7 @@ from ..request import WebSocketRequest
 from .datastructures import URL, Client, Headers, QueryParams, State, parse_cookies
 
 if TYPE_CHECKING:
-    from ..handshake import Headers as RawHeaders
+    from ..handshake import RawHeaders
 
 __all__ = ["WebSocket", "WebSocketDisconnect", "DecodeError"]
 
@@ -371,15 +371,15 @@ def decode_message(message: Message, encoding: str) -> Any:
     """
     if encoding == "text":
         if not isinstance(message, str):
-            raise DecodeError("expected a text message, got binary", 1003)
+            raise DecodeError("expected a text message, got binary", UNSUPPORTED_DATA)
         return message
     if encoding == "bytes":
         if not isinstance(message, bytes):
-            raise DecodeError("expected a binary message, got text", 1003)
+            raise DecodeError("expected a binary message, got text", UNSUPPORTED_DATA)
         return message
     if encoding == "json":
         try:
             return json.loads(message)
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise DecodeError(f"invalid JSON: {err}", 1007) from None
+            raise DecodeError(f"invalid JSON: {err}", INVALID_FRAME_PAYLOAD_DATA) from None
     raise ValueError(f"unknown encoding {encoding!r}")

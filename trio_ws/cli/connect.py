@@ -23,7 +23,7 @@ from typing import Literal
 import trio
 
 from ..client import open_websocket_url
-from ..close import OK_CLOSE_CODES
+from ..close import ABNORMAL_CLOSURE, OK_CLOSE_CODES
 from ..connection import WebSocketConnection
 from ..endpoint import parse_websocket_url
 from ..errors import (
@@ -99,7 +99,7 @@ class _Session:
 
     def _server_closed(self, code: int, reason: str | None) -> None:
         self.closed_by_server = True
-        if code == 1006:
+        if code == ABNORMAL_CLOSURE:
             status(f"connection lost: {describe_close(code, reason)}")
         else:
             status(f"connection closed by server: {describe_close(code, reason)}")
@@ -285,12 +285,11 @@ def _connected(args: argparse.Namespace, ws: WebSocketConnection, interactive: b
 
 
 class _RetryNotices(logging.Handler):
-    """Shows connect_forever's "retrying in N s" notices as status lines."""
+    """Shows connect_forever's waits (the records with a ``retry_delay``) as status lines."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if "retrying in" in message:
-            status(message)
+        if getattr(record, "retry_delay", None) is not None:
+            status(record.getMessage())
 
 
 async def _run_reconnecting(
