@@ -1,7 +1,8 @@
 """pytest configuration for tests/interop.
 
-Makes the sibling helper module importable whatever pytest import mode the
-project uses (``prepend`` or ``importlib``), and leaves out the suites of the
+Makes the sibling modules importable whatever pytest import mode the project
+uses (``prepend`` or ``importlib``; the helpers themselves are in
+``tests/support/interop.py``), and leaves out the suites of the
 ``websockets`` peer where it cannot be installed: websockets 17 needs Python
 3.11 or newer, so ``python3 tests/run.py`` on a machine with only 3.10 runs
 everything else. Under ``CI=true`` a missing peer is an error, as for every

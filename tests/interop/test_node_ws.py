@@ -2,7 +2,7 @@
 
 The Node side runs ``node_ws_peer.mjs`` in a child process: it echoes data
 messages, obeys ``!{json}`` commands (ping, close, send) and reports what it
-observed as JSON lines, which the tests read with ``interop_helpers.PeerProcess``.
+observed as JSON lines, which the tests read with ``support.interop.PeerProcess``.
 
 ``ws@8`` is installed once with npm into ``.cache/node-ws`` at the project root
 (the ``node_ws`` fixture); the tests skip when node (or, with nothing cached
@@ -11,11 +11,7 @@ yet, npm) is not installed.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
-import math
-import random
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -24,16 +20,24 @@ from typing import Any
 
 import pytest
 import trio
-from interop_helpers import (
+from support.interop import (
     BIG_LIMIT,
     PROCESS_TIMEOUT,
+    SHUTDOWN_GRACE,
     MiB,
     PeerProcess,
+    big_binary,
+    big_text,
+    client,
+    command,
     compressible_payload,
     counting_proxy,
+    describe,
+    exchange,
     extension_names,
     header_values,
-    single_exceptions,
+    observed,
+    trio_ws_server,
 )
 from support.node_ws import NodeWs
 
@@ -45,8 +49,6 @@ PEER_SCRIPT = Path(__file__).with_name("node_ws_peer.mjs")
 #: ws's closeTimeout is 30 s: a closing handshake that takes longer than this
 #: means one side did not finish it.
 CLOSE_PROMPTLY = 2.5
-#: A trio_ws server whose peers answer at once must stop well within this.
-SHUTDOWN_GRACE = 2.0
 #: Size of the compressible message used to see on the wire whether it was deflated.
 WIRE_PAYLOAD = 64 * 1024
 
@@ -109,42 +111,6 @@ def node_client(node_ws: NodeWs, uri: str, **options: Any):
 # --------------------------------------------------------------------------
 
 
-def command(op: str, **fields: Any) -> str:
-    return "!" + json.dumps({"op": op, **fields})
-
-
-def describe(message: str | bytes) -> tuple[str, int, str]:
-    raw = message.encode() if isinstance(message, str) else message
-    kind = "text" if isinstance(message, str) else "binary"
-    return kind, len(raw), hashlib.sha256(raw).hexdigest()
-
-
-def observed(event: dict[str, Any]) -> tuple[str, int, str]:
-    return event["type"], event["length"], event["sha256"]
-
-
-@functools.cache
-def big_binary() -> bytes:
-    return random.Random(6455).randbytes(MiB)
-
-
-@functools.cache
-def big_text() -> str:
-    rng = random.Random(7692)
-    alphabet = "abcdefghijklmnopqrstuvwxyz \u00e9\u2603"
-    return "".join(rng.choice(alphabet) for _ in range(MiB // 2))
-
-
-async def exchange(ws: trio_ws.WebSocketConnection, peer: PeerProcess, message: str | bytes, **kwargs: Any) -> None:
-    """Send ``message``, check ws saw it intact and echoed it back."""
-    await ws.send_message(message, **kwargs)
-    event = await peer.next_event("message")
-    assert observed(event) == describe(message)
-    echoed = await ws.get_message()
-    assert type(echoed) is type(message)
-    assert echoed == message
-
-
 def negotiated_extensions(headers: Any) -> list[str]:
     return extension_names(", ".join(header_values(headers, "Sec-WebSocket-Extensions")))
 
@@ -152,10 +118,6 @@ def negotiated_extensions(headers: Any) -> list[str]:
 # --------------------------------------------------------------------------
 # trio_ws client -> ws server
 # --------------------------------------------------------------------------
-
-
-def client(port: int, **options: Any):
-    return trio_ws.open_websocket("127.0.0.1", port, "/interop", use_ssl=False, **options)
 
 
 @COMPRESSIONS
@@ -341,63 +303,6 @@ async def test_client_receives_ws_per_message_compress_flag(node_ws: NodeWs, com
 # --------------------------------------------------------------------------
 # ws client -> trio_ws server
 # --------------------------------------------------------------------------
-
-
-class TrioWsServer:
-    def __init__(
-        self, port: int, accepted: trio.MemoryReceiveChannel[Any], scope: trio.CancelScope, stopped: trio.Event
-    ) -> None:
-        self.port = port
-        self.accepted = accepted
-        self.scope = scope
-        self.stopped = stopped
-
-    def uri(self, port: int | None = None) -> str:
-        return f"ws://127.0.0.1:{port or self.port}/interop"
-
-    async def next_connection(self) -> tuple[trio_ws.WebSocketRequest, trio_ws.WebSocketConnection]:
-        return await self.accepted.receive()
-
-    async def shutdown(self) -> float:
-        """Cancel the server; seconds it took to stop (inf: not within the grace)."""
-        start = trio.current_time()
-        self.scope.cancel()
-        with trio.move_on_after(SHUTDOWN_GRACE):
-            await self.stopped.wait()
-        return trio.current_time() - start if self.stopped.is_set() else math.inf
-
-
-@asynccontextmanager
-async def trio_ws_server(
-    choose_subprotocol: Callable[[trio_ws.WebSocketRequest], str | None] = lambda request: None,
-    **options: Any,
-) -> AsyncIterator[TrioWsServer]:
-    """trio_ws server whose handler hands each accepted connection to the test."""
-    send, receive = trio.open_memory_channel[Any](8)
-    finished = trio.Event()
-    stopped = trio.Event()
-    scope = trio.CancelScope()
-
-    async def handler(request: trio_ws.WebSocketRequest) -> None:
-        ws = await request.accept(subprotocol=choose_subprotocol(request))
-        await send.send((request, ws))
-        await finished.wait()
-
-    async def run(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
-        try:
-            with scope:
-                await trio_ws.serve_websocket(handler, "127.0.0.1", 0, None, task_status=task_status, **options)
-        finally:
-            stopped.set()
-
-    with single_exceptions():
-        async with trio.open_nursery() as nursery:
-            server = await nursery.start(run)
-            try:
-                yield TrioWsServer(server.port, receive, scope, stopped)
-            finally:
-                finished.set()
-                nursery.cancel_scope.cancel()
 
 
 @COMPRESSIONS

@@ -7,28 +7,28 @@ reports what it observed as JSON lines, which the tests read and check.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
-import math
-import random
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 import trio
-from interop_helpers import (
+from support.interop import (
     BIG_LIMIT,
     PROCESS_TIMEOUT,
+    SHUTDOWN_GRACE,
     MiB,
+    big_binary,
+    big_text,
+    client,
+    command,
     compressible_payload,
     counting_proxy,
+    exchange,
     extension_names,
     header_values,
     peer_server,
     run_peer,
-    single_exceptions,
+    trio_ws_server,
 )
 
 import trio_ws
@@ -36,9 +36,6 @@ import trio_ws
 #: The peer's close_timeout is 5 s: a closing handshake that takes longer than
 #: this means one side did not finish it and websockets had to time out.
 CLOSE_PROMPTLY = 2.5
-#: A trio_ws server whose peers answer at once must stop well within this
-#: (its disconnect_timeout default is 10 s).
-SHUTDOWN_GRACE = 2.0
 
 COMPRESSIONS = pytest.mark.parametrize("compression", ["deflate", None])
 
@@ -58,50 +55,9 @@ CLOSE_CASES = [
 ]
 
 
-def command(op: str, **fields: Any) -> str:
-    return "!" + json.dumps({"op": op, **fields})
-
-
-def describe(message: str | bytes) -> tuple[str, int, str]:
-    raw = message.encode() if isinstance(message, str) else message
-    kind = "text" if isinstance(message, str) else "binary"
-    return kind, len(raw), hashlib.sha256(raw).hexdigest()
-
-
-def observed(event: dict[str, Any]) -> tuple[str, int, str]:
-    return event["type"], event["length"], event["sha256"]
-
-
-@functools.cache
-def big_binary() -> bytes:
-    return random.Random(6455).randbytes(MiB)
-
-
-@functools.cache
-def big_text() -> str:
-    rng = random.Random(7692)
-    alphabet = "abcdefghijklmnopqrstuvwxyz \u00e9\u2603"
-    text = "".join(rng.choice(alphabet) for _ in range(MiB // 2))
-    return text
-
-
-async def exchange(ws: trio_ws.WebSocketConnection, peer, message: str | bytes) -> None:
-    """Send ``message``, check the peer saw it intact and echoed it back."""
-    await ws.send_message(message)
-    event = await peer.next_event("message")
-    assert observed(event) == describe(message)
-    echoed = await ws.get_message()
-    assert type(echoed) is type(message)
-    assert echoed == message
-
-
 # --------------------------------------------------------------------------
 # trio_ws client -> websockets (asyncio) server
 # --------------------------------------------------------------------------
-
-
-def client(port: int, **options: Any):
-    return trio_ws.open_websocket("127.0.0.1", port, "/interop", use_ssl=False, **options)
 
 
 @COMPRESSIONS
@@ -282,74 +238,12 @@ async def test_client_compressed_big_message_on_the_wire(compression: str | None
 # --------------------------------------------------------------------------
 
 
-class TrioWsServer:
-    def __init__(
-        self, port: int, accepted: trio.MemoryReceiveChannel[Any], scope: trio.CancelScope, stopped: trio.Event
-    ) -> None:
-        self.port = port
-        self.accepted = accepted
-        self.scope = scope
-        self.stopped = stopped
-
-    @property
-    def uri(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/interop"
-
-    async def next_connection(self) -> tuple[trio_ws.WebSocketRequest, trio_ws.WebSocketConnection]:
-        return await self.accepted.receive()
-
-    async def shutdown(self) -> float:
-        """Cancel the server; seconds it took to stop (inf: not within the grace)."""
-        start = trio.current_time()
-        self.scope.cancel()
-        with trio.move_on_after(SHUTDOWN_GRACE):
-            await self.stopped.wait()
-        return trio.current_time() - start if self.stopped.is_set() else math.inf
-
-
-@asynccontextmanager
-async def trio_ws_server(
-    choose_subprotocol: Callable[[trio_ws.WebSocketRequest], str | None] = lambda request: None,
-    **options: Any,
-) -> AsyncIterator[TrioWsServer]:
-    """trio_ws server whose handler hands each accepted connection to the test.
-
-    The handler keeps its connection open until the test is over (or the
-    server is shut down with ``TrioWsServer.shutdown``).
-    """
-    send, receive = trio.open_memory_channel[Any](8)
-    finished = trio.Event()
-    stopped = trio.Event()
-    scope = trio.CancelScope()
-
-    async def handler(request: trio_ws.WebSocketRequest) -> None:
-        ws = await request.accept(subprotocol=choose_subprotocol(request))
-        await send.send((request, ws))
-        await finished.wait()
-
-    async def run(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
-        try:
-            with scope:
-                await trio_ws.serve_websocket(handler, "127.0.0.1", 0, None, task_status=task_status, **options)
-        finally:
-            stopped.set()
-
-    with single_exceptions():
-        async with trio.open_nursery() as nursery:
-            server = await nursery.start(run)
-            try:
-                yield TrioWsServer(server.port, receive, scope, stopped)
-            finally:
-                finished.set()
-                nursery.cancel_scope.cancel()
-
-
 @COMPRESSIONS
 async def test_server_small_messages(compression: str | None) -> None:
     with trio.fail_after(PROCESS_TIMEOUT):
         async with (
             trio_ws_server(compression=compression) as server,
-            run_peer("client", uri=server.uri, compression=compression) as peer,
+            run_peer("client", uri=server.uri(), compression=compression) as peer,
         ):
             request, ws = await server.next_connection()
             assert request.path == "/interop"
@@ -364,7 +258,7 @@ async def test_server_small_messages(compression: str | None) -> None:
 async def test_server_one_mib_messages(compression: str | None) -> None:
     with trio.fail_after(PROCESS_TIMEOUT):
         async with trio_ws_server(compression=compression, max_message_size=BIG_LIMIT) as server, run_peer(
-            "client", uri=server.uri, compression=compression, max_size=BIG_LIMIT
+            "client", uri=server.uri(), compression=compression, max_size=BIG_LIMIT
         ) as peer:
             _, ws = await server.next_connection()
             await exchange(ws, peer, big_binary())
@@ -373,7 +267,7 @@ async def test_server_one_mib_messages(compression: str | None) -> None:
 
 async def test_server_ping_answered_by_websockets() -> None:
     with trio.fail_after(PROCESS_TIMEOUT):
-        async with trio_ws_server() as server, run_peer("client", uri=server.uri) as peer:
+        async with trio_ws_server() as server, run_peer("client", uri=server.uri()) as peer:
             _, ws = await server.next_connection()
             await peer.next_event("open")
             await ws.ping(b"server ping")
@@ -384,7 +278,7 @@ async def test_server_ping_answered_by_websockets() -> None:
 async def test_server_answers_websockets_ping() -> None:
     payload = b"\x00client ping\xff".hex()
     with trio.fail_after(PROCESS_TIMEOUT):
-        async with trio_ws_server() as server, run_peer("client", uri=server.uri) as peer:
+        async with trio_ws_server() as server, run_peer("client", uri=server.uri()) as peer:
             _, ws = await server.next_connection()
             await ws.send_message(command("ping", data=payload))
             reply = json.loads(await ws.get_message())
@@ -395,7 +289,7 @@ async def test_server_answers_websockets_ping() -> None:
 @pytest.mark.parametrize(("code", "reason"), CLOSE_CASES)
 async def test_server_closes(code: int, reason: str) -> None:
     with trio.fail_after(PROCESS_TIMEOUT):
-        async with trio_ws_server() as server, run_peer("client", uri=server.uri) as peer:
+        async with trio_ws_server() as server, run_peer("client", uri=server.uri()) as peer:
             _, ws = await server.next_connection()
             await peer.next_event("open")
             start = trio.current_time()
@@ -410,7 +304,7 @@ async def test_server_closes(code: int, reason: str) -> None:
 @pytest.mark.parametrize(("code", "reason"), CLOSE_CASES)
 async def test_websockets_client_closes(code: int, reason: str) -> None:
     with trio.fail_after(PROCESS_TIMEOUT):
-        async with trio_ws_server() as server, run_peer("client", uri=server.uri) as peer:
+        async with trio_ws_server() as server, run_peer("client", uri=server.uri()) as peer:
             _, ws = await server.next_connection()
             start = trio.current_time()
             await ws.send_message(command("close", code=code, reason=reason))
@@ -427,7 +321,7 @@ async def test_websockets_client_closes(code: int, reason: str) -> None:
 
 async def test_server_shutdown_sends_going_away() -> None:
     with trio.fail_after(PROCESS_TIMEOUT):
-        async with trio_ws_server() as server, run_peer("client", uri=server.uri) as peer:
+        async with trio_ws_server() as server, run_peer("client", uri=server.uri()) as peer:
             _, ws = await server.next_connection()
             await exchange(ws, peer, "before shutdown")
             took = await server.shutdown()
@@ -456,7 +350,7 @@ async def test_server_subprotocol_negotiated(
 
     with trio.fail_after(PROCESS_TIMEOUT):
         async with trio_ws_server(choose) as server, run_peer(
-            "client", uri=server.uri, subprotocols=["chat.v1", "chat.v2"]
+            "client", uri=server.uri(), subprotocols=["chat.v1", "chat.v2"]
         ) as peer:
             _, ws = await server.next_connection()
             opened = await peer.next_event("open")
@@ -475,7 +369,7 @@ async def test_server_compression_negotiation(
     with trio.fail_after(PROCESS_TIMEOUT):
         async with (
             trio_ws_server(compression=server_compression) as server,
-            run_peer("client", uri=server.uri, compression=client_compression) as peer,
+            run_peer("client", uri=server.uri(), compression=client_compression) as peer,
         ):
             request, ws = await server.next_connection()
             opened = await peer.next_event("open")

@@ -21,11 +21,14 @@ from typing import Any
 
 import pytest
 import trio
-from interop_helpers import (
+from support.interop import (
     BIG_LIMIT,
+    SHUTDOWN_GRACE,
     TIMEOUT,
     CountingProxy,
     MiB,
+    big_binary,
+    big_text,
     compressible_payload,
     counting_proxy,
     extension_names,
@@ -61,10 +64,6 @@ CLOSE_CASES = [
 #: websockets options used everywhere: no automatic keepalive pings, so the
 #: tests control every control frame; a short closing timeout.
 WS_DEFAULTS: dict[str, Any] = {"ping_interval": None, "close_timeout": 5}
-
-#: A server with a peer that answers at once must shut down well within this
-#: (trio_ws' disconnect_timeout default is 10 s).
-SHUTDOWN_GRACE = 2.0
 
 
 @dataclass
@@ -226,17 +225,6 @@ async def peer_close_exception(peer: Any) -> WsConnectionClosed:
     with pytest.raises(WsConnectionClosed) as exc_info:
         await peer.recv()
     return exc_info.value
-
-
-@functools.cache
-def big_binary() -> bytes:
-    return random.Random(6455).randbytes(MiB)
-
-
-@functools.cache
-def big_text() -> str:
-    rng = random.Random(7692)
-    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz \u00e9\u2603") for _ in range(MiB // 2))
 
 
 # --------------------------------------------------------------------------

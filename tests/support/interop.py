@@ -1,21 +1,33 @@
-"""Shared helpers for the trio_ws <-> websockets interop tests (no fixtures)."""
+"""Helpers of the interop suites (tests/interop: the websockets library and Node's ws as peers).
+
+The peers run as child processes that report what they saw as JSON lines
+(:class:`PeerProcess`); a trio_ws server hands each connection it accepts to
+the test (:func:`trio_ws_server`); messages are compared by type, length and
+SHA-256 on both sides (:func:`exchange`).
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+import math
+import random
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import trio
 
+import trio_ws
+
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
-PEER_SCRIPT = Path(__file__).with_name("websockets_asyncio_peer.py")
+PEER_SCRIPT = Path(__file__).resolve().parents[1] / "interop" / "websockets_asyncio_peer.py"
 
 #: Upper bound for one in-process test, in seconds.
 TIMEOUT = 5
@@ -25,6 +37,9 @@ PROCESS_TIMEOUT = 10
 MiB = 2**20
 #: Message size limit used when exchanging 1 MiB messages (room for framing).
 BIG_LIMIT = 2 * MiB
+#: A trio_ws server whose peers answer at once must stop well within this
+#: (its disconnect_timeout default is 10 s).
+SHUTDOWN_GRACE = 2.0
 
 
 @contextmanager
@@ -181,3 +196,117 @@ async def counting_proxy(target_port: int) -> AsyncIterator[CountingProxy]:
             yield proxy
         finally:
             nursery.cancel_scope.cancel()
+
+
+# --------------------------------------------------------------------------
+# Messages
+# --------------------------------------------------------------------------
+
+
+def command(op: str, **fields: Any) -> str:
+    """A text message the peer scripts read as a command, not as data to echo."""
+    return "!" + json.dumps({"op": op, **fields})
+
+
+def describe(message: str | bytes) -> tuple[str, int, str]:
+    raw = message.encode() if isinstance(message, str) else message
+    kind = "text" if isinstance(message, str) else "binary"
+    return kind, len(raw), hashlib.sha256(raw).hexdigest()
+
+
+def observed(event: dict[str, Any]) -> tuple[str, int, str]:
+    return event["type"], event["length"], event["sha256"]
+
+
+@functools.cache
+def big_binary() -> bytes:
+    return random.Random(6455).randbytes(MiB)
+
+
+@functools.cache
+def big_text() -> str:
+    rng = random.Random(7692)
+    alphabet = "abcdefghijklmnopqrstuvwxyz \u00e9\u2603"
+    return "".join(rng.choice(alphabet) for _ in range(MiB // 2))
+
+
+async def exchange(ws: trio_ws.WebSocketConnection, peer: PeerProcess, message: str | bytes, **kwargs: Any) -> None:
+    """Send ``message``, check the peer saw it intact and echoed it back."""
+    await ws.send_message(message, **kwargs)
+    event = await peer.next_event("message")
+    assert observed(event) == describe(message)
+    echoed = await ws.get_message()
+    assert type(echoed) is type(message)
+    assert echoed == message
+
+
+# --------------------------------------------------------------------------
+# trio_ws on either side
+# --------------------------------------------------------------------------
+
+
+def client(port: int, **options: Any) -> Any:
+    """``open_websocket`` to the peer's server on 127.0.0.1 (an async context manager)."""
+    return trio_ws.open_websocket("127.0.0.1", port, "/interop", use_ssl=False, **options)
+
+
+class TrioWsServer:
+    def __init__(
+        self, port: int, accepted: trio.MemoryReceiveChannel[Any], scope: trio.CancelScope, stopped: trio.Event
+    ) -> None:
+        self.port = port
+        self.accepted = accepted
+        self.scope = scope
+        self.stopped = stopped
+
+    def uri(self, port: int | None = None) -> str:
+        """The server's URI (or, with ``port``, the same path through a proxy listening there)."""
+        return f"ws://127.0.0.1:{port or self.port}/interop"
+
+    async def next_connection(self) -> tuple[trio_ws.WebSocketRequest, trio_ws.WebSocketConnection]:
+        return await self.accepted.receive()
+
+    async def shutdown(self) -> float:
+        """Cancel the server; seconds it took to stop (inf: not within the grace)."""
+        start = trio.current_time()
+        self.scope.cancel()
+        with trio.move_on_after(SHUTDOWN_GRACE):
+            await self.stopped.wait()
+        return trio.current_time() - start if self.stopped.is_set() else math.inf
+
+
+@asynccontextmanager
+async def trio_ws_server(
+    choose_subprotocol: Callable[[trio_ws.WebSocketRequest], str | None] = lambda request: None,
+    **options: Any,
+) -> AsyncIterator[TrioWsServer]:
+    """trio_ws server whose handler hands each accepted connection to the test.
+
+    The handler keeps its connection open until the test is over (or the
+    server is shut down with ``TrioWsServer.shutdown``).
+    """
+    send, receive = trio.open_memory_channel[Any](8)
+    finished = trio.Event()
+    stopped = trio.Event()
+    scope = trio.CancelScope()
+
+    async def handler(request: trio_ws.WebSocketRequest) -> None:
+        ws = await request.accept(subprotocol=choose_subprotocol(request))
+        await send.send((request, ws))
+        await finished.wait()
+
+    async def run(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            with scope:
+                await trio_ws.serve_websocket(handler, "127.0.0.1", 0, None, task_status=task_status, **options)
+        finally:
+            stopped.set()
+
+    with single_exceptions():
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(run)
+            try:
+                yield TrioWsServer(server.port, receive, scope, stopped)
+            finally:
+                finished.set()
+                nursery.cancel_scope.cancel()
