@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -390,6 +391,39 @@ class WebsocketsAsyncio(Contender):
             yield _WebsocketsConnection(ws)
 
 
+#: The contender of ``bench_core.py --baseline DIR``: trio_ws from another
+#: checkout, imported under this module name (see :func:`enable_baseline`).
+BASELINE_MODULE = "trio_ws_baseline"
+BASELINE = TrioWebsocketApi("trio_ws-baseline", BASELINE_MODULE, "trio_ws (baseline)", extended=True)
+#: The environment variable that tells a server process where the baseline is.
+BASELINE_ENV = "TRIO_WS_BENCH_BASELINE"
+
+
+def enable_baseline(directory: str) -> None:
+    """Make ``directory``'s ``trio_ws`` package importable as ``trio_ws_baseline``.
+
+    The package only uses relative imports among its modules, so the same
+    files load under a second name next to the project's ``trio_ws``: one
+    process can run both (the benchmark's client side does). A directory
+    holding a symbolic link named ``trio_ws_baseline`` to the package goes on
+    ``sys.path``.
+    """
+    package = Path(directory).resolve() / "trio_ws"
+    if not (package / "__init__.py").is_file():
+        raise SystemExit(f"--baseline {directory}: no trio_ws package there")
+    import hashlib
+    import tempfile
+
+    tag = hashlib.sha1(str(package).encode()).hexdigest()[:12]
+    link_dir = Path(tempfile.gettempdir()) / f"trio_ws_bench_baseline_{tag}"
+    link_dir.mkdir(exist_ok=True)
+    link = link_dir / BASELINE_MODULE
+    if not link.is_symlink():
+        link.symlink_to(package, target_is_directory=True)
+    if str(link_dir) not in sys.path:
+        sys.path.insert(0, str(link_dir))
+
+
 #: Every contender, in table order.
 CONTENDERS: dict[str, Contender] = {
     contender.name: contender
@@ -401,3 +435,8 @@ CONTENDERS: dict[str, Contender] = {
         WebsocketsAsyncio(),
     )
 }
+
+if os.environ.get(BASELINE_ENV):
+    # A server process of a run with --baseline: the driver passed the directory.
+    enable_baseline(os.environ[BASELINE_ENV])
+    CONTENDERS[BASELINE.name] = BASELINE

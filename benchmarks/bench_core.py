@@ -33,12 +33,14 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from bench_contenders import CONTENDERS, Compression, Connection, Contender
+from bench_contenders import BASELINE, BASELINE_ENV, CONTENDERS, Compression, Connection, Contender, enable_baseline
 from bench_server import raise_fd_limit
 from machine import cpu_model
 
 SERVER_SCRIPT = Path(__file__).resolve().parent / "bench_server.py"
 SMALL_SIZE = 32
+#: Clients that open their connections at the same time in ``handshake_concurrent``.
+CONCURRENT_CLIENTS = 100
 BULK_SIZE = 1024 * 1024
 #: Connections opened (and closed) before the idle-memory baseline is read.
 MEMORY_WARMUP_CONNECTIONS = 5
@@ -67,6 +69,7 @@ METRICS: dict[str, Metric] = {
         Metric("pipelined", "Pipelined msg/s (32 B)", "messages/s"),
         Metric("bulk", "1 MiB echo MB/s", "MB/s"),
         Metric("handshake", "Handshakes/s", "open+close/s"),
+        Metric("handshake_concurrent", "Handshakes/s (100 at once)", "open+close/s"),
         Metric("idle_memory", "Idle KiB/conn", "KiB/connection", False),
         Metric("idle_memory_deflate", "Idle KiB/conn (deflate)", "KiB/connection", False),
     )
@@ -78,6 +81,7 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
     "pipelined": ("pipelined",),
     "bulk": ("bulk",),
     "handshake": ("handshake",),
+    "handshake_concurrent": ("handshake_concurrent",),
     "memory": ("idle_memory", "idle_memory_deflate"),
 }
 
@@ -296,6 +300,29 @@ async def run_handshake(contender: Contender, port: int, duration: float, _n: in
             return Run(count, now - start)
 
 
+async def run_handshake_concurrent(contender: Contender, port: int, duration: float, _n: int) -> Run:
+    """Scenario 5: 100 clients open and close a connection at once, repeatedly.
+
+    One batch is 100 concurrent tasks that each open a connection and close
+    it; the next batch starts when the whole batch has finished.
+    """
+
+    async def one_client() -> None:
+        async with contender.connect(port, None):
+            pass
+
+    clients = [one_client] * CONCURRENT_CLIENTS
+    count = 0
+    start = time.perf_counter()
+    deadline = start + duration
+    while True:
+        await contender.runtime.gather(*clients)
+        count += CONCURRENT_CLIENTS
+        now = time.perf_counter()
+        if now >= deadline:
+            return Run(count, now - start)
+
+
 RunFunction = Callable[[Contender, int, float, int], Awaitable[Run]]
 
 #: Echo scenarios: the run function and how a Run becomes the metric value.
@@ -304,6 +331,7 @@ ECHO_SCENARIOS: dict[str, tuple[RunFunction, Callable[[Run], float]]] = {
     "pipelined": (run_pipelined, lambda run: run.count / run.elapsed),
     "bulk": (run_bulk, lambda run: run.count * BULK_SIZE / 1e6 / run.elapsed),
     "handshake": (run_handshake, lambda run: run.count / run.elapsed),
+    "handshake_concurrent": (run_handshake_concurrent, lambda run: run.count / run.elapsed),
 }
 
 
@@ -321,7 +349,7 @@ async def _settled_rss(server: ServerProcess, contender: Contender) -> int:
 
 
 async def run_idle_memory(contender: Contender, server: ServerProcess, compression: Compression, n: int) -> float:
-    """Scenario 5: server RSS growth per idle connection, in KiB."""
+    """Scenario 6: server RSS growth per idle connection, in KiB."""
     payload = os.urandom(SMALL_SIZE)
     # Warm up the server's code paths (lazy imports, first allocations).
     for _ in range(MEMORY_WARMUP_CONNECTIONS):
@@ -392,6 +420,20 @@ def note(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def cpu_seconds(pid: str) -> float:
+    """CPU time a process has run so far, in seconds (``/proc/PID/schedstat``).
+
+    Unlike the throughput figures, the CPU time per operation hardly changes
+    when other work shares the machine, so it tells a change in the code from
+    a change in the load.
+    """
+    try:
+        with open(f"/proc/{pid}/schedstat", encoding="ascii") as stat:
+            return int(stat.read().split()[0]) / 1e9
+    except OSError:
+        return 0.0
+
+
 def _measure(contender: Contender, settings: Settings, fn: Callable[[], Awaitable[Any]]) -> Any:
     gc.collect()
     return contender.runtime.run(fn, settings.timeout)
@@ -414,6 +456,7 @@ def run_echo_scenario(metric: str, contenders: list[Contender], settings: Settin
     run_fn, to_value = ECHO_SCENARIOS[metric]
     with ExitStack() as servers:
         ports: dict[str, int] = {}
+        server_pids: dict[str, str] = {}
         for contender in contenders:
             try:
                 server = servers.enter_context(ServerProcess(contender, None, settings.server_cpu))
@@ -421,6 +464,7 @@ def run_echo_scenario(metric: str, contenders: list[Contender], settings: Settin
                 results.error(metric, contender.name, None, exc)
             else:
                 ports[contender.name] = server.port
+                server_pids[contender.name] = str(server.pid)
 
         work: dict[str, int] = {}
         for contender in contenders:
@@ -441,6 +485,7 @@ def run_echo_scenario(metric: str, contenders: list[Contender], settings: Settin
             line = []
             for contender in list(active):
                 port, n = ports[contender.name], work[contender.name]
+                cpu_before = (cpu_seconds("self"), cpu_seconds(server_pids[contender.name]))
                 try:
                     run = _measure(
                         contender,
@@ -451,8 +496,19 @@ def run_echo_scenario(metric: str, contenders: list[Contender], settings: Settin
                     results.error(metric, contender.name, rep, exc)
                     active.remove(contender)
                     continue
+                cpu_client = cpu_seconds("self") - cpu_before[0]
+                cpu_server = cpu_seconds(server_pids[contender.name]) - cpu_before[1]
                 value = to_value(run)
-                results.add(metric, contender.name, rep, value, count=run.count, elapsed=run.elapsed)
+                results.add(
+                    metric,
+                    contender.name,
+                    rep,
+                    value,
+                    count=run.count,
+                    elapsed=run.elapsed,
+                    cpu_client=cpu_client,
+                    cpu_server=cpu_server,
+                )
                 line.append(f"{contender.name} {fmt(value)}")
             note(f"[{metric}] rep {rep + 1}/{settings.reps}: " + " | ".join(line))
 
@@ -538,7 +594,10 @@ def render_markdown(results: Results, metrics: list[str], contenders: list[Conte
     """The Markdown report: medians with ratio rows, then the spread."""
     header = ["Contender"] + [METRICS[m].column for m in metrics]
     rows = [[contender.label] + [_cell(results, m, contender.name) for m in metrics] for contender in contenders]
-    for other in ("trio-websocket", "websockets.trio"):
+    others = ["trio-websocket", "websockets.trio"]
+    if any(contender.name == BASELINE.name for contender in contenders):
+        others.append(BASELINE.name)
+    for other in others:
         rows.append([f"**trio_ws / {other}**"] + [_ratio(results, m, "trio_ws", other) for m in metrics])
     spread = []
     for contender in contenders:
@@ -548,6 +607,17 @@ def render_markdown(results: Results, metrics: list[str], contenders: list[Conte
             cells.append(f"{fmt(min(values))} - {fmt(max(values))}" if values else "n/a")
         spread.append([contender.label, *cells])
 
+    cpu_rows = []
+    for contender in contenders:
+        cells = []
+        for m in metrics:
+            per_op = [
+                (sample["cpu_client"] + sample["cpu_server"]) / sample["count"] * 1e6
+                for sample in results.samples
+                if sample["metric"] == m and sample["contender"] == contender.name and "cpu_client" in sample
+            ]
+            cells.append(fmt(statistics.median(per_op)) if per_op else "n/a")
+        cpu_rows.append([contender.label, *cells])
     lines = [
         "## Core benchmark",
         "",
@@ -565,6 +635,10 @@ def render_markdown(results: Results, metrics: list[str], contenders: list[Conte
         "Range (min - max over the repetitions):",
         "",
         *_table(header, spread),
+        "",
+        "CPU time per operation, client plus server, in microseconds (median; memory columns n/a):",
+        "",
+        *_table(header, cpu_rows),
     ]
     if results.skipped:
         lines += ["", "Skipped: " + "; ".join(f"{k}: {v}" for k, v in results.skipped.items())]
@@ -625,6 +699,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, metavar="FILE.md", help="also write the table here")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write raw results as JSON")
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also run trio_ws from DIR/trio_ws (another checkout) as the contender trio_ws-baseline",
+    )
+    parser.add_argument(
         "--pin",
         action="store_true",
         help="pin the client and the server processes to two different CPUs",
@@ -667,6 +747,17 @@ def main(argv: list[str] | None = None) -> int:
 def run_benchmark(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the Markdown table."""
     args = parse_args(argv)
+    if args.baseline is not None:
+        # Before the contenders are listed: the baseline runs after trio_ws.
+        enable_baseline(str(args.baseline))
+        os.environ[BASELINE_ENV] = str(args.baseline.resolve())
+        names = list(CONTENDERS)
+        names.insert(names.index("trio_ws") + 1, BASELINE.name)
+        CONTENDERS[BASELINE.name] = BASELINE
+        for name in names:
+            CONTENDERS[name] = CONTENDERS.pop(name)
+        if args.contenders is not None and BASELINE.name not in args.contenders:
+            args.contenders.append(BASELINE.name)
     settings = make_settings(args)
     signal.signal(signal.SIGTERM, _terminate)
     raise_fd_limit()

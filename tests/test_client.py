@@ -161,6 +161,42 @@ async def test_connection_refused_is_handshake_error_from_oserror() -> None:
                 await trio_ws.connect_websocket(nursery, "127.0.0.1", port, "/", use_ssl=False)
 
 
+async def test_refused_address_literal_fails_as_a_refused_host_name() -> None:
+    # An IP address is connected to directly, a host name through
+    # trio.open_tcp_stream: a refusal must read the same either way.
+    port = free_port()
+    messages = []
+    with trio.fail_after(TIMEOUT):
+        for host in ("127.0.0.1", "localhost"):
+            async with trio.open_nursery() as nursery:
+                with pytest.raises(OSError) as info:
+                    await trio_ws.connect_websocket(nursery, host, port, "/", use_ssl=False, proxy=None)
+            messages.append(str(info.value).replace(host, "HOST"))
+            with pytest.raises(trio_ws.HandshakeError, match="Connection refused"):
+                async with trio_ws.open_websocket(host, port, "/", use_ssl=False, proxy=None):
+                    pytest.fail("connected to a closed port")  # pragma: no cover
+    assert messages == [f"all attempts to connect to HOST:{port} failed"] * 2
+
+
+async def test_ipv6_address_literal(nursery: trio.Nursery) -> None:
+    async def echo(request: trio_ws.WebSocketRequest) -> None:
+        ws = await request.accept()
+        await ws.send_message(await ws.get_message())
+
+    with trio.fail_after(TIMEOUT):
+        try:
+            server = await nursery.start(partial(trio_ws.serve_websocket, echo, "::1", 0, None))
+        except OSError as err:  # pragma: no cover - a host without IPv6 loopback
+            pytest.skip(f"no IPv6 loopback: {err}")
+        async with trio_ws.open_websocket_url(f"ws://[::1]:{server.port}/", proxy=None) as ws:
+            await ws.send_message("over IPv6")
+            assert await ws.get_message() == "over IPv6"
+            assert ws.remote == trio_ws.Endpoint("::1", server.port, False)
+        closed = free_port()
+        with pytest.raises(OSError, match=rf"^all attempts to connect to \[::1\]:{closed} failed$"):
+            await trio_ws.connect_websocket(nursery, "::1", closed, "/", use_ssl=False, proxy=None)
+
+
 async def test_silent_server_raises_connection_timeout() -> None:
     got_request = trio.Event()
 

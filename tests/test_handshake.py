@@ -9,6 +9,8 @@ import h11
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.rawhttp import client_given_answer, extension_header, read_head, read_until_eof
 
 import trio_ws
@@ -188,12 +190,79 @@ def test_parse_request_head_ok() -> None:
         b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\r\n\r\n",
         b"GET / HTTP/1.1\r\n\r\n",  # HTTP/1.1 without Host
+        b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
     ],
 )
 def test_parse_request_head_malformed_is_400(head: bytes) -> None:
     with pytest.raises(HandshakeProblem) as info:
         parse_request_head(head)
     assert info.value.status == 400
+
+
+def h11_reading(head: bytes) -> tuple[bytes, bytes, bytes, list[tuple[bytes, bytes]]] | None:
+    """What h11 makes of a head: (method, target, version, headers), None if it refuses it."""
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=len(head) + 1)
+    conn.receive_data(head)
+    try:
+        event = conn.next_event()
+    except h11.RemoteProtocolError:
+        return None
+    if not isinstance(event, h11.Request):
+        return None
+    return event.method, event.target, event.http_version, list(event.headers)
+
+
+def test_plain_upgrade_head_takes_the_fast_path() -> None:
+    # The fast path must be the one a typical handshake takes, and must read
+    # it exactly as h11 does; its h11 state is made only when needed.
+    head = upgrade_head(extra=["Origin: https://example.com", "X-Empty:", "X-Spaces:  a  b \t"])
+    request = parse_request_head(head)
+    assert request._h11 is None
+    assert (request.method, request.target, request.http_version, request.headers) == h11_reading(head)
+    assert (b"x-empty", b"") in request.headers and (b"x-spaces", b"a  b") in request.headers
+    # A response can still be serialised through h11 (for reject()).
+    data = request.h11_connection.send(h11.Response(status_code=403, headers=[(b"Content-Length", b"0")]))
+    assert data is not None and data.startswith(b"HTTP/1.1 403 ")
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET / HTTP/1.1\nHost: x\n\n",  # bare LF line ends
+        b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",  # obs-fold
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        b"GET / HTTP/1.0\r\n\r\n",  # HTTP/1.0 needs no Host
+        b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n",  # a control byte h11 tolerates
+    ],
+)
+def test_unusual_heads_are_read_by_h11(head: bytes) -> None:
+    request = parse_request_head(head)
+    assert request._h11 is not None  # h11 parsed it
+    assert (request.method, request.target, request.http_version, request.headers) == h11_reading(head)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    request_line=st.sampled_from([b"GET / HTTP/1.1", b"GET /a?b=c HTTP/1.0", b"POST /x HTTP/1.1", b"GET  / HTTP/1.1"]),
+    lines=st.lists(
+        st.one_of(
+            st.sampled_from([b"Host: example.com", b"host:x", b"Upgrade: websocket", b"Content-Length: 3"]),
+            st.binary(max_size=20).map(lambda raw: b"X-Field:" + raw),
+            st.binary(max_size=20),
+        ),
+        max_size=6,
+    ),
+    line_end=st.sampled_from([b"\r\n", b"\n"]),
+)
+def test_fast_path_agrees_with_h11(request_line: bytes, lines: list[bytes], line_end: bytes) -> None:
+    head = line_end.join([request_line, *lines]) + line_end + line_end
+    expected = h11_reading(head)
+    try:
+        request = parse_request_head(head)
+    except HandshakeProblem as problem:
+        assert expected is None, problem
+        return
+    assert expected == (request.method, request.target, request.http_version, request.headers)
 
 
 # -- check_upgrade_request --------------------------------------------------------

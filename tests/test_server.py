@@ -999,3 +999,55 @@ async def test_server_shutdown_while_the_handler_runs_its_own_nursery_closes_wit
     assert ws.closed is not None
     assert (ws.closed.code, ws.closed.reason) == (1001, "server shutting down")
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+# -- the 101 response ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("subprotocol", "compression", "extra_headers"),
+    [
+        (None, None, None),
+        ("chat", "deflate", None),
+        ("chat", "deflate", [("X-Server", "trio_ws"), (b"Set-Cookie", b"a=1")]),
+    ],
+)
+async def test_accept_response_is_what_h11_writes(
+    subprotocol: str | None, compression: str | None, extra_headers: list[tuple[Any, Any]] | None
+) -> None:
+    # The 101 response is serialised directly when only our own headers are
+    # in it (h11 validates the application's): the bytes must not differ.
+    import h11
+
+    from trio_ws.handshake import accept_key
+
+    async def handler(request: WebSocketRequest) -> None:
+        await request.accept(subprotocol=subprotocol, extra_headers=extra_headers)
+
+    offer = ["Sec-WebSocket-Protocol: chat, other", "Sec-WebSocket-Extensions: permessage-deflate"]
+    head = b""
+    with trio.fail_after(TIMEOUT):
+        async with serving(handler, compression=compression) as server:
+            stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+            async with stream:
+                await stream.send_all(upgrade_request(extra=offer))
+                while b"\r\n\r\n" not in head:
+                    head += await stream.receive_some(65536)
+    head = head[: head.index(b"\r\n\r\n") + 4]
+    expected_headers = [(name, value) for name, value in extra_headers or []]
+    expected_headers += [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Accept", accept_key(KEY.encode())),
+    ]
+    if subprotocol is not None:
+        expected_headers.append(("Sec-WebSocket-Protocol", subprotocol))
+    if compression is not None:
+        # The negotiated parameters are compression's business: take them as sent.
+        (answer,) = [line for line in head.split(b"\r\n") if line.startswith(b"Sec-WebSocket-Extensions: ")]
+        assert answer.startswith(b"Sec-WebSocket-Extensions: permessage-deflate")
+        expected_headers.append(("Sec-WebSocket-Extensions", answer.partition(b": ")[2].decode()))
+    h11_server = h11.Connection(h11.SERVER)
+    h11_server.receive_data(upgrade_request(extra=offer))
+    assert isinstance(h11_server.next_event(), h11.Request)
+    assert head == h11_server.send(h11.InformationalResponse(status_code=101, headers=expected_headers))

@@ -9,6 +9,7 @@ never wrapped in an ExceptionGroup.
 
 from __future__ import annotations
 
+import socket as stdlib_socket
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -98,12 +99,49 @@ def _ssl_context(use_ssl: bool | ssl.SSLContext) -> ssl.SSLContext | None:
     raise TypeError(f"`use_ssl` argument must be bool or ssl.SSLContext, not {use_ssl!r}")
 
 
+def _ip_family(host: str) -> int | None:
+    """The address family of an IPv4 or IPv6 address literal, None for a host name."""
+    for family in (stdlib_socket.AF_INET, stdlib_socket.AF_INET6):
+        try:
+            stdlib_socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        return family
+    return None
+
+
+async def _open_tcp(host: str, port: int) -> trio.SocketStream:
+    """Open a TCP connection; an IP address is connected to directly.
+
+    A host name goes through :func:`trio.open_tcp_stream` (name lookup and
+    happy eyeballs over its addresses). An address literal has one target and
+    needs no lookup, so the socket connects itself: that saves the nursery,
+    the task and the cancel scopes ``open_tcp_stream`` spends per connection.
+    A failure raises the same ``OSError`` (same message, the attempt's error
+    as its cause).
+    """
+    family = _ip_family(host)
+    if family is None:
+        return await trio.open_tcp_stream(host, port)
+    sock = trio.socket.socket(family, stdlib_socket.SOCK_STREAM)
+    try:
+        await sock.connect((host, port))
+    except OSError as err:
+        sock.close()
+        shown = f"[{host}]" if family == stdlib_socket.AF_INET6 else host
+        raise OSError(f"all attempts to connect to {shown}:{port} failed") from err
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
+
+
 async def _open_transport(
     host: str, port: int, ssl_context: ssl.SSLContext | None, proxy: ProxyURL | None = None
 ) -> trio.abc.Stream:
     stream: trio.abc.Stream
     if proxy is None:
-        stream = await trio.open_tcp_stream(host, port)
+        stream = await _open_tcp(host, port)
     else:
         stream = await open_proxy_stream(proxy, host, port, max_response=_MAX_REJECTION_BODY)
     if ssl_context is None:

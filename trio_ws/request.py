@@ -184,11 +184,18 @@ class WebSocketRequest:
             headers.append((b"Sec-WebSocket-Protocol", subprotocol.encode("ascii")))
         if extension_header is not None:
             headers.append((b"Sec-WebSocket-Extensions", extension_header))
-        try:
-            data = self._parsed.h11_connection.send(h11.InformationalResponse(status_code=101, headers=headers))
-        except h11.LocalProtocolError as err:
-            await trio.aclose_forcefully(self._stream)
-            raise ValueError(f"invalid response header: {err}") from err
+        if extra_headers:
+            # The application's headers need h11's validation.
+            try:
+                data = self._parsed.h11_connection.send(h11.InformationalResponse(status_code=101, headers=headers))
+            except h11.LocalProtocolError as err:
+                await trio.aclose_forcefully(self._stream)
+                raise ValueError(f"invalid response header: {err}") from err
+        else:
+            # Only our own headers, valid by construction (the subprotocol is
+            # one the client's own, h11-checked header offered): serialise
+            # them directly, byte for byte what h11 writes.
+            data = _switching_protocols(headers)
         try:
             assert data is not None
             await self._stream.send_all(data)
@@ -263,6 +270,11 @@ class WebSocketRequest:
         headers = [(_encode(name), _encode(value)) for name, value in extra_headers or []]
         await send_response(self._stream, self._parsed.h11_connection, status_code, headers, body)
         self._logger.debug("rejected %s with %d", self.path, status_code)
+
+
+def _switching_protocols(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A 101 response head, as h11 serialises it (status line without a reason phrase)."""
+    return b"HTTP/1.1 101 \r\n" + b"".join(b"%s: %s\r\n" % pair for pair in headers) + b"\r\n"
 
 
 async def send_response(
