@@ -16,10 +16,8 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ from typing import Any
 import pytest
 import trio
 import trustme
-from support.processes import Output
+from support.processes import Finished, Output, cli_command, stop
 
 import trio_ws
 from trio_ws import ConnectionClosed, WebSocketRequest
@@ -40,15 +38,6 @@ Handler = Callable[[WebSocketRequest], Awaitable[None]]
 
 
 # -- helpers -----------------------------------------------------------------
-
-
-@dataclass
-class Result:
-    """What a finished CLI process left behind."""
-
-    returncode: int
-    stdout: str
-    stderr: str
 
 
 async def echo_handler(request: WebSocketRequest) -> None:
@@ -67,26 +56,14 @@ async def serving(handler: Handler, ssl_context: ssl.SSLContext | None = None, *
         nursery.cancel_scope.cancel()
 
 
-async def _stop(process: trio.Process) -> None:
-    """Kill ``process`` (ours) if it still runs, and reap it."""
-    with trio.CancelScope(shield=True):
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
-
-
-def _cli_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "trio_ws", *args]
-
-
-async def run_cli(*args: str, stdin: bytes = b"", keep_stdin_open: bool = False) -> Result:
+async def run_cli(*args: str, stdin: bytes = b"", keep_stdin_open: bool = False) -> Finished:
     """Run the CLI with ``stdin`` piped in, until it exits.
 
     stdin is closed after the data (EOF), or with ``keep_stdin_open`` only once
     the process has exited (so only the server can end the session).
     """
     process = await trio.lowlevel.open_process(
-        _cli_command(*args), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
+        cli_command(*args), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
     )
     assert process.stdin is not None and process.stdout is not None and process.stderr is not None
     out, err = Output(), Output()
@@ -100,12 +77,12 @@ async def run_cli(*args: str, stdin: bytes = b"", keep_stdin_open: bool = False)
             await process.wait()
             await process.stdin.aclose()
     finally:
-        await _stop(process)
+        await stop(process)
     assert process.returncode is not None
-    return Result(process.returncode, out.text, err.text)
+    return Finished(process.returncode, out.text, err.text)
 
 
-def assert_one_line_error(result: Result, code: int, text: str) -> None:
+def assert_one_line_error(result: Finished, code: int, text: str) -> None:
     assert result.returncode == code, result
     assert "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1, result.stderr
@@ -289,7 +266,7 @@ async def test_sigint_closes_with_1000_and_exits_130() -> None:
     with trio.fail_after(TIMEOUT):
         async with serving(handler) as url:
             process = await trio.lowlevel.open_process(
-                _cli_command("connect", url),
+                cli_command("connect", url),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -307,7 +284,7 @@ async def test_sigint_closes_with_1000_and_exits_130() -> None:
                     await process.wait()
                     await process.stdin.aclose()
             finally:
-                await _stop(process)
+                await stop(process)
     assert process.returncode == 130
     assert err.text == ""
     assert codes == [1000]
@@ -343,7 +320,7 @@ async def test_second_sigint_stops_waiting_for_the_closing_handshake() -> None:
             listeners = await nursery.start(partial(trio.serve_tcp, deaf, 0, host="127.0.0.1"))
             port = listeners[0].socket.getsockname()[1]
             process = await trio.lowlevel.open_process(
-                _cli_command("connect", f"ws://127.0.0.1:{port}/"),
+                cli_command("connect", f"ws://127.0.0.1:{port}/"),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -363,7 +340,7 @@ async def test_second_sigint_stops_waiting_for_the_closing_handshake() -> None:
                     await process.wait()
                     await process.stdin.aclose()
             finally:
-                await _stop(process)
+                await stop(process)
             nursery.cancel_scope.cancel()
     assert process.returncode == 130
     assert err.text == ""
@@ -375,7 +352,7 @@ async def test_typed_lines_are_repeated_when_stdout_is_not_the_terminal() -> Non
         with trio.fail_after(TIMEOUT):
             async with serving(echo_handler) as url:
                 process = await trio.lowlevel.open_process(
-                    _cli_command("connect", url),
+                    cli_command("connect", url),
                     stdin=slave,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
@@ -393,7 +370,7 @@ async def test_typed_lines_are_repeated_when_stdout_is_not_the_terminal() -> Non
                         os.write(master, b"\x04")  # Ctrl-D: end of input
                         await process.wait()
                 finally:
-                    await _stop(process)
+                    await stop(process)
     finally:
         os.close(master)
         os.close(slave)
@@ -422,7 +399,7 @@ async def test_typed_line_is_shown_once_at_a_terminal() -> None:
         with trio.fail_after(TIMEOUT):
             async with serving(echo_handler) as url:
                 process = await trio.lowlevel.open_process(
-                    _cli_command("connect", url), stdin=slave, stdout=slave, stderr=subprocess.PIPE, cwd=ROOT
+                    cli_command("connect", url), stdin=slave, stdout=slave, stderr=subprocess.PIPE, cwd=ROOT
                 )
                 assert process.stderr is not None
                 err = Output()
@@ -437,7 +414,7 @@ async def test_typed_line_is_shown_once_at_a_terminal() -> None:
                         await process.wait()
                         nursery.cancel_scope.cancel()
                 finally:
-                    await _stop(process)
+                    await stop(process)
     finally:
         await reader.aclose()
         os.close(master)
@@ -578,7 +555,7 @@ async def test_tls_success(tls: tuple[ssl.SSLContext, Path], trust: str) -> None
 async def test_serve_echo_until_sigint() -> None:
     with trio.fail_after(TIMEOUT):
         process = await trio.lowlevel.open_process(
-            _cli_command("serve", "echo", "--host", "127.0.0.1", "--port", "0"),
+            cli_command("serve", "echo", "--host", "127.0.0.1", "--port", "0"),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -608,7 +585,7 @@ async def test_serve_echo_until_sigint() -> None:
                     assert closed.value.reason.code == 1001
                 await process.wait()
         finally:
-            await _stop(process)
+            await stop(process)
     assert process.returncode == 0
     assert "Traceback" not in err.text
 
@@ -621,7 +598,7 @@ async def test_serve_tls(tmp_path: Path) -> None:
     ca.configure_trust(client_ctx)
     with trio.fail_after(TIMEOUT):
         process = await trio.lowlevel.open_process(
-            _cli_command("serve", "echo", "--port", "0", "--tls", str(pem), str(pem)),
+            cli_command("serve", "echo", "--port", "0", "--tls", str(pem), str(pem)),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -642,7 +619,7 @@ async def test_serve_tls(tmp_path: Path) -> None:
                 process.send_signal(signal.SIGINT)
                 await process.wait()
         finally:
-            await _stop(process)
+            await stop(process)
     assert process.returncode == 0
     assert "Traceback" not in err.text
 

@@ -14,7 +14,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,7 +24,7 @@ import pytest
 import trio
 import trustme
 from support.envelopes import RawEvents
-from support.processes import Output
+from support.processes import Output, cli_command, stop
 
 from trio_ws import open_websocket_url
 
@@ -60,23 +59,11 @@ class Server:
         assert "Traceback" not in self.err.text, self.err.text
 
 
-def _cli_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "trio_ws", *args]
-
-
-async def _stop(process: trio.Process) -> None:
-    """Kill ``process`` (ours) if it still runs, and reap it."""
-    with trio.CancelScope(shield=True):
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
-
-
 @asynccontextmanager
 async def serve(*args: str, lines: int = 1) -> AsyncIterator[Server]:
     """Run ``python -m trio_ws serve ARGS``; yield once it printed ``lines`` lines."""
     process = await trio.lowlevel.open_process(
-        _cli_command("serve", *args),
+        cli_command("serve", *args),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -93,9 +80,9 @@ async def serve(*args: str, lines: int = 1) -> AsyncIterator[Server]:
             except AssertionError as failure:
                 raise AssertionError(f"{failure}; stderr: {err.text}") from None
             yield Server(process, out, err, printed)
-            await _stop(process)
+            await stop(process)
     finally:
-        await _stop(process)
+        await stop(process)
 
 
 @asynccontextmanager
@@ -244,7 +231,7 @@ async def redis_server(tmp_path: Path) -> AsyncIterator[str]:
             await trio.sleep(0.05)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        await _stop(process)
+        await stop(process)
 
 
 async def test_serve_chat_processes_share_rooms_through_redis(tmp_path: Path) -> None:
@@ -295,7 +282,7 @@ async def test_serve_broadcast_processes_share_ticks_and_messages_through_redis(
 
 async def _run_cli(*args: str) -> subprocess.CompletedProcess[bytes]:
     return await trio.run_process(
-        _cli_command(*args), stdin=b"", capture_stdout=True, capture_stderr=True, check=False, cwd=ROOT
+        cli_command(*args), stdin=b"", capture_stdout=True, capture_stderr=True, check=False, cwd=ROOT
     )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import ssl
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 import trio
 import trustme
+from support.processes import cli_command
 from support.proxies import RunningProxy, dante, free_port, microsocks, tinyproxy
 
 import trio_ws
@@ -334,7 +334,7 @@ async def test_connect_forever_goes_through_the_proxy(tmp_path: Path) -> None:
 async def _cli_connect(*args: str) -> subprocess.CompletedProcess[bytes]:
     with trio.fail_after(TIMEOUT):
         return await trio.run_process(
-            [sys.executable, "-m", "trio_ws", "connect", "--idle", "1", *args],
+            cli_command("connect", "--idle", "1", *args),
             stdin=b"through the proxy\n",
             capture_stdout=True,
             capture_stderr=True,

@@ -1,9 +1,11 @@
-"""Collect what a child process writes to a pipe; stop a process with Ctrl-C (CLI and example tests)."""
+"""Child processes of the CLI and example tests: collect what they write, stop them (Ctrl-C or kill)."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
+import sys
+from dataclasses import dataclass
 
 import trio
 
@@ -48,21 +50,31 @@ class Output:
         return self.data.decode(errors="replace")
 
 
-class Interrupted:
-    """What a process stopped with Ctrl-C left behind."""
+@dataclass
+class Finished:
+    """What a finished process left behind."""
 
-    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
-        self.returncode = returncode
-        self.stdout = stdout
-        self.stderr = stderr
+    returncode: int
+    stdout: str
+    stderr: str
 
-    def __repr__(self) -> str:
-        return f"Interrupted(returncode={self.returncode}, stdout={self.stdout!r}, stderr={self.stderr!r})"
+
+def cli_command(*args: str) -> list[str]:
+    """The command that runs trio_ws's CLI (``python -m trio_ws``) with ``args``."""
+    return [sys.executable, "-m", "trio_ws", *args]
+
+
+async def stop(process: trio.Process) -> None:
+    """Kill ``process`` (one the test started) if it still runs, and reap it; safe in a cancelled scope."""
+    with trio.CancelScope(shield=True):
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
 
 
 async def interrupt_when_ready(
     command: list[str], ready: bytes, *, cwd: str | None = None, ready_on_stderr: bool = False
-) -> Interrupted:
+) -> Finished:
     """Start ``command``, wait until it prints ``ready``, send it SIGINT, wait for it to exit.
 
     The process is started and, if it outlives the test, killed by its own
@@ -85,9 +97,6 @@ async def interrupt_when_ready(
             process.send_signal(signal.SIGINT)
             await process.wait()
     finally:
-        with trio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.kill()
-            await process.wait()
+        await stop(process)
     assert process.returncode is not None
-    return Interrupted(process.returncode, out.text, err.text)
+    return Finished(process.returncode, out.text, err.text)
