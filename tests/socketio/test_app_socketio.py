@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 from support.node_ws import NodeWs
+from support.sio import PEER_TIMEOUT, SIO_APP_CLIENT, SIO_CLIENT, open_raw, run_node, run_python_peer
 
 from trio_ws import ConnectionClosed, ConnectionRejected, WebSocketServer, open_websocket_url
 from trio_ws.app import App, EventConnection, EventError, Namespace
@@ -21,11 +19,6 @@ from trio_ws.app.client import EventClient
 from trio_ws.hub import Hub
 from trio_ws.socketio import EngineConfig, Handshake, decode_packet
 
-NODE_TIMEOUT = 30
-HERE = Path(__file__).parent
-SERVER_SCRIPT_CLIENT = HERE / "sio_client.cjs"
-APP_SCRIPT = HERE / "sio_app_client.cjs"
-PYTHON_PEER = HERE / "python_sio_peer.py"
 QUIET = {"reconnect": False}
 
 
@@ -41,25 +34,6 @@ async def serving(app: App) -> AsyncIterator[WebSocketServer]:
         server = await nursery.start(partial(app.serve, "127.0.0.1", 0))
         yield server
         nursery.cancel_scope.cancel()
-
-
-def parse_records(stdout: bytes) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stdout.decode().splitlines() if line.strip()]
-
-
-async def run_node(node: NodeWs, script: Path, url: str, scenario: str) -> list[dict[str, Any]]:
-    with trio.fail_after(NODE_TIMEOUT):
-        result = await trio.run_process(
-            [node.node, str(script), url, scenario],
-            env=node.env,
-            stdin=subprocess.DEVNULL,
-            capture_stdout=True,
-            capture_stderr=True,
-            check=False,
-        )
-    records = parse_records(result.stdout)
-    assert result.returncode == 0, (records, result.stderr.decode(errors="replace"))
-    return records
 
 
 # The scenario the standalone server's tests use, served by App handlers ------------------------
@@ -131,23 +105,14 @@ async def check_full_scenario(records: list[dict[str, Any]], seen: dict[str, Any
 async def test_official_client_auth_events_acks_and_binary_both_ways(node_socketio: NodeWs) -> None:
     app, seen, disconnected = full_scenario_app()
     async with serving(app) as server:
-        records = await run_node(node_socketio, SERVER_SCRIPT_CLIENT, f"http://127.0.0.1:{server.port}/", "full")
+        records = await run_node(node_socketio, SIO_CLIENT, f"http://127.0.0.1:{server.port}/", "full")
         await check_full_scenario(records, seen, disconnected)
 
 
 async def test_python_socketio_client_auth_events_acks_and_binary_both_ways(python_socketio: None) -> None:
     app, seen, disconnected = full_scenario_app()
     async with serving(app) as server:
-        with trio.fail_after(NODE_TIMEOUT):
-            result = await trio.run_process(
-                [sys.executable, str(PYTHON_PEER), f"http://127.0.0.1:{server.port}"],
-                stdin=subprocess.DEVNULL,
-                capture_stdout=True,
-                capture_stderr=True,
-                check=False,
-            )
-        records = parse_records(result.stdout)
-        assert result.returncode == 0, (records, result.stderr.decode(errors="replace"))
+        records = await run_python_peer(server.port)
         await check_full_scenario(records, seen, disconnected)
 
 
@@ -167,7 +132,7 @@ async def test_official_client_namespaces_refused_connect_and_unknown_namespace(
 
     app.add_namespace(Chat)
     async with serving(app) as server:
-        records = await run_node(node_socketio, SERVER_SCRIPT_CLIENT, f"http://127.0.0.1:{server.port}/", "namespaces")
+        records = await run_node(node_socketio, SIO_CLIENT, f"http://127.0.0.1:{server.port}/", "namespaces")
     assert sorted(records, key=lambda r: r["event"]) == [
         {"event": "chat-where", "answer": ["/chat"], "same_manager": True},
         {"event": "refused", "message": "Not authorized", "data": {"type": "Unauthorized"}},
@@ -200,10 +165,11 @@ async def test_a_room_holds_a_socketio_client_and_an_event_client(node_socketio:
         node_records: list[dict[str, Any]] = []
 
         async def node() -> None:
-            node_records.extend(await run_node(node_socketio, APP_SCRIPT, f"http://127.0.0.1:{server.port}/", "room"))
+            url = f"http://127.0.0.1:{server.port}/"
+            node_records.extend(await run_node(node_socketio, SIO_APP_CLIENT, url, "room"))
 
         nursery.start_soon(node)
-        with trio.fail_after(NODE_TIMEOUT):
+        with trio.fail_after(PEER_TIMEOUT):
             await joined["socketio"].wait()
         client = EventClient(f"ws://127.0.0.1:{server.port}/ws", **QUIET)
 
@@ -259,7 +225,7 @@ async def test_server_calls_acl_and_errors_answer_a_socketio_client(node_socketi
 
     app.add_namespace(Main)
     async with serving(app) as server:
-        records = await run_node(node_socketio, APP_SCRIPT, f"http://127.0.0.1:{server.port}/", "calls")
+        records = await run_node(node_socketio, SIO_APP_CLIENT, f"http://127.0.0.1:{server.port}/", "calls")
     assert records == [
         {"event": "ask-ack", "answer": [["WHY?", 42]]},
         {
@@ -283,7 +249,7 @@ async def test_disconnect_from_the_server_stops_the_official_client_reconnecting
         gone.set()
 
     async with serving(app) as server:
-        records = await run_node(node_socketio, APP_SCRIPT, f"http://127.0.0.1:{server.port}/", "kicked")
+        records = await run_node(node_socketio, SIO_APP_CLIENT, f"http://127.0.0.1:{server.port}/", "kicked")
         with trio.fail_after(5):
             await gone.wait()
     assert records == [{"event": "disconnect", "reason": "io server disconnect", "active": False}]
@@ -327,7 +293,7 @@ async def test_raw_frames_bad_requests_get_engineio_errors() -> None:
     async with serving(app) as server:
         for query, code in (("EIO=3&transport=websocket", 5), ("EIO=4&transport=carrier-pigeon", 0)):
             with pytest.raises(ConnectionRejected) as caught:
-                async with open_websocket_url(f"ws://127.0.0.1:{server.port}/socket.io/?{query}"):
+                async with open_raw(server.port, query):
                     pass  # pragma: no cover - refused
             assert caught.value.status_code == 400
             assert json.loads(caught.value.body)["code"] == code

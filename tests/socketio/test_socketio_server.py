@@ -4,38 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 from support.node_ws import NodeWs
+from support.sio import SIO_CLIENT, open_raw, run_node, run_python_peer
 
 from trio_ws import ConnectionClosed, ConnectionRejected, WebSocketServer, open_websocket_url, serve_websocket
 from trio_ws.socketio import EngineConfig, Handshake, SessionClosed, decode_packet
 from trio_ws.socketio.server import ConnectRefused, EngineRequestError, Socket, SocketIOServer, check_request
-
-NODE_TIMEOUT = 30
-SCRIPT = Path(__file__).with_name("sio_client.cjs")
-PYTHON_PEER = Path(__file__).with_name("python_sio_peer.py")
-
-
-async def run_node(node: NodeWs, url: str, scenario: str) -> list[dict[str, Any]]:
-    with trio.fail_after(NODE_TIMEOUT):
-        result = await trio.run_process(
-            [node.node, str(SCRIPT), url, scenario],
-            env=node.env,
-            stdin=subprocess.DEVNULL,
-            capture_stdout=True,
-            capture_stderr=True,
-            check=False,
-        )
-    records = [json.loads(line) for line in result.stdout.decode().splitlines() if line.strip()]
-    assert result.returncode == 0, (records, result.stderr.decode(errors="replace"))
-    return records
 
 
 @pytest.fixture
@@ -113,7 +92,7 @@ async def test_official_client_events_acks_and_binary_both_ways(
 ) -> None:
     sio, server = served
     seen, disconnected = serve_full_scenario(sio)
-    records = await run_node(node_socketio, f"http://127.0.0.1:{server.port}/", "full")
+    records = await run_node(node_socketio, SIO_CLIENT, f"http://127.0.0.1:{server.port}/", "full")
     # socket.disconnect() sends DISCONNECT for the namespace before closing.
     await check_full_scenario(records, seen, disconnected, "client namespace disconnect")
 
@@ -123,16 +102,7 @@ async def test_python_socketio_client_events_acks_and_binary_both_ways(
 ) -> None:
     sio, server = served
     seen, disconnected = serve_full_scenario(sio)
-    with trio.fail_after(NODE_TIMEOUT):
-        result = await trio.run_process(
-            [sys.executable, str(PYTHON_PEER), f"http://127.0.0.1:{server.port}"],
-            stdin=subprocess.DEVNULL,
-            capture_stdout=True,
-            capture_stderr=True,
-            check=False,
-        )
-    records = [json.loads(line) for line in result.stdout.decode().splitlines() if line.strip()]
-    assert result.returncode == 0, (records, result.stderr.decode(errors="replace"))
+    records = await run_python_peer(server.port)
     # python-socketio's disconnect() closes the WebSocket without a DISCONNECT packet reaching us.
     await check_full_scenario(records, seen, disconnected, "transport close")
 
@@ -151,7 +121,7 @@ async def test_official_client_namespaces_refusal_and_unknown_namespace(
     async def where(socket: Socket) -> str:
         return socket.namespace
 
-    records = await run_node(node_socketio, f"http://127.0.0.1:{server.port}/", "namespaces")
+    records = await run_node(node_socketio, SIO_CLIENT, f"http://127.0.0.1:{server.port}/", "namespaces")
     assert sorted(records, key=lambda r: r["event"]) == [
         {"event": "chat-where", "answer": ["/chat"], "same_manager": True},
         {"event": "refused", "message": "Not authorized", "data": {"hint": "send a token"}},
@@ -162,10 +132,6 @@ async def test_official_client_namespaces_refusal_and_unknown_namespace(
 # Raw frames: what the protocol test suites send --------------------------------------------
 
 
-async def open_raw(server: WebSocketServer, query: str = "EIO=4&transport=websocket") -> Any:
-    return open_websocket_url(f"ws://127.0.0.1:{server.port}/socket.io/?{query}")
-
-
 async def test_raw_handshake_ping_pong_and_events(served: tuple[SocketIOServer, WebSocketServer]) -> None:
     sio, server = served
 
@@ -174,7 +140,7 @@ async def test_raw_handshake_ping_pong_and_events(served: tuple[SocketIOServer, 
         return args
 
     with trio.fail_after(10):
-        async with await open_raw(server) as ws:
+        async with open_raw(server.port) as ws:
             handshake = Handshake.from_packet(decode_packet(await ws.get_message()))
             assert (handshake.upgrades, handshake.ping_interval, handshake.ping_timeout) == ((), 0.5, 2.0)
             assert handshake.max_payload == 1_000_000
@@ -228,7 +194,7 @@ async def test_raw_bad_input_closes_the_session(
         calls.append(socket)
 
     with trio.fail_after(10):
-        async with await open_raw(server) as ws:
+        async with open_raw(server.port) as ws:
             await ws.get_message()  # open packet
             for frame in frames:
                 await ws.send_message(frame)
@@ -248,7 +214,7 @@ async def test_client_close_packet_ends_the_session(served: tuple[SocketIOServer
         reasons.append(reason)
 
     with trio.fail_after(10):
-        async with await open_raw(server) as ws:
+        async with open_raw(server.port) as ws:
             await ws.get_message()
             await ws.send_message("40")
             await ws.get_message()
@@ -262,7 +228,7 @@ async def test_missing_connect_within_connect_timeout_closes(nursery: trio.Nurse
     sio = SocketIOServer(connect_timeout=0.2)
     server = await nursery.start(serve_websocket, sio, "127.0.0.1", 0, None)
     with trio.fail_after(10):
-        async with await open_raw(server) as ws:
+        async with open_raw(server.port) as ws:
             await ws.get_message()
             messages, reason = await messages_until_closed(ws)
     assert messages == ["1"]  # the Engine.IO close packet
@@ -273,7 +239,7 @@ async def test_missing_pong_ends_the_session(nursery: trio.Nursery) -> None:
     sio = SocketIOServer(config=EngineConfig(ping_interval=0.1, ping_timeout=0.2))
     server = await nursery.start(serve_websocket, sio, "127.0.0.1", 0, None)
     with trio.fail_after(10):
-        async with await open_raw(server) as ws:
+        async with open_raw(server.port) as ws:
             await ws.get_message()
             await ws.send_message("40")
             await ws.get_message()
@@ -286,7 +252,7 @@ async def test_message_over_max_payload_closes(nursery: trio.Nursery) -> None:
     sio = SocketIOServer(config=EngineConfig(max_payload=100))
     server = await nursery.start(serve_websocket, sio, "127.0.0.1", 0, None)
     with trio.fail_after(10):
-        async with await open_raw(server) as ws:
+        async with open_raw(server.port) as ws:
             await ws.get_message()
             await ws.send_message("40")
             await ws.get_message()
@@ -311,7 +277,7 @@ async def test_bad_query_is_answered_with_400_and_the_engineio_error(
 ) -> None:
     _, server = served
     with trio.fail_after(10), pytest.raises(ConnectionRejected) as info:
-        async with await open_raw(server, query):
+        async with open_raw(server.port, query):
             pass
     assert info.value.status_code == 400
     assert json.loads(info.value.body or b"") == {"code": code, "message": message}
@@ -376,7 +342,7 @@ async def test_server_call_timeout_disconnect_and_errors(
         reasons.append(reason)
 
     with trio.fail_after(10):
-        async with await open_raw(server) as ws:
+        async with open_raw(server.port) as ws:
             await ws.get_message()
             await ws.send_message("40")
             await ws.get_message()
@@ -417,7 +383,7 @@ async def test_call_ends_with_session_closed_when_the_client_leaves(
             done.set()
 
     with trio.fail_after(10):
-        async with await open_raw(server) as ws:
+        async with open_raw(server.port) as ws:
             await ws.get_message()
             await ws.send_message("40")
             await ws.get_message()
@@ -438,7 +404,7 @@ async def test_connect_handler_crash_is_logged_and_refused(
         raise KeyError("oops")
 
     with trio.fail_after(10):
-        async with await open_raw(server) as ws:
+        async with open_raw(server.port) as ws:
             await ws.get_message()
             await ws.send_message("40")
             assert await ws.get_message() == '44{"message":"Internal error"}'
@@ -452,7 +418,7 @@ async def test_connect_handler_crash_is_logged_and_refused(
 async def test_client_connect_error_packet_is_invalid(served: tuple[SocketIOServer, WebSocketServer]) -> None:
     _, server = served
     with trio.fail_after(10):
-        async with await open_raw(server) as ws:
+        async with open_raw(server.port) as ws:
             await ws.get_message()
             await ws.send_message('44{"message":"x"}')
             messages, reason = await messages_until_closed(ws)
@@ -481,7 +447,7 @@ async def test_server_shutdown_closes_with_1001_so_clients_reconnect(nursery: tr
 
     server = await nursery.start(run_server)
     with trio.fail_after(10):
-        async with await open_raw(server) as ws:
+        async with open_raw(server.port) as ws:
             await ws.get_message()
             await ws.send_message("40")
             await ws.get_message()
@@ -507,7 +473,7 @@ async def test_dropped_websocket_is_a_transport_close(
         raise ValueError("disconnect handler bug")
 
     with trio.fail_after(10):
-        async with await open_raw(server) as ws:
+        async with open_raw(server.port) as ws:
             await ws.get_message()
             await ws.send_message("40/chat,")
             assert (await ws.get_message()).startswith('40/chat,{"sid":"')
@@ -542,7 +508,7 @@ async def test_cancelled_emit_is_still_sent_and_concurrent_calls_get_their_own_a
         finished.set()
 
     with trio.fail_after(10):
-        async with await open_raw(server) as ws:
+        async with open_raw(server.port) as ws:
             await ws.get_message()
             await ws.send_message("40")
             await ws.get_message()
@@ -595,7 +561,7 @@ async def test_client_that_stops_reading_is_closed_at_max_buffered(nursery: trio
 
     server = await nursery.start(serve_websocket, sio, "127.0.0.1", 0, None)
     with trio.fail_after(20):
-        async with await open_raw(server) as ws:
+        async with open_raw(server.port) as ws:
             await ws.get_message()
             await ws.send_message("40")
             await ws.get_message()
@@ -618,7 +584,7 @@ async def test_connect_timeout_closes_a_client_refused_everywhere(nursery: trio.
 
     server = await nursery.start(serve_websocket, sio, "127.0.0.1", 0, None)
     with trio.fail_after(10):
-        async with await open_raw(server) as ws:
+        async with open_raw(server.port) as ws:
             await ws.get_message()
             await ws.send_message("40")
             messages, reason = await messages_until_closed(ws)
@@ -635,7 +601,7 @@ async def test_connect_timeout_spares_a_connected_client(nursery: trio.Nursery) 
 
     server = await nursery.start(serve_websocket, sio, "127.0.0.1", 0, None)
     with trio.fail_after(10):
-        async with await open_raw(server) as ws:
+        async with open_raw(server.port) as ws:
             await ws.get_message()
             await ws.send_message("40")
             await ws.get_message()
@@ -661,7 +627,7 @@ async def test_reserved_and_non_string_event_names_are_refused(served: tuple[Soc
         done.set()
 
     with trio.fail_after(10):
-        async with await open_raw(server) as ws:
+        async with open_raw(server.port) as ws:
             await ws.get_message()
             await ws.send_message("40")
             await ws.get_message()

@@ -8,6 +8,8 @@
 - :mod:`support.envelopes`: a client of the event envelope, in plain JSON.
 - :mod:`support.interop`: the interop suites' peer processes, trio_ws server
   and message checks (websockets and Node's ws).
+- :mod:`support.sio`: the Socket.IO peers (Node's official client,
+  python-socketio's client) and raw Engine.IO connections.
 - :mod:`support.node_ws`: Node with the ``ws`` package, and its fixtures.
 - :mod:`support.proxies`: the HTTP and SOCKS proxies the proxy tests start.
 - :mod:`support.processes`: child processes' output, and stopping them with Ctrl-C.
