@@ -7,8 +7,6 @@ through ``main()``. Every subprocess is started and stopped by its handle.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import platform
@@ -26,6 +24,7 @@ import pytest
 import trio
 import trustme
 from support.processes import Finished, Output, cli_command, stop
+from support.rawhttp import read_head, switching_protocols
 
 import trio_ws
 from trio_ws import ConnectionClosed, WebSocketRequest
@@ -295,19 +294,7 @@ async def test_second_sigint_stops_waiting_for_the_closing_handshake() -> None:
     message_seen, close_frame_seen = trio.Event(), trio.Event()
 
     async def deaf(stream: trio.SocketStream) -> None:
-        request = b""
-        while b"\r\n\r\n" not in request:
-            request += await stream.receive_some()
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in request.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key:")
-        )
-        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-        await stream.send_all(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-        )
+        await stream.send_all(switching_protocols(await read_head(stream)))
         while data := await stream.receive_some():
             if data[0] & 0x0F == 0x1:  # a text frame: the session runs
                 message_seen.set()

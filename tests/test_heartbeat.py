@@ -1,22 +1,19 @@
 """Tests of trio_ws.heartbeat: the keepalive loop an application runs itself.
 
-A trio_ws client talks to either a trio_ws server or a *raw* server (a few
-lines of frame code below, independent of trio_ws) over in-memory streams;
+A trio_ws client talks to either a trio_ws server or a *raw* server
+(tests/support/rawframes.py, independent of trio_ws) over in-memory streams;
 time is Trio's autojump clock, so "100 seconds" take milliseconds.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
-import struct
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 import trio
 import trio.testing
+from support.rawframes import Frame, RawPeer
 
 import trio_ws
 from trio_ws import ConnectionClosed, ConnectionClosedError, WebSocketConnection, heartbeat
@@ -25,81 +22,13 @@ TEST_TIMEOUT = 300  # virtual seconds
 PROMPT = 1.0
 NO_KEEPALIVE: dict[str, Any] = {"ping_interval": None}
 OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
-class Frame(NamedTuple):
-    opcode: int
-    payload: bytes
-
-    @property
-    def close_code(self) -> int | None:
-        return struct.unpack("!H", self.payload[:2])[0] if len(self.payload) >= 2 else None
-
-
-class RawServer:
-    """The server end of a connection, speaking bytes (server frames are unmasked)."""
-
-    def __init__(self, stream: trio.abc.Stream) -> None:
-        self.stream = stream
-        self.buffer = bytearray()
-
-    async def _need(self, n: int) -> bool:
-        while len(self.buffer) < n:
-            data = await self.stream.receive_some(2**16)
-            if not data:
-                return False
-            self.buffer += data
-        return True
-
-    async def handshake(self) -> None:
-        while b"\r\n\r\n" not in self.buffer:
-            assert await self._need(len(self.buffer) + 1)
-        end = self.buffer.index(b"\r\n\r\n") + 4
-        head = bytes(self.buffer[:end])
-        del self.buffer[:end]
-        match = re.search(rb"(?im)^sec-websocket-key:[ \t]*(\S+)", head)
-        assert match is not None
-        accept = base64.b64encode(hashlib.sha1(match.group(1) + _GUID).digest())
-        await self.stream.send_all(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-        )
-
-    async def read_frame(self) -> Frame | None:
-        """The next client frame, unmasked; None at EOF."""
-        if not await self._need(2):
-            return None
-        b0, b1 = self.buffer[0], self.buffer[1]
-        n, pos = b1 & 0x7F, 2
-        if n == 126:
-            if not await self._need(4):
-                return None
-            (n,) = struct.unpack("!H", self.buffer[2:4])
-            pos = 4
-        elif n == 127:
-            if not await self._need(10):
-                return None
-            (n,) = struct.unpack("!Q", self.buffer[2:10])
-            pos = 10
-        assert b1 & 0x80, "client frames are masked"
-        if not await self._need(pos + 4 + n):
-            return None
-        key = self.buffer[pos : pos + 4]
-        payload = bytes(b ^ key[i % 4] for i, b in enumerate(self.buffer[pos + 4 : pos + 4 + n]))
-        del self.buffer[: pos + 4 + n]
-        return Frame(b0 & 0x0F, payload)
-
-    async def send_frame(self, opcode: int, payload: bytes = b"") -> None:
-        assert len(payload) < 126
-        await self.stream.send_all(bytes([0x80 | opcode, len(payload)]) + payload)
-
-
-async def client_with_raw_server(nursery: trio.Nursery, **options: Any) -> tuple[WebSocketConnection, RawServer]:
+async def client_with_raw_server(nursery: trio.Nursery, **options: Any) -> tuple[WebSocketConnection, RawPeer]:
     client_stream, server_stream = trio.testing.memory_stream_pair()
-    raw = RawServer(server_stream)
+    raw = RawPeer(server_stream, is_client=False)
     async with trio.open_nursery() as handshake:
-        handshake.start_soon(raw.handshake)
+        handshake.start_soon(raw.server_handshake)
         ws = await trio_ws.wrap_client_stream(nursery, client_stream, "localhost", "/", **options)
     return ws, raw
 
@@ -118,7 +47,7 @@ async def open_pair(nursery: trio.Nursery, **options: Any) -> tuple[WebSocketCon
     return result["client"], result["server"]
 
 
-async def record_frames(raw: RawServer, frames: list[Frame], *, answer_pings: bool) -> None:
+async def record_frames(raw: RawPeer, frames: list[Frame], *, answer_pings: bool) -> None:
     while (frame := await raw.read_frame()) is not None:
         frames.append(frame)
         if frame.opcode == OP_PING and answer_pings:
@@ -351,7 +280,7 @@ async def test_cancelling_heartbeat_leaves_connection_usable(
         assert await ws.get_message() == "still open"
         await ws.send_message("yes")
         frame = await raw.read_frame()
-        assert frame == Frame(OP_TEXT, b"yes")
+        assert frame == Frame(True, False, OP_TEXT, b"yes")
 
 
 async def test_heartbeat_never_raises_connection_closed(
