@@ -66,14 +66,19 @@ def test_the_test_command_runs_the_tests_marked_slow() -> None:
     assert any(marker.startswith("slow:") for marker in options["markers"])
     assert "-m" not in options["addopts"].split()  # no marker expression by default
 
-    # The marked tests: the 10,000-member hub test, the benchmark report module, the docs build.
+    # The marked tests: the 10,000-member hub test, the benchmark report module, the docs build,
+    # the run of trio-websocket's own suite.
     import test_benchmark_report
     import test_docs_build
     import test_hub
+    import test_trio_websocket_suite
 
     for marked in (
         test_hub.test_ten_thousand_members_in_one_room_each_get_the_message_once,
         test_docs_build.test_docs_build_with_only_the_docs_extra,
+        test_trio_websocket_suite.test_suite_collects_every_test,
+        test_trio_websocket_suite.test_public_behaviour_tests_pass,
+        test_trio_websocket_suite.test_deviations_still_deviate,
     ):
         assert [mark.name for mark in marked.pytestmark] == ["slow"]
     assert test_benchmark_report.pytestmark.name == "slow"

@@ -129,6 +129,7 @@ def test_shim_is_trio_ws() -> None:
     subprocess.run([sys.executable, "-c", probe], env=env, check=True, timeout=60)
 
 
+@pytest.mark.slow
 def test_suite_collects_every_test(suite_run: tuple[dict[str, str], str]) -> None:
     outcomes, _ = suite_run
     assert set(PRIVATE).isdisjoint(outcomes), "deselected tests ran"
@@ -136,6 +137,7 @@ def test_suite_collects_every_test(suite_run: tuple[dict[str, str], str]) -> Non
     assert len(outcomes) + len(PRIVATE) == 64, sorted(outcomes)
 
 
+@pytest.mark.slow
 def test_public_behaviour_tests_pass(suite_run: tuple[dict[str, str], str]) -> None:
     outcomes, output = suite_run
     failing = {name for name, outcome in outcomes.items() if outcome != "passed"}
@@ -143,6 +145,7 @@ def test_public_behaviour_tests_pass(suite_run: tuple[dict[str, str], str]) -> N
     assert not unexpected, f"trio-websocket tests failing against trio_ws: {sorted(unexpected)}\n{output[-6000:]}"
 
 
+@pytest.mark.slow
 def test_deviations_still_deviate(suite_run: tuple[dict[str, str], str]) -> None:
     # A deviation that starts passing is no longer one: drop it from the list
     # and from the migration page.
