@@ -29,6 +29,7 @@ import trio
 import trio.lowlevel
 import trio.testing
 from support import rawframes as rf
+from support.pairs import ws_pair
 from support.rawframes import Frame, RawPeer, build_frame, close_payload, random_mask
 from support.sockets import reset_on_close, tcp_stream_pair
 
@@ -75,19 +76,8 @@ async def open_pair(
 ) -> Pair:
     """A trio_ws client and server connected over memory streams (tasks in ``nursery``)."""
     client_stream, server_stream = streams or trio.testing.memory_stream_pair()
-    result: dict[str, WebSocketConnection] = {}
-
-    async def server_side() -> None:
-        request = await trio_ws.wrap_server_stream(nursery, server_stream, **(server or {}))
-        result["server"] = await request.accept()
-
-    async def client_side() -> None:
-        result["client"] = await trio_ws.wrap_client_stream(nursery, client_stream, "localhost", "/", **(client or {}))
-
-    async with trio.open_nursery() as handshake:
-        handshake.start_soon(server_side)
-        handshake.start_soon(client_side)
-    return Pair(result["client"], result["server"], client_stream, server_stream)
+    ws_client, ws_server = await ws_pair(nursery, client=client, server=server, streams=(client_stream, server_stream))
+    return Pair(ws_client, ws_server, client_stream, server_stream)
 
 
 async def client_with_raw_server(

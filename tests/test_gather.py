@@ -19,12 +19,15 @@ import pytest
 import trio
 import trio.testing
 import trustme
+from support.pairs import ws_pair
 
 import trio_ws
 from trio_ws import ConnectionClosed, PreparedMessage, WebSocketConnection
 from trio_ws.gather import COALESCE_BYTES, MAX_BUFFERS, coalesce, gather_socket, send_frames
 
 TIMEOUT = 10
+#: Options of both ends of a pair: no compression, no keepalive pings.
+NO_EXTRAS: dict[str, object] = {"compression": None, "ping_interval": None}
 SMALL_BUFFER = 65536
 
 
@@ -191,26 +194,6 @@ async def test_frames_arrive_intact_over_memory_streams() -> None:
 # -- send_many on a connection --------------------------------------------------------
 
 
-async def open_pair(
-    nursery: trio.Nursery, client_stream: trio.abc.Stream, server_stream: trio.abc.Stream
-) -> tuple[WebSocketConnection, WebSocketConnection]:
-    """A trio_ws client and server over the given streams: (client, server)."""
-    result: dict[str, WebSocketConnection] = {}
-    options = {"compression": None, "ping_interval": None}
-
-    async def server_side() -> None:
-        request = await trio_ws.wrap_server_stream(nursery, server_stream, **options)
-        result["server"] = await request.accept()
-
-    async def client_side() -> None:
-        result["client"] = await trio_ws.wrap_client_stream(nursery, client_stream, "localhost", "/", **options)
-
-    async with trio.open_nursery() as handshake:
-        handshake.start_soon(server_side)
-        handshake.start_soon(client_side)
-    return result["client"], result["server"]
-
-
 def mixed_batch(count: int) -> list[str | bytes | PreparedMessage]:
     batch: list[str | bytes | PreparedMessage] = []
     for i in range(count):
@@ -238,7 +221,8 @@ async def test_send_many_delivers_every_message_in_order(transport: str) -> None
                 client_stream, server_stream = tls_stream_pair()
             else:
                 client_stream, server_stream = trio.testing.memory_stream_pair()
-            client, server = await open_pair(nursery, client_stream, server_stream)
+            streams = (client_stream, server_stream)
+            client, server = await ws_pair(nursery, client=NO_EXTRAS, server=NO_EXTRAS, streams=streams)
             nursery.start_soon(server.send_many, batch)
             received = [await client.get_message() for _ in batch]
             assert received == expected_data(batch)

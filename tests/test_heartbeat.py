@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from support.pairs import ws_pair
 from support.rawframes import Frame, RawPeer
 
 import trio_ws
@@ -31,20 +32,6 @@ async def client_with_raw_server(nursery: trio.Nursery, **options: Any) -> tuple
         handshake.start_soon(raw.server_handshake)
         ws = await trio_ws.wrap_client_stream(nursery, client_stream, "localhost", "/", **options)
     return ws, raw
-
-
-async def open_pair(nursery: trio.Nursery, **options: Any) -> tuple[WebSocketConnection, WebSocketConnection]:
-    client_stream, server_stream = trio.testing.memory_stream_pair()
-    result: dict[str, WebSocketConnection] = {}
-
-    async def server_side() -> None:
-        request = await trio_ws.wrap_server_stream(nursery, server_stream, **options)
-        result["server"] = await request.accept()
-
-    async with trio.open_nursery() as handshake:
-        handshake.start_soon(server_side)
-        result["client"] = await trio_ws.wrap_client_stream(nursery, client_stream, "localhost", "/", **options)
-    return result["client"], result["server"]
 
 
 async def record_frames(raw: RawPeer, frames: list[Frame], *, answer_pings: bool) -> None:
@@ -73,7 +60,7 @@ async def test_heartbeat_argument_validation(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, kwargs: dict[str, Any]
 ) -> None:
     with trio.fail_after(TEST_TIMEOUT):
-        client, server = await open_pair(nursery, **NO_KEEPALIVE)
+        client, server = await ws_pair(nursery, client=NO_KEEPALIVE, server=NO_KEEPALIVE)
         start = trio.current_time()
         with pytest.raises(ValueError):
             await heartbeat(client, **kwargs)
@@ -139,7 +126,7 @@ async def test_ping_heartbeat_between_trio_ws_peers(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
     with trio.fail_after(TEST_TIMEOUT):
-        client, server = await open_pair(nursery, **NO_KEEPALIVE)
+        client, server = await ws_pair(nursery, client=NO_KEEPALIVE, server=NO_KEEPALIVE)
         assert client.latency is None
         nursery.start_soon(partial(heartbeat, client, interval=1, timeout=1))
         nursery.start_soon(partial(heartbeat, server, interval=1.5, timeout=1))
@@ -201,7 +188,7 @@ async def test_pong_heartbeat_is_ignored_by_trio_ws_peer(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
     with trio.fail_after(TEST_TIMEOUT):
-        client, server = await open_pair(nursery, **NO_KEEPALIVE)
+        client, server = await ws_pair(nursery, client=NO_KEEPALIVE, server=NO_KEEPALIVE)
         nursery.start_soon(partial(heartbeat, client, interval=1, mode="pong"))
         await trio.sleep(20)
         await client.send_message("first message")
@@ -215,7 +202,7 @@ async def test_heartbeat_returns_when_connection_closes(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, mode: str
 ) -> None:
     with trio.fail_after(TEST_TIMEOUT):
-        client, server = await open_pair(nursery, **NO_KEEPALIVE)
+        client, server = await ws_pair(nursery, client=NO_KEEPALIVE, server=NO_KEEPALIVE)
         done = trio.Event()
 
         async def run() -> None:
@@ -256,7 +243,7 @@ async def test_heartbeat_on_closed_connection_returns_at_once(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
     with trio.fail_after(TEST_TIMEOUT):
-        client, _server = await open_pair(nursery, **NO_KEEPALIVE)
+        client, _server = await ws_pair(nursery, client=NO_KEEPALIVE, server=NO_KEEPALIVE)
         await client.aclose()
         start = trio.current_time()
         await heartbeat(client, interval=10, timeout=1)
@@ -288,7 +275,7 @@ async def test_heartbeat_never_raises_connection_closed(
 ) -> None:
     """Whatever happens to the connection, heartbeat returns quietly."""
     with trio.fail_after(TEST_TIMEOUT):
-        client, server = await open_pair(nursery, **NO_KEEPALIVE)
+        client, server = await ws_pair(nursery, client=NO_KEEPALIVE, server=NO_KEEPALIVE)
 
         async def run(mode: str) -> None:
             try:

@@ -23,6 +23,7 @@ import pytest
 import trio
 import trio.lowlevel
 import trio.testing
+from support.pairs import ws_pair
 
 import trio_ws
 from trio_ws import (
@@ -57,30 +58,6 @@ async def wait_until(predicate: Callable[[], bool]) -> None:
         await trio.sleep(0.005)
 
 
-async def open_pair(
-    nursery: trio.Nursery,
-    path: str = "/",
-    *,
-    server: dict[str, Any] | None = None,
-    client: dict[str, Any] | None = None,
-) -> tuple[WebSocketConnection, WebSocketConnection]:
-    """A trio_ws client and server connected over memory streams: (client, server)."""
-    client_stream, server_stream = trio.testing.memory_stream_pair()
-    result: dict[str, WebSocketConnection] = {}
-
-    async def server_side() -> None:
-        request = await trio_ws.wrap_server_stream(nursery, server_stream, **(server or {}))
-        result["server"] = await request.accept()
-
-    async def client_side() -> None:
-        result["client"] = await trio_ws.wrap_client_stream(nursery, client_stream, "localhost", path, **(client or {}))
-
-    async with trio.open_nursery() as handshake:
-        handshake.start_soon(server_side)
-        handshake.start_soon(client_side)
-    return result["client"], result["server"]
-
-
 @dataclass
 class Peer:
     """A hub member (server side) and the client connected to it."""
@@ -103,7 +80,7 @@ async def hub_peers(
             async with AsyncExitStack() as stack:
                 peers = []
                 for index in range(count):
-                    client, server = await open_pair(nursery, server={"ping_interval": None})
+                    client, server = await ws_pair(nursery, server={"ping_interval": None})
                     member_id = ids[index] if ids else None
                     member = await stack.enter_async_context(hub.connect(server, member_id=member_id))
                     if room is not None:
@@ -293,7 +270,7 @@ async def test_custom_id_and_data() -> None:
     data = {"name": "Alice", "roles": ["admin"]}
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as nursery:
-            client, server = await open_pair(nursery)
+            client, server = await ws_pair(nursery)
             async with hub.connect(server, member_id="alice", data=data) as member:
                 assert member.id == "alice"
                 assert member.data is data
@@ -311,7 +288,7 @@ async def test_duplicate_member_id_raises_and_leaves_the_first_alone() -> None:
     hub = Hub()
     with trio.fail_after(TIMEOUT):
         async with hub_peers(hub, 1, ids=["bob"], room="r") as [first], trio.open_nursery() as nursery:
-            _, server = await open_pair(nursery)
+            _, server = await ws_pair(nursery)
             with pytest.raises(ValueError, match="already in use"):
                 async with hub.connect(server, member_id="bob"):
                     pytest.fail("the block must not run")
@@ -330,7 +307,7 @@ async def test_connect_reraises_the_block_exception_unchanged_and_cleans_up() ->
 
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as nursery, hub.watch("r") as events:
-            _, server = await open_pair(nursery)
+            _, server = await ws_pair(nursery)
             with pytest.raises(Boom):
                 async with hub.connect(server, member_id="m") as member:
                     await member.join("r")
@@ -350,7 +327,7 @@ async def test_connect_keeps_an_exception_raised_while_the_block_is_cancelled() 
 
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as nursery:
-            _, server = await open_pair(nursery)
+            _, server = await ws_pair(nursery)
             with pytest.raises(Boom), trio.CancelScope() as scope:
                 async with hub.connect(server, member_id="m"):
                     scope.cancel()

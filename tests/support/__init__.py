@@ -5,6 +5,7 @@
 - :mod:`support.rawhttp`: upgrade requests and 101 answers written by hand.
 - :mod:`support.sockets`: Unix socket paths that fit, TCP stream pairs and
   resets, the leaves of an exception group.
+- :mod:`support.pairs`: a trio_ws client and server connected in-process.
 - :mod:`support.envelopes`: a client of the event envelope, in plain JSON.
 - :mod:`support.interop`: the interop suites' peer processes, trio_ws server
   and message checks (websockets and Node's ws).
