@@ -1,7 +1,7 @@
 """Section 4 (ordering) and section 6 (floods): events of one connection in
 arrival order by default; opt-in bounded concurrency with results as they
 complete; ``max_in_flight`` overflow answered with TooManyRequests while other
-connections carry on (in memory)."""
+connections carry on (in memory, on Trio's autojump clock)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def ordering_app(seen: list[int], **options: Any) -> App:
     return app
 
 
-async def test_events_are_handled_in_arrival_order() -> None:
+async def test_events_are_handled_in_arrival_order(autojump_clock: trio.testing.MockClock) -> None:
     seen: list[int] = []
     with trio.fail_after(TIMEOUT):
         # max_in_flight large enough for the whole burst: only ordering is tested here
@@ -106,7 +106,7 @@ def concurrent_app(state: dict[str, Any], **options: Any) -> App:
     return app
 
 
-async def test_default_handles_one_event_at_a_time() -> None:
+async def test_default_handles_one_event_at_a_time(autojump_clock: trio.testing.MockClock) -> None:
     state: dict[str, Any] = {}
     with trio.fail_after(TIMEOUT):
         async with (
@@ -120,7 +120,9 @@ async def test_default_handles_one_event_at_a_time() -> None:
 
 
 @pytest.mark.parametrize("limit", [2, 4])
-async def test_max_concurrency_runs_events_side_by_side_bounded(limit: int) -> None:
+async def test_max_concurrency_runs_events_side_by_side_bounded(
+    limit: int, autojump_clock: trio.testing.MockClock
+) -> None:
     state: dict[str, Any] = {}
     results: list[int] = []
     with trio.fail_after(TIMEOUT):
@@ -140,7 +142,7 @@ async def test_max_concurrency_runs_events_side_by_side_bounded(limit: int) -> N
     assert elapsed < 12 * 0.05  # faster than one at a time
 
 
-async def test_results_are_returned_as_they_complete() -> None:
+async def test_results_are_returned_as_they_complete(autojump_clock: trio.testing.MockClock) -> None:
     state: dict[str, Any] = {}
     completed: list[int] = []
     delays = [0.4, 0.3, 0.2, 0.1]
