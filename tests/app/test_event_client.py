@@ -344,10 +344,15 @@ async def test_a_close_that_is_not_retried_ends_the_client(autojump_clock: trio.
     app, _ = make_app()
     async with serving(app) as server:
         with pytest.raises(ConnectionClosedError) as caught:
-            async with EventClient(url(server), **QUIET) as client:
+            async with EventClient(url(server), disconnect_timeout=30, **QUIET) as client:
                 await client.emit("close_me", 1008)
+                start = trio.current_time()
                 await trio.sleep_forever()
+        # Ending the client cancels the connection's reader while it waits for
+        # the server's EOF; closing must not sit out disconnect_timeout then.
+        elapsed = trio.current_time() - start
     assert caught.value.reason.code == 1008
+    assert elapsed < 1, f"the client took {elapsed} s to end after the server's close"
 
 
 async def test_a_normal_close_by_the_server_leaves_the_client_disconnected(

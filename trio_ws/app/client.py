@@ -396,9 +396,6 @@ class EventClient:
         try:
             while True:
                 await self._read(connection)
-                # Let the connection finish its closing handshake (its reader
-                # replies to the peer's close) before anything is cancelled.
-                await connection.aclose()
                 self._connection_lost(connection)
                 if not self._reconnect:
                     return
