@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -38,6 +38,7 @@ from .endpoint import Endpoint, stream_address
 from .errors import TRANSPORT_ERRORS as _TRANSPORT_ERRORS
 from .errors import ConnectionClosed, MessageTypeError
 from .gather import gather_socket, send_frames
+from .locks import FifoLock
 from .log import ConnectionLogger
 from .options import ConnectionOptions, seconds_or_inf
 from .prepared import PreparedMessage
@@ -49,6 +50,7 @@ from .protocol import (
     ProtocolCore,
     ProtocolFailure,
 )
+from .receive_queue import Message, ReceiveQueue
 from .tls import peer_certificate
 
 if TYPE_CHECKING:
@@ -56,36 +58,12 @@ if TYPE_CHECKING:
 
 __all__ = ["WebSocketConnection", "Message", "CANCELLED_CLOSE_GRACE"]
 
-#: A received message: text as ``str``, binary as ``bytes``.
-Message = str | bytes
 
 #: A close that runs shielded because its owner was cancelled (the end of a
 #: cancelled ``open_websocket`` block, a server shutting down) waits at most
 #: ``disconnect_timeout`` for the peer, or this many seconds when
 #: ``disconnect_timeout`` is None: a shielded wait always has a deadline.
 CANCELLED_CLOSE_GRACE = 2.0
-
-
-class _FifoLock:
-    """A lock whose uncontended acquire does not yield (the caller's next await will)."""
-
-    __slots__ = ("_held", "_lot")
-
-    def __init__(self) -> None:
-        self._held = False
-        self._lot = trio.lowlevel.ParkingLot()
-
-    async def acquire(self) -> None:
-        if self._held or self._lot:
-            await self._lot.park()  # woken with ownership handed over
-        else:
-            self._held = True
-
-    def release(self) -> None:
-        if self._lot:
-            self._lot.unpark()  # ownership passes to the woken task
-        else:
-            self._held = False
 
 
 class _CountingSocket:
@@ -150,18 +128,12 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._handshake_headers = handshake_headers
         self._logger = logger
         self._trailing_data = trailing_data
-        self._queue: deque[MessageChunk] = deque()
-        self._queue_limit = options.message_queue_size
-        self._data_lot = trio.lowlevel.ParkingLot()
-        self._space_lot = trio.lowlevel.ParkingLot()
-        self._receive_lock = _FifoLock()
-        self._write_lock = _FifoLock()
-        self._message_lock = _FifoLock()
-        self._partial_message = False  # a streamed receive stopped mid-message
+        self._queue = ReceiveQueue(options.message_queue_size, self._closed_error)
+        self._write_lock = FifoLock()
+        self._message_lock = FifoLock()
         self._pings: OrderedDict[bytes, _PendingPing] = OrderedDict()
         self._transport_closed = trio.Event()
         self._reader_done = False  # the reader task ended (or was cancelled)
-        self._input_ended = False  # no more messages will be queued
         self._close_progress = trio.lowlevel.ParkingLot()  # woken when the close handshake advances
         self._close_timed_out = False
         self._latency: float | None = None
@@ -265,36 +237,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         returned. Concurrent calls are allowed; they are served in turn, each
         getting whole messages.
         """
-        await trio.lowlevel.checkpoint_if_cancelled()
-        await self._receive_lock.acquire()
-        try:
-            parked = await self._skip_partial_message()
-            chunk, waited = await self._next_chunk()
-            if chunk.final:
-                data = chunk.data
-            else:
-                data = await self._assemble(chunk)
-                waited = True
-            if not (waited or parked):
-                await trio.lowlevel.cancel_shielded_checkpoint()
-            return data
-        finally:
-            self._receive_lock.release()
-
-    async def _assemble(self, first: MessageChunk) -> Message:
-        """Collect the chunks of a fragmented message; on interruption put them back."""
-        taken = [first]
-        try:
-            while not taken[-1].final:
-                chunk, _ = await self._next_chunk()
-                taken.append(chunk)
-        except BaseException:
-            # Cancelled (or closed) half-way: nothing is lost, the next
-            # receive starts again from the message's first chunk.
-            self._queue.extendleft(reversed(taken))
-            raise
-        parts = [chunk.data for chunk in taken]
-        return "".join(parts) if first.is_text else b"".join(parts)  # type: ignore[arg-type]
+        return await self._queue.get_message()
 
     async def wait_closed(self) -> None:
         """Wait until the connection is closed and its transport released.
@@ -318,33 +261,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         Cancelling is safe (a chunk is consumed only when yielded); concurrent
         receives are served in turn per chunk, so run one receiver at a time.
         """
-        return _MessageChunks(self)
-
-    async def _skip_partial_message(self) -> bool:
-        """Discard the rest of a message a streamed receive abandoned."""
-        if not self._partial_message:
-            return False
-        while True:
-            chunk, _ = await self._next_chunk()
-            if chunk.final:
-                self._partial_message = False
-                return True
-
-    async def _next_chunk(self) -> tuple[MessageChunk, bool]:
-        """Pop the next queued chunk; the flag tells whether we had to wait."""
-        waited = False
-        while not self._queue:
-            if self._input_ended:
-                raise self._closed_error()
-            waited = True
-            await self._data_lot.park()
-        chunk = self._queue.popleft()
-        if self._space_lot and not self._queue_full():
-            self._space_lot.unpark_all()
-        return chunk, waited
-
-    def _queue_full(self) -> bool:
-        return self._queue_limit is not None and len(self._queue) > self._queue_limit
+        return self._queue.chunks()
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self
@@ -625,8 +542,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             if core.can_send_close and not self._transport_closed.is_set():
                 frame = core.encode_close(code, reason)
                 self._end_input()
-                if self._space_lot:
-                    self._space_lot.unpark_all()  # the reader must read on to find the peer's close
+                self._queue.wake_reader()  # the reader must read on to find the peer's close
             with trio.move_on_after(self._timeout(self._options.disconnect_timeout)) as scope:
                 if frame is not None:
                     with contextlib.suppress(ConnectionClosed):
@@ -697,14 +613,13 @@ class WebSocketConnection(trio.abc.AsyncResource):
 
     def _end_input(self) -> None:
         """No more messages will arrive: wake receivers and pending pings."""
-        self._input_ended = True
-        self._data_lot.unpark_all()
+        self._queue.end()
         for pending in self._pings.values():
             pending.event.set()
 
     def _wake_all(self) -> None:
         self._close_progress.unpark_all()
-        self._space_lot.unpark_all()
+        self._queue.wake_reader()
         self._end_input()
 
     _timeout = staticmethod(seconds_or_inf)
@@ -738,6 +653,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         """
         core = self._core
         closing = core.closing
+        queue = self._queue
         stream = self._stream
         size = self._options.receive_buffer_size
         data = self._trailing_data
@@ -748,8 +664,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
                 for event in core.receive_data(data):
                     if type(event) is MessageChunk:
                         if closing.accepts_messages:
-                            self._queue.append(event)
-                            self._data_lot.unpark()
+                            queue.put(event)
                         continue
                     # A control frame that arrived behind messages filling the
                     # queue waits its turn, as if it had come in a later read:
@@ -789,8 +704,8 @@ class WebSocketConnection(trio.abc.AsyncResource):
         await self._abort_stream()
 
     async def _wait_for_space(self) -> None:
-        while self._queue_full() and self._core.closing.accepts_messages and not self._transport_closed.is_set():
-            await self._space_lot.park()
+        while self._queue.full and self._core.closing.accepts_messages and not self._transport_closed.is_set():
+            await self._queue.wait_for_room()
 
     async def _act_on(self, event: object) -> None:
         """Act on a non-data event: write what the core says is due next."""
@@ -856,37 +771,6 @@ class WebSocketConnection(trio.abc.AsyncResource):
         reason = self.closed
         state = "open" if reason is None else f"closed {reason.code}"
         return f"<WebSocketConnection #{self.connection_id} {side} {self._path!r} {state}>"
-
-
-class _MessageChunks:
-    """Async iterator over the chunks of one message (see ``receive_stream``)."""
-
-    def __init__(self, connection: WebSocketConnection) -> None:
-        self._connection = connection
-        self._done = False
-        self._started = False
-
-    def __aiter__(self) -> _MessageChunks:
-        return self
-
-    async def __anext__(self) -> Message:
-        if self._done:
-            raise StopAsyncIteration
-        conn = self._connection
-        await trio.lowlevel.checkpoint_if_cancelled()
-        await conn._receive_lock.acquire()
-        try:
-            if not self._started:
-                await conn._skip_partial_message()
-                self._started = True
-            chunk, waited = await conn._next_chunk()
-            conn._partial_message = not chunk.final
-            self._done = chunk.final
-            if not waited:
-                await trio.lowlevel.cancel_shielded_checkpoint()
-            return chunk.data
-        finally:
-            conn._receive_lock.release()
 
 
 async def _aiter_sync(items: Iterable[str] | Iterable[bytes]) -> AsyncIterator[str | bytes]:

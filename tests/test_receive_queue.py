@@ -1,0 +1,108 @@
+"""The receive queue between a connection's reader and its receivers (trio_ws.receive_queue), without sockets."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from trio_ws.close import CloseReason
+from trio_ws.errors import ConnectionClosed, ConnectionClosedOK
+from trio_ws.protocol import MessageChunk
+from trio_ws.receive_queue import ReceiveQueue
+
+
+def closed() -> ConnectionClosed:
+    return ConnectionClosed.for_reason(CloseReason(1000, None))
+
+
+async def test_whole_messages_come_out_in_order() -> None:
+    queue = ReceiveQueue(None, closed)
+    queue.put(MessageChunk("one", True, True))
+    queue.put(MessageChunk(b"two", False, True))
+    assert await queue.get_message() == "one"
+    assert await queue.get_message() == b"two"
+
+
+async def test_a_fragmented_message_is_joined() -> None:
+    queue = ReceiveQueue(None, closed)
+    for part, final in (("a", False), ("b", False), ("c", True)):
+        queue.put(MessageChunk(part, True, final))
+    assert await queue.get_message() == "abc"
+
+
+async def test_a_receive_cancelled_half_way_through_a_message_loses_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    queue = ReceiveQueue(None, closed)
+    queue.put(MessageChunk(b"he", False, False))
+    with trio.move_on_after(1) as scope:  # the rest never comes in time
+        await queue.get_message()
+    assert scope.cancelled_caught
+    queue.put(MessageChunk(b"llo", False, True))
+    assert await queue.get_message() == b"hello"
+
+
+async def test_full_above_the_limit_and_a_receiver_wakes_the_reader() -> None:
+    queue = ReceiveQueue(1, closed)
+    queue.put(MessageChunk("1", True, True))
+    assert not queue.full
+    queue.put(MessageChunk("2", True, True))
+    assert queue.full
+    woken = trio.Event()
+
+    async def reader() -> None:
+        await queue.wait_for_room()
+        woken.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not woken.is_set()
+        assert await queue.get_message() == "1"
+    assert woken.is_set() and not queue.full
+
+
+async def test_wake_reader_releases_a_waiting_reader() -> None:
+    queue = ReceiveQueue(0, closed)
+    queue.put(MessageChunk("x", True, True))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(queue.wait_for_room)
+        await trio.testing.wait_all_tasks_blocked()
+        queue.wake_reader()
+
+
+async def test_after_the_end_receivers_drain_then_get_the_closed_error() -> None:
+    queue = ReceiveQueue(None, closed)
+    queue.put(MessageChunk("last", True, True))
+    queue.end()
+    assert await queue.get_message() == "last"
+    with pytest.raises(ConnectionClosedOK):
+        await queue.get_message()
+
+
+async def test_the_end_wakes_a_waiting_receiver() -> None:
+    queue = ReceiveQueue(None, closed)
+    async with trio.open_nursery() as nursery:
+
+        async def receive() -> None:
+            with pytest.raises(ConnectionClosed):
+                await queue.get_message()
+
+        nursery.start_soon(receive)
+        await trio.testing.wait_all_tasks_blocked()
+        queue.end()
+
+
+async def test_chunks_stream_one_message_and_an_abandoned_rest_is_skipped() -> None:
+    queue = ReceiveQueue(None, closed)
+    queue.put(MessageChunk(b"a", False, False))
+    queue.put(MessageChunk(b"b", False, False))
+    queue.put(MessageChunk(b"c", False, True))
+    queue.put(MessageChunk(b"next", False, True))
+    stream = queue.chunks()
+    assert await stream.__anext__() == b"a"  # then abandoned
+    assert await queue.get_message() == b"next"
+    queue.put(MessageChunk("x", True, False))
+    queue.put(MessageChunk("y", True, True))
+    assert [chunk async for chunk in queue.chunks()] == ["x", "y"]
