@@ -738,6 +738,44 @@ async def test_aclose_waits_at_most_disconnect_timeout(
             await ws.get_message()
 
 
+async def test_fail_sends_a_close_frame_and_drops_tcp_without_waiting(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        ws, raw, _ = await server_with_raw_client(nursery, disconnect_timeout=20, **NO_KEEPALIVE)
+        start = trio.current_time()
+        await ws.fail(4001, "broke the rules")  # the raw client never answers
+        assert trio.current_time() - start < PROMPT
+        frames = await raw.read_frames_until_eof()
+    assert [(frame.opcode, frame.close_code) for frame in frames] == [(OP_CLOSE, 4001)]
+    assert ws.closed == CloseReason(4001, "broke the rules")
+    with pytest.raises(ConnectionClosedError):
+        await ws.get_message()
+    await ws.fail()  # nothing more to send; the first code stays
+    await ws.aclose()
+    assert ws.closed == CloseReason(4001, "broke the rules")
+
+
+async def test_fail_defaults_to_1011(nursery: trio.Nursery) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        pair = await open_pair(nursery, NO_KEEPALIVE, NO_KEEPALIVE)
+        await pair.client.fail()
+        with pytest.raises(ConnectionClosedError) as caught:
+            await pair.server.get_message()
+    assert caught.value.reason.code == 1011
+    assert pair.client.closed == CloseReason(1011, None)
+
+
+@pytest.mark.parametrize("code", [1005, 1006, 999, 5000])
+async def test_fail_with_a_code_that_cannot_be_sent_is_value_error(nursery: trio.Nursery, code: int) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        pair = await open_pair(nursery, NO_KEEPALIVE, NO_KEEPALIVE)
+        with pytest.raises(ValueError, match=f"close code {code}"):
+            await pair.client.fail(code)
+        assert pair.client.closed is None
+        await pair.client.aclose()
+
+
 async def test_aclose_after_the_reader_was_cancelled_waiting_for_eof_returns_at_the_eof(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

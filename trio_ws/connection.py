@@ -29,6 +29,7 @@ import contextlib
 import os
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 import trio
@@ -38,6 +39,7 @@ from .endpoint import Endpoint, stream_address
 from .errors import TRANSPORT_ERRORS as _TRANSPORT_ERRORS
 from .errors import ConnectionClosed, MessageTypeError
 from .gather import gather_socket, send_frames
+from .heartbeat import keep_alive
 from .locks import FifoLock
 from .log import ConnectionLogger
 from .options import ConnectionOptions, seconds_or_inf
@@ -147,7 +149,14 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._started = True
         nursery.start_soon(self._reader_task, name=f"trio_ws reader {self._logger.conn_id}")
         if self._options.ping_interval is not None:
-            nursery.start_soon(self._keepalive_task, name=f"trio_ws keepalive {self._logger.conn_id}")
+            keepalive = partial(
+                keep_alive,
+                self,
+                interval=self._options.ping_interval,
+                timeout=self._options.ping_timeout,
+                reason="keepalive ping timeout",
+            )
+            nursery.start_soon(keepalive, name=f"trio_ws keepalive {self._logger.conn_id}")
 
     # -- properties ----------------------------------------------------------
     @property
@@ -571,6 +580,30 @@ class WebSocketConnection(trio.abc.AsyncResource):
             else:
                 return
 
+    async def fail(self, code: int = INTERNAL_ERROR, reason: str | None = None) -> None:
+        """Fail the connection (RFC 6455 §7.1.7): send a close frame, then drop TCP at once.
+
+        Unlike :meth:`aclose`, this does not wait for the peer's close frame:
+        use it when the peer is not expected to answer (a keepalive ping went
+        unanswered, the peer broke your application's protocol). The close
+        frame gets at most one second (``disconnect_timeout`` when shorter).
+        Nothing is sent when a close frame already went out.
+
+        Args:
+            code: the close code (1011 by default).
+            reason: a short text (truncated to fit the 125-byte frame).
+
+        Raises:
+            ValueError: when ``code`` may not be sent in a close frame.
+
+        Cancelling is safe: the transport is closed either way. Concurrent
+        calls are allowed; the first code is the one :attr:`closed` reports.
+        """
+        if not is_sendable_close_code(code):
+            raise ValueError(f"close code {code} may not be sent in a close frame")
+        self._logger.info("failing the connection: %d %s", code, reason or "")
+        await self._fail(code, reason)
+
     async def _close_shielded(self, code: int, reason: str | None) -> None:
         """Close when the owner was cancelled or is unwinding from an error.
 
@@ -586,7 +619,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
                 await self.aclose(code, reason)
             await self._abort_stream()
 
-    async def _fail(self, code: int, reason: str) -> None:
+    async def _fail(self, code: int, reason: str | None) -> None:
         """Fail the connection (RFC 6455 §7.1.7): send a close frame if we can, then drop TCP."""
         frame = self._core.fail(code, reason)
         if frame is not None and not self._transport_closed.is_set():
@@ -741,26 +774,6 @@ class WebSocketConnection(trio.abc.AsyncResource):
             if key == payload:
                 break
         self._latency = now - pending.sent_at
-
-    async def _keepalive_task(self) -> None:
-        interval = self._options.ping_interval
-        assert interval is not None
-        timeout = self._options.ping_timeout
-        while True:
-            with trio.move_on_after(interval):
-                await self._transport_closed.wait()
-                return
-            if self.closed is not None:
-                return
-            try:
-                with trio.fail_after(self._timeout(timeout)):
-                    await self.ping()
-            except trio.TooSlowError:
-                self._logger.info("keepalive ping timed out after %s s; closing with 1011", timeout)
-                await self._fail(INTERNAL_ERROR, "keepalive ping timeout")
-                return
-            except ConnectionClosed:
-                return
 
     def __str__(self) -> str:
         # trio-websocket's form: the side and the connection id.

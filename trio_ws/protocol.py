@@ -394,7 +394,7 @@ class ProtocolCore:
             return None
         return self.encode_close(*answer)
 
-    def fail(self, code: int, reason: str) -> bytes | None:
+    def fail(self, code: int, reason: str | None) -> bytes | None:
         """Fail the connection (RFC 6455 §7.1.7): the close frame to send, or None.
 
         The I/O layer writes the frame (if any) and then closes the transport
