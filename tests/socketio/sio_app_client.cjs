@@ -62,6 +62,29 @@ if (scenario === "room") {
     setTimeout(() => process.exit(0), 50);
   });
   socket.on("connect", () => socket.emit("kick-me"));
+} else if (scenario === "recover") {
+  // Connection-state recovery: joins "tea", prints every "news" (with the offset the
+  // server appends) and each connect; the server drops the transport once.
+  const socket = io(url, { ...options, reconnection: true, reconnectionDelay: 200, reconnectionDelayMax: 200 });
+  let connects = 0;
+  socket.on("news", (n, offset) => {
+    out({ event: "news", n, offset_is_string: typeof offset === "string" });
+    if (n === 1) socket.emit("got");
+    if (n === "last") finish([socket]);
+  });
+  socket.on("disconnect", (reason) => out({ event: "disconnect", reason }));
+  socket.on("connect", async () => {
+    connects += 1;
+    out({ event: "connect", id: socket.id, recovered: socket.recovered, connects });
+    if (connects === 1) {
+      const answer = await call(socket, "join", "tea");
+      out({ event: "joined", answer });
+    } else {
+      const answer = await call(socket, "whoami");
+      out({ event: "whoami", answer });
+      socket.emit("again");
+    }
+  });
 } else {
   out({ event: "unknown scenario", scenario });
   process.exit(3);

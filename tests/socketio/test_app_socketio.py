@@ -16,7 +16,8 @@ from support.sio import PEER_TIMEOUT, SIO_APP_CLIENT, SIO_CLIENT, open_raw, run_
 from trio_ws import ConnectionClosed, ConnectionRejected, WebSocketServer, open_websocket_url
 from trio_ws.app import App, EventConnection, EventError, Namespace
 from trio_ws.app.client import EventClient
-from trio_ws.hub import Hub
+from trio_ws.app.socketio import SocketIOConnection
+from trio_ws.hub import HistoryPolicy, Hub
 from trio_ws.socketio import EngineConfig, Handshake, decode_packet
 
 QUIET = {"reconnect": False}
@@ -359,3 +360,185 @@ async def test_raw_frames_a_socketio_client_that_does_not_read_meets_the_hubs_ov
                     while True:
                         await ws.get_message()
                 assert closed.value.reason.code == 1008
+
+
+# Connection-state recovery ----------------------------------------------------------------------
+
+
+async def test_official_client_recovers_its_sid_rooms_session_and_missed_events(node_socketio: NodeWs) -> None:
+    app = App()
+    app.enable_socketio(config=EngineConfig(ping_interval=0.5, ping_timeout=2.0), max_disconnection_duration=30)
+    conns: list[EventConnection] = []
+    joined = trio.Event()
+    got_first = trio.Event()
+    gone = trio.Event()
+
+    @app.on("join")
+    async def join(conn: EventConnection, room: str) -> str:
+        await conn.join_room(room)
+        conn.session["name"] = "node"
+        conns.append(conn)
+        joined.set()
+        return "ok"
+
+    @app.on("got")
+    async def got(conn: EventConnection, data: Any) -> None:
+        got_first.set()
+
+    @app.on("whoami")
+    async def whoami(conn: EventConnection, data: Any) -> list[Any]:
+        assert isinstance(conn, SocketIOConnection)
+        return [conn.id, conn.session.get("name"), sorted(conn.rooms()), conn.recovered]
+
+    @app.on("again")
+    async def again(conn: EventConnection, data: Any) -> None:
+        await app.emit("news", "last", to="tea")
+
+    @app.on("disconnect")
+    async def disconnected(conn: EventConnection) -> None:
+        gone.set()
+
+    async with serving(app) as server, trio.open_nursery() as nursery:
+        records: list[dict[str, Any]] = []
+
+        async def node() -> None:
+            records.extend(await run_node(node_socketio, APP_SCRIPT, f"http://127.0.0.1:{server.port}/", "recover"))
+
+        nursery.start_soon(node)
+        with trio.fail_after(NODE_TIMEOUT):
+            await joined.wait()
+            await app.emit("news", 1, to="tea")
+            await got_first.wait()
+            old = conns[0]
+            # The transport drops (no Engine.IO close packet): the client reconnects.
+            await old.websocket.connection.aclose(1011, "dropped")
+            await gone.wait()
+            # Missed while away: two room events and one to the connection itself.
+            await app.emit("news", 2, to="tea")
+            await app.emit("news", 3, to="tea")
+            await app.emit("news", "direct", to=old.id)
+    sid = records[0]["id"]
+    assert records == [
+        {"event": "connect", "id": sid, "recovered": False, "connects": 1},
+        {"event": "joined", "answer": ["ok"]},
+        {"event": "news", "n": 1, "offset_is_string": True},
+        {"event": "disconnect", "reason": "transport close"},
+        {"event": "connect", "id": sid, "recovered": True, "connects": 2},
+        {"event": "news", "n": 2, "offset_is_string": True},
+        {"event": "news", "n": 3, "offset_is_string": True},
+        {"event": "news", "n": "direct", "offset_is_string": True},
+        {"event": "whoami", "answer": [[sid, "node", ["tea"], True]]},
+        {"event": "news", "n": "last", "offset_is_string": True},
+        {"event": "disconnect", "reason": "io client disconnect"},
+    ]
+    assert sid == old.id
+
+
+@asynccontextmanager
+async def raw_session(server: WebSocketServer, auth: Any = None) -> AsyncIterator[tuple[Any, dict[str, Any]]]:
+    """A raw Engine.IO WebSocket that CONNECTed to ``/`` with ``auth``: the socket and the CONNECT answer."""
+    async with open_websocket_url(f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket") as ws:
+        assert (await ws.get_message()).startswith("0{")
+        await ws.send_message("40" + ("" if auth is None else json.dumps(auth)))
+        answer = await ws.get_message()
+        assert answer.startswith("40")
+        yield ws, json.loads(answer[2:])
+
+
+async def next_event(ws: Any) -> str:
+    """The next message that is not a ping (answered)."""
+    while (message := await ws.get_message()) == "2":
+        await ws.send_message("3")
+    return str(message)
+
+
+async def dropped_member(app: App, server: WebSocketServer) -> tuple[dict[str, Any], str]:
+    """A raw client joins "tea", receives one event, then its transport drops; returns its CONNECT answer and offset."""
+    async with raw_session(server) as (ws, answer):
+        await ws.send_message('421["join","tea"]')
+        assert await next_event(ws) == "431[]"
+        await app.emit("news", 1, to="tea")
+        offset = json.loads((await next_event(ws))[2:])[2]
+        assert isinstance(offset, str)
+        await ws.aclose(1011)
+    assert app._recovery is not None
+    while app._recovery.parked == 0:  # noqa: ASYNC110 - parked once the server notices the drop
+        await trio.sleep(0.01)
+    return answer, offset
+
+
+async def test_raw_frames_recovery_needs_a_known_pid_a_valid_offset_and_no_goodbye() -> None:
+    app = App()
+    app.enable_socketio(max_disconnection_duration=30, recovery_history=HistoryPolicy(max_messages=3))
+    kicked = trio.Event()
+
+    @app.on("join")
+    async def join(conn: EventConnection, room: str) -> None:
+        await conn.join_room(room)
+
+    @app.on("kick-me")
+    async def kick(conn: EventConnection, data: Any) -> None:
+        conn.session["kicked"] = True
+        await conn.disconnect()
+
+    @app.on("disconnect")
+    async def disconnected(conn: EventConnection) -> None:
+        if conn.session.get("kicked"):
+            kicked.set()
+
+    async with serving(app) as server:
+        with trio.fail_after(10):
+            answer, offset = await dropped_member(app, server)
+            sid, pid = answer["sid"], answer["pid"]
+            # An unknown pid: a fresh session.
+            async with raw_session(server, {"pid": "nobody", "offset": offset}) as (ws, fresh):
+                assert fresh["sid"] != sid and fresh["pid"] != "nobody"
+                await ws.send_message("1")  # Engine.IO close: a goodbye, nothing parked
+            # An offset that is not one: the sid comes back, the events do not (a pid the client does not know).
+            async with raw_session(server, {"pid": pid, "offset": "not an offset"}) as (ws, back):
+                assert back["sid"] == sid and back["pid"] != pid
+                await ws.send_message("1")
+            while app._recovery is not None and app._recovery.parked:  # noqa: ASYNC110 - nothing may stay parked
+                await trio.sleep(0.01)
+
+            # An offset the log has trimmed (max_messages=3): not recovered either.
+            answer, offset = await dropped_member(app, server)
+            for n in range(5):
+                await app.emit("news", n, to="tea")
+            async with raw_session(server, {"pid": answer["pid"], "offset": offset}) as (ws, back):
+                assert back["sid"] == answer["sid"] and back["pid"] != answer["pid"]
+
+            # No offset (the client received no event since it connected): from its connection on.
+            async with raw_session(server) as (ws, answer):
+                await ws.send_message('421["join","tea"]')
+                assert await next_event(ws) == "431[]"
+                await ws.aclose(1011)
+            while app._recovery.parked == 0:  # noqa: ASYNC110 - parked once the server notices the drop
+                await trio.sleep(0.01)
+            await app.emit("news", "while away", to="tea")
+            async with raw_session(server, {"pid": answer["pid"]}) as (ws, back):
+                assert back == {"sid": answer["sid"], "pid": answer["pid"]}
+                assert json.loads((await next_event(ws))[2:])[:2] == ["news", "while away"]
+
+            # A valid one: recovered, the missed events follow the CONNECT answer.
+            answer, offset = await dropped_member(app, server)
+            await app.emit("news", "missed", to="tea")
+            async with raw_session(server, {"pid": answer["pid"], "offset": offset}) as (ws, back):
+                assert back == {"sid": answer["sid"], "pid": answer["pid"]}
+                assert json.loads((await next_event(ws))[2:])[:2] == ["news", "missed"]
+                # Disconnected by the server: a goodbye, nothing parked.
+                await ws.send_message('42["kick-me"]')
+                with pytest.raises(ConnectionClosed):
+                    while True:
+                        await ws.get_message()
+            await kicked.wait()
+            assert app._recovery.take(answer["pid"], trio.current_time()) is None
+
+
+def test_recovery_is_refused_with_a_hub_backend() -> None:
+    class Backend:
+        process_id = "P"
+
+    app = App(hub=Hub(backend=Backend()))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="in-memory hub"):
+        app.enable_socketio(max_disconnection_duration=10)

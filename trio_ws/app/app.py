@@ -25,7 +25,7 @@ import trio
 
 from ..close import INTERNAL_ERROR
 from ..errors import ConnectionClosed
-from ..hub import DeliveryReport, Hub, MessageVariants, StreamPosition
+from ..hub import DeliveryReport, HistoryPolicy, Hub, MessageVariants, StreamPosition
 from ..request import WebSocketRequest
 from ..scopes import background_tasks
 from ..server import WebSocketServer, serve_websocket
@@ -42,6 +42,7 @@ from .resume import stream_event
 from .routing import Router
 from .session import EventSession, SessionSettings
 from .socketio import SOCKETIO, SocketIOSession, SocketIOSettings, socketio_event_frames
+from .socketio_recovery import RecoveryLog, default_policy, personal_room
 from .websocket import DecodeError, WebSocket
 
 if TYPE_CHECKING:
@@ -131,6 +132,7 @@ class App:
         self.server: WebSocketServer | None = None
         #: How Socket.IO clients are served, once :meth:`enable_socketio` was called (else None).
         self.socketio: SocketIOSettings | None = None
+        self._recovery: RecoveryLog | None = None
 
     # -- routes ------------------------------------------------------------------
     def add_route(
@@ -190,6 +192,8 @@ class App:
         connect_timeout: float = CONNECT_TIMEOUT,
         max_attachments: int = MAX_ATTACHMENTS,
         origins: Iterable[str | None] | None = None,
+        max_disconnection_duration: float | None = None,
+        recovery_history: HistoryPolicy | None = None,
     ) -> None:
         """Serve unmodified Socket.IO clients at ``path`` with this app's handlers.
 
@@ -205,19 +209,35 @@ class App:
             connect_timeout: seconds a client has to connect to a namespace (45).
             max_attachments: the most binary attachments one packet may announce (256).
             origins: allowed Origin values, as for :meth:`add_route`.
+            max_disconnection_duration: turns on connection-state recovery
+                (Socket.IO's ``connectionStateRecovery``): a client whose
+                connection drops and that comes back within this many
+                seconds gets its sid, rooms and ``session`` back and the
+                events it missed (see :mod:`trio_ws.app.socketio_recovery`).
+                None (default): off. In one process (an in-memory hub) for now.
+            recovery_history: the bounds of the log of events kept for
+                recovery (default: 10,000 events, 8 MiB, and no older than
+                ``max_disconnection_duration``).
 
         Raises:
-            ValueError: for an invalid setting, or when Socket.IO is already enabled.
+            ValueError: for an invalid setting, when Socket.IO is already
+                enabled, or recovery with a hub that has a backend.
         """
         if self.socketio is not None:
             raise ValueError(f"Socket.IO is already served at {self.socketio.path!r}")
+        if max_disconnection_duration is not None:
+            if self.hub.process_id is not None:
+                raise ValueError("Socket.IO connection-state recovery needs an in-memory hub for now (not a backend)")
+            policy = recovery_history or default_policy(max_disconnection_duration)
+            self._recovery = RecoveryLog(policy, max_disconnection_duration)
         settings = SocketIOSettings(path, config or EngineConfig(), connect_timeout, max_attachments)
         self._router.add(path, Route(self._serve_socketio, origins=_origins(origins), wire_format=SOCKETIO))
         self.socketio = settings
 
     async def _serve_socketio(self, websocket: WebSocket) -> None:
         assert self.socketio is not None
-        await SocketIOSession(self.registry, websocket, self._session_settings(), self.socketio).run()
+        session = SocketIOSession(self.registry, websocket, self._session_settings(), self.socketio, self._recovery)
+        await session.run()
 
     # -- events ------------------------------------------------------------------
     def on(
@@ -319,11 +339,12 @@ class App:
         Concurrent calls are allowed, from any task; see
         :meth:`~trio_ws.Hub.broadcast` for cancellation.
         """
-        message = self.event_message(event, data, namespace=namespace)
         if to is None:
+            message = self._logged_message(event, data, namespace, namespace_room(namespace), exclude)
             return await self.hub.broadcast(namespace_room(namespace), message, exclude=exclude)
         if self.hub.member(to) is not None or is_connection_id(to):
-            return await self.hub.unicast(to, message)
+            return await self.hub.unicast(to, self._logged_message(event, data, namespace, personal_room(to), exclude))
+        message = self._logged_message(event, data, namespace, hub_room(namespace, to), exclude)
         if self.socketio is None:
             # In a room with history the envelope also carries the room, epoch and offset.
             return await self.hub.broadcast(
@@ -341,6 +362,18 @@ class App:
 
         return await self.hub.broadcast(hub_room(namespace, to), build, exclude=exclude)
 
+    def _logged_message(
+        self, event: str, data: Any, namespace: str, room: str, exclude: str | Iterable[str] | None
+    ) -> str | MessageVariants:
+        """The event's message; with recovery, its Socket.IO variant ends with its offset and is logged."""
+        log = self._recovery
+        if log is None:
+            return self.event_message(event, data, namespace=namespace)
+        message = self._variants(event, data, namespace, log.next_offset())
+        excluded = {exclude} if isinstance(exclude, str) else set(exclude or ())
+        log.record(namespace, room, excluded, message, trio.current_time())
+        return message
+
     def event_message(
         self, event: str, data: Any = None, *, namespace: str = DEFAULT_NAMESPACE
     ) -> str | MessageVariants:
@@ -356,7 +389,11 @@ class App:
         """
         if self.socketio is None:
             return event_envelope(event, data, namespace)
-        frames = socketio_event_frames(event, data, namespace)
+        return self._variants(event, data, namespace)
+
+    @staticmethod
+    def _variants(event: str, data: Any, namespace: str, offset: str | None = None) -> MessageVariants:
+        frames = socketio_event_frames(event, data, namespace, offset=offset)
         if has_binary(data):
             return MessageVariants({SOCKETIO: frames})
         return MessageVariants({None: event_envelope(event, data, namespace), SOCKETIO: frames})
@@ -480,8 +517,16 @@ class App:
 
     async def _accepted(self, nursery: trio.Nursery, websocket: WebSocket) -> None:
         """After accept: join the hub and open the nursery of the connection's tasks."""
-        websocket._member = await nursery.start(self._membership, websocket)
+        if websocket.wire_format == SOCKETIO:
+            # A Socket.IO client joins the hub at its first CONNECT, under the
+            # sid it gets back when its state is recovered (SocketIOSession).
+            websocket._join_hub = partial(self._join_hub, nursery, websocket)
+        else:
+            await self._join_hub(nursery, websocket)
         websocket._tasks = await nursery.start(_task_host, websocket)
+
+    async def _join_hub(self, nursery: trio.Nursery, websocket: WebSocket) -> None:
+        websocket._member = await nursery.start(self._membership, websocket)
 
     async def _membership(self, websocket: WebSocket, *, task_status: trio.TaskStatus[Any]) -> None:
         """Keep the connection in the hub while it is open."""

@@ -44,7 +44,7 @@ import trio
 
 from ..close import NORMAL_CLOSURE, POLICY_VIOLATION
 from ..errors import ConnectionClosed
-from ..hub import JoinResult, MessageVariants
+from ..hub import JoinResult, MessageVariants, StreamPosition
 from ..hub.outbox import Outcome
 from ..socketio.engineio import decode_packet, encode_packet
 from ..socketio.errors import InvalidPacket, PayloadTooLarge
@@ -53,9 +53,10 @@ from ..socketio.packets import encode_packet as encode_sio
 from ..socketio.server import CONNECT_TIMEOUT, RESERVED_EVENTS, EngineRequestError, check_request
 from ..socketio.session import EngineConfig, EngineSession, MessageReceived, SessionEnded, new_sid
 from .envelope import DEFAULT_NAMESPACE, EventEnvelope
-from .namespaces import hub_room
+from .namespaces import hub_room, namespace_room
 from .registry import HandlerRegistry
 from .session import EventConnection, EventSession, SessionSettings
+from .socketio_recovery import ParkedState, RecoveryLog, new_pid, parse_offset, personal_room
 from .websocket import WebSocket
 
 __all__ = [
@@ -122,9 +123,11 @@ def _frames(packet: Packet) -> list[str | bytes]:
 
 
 def socketio_event_frames(
-    event: str, data: Any, namespace: str = DEFAULT_NAMESPACE, call_id: int | None = None
+    event: str, data: Any, namespace: str = DEFAULT_NAMESPACE, call_id: int | None = None, *, offset: str | None = None
 ) -> list[str | bytes]:
     """The WebSocket messages that carry an app event to a Socket.IO client.
+
+    With ``offset`` (connection-state recovery), it is the event's last argument.
 
     Raises:
         ValueError: ``event`` is a name the Socket.IO clients reserve
@@ -133,7 +136,10 @@ def socketio_event_frames(
     """
     if event in RESERVED_EVENTS:
         raise ValueError(f"{event!r} is reserved by Socket.IO clients and cannot be emitted")
-    return _frames(Packet(PacketType.EVENT, namespace, [event, *data_to_arguments(data)], call_id))
+    arguments = data_to_arguments(data)
+    if offset is not None:
+        arguments.append(offset)
+    return _frames(Packet(PacketType.EVENT, namespace, [event, *arguments], call_id))
 
 
 def _socketio_only(frames: list[str | bytes]) -> MessageVariants:
@@ -147,9 +153,16 @@ class SocketIOConnection(EventConnection):
     (``socket.id`` in the JavaScript client), so ``app.emit(..., to=sid)``
     reaches it. :meth:`send_envelope` is not available (the client speaks
     Socket.IO); the connect handler's ``data`` is the client's ``auth``.
+
+    Attributes:
+        recovered: True when this connection took back the sid, rooms and
+            ``session`` of a dropped one (connection-state recovery).
     """
 
     wire_format = SOCKETIO
+    recovered = False
+    _recovery: RecoveryLog | None = None
+    _goodbye = False
 
     def _queue(self, frames: list[str | bytes]) -> None:
         member = self.websocket.member
@@ -178,7 +191,14 @@ class SocketIOConnection(EventConnection):
         The event is queued in the connection's hub outbox (in order with
         room emits); cancelling is safe and concurrent calls are allowed.
         """
-        self._queue(socketio_event_frames(event, data, namespace))
+        log = self._recovery
+        if log is None:
+            self._queue(socketio_event_frames(event, data, namespace))
+        else:
+            message = _socketio_only(socketio_event_frames(event, data, namespace, offset=log.next_offset()))
+            log.record(namespace, personal_room(self.id), (), message, trio.current_time())
+            if self.websocket.member.send(message) is Outcome.CLOSED:
+                raise self._closed_error()
         await trio.lowlevel.checkpoint()
 
     async def call(
@@ -221,6 +241,7 @@ class SocketIOConnection(EventConnection):
         disconnect"``). Idempotent; raises nothing; cancelling is safe (the
         connection is closed, perhaps without the packets).
         """
+        self._goodbye = True
         connection = self.websocket.connection
         with trio.move_on_after(1):
             for namespace in sorted(self._namespaces):
@@ -244,9 +265,17 @@ class SocketIOSession(EventSession):
         websocket: WebSocket,
         settings: SessionSettings,
         socketio: SocketIOSettings,
+        recovery: RecoveryLog | None = None,
     ) -> None:
         super().__init__(registry, websocket, settings)
         self.socketio = socketio
+        self.recovery = recovery
+        self._sio_conn._recovery = recovery
+        self._pids: list[str] = []
+        self._restored: ParkedState | None = None
+        self._offsets: dict[str, Any] = {}
+        self._replayed: set[str] = set()
+        self._connected_at: dict[str, StreamPosition] = {}
         self.engine: EngineSession | None = None
         self.decoder = PacketDecoder(max_attachments=socketio.max_attachments)
         self._changed = trio.Event()
@@ -304,9 +333,11 @@ class SocketIOSession(EventSession):
                     if isinstance(event, MessageReceived):
                         await self._on_message(event.data, queue)
                     elif isinstance(event, SessionEnded):
+                        self._sio_conn._goodbye = event.reason == "client close"
                         await self._close(NORMAL_CLOSURE, event.reason)
                         return
             except InvalidPacket as err:
+                self._sio_conn._goodbye = True
                 logger.info("Socket.IO connection %s: invalid input, closing: %s", self.conn.id, err)
                 engine.close()
                 await self._close(POLICY_VIOLATION, str(err)[:100])
@@ -320,7 +351,13 @@ class SocketIOSession(EventSession):
             return
         kind, namespace = packet.type, packet.namespace
         if kind is PacketType.CONNECT:
-            await self._dispatch(EventEnvelope("connect", namespace, data=packet.data), queue)
+            auth = packet.data
+            if self.recovery is not None and isinstance(auth, dict) and "pid" in auth:
+                self._offsets[namespace] = auth.get("offset")
+                auth = {key: value for key, value in auth.items() if key not in ("pid", "offset")} or None
+            if self.conn.websocket._member is None:
+                await self._enter_hub(packet.data)
+            await self._dispatch(EventEnvelope("connect", namespace, data=auth), queue)
         elif kind is PacketType.DISCONNECT:
             await self._dispatch(EventEnvelope("disconnect", namespace), queue)
         elif kind in (PacketType.EVENT, PacketType.BINARY_EVENT):
@@ -333,6 +370,43 @@ class SocketIOSession(EventSession):
             )
         else:
             raise InvalidPacket("a client does not send CONNECT_ERROR packets")
+
+    async def _enter_hub(self, auth: Any) -> None:
+        """Join the hub at the first CONNECT: as the dropped connection whose state ``auth`` brings back, if any."""
+        websocket = self.conn.websocket
+        recovery = self.recovery
+        if recovery is not None:
+            pid = auth.get("pid") if isinstance(auth, dict) else None
+            state = recovery.take(pid, trio.current_time()) if isinstance(pid, str) else None
+            if state is not None and self.settings.hub.member(state.sid) is None:
+                assert isinstance(pid, str)
+                websocket.id = state.sid
+                websocket.session = self.conn.session = state.session
+                self._restored = state
+                self._sio_conn.recovered = True
+                self._pids.append(pid)
+            else:
+                self._pids.append(new_pid())
+        assert websocket._join_hub is not None, "the app defers a Socket.IO client's hub membership"
+        await websocket._join_hub()
+
+    async def _end(self) -> None:
+        conn = self._sio_conn
+        recovery = self.recovery
+        if recovery is not None and not conn._goodbye and conn._namespaces and conn.websocket._member is not None:
+            # Dropped without a goodbye: keep what a reconnection takes back.
+            now = trio.current_time()
+            rooms = {
+                namespace: frozenset({hub_room(namespace, room) for room in conn.rooms(namespace)})
+                | {namespace_room(namespace)}
+                for namespace in conn._namespaces
+            }
+            positions = {ns: self._connected_at[ns] for ns in conn._namespaces if ns in self._connected_at}
+            deadline = now + recovery.max_disconnection_duration
+            state = ParkedState(conn.id, rooms, conn.session, deadline, positions)
+            for pid in self._pids:
+                recovery.park(pid, state, now)
+        await super()._end()
 
     # -- answers in Socket.IO packets ---------------------------------------------
     async def _queue_packet(self, packet: Packet) -> None:
@@ -365,7 +439,39 @@ class SocketIOSession(EventSession):
         await self._queue_packet(Packet(PacketType.ACK, namespace, [error], call_id))
 
     async def _reply_connected(self, namespace: str) -> None:
-        await self._queue_packet(Packet(PacketType.CONNECT, namespace, {"sid": self.conn.id}))
+        recovery = self.recovery
+        if recovery is None:
+            await self._queue_packet(Packet(PacketType.CONNECT, namespace, {"sid": self.conn.id}))
+            return
+        state = self._restored
+        missed = None
+        if state is not None and namespace in state.rooms and namespace not in self._replayed:
+            self._replayed.add(namespace)
+            # No offset: the client received no event since it connected.
+            offset = self._offsets.get(namespace)
+            since = state.positions.get(namespace) if offset is None else parse_offset(offset)
+            if since is not None:
+                missed = recovery.missed(namespace, since, state.rooms[namespace], self.conn.id, trio.current_time())
+        if state is None or missed is not None:
+            pid = self._pids[0]
+        else:
+            # Not recoverable in this namespace: a pid the client does not know, so socket.recovered is false.
+            pid = new_pid()
+            self._pids.append(pid)
+        # From here to the joins, no checkpoint: no emit can fall between the
+        # replayed events and the live ones, nor arrive twice.
+        try:
+            self._sio_conn._queue_packet(Packet(PacketType.CONNECT, namespace, {"sid": self.conn.id, "pid": pid}))
+            self._connected_at.setdefault(namespace, recovery.position)
+            if missed is not None and state is not None:
+                member = self.conn.websocket.member
+                for message in missed:
+                    member.send(message)
+                for room in sorted(state.rooms[namespace]):
+                    await self.conn.websocket.join_room(room)
+        except ConnectionClosed:
+            pass
+        await trio.lowlevel.checkpoint()
 
     async def _reply_connect_error(self, namespace: str, error_type: str, message: str) -> None:
         if error_type == "UnknownNamespace":

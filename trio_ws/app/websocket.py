@@ -77,6 +77,8 @@ class WebSocket:
         self._tasks: trio.Nursery | None = None
         #: Called right after a successful accept (the app joins the hub there).
         self._on_accept: Callable[[WebSocket], Awaitable[None]] | None = None
+        #: Set when the app defers the hub membership (Socket.IO): call it to join.
+        self._join_hub: Callable[[], Awaitable[None]] | None = None
         self._supported = tuple(supported_subprotocols)
         self.id: str = uuid.uuid4().hex
         self.path_params = path_params
