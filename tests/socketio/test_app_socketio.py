@@ -289,6 +289,26 @@ async def test_raw_frames_close_room_and_one_encoding_per_wire_format() -> None:
                 assert report.queued == 0
 
 
+async def test_raw_frames_events_before_any_connect_are_ignored() -> None:
+    app = fast_app()
+
+    @app.on("echo")
+    async def echo(conn: EventConnection, data: Any) -> Any:
+        return data
+
+    async with serving(app) as server:
+        url = f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket"
+        with trio.fail_after(10):
+            async with open_websocket_url(url) as ws:
+                assert (await ws.get_message()).startswith("0{")
+                await ws.send_message('421["echo","early"]')
+                await ws.send_message('42["echo","early"]')
+                await ws.send_message("40")
+                assert (await ws.get_message()).startswith('40{"sid":')
+                await ws.send_message('422["echo","in time"]')
+                assert await ws.get_message() == '432["in time"]'
+
+
 async def test_raw_frames_bad_requests_get_engineio_errors() -> None:
     app = fast_app()
     async with serving(app) as server:

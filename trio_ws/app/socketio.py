@@ -410,8 +410,12 @@ class SocketIOSession(EventSession):
 
     # -- answers in Socket.IO packets ---------------------------------------------
     async def _queue_packet(self, packet: Packet) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            self._sio_conn._queue_packet(packet)
+        if self.conn.websocket._member is None:
+            # Nothing connected yet (an event before any CONNECT): Socket.IO servers ignore it.
+            logger.debug("Socket.IO connection %s: %s before any CONNECT: ignored", self.conn.id, packet.type.name)
+        else:
+            with contextlib.suppress(ConnectionClosed):
+                self._sio_conn._queue_packet(packet)
         await trio.lowlevel.checkpoint()
 
     async def _answer(self, event: str, call_id: int, result: Any, namespace: str) -> None:
@@ -422,8 +426,9 @@ class SocketIOSession(EventSession):
             logger.error("handler of %r returned a value JSON cannot encode: %s", event, err)
             await self._answer_error("InternalError", "the answer could not be encoded", call_id, namespace=namespace)
             return
-        with contextlib.suppress(ConnectionClosed):
-            self._sio_conn._queue(frames)
+        if self.conn.websocket._member is not None:  # else: before any CONNECT, ignored
+            with contextlib.suppress(ConnectionClosed):
+                self._sio_conn._queue(frames)
         await trio.lowlevel.checkpoint()
 
     async def _answer_error(
