@@ -422,10 +422,10 @@ async def test_official_client_recovers_its_sid_rooms_session_and_missed_events(
         records: list[dict[str, Any]] = []
 
         async def node() -> None:
-            records.extend(await run_node(node_socketio, APP_SCRIPT, f"http://127.0.0.1:{server.port}/", "recover"))
+            records.extend(await run_node(node_socketio, SIO_APP_CLIENT, f"http://127.0.0.1:{server.port}/", "recover"))
 
         nursery.start_soon(node)
-        with trio.fail_after(NODE_TIMEOUT):
+        with trio.fail_after(PEER_TIMEOUT):
             await joined.wait()
             await app.emit("news", 1, to="tea")
             await got_first.wait()
