@@ -13,7 +13,7 @@ import trio
 import trio.testing
 from support.rawhttp import client_given_answer, extension_header, read_head, upgrade_request
 from wsproto.frame_protocol import CloseReason as WsprotoCloseReason
-from wsproto.frame_protocol import Opcode, RsvBits
+from wsproto.frame_protocol import FrameProtocol, Opcode, RsvBits
 
 import trio_ws
 from trio_ws import Deflate, HandshakeError
@@ -371,6 +371,12 @@ def test_empty_message_encoding() -> None:
     client_ext, server_ext = negotiate()
     assert client_ext.compress_message(b"") == b"\x00"
     assert server_ext.decompress_message(b"\x00") == b""
+    # Also after other messages, in the middle of a context-takeover stream.
+    assert server_ext.decompress_message(client_ext.compress_message(b"hello")) == b"hello"
+    assert client_ext.compress_message(b"") == b"\x00"
+    assert client_ext.compress_fragment(b"", first=True, fin=True, compress=True) == (True, b"\x00")
+    assert server_ext.decompress_message(b"\x00") == b""
+    assert server_ext.decompress_message(client_ext.compress_message(b"hello")) == b"hello"
 
 
 def test_context_takeover_shrinks_repeated_messages() -> None:
@@ -441,11 +447,15 @@ def test_compress_fragment_uncompressed_message() -> None:
     assert server_ext.decompress_message(payload) == b"ghi"
 
 
-def test_compress_fragment_clears_skip_next_message() -> None:
-    client_ext, _ = negotiate()
-    client_ext.skip_next_message = True
-    client_ext.compress_fragment(b"x", first=True, fin=True, compress=False)
-    assert not client_ext.skip_next_message
+def test_wsproto_sends_control_frames_through_the_codec_untouched() -> None:
+    """wsproto only ever sends control frames (data frames are ours): no RSV1, no deflate."""
+    client_ext, server_ext = negotiate()
+    server = FrameProtocol(client=False, extensions=[server_ext])
+    assert server.ping(b"abc") == b"\x89\x03abc"
+    assert server.pong(b"") == b"\x8a\x00"
+    assert server.close(1000, "bye") == b"\x88\x05\x03\xe8bye"
+    client = FrameProtocol(client=True, extensions=[client_ext])
+    assert client.ping(b"abc")[:2] == b"\x89\x83"  # FIN, ping, masked, 3 bytes: RSV1 clear
 
 
 def test_fast_and_fragment_paths_share_context() -> None:

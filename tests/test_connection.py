@@ -447,6 +447,51 @@ async def test_abandoned_receive_stream_before_rest_arrived(nursery: trio.Nurser
         assert got == ["next"]
 
 
+@pytest.mark.parametrize("other", ["get_message", "receive_stream"])
+async def test_a_stream_whose_message_another_task_took_raises_concurrency_error(
+    nursery: trio.Nursery, other: str
+) -> None:
+    """Two tasks receiving at once never split a message silently: the stream learns it lost it."""
+    with trio.fail_after(TEST_TIMEOUT):
+        opts = {"compression": None, **NO_KEEPALIVE}
+        pair = await open_pair(nursery, opts, opts)
+        await pair.client.send_message(["one", "two", "three"])
+        await pair.client.send_message(["nx", "t"])
+        stream = pair.server.receive_stream()
+        assert await stream.__anext__() == "one"
+        got: list[str | bytes] = []
+
+        async def other_task() -> None:
+            if other == "get_message":
+                got.append(await pair.server.get_message())
+            else:
+                got.extend([chunk async for chunk in pair.server.receive_stream()])
+
+        async with trio.open_nursery() as tasks:
+            tasks.start_soon(other_task)
+        assert "".join(map(str, got)) == "nxt"  # the rest of "one two three" was discarded
+        with pytest.raises(trio_ws.ConcurrencyError, match="another receive took the rest of this message"):
+            await stream.__anext__()
+        # Still the same answer (not chunks of whatever comes next).
+        await pair.client.send_message(["later", "!"])
+        with pytest.raises(trio_ws.ConcurrencyError):
+            await stream.__anext__()
+        assert await pair.server.get_message() == "later!"
+
+
+async def test_a_stream_cancelled_before_its_first_chunk_goes_on_without_concurrency_error(
+    nursery: trio.Nursery,
+) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        opts = {"compression": None, **NO_KEEPALIVE}
+        pair = await open_pair(nursery, opts, opts)
+        stream = pair.server.receive_stream()
+        with trio.move_on_after(0.01):
+            await stream.__anext__()
+        await pair.client.send_message(["one", "two"])
+        assert [chunk async for chunk in stream] == ["one", "two"]
+
+
 async def test_receive_stream_raises_when_closed_mid_message(nursery: trio.Nursery) -> None:
     with trio.fail_after(TEST_TIMEOUT):
         opts = {"compression": None, **NO_KEEPALIVE}

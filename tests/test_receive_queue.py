@@ -7,7 +7,7 @@ import trio
 import trio.testing
 
 from trio_ws.close import CloseReason
-from trio_ws.errors import ConnectionClosed, ConnectionClosedOK
+from trio_ws.errors import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
 from trio_ws.protocol import MessageChunk
 from trio_ws.receive_queue import ReceiveQueue
 
@@ -106,3 +106,28 @@ async def test_chunks_stream_one_message_and_an_abandoned_rest_is_skipped() -> N
     queue.put(MessageChunk("x", True, False))
     queue.put(MessageChunk("y", True, True))
     assert [chunk async for chunk in queue.chunks()] == ["x", "y"]
+
+
+async def test_a_stream_whose_message_another_receive_took_raises_concurrency_error() -> None:
+    queue = ReceiveQueue(None, closed)
+    for part, final in (("a", False), ("b", False), ("c", True), ("next", True)):
+        queue.put(MessageChunk(part, True, final))
+    stream = queue.chunks()
+    assert await stream.__anext__() == "a"
+    assert await queue.get_message() == "next"  # another task's receive: "b" and "c" are discarded
+    with pytest.raises(ConcurrencyError, match="another receive took the rest of this message"):
+        await stream.__anext__()
+    queue.put(MessageChunk("later", True, True))
+    with pytest.raises(ConcurrencyError):  # never a chunk of a later message
+        await stream.__anext__()
+    assert await queue.get_message() == "later"
+
+
+async def test_a_stream_that_keeps_its_message_is_not_disturbed(autojump_clock: trio.testing.MockClock) -> None:
+    queue = ReceiveQueue(None, closed)
+    stream = queue.chunks()
+    with trio.move_on_after(1):  # cancelled before its first chunk: not yet mid-message
+        await stream.__anext__()
+    queue.put(MessageChunk("a", True, False))
+    queue.put(MessageChunk("b", True, True))
+    assert [chunk async for chunk in stream] == ["a", "b"]

@@ -101,15 +101,15 @@ def deflate(compressor: zlib._Compress, data: bytes, *, final: bool = True) -> b
     """Compress a message (or one fragment of it) with a sync flush.
 
     On the message's last piece the trailing ``00 00 ff ff`` is removed (RFC
-    7692 §7.2.1); an empty result becomes the single ``00`` byte that §7.2.3.6
-    describes for an empty message.
+    7692 §7.2.1); an empty message becomes the single ``00`` byte that
+    §7.2.3.6 describes.
     """
     out = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
-    if final:
-        if out.endswith(_TAIL):
-            out = out[:-4]
-        out = out or b"\x00"
-    return out
+    # zlib ends every sync flush with an empty stored block: 3 header bits,
+    # padding, then LEN/NLEN ``00 00 ff ff`` (zlib.h, Z_SYNC_FLUSH). What is
+    # left once those four bytes are gone is never empty: for an empty
+    # message it is the block's first byte, the ``00`` of §7.2.3.6.
+    return out[:-4] if final else out
 
 
 def parse_extension_header(value: str) -> list[tuple[str, Params]]:
@@ -271,10 +271,14 @@ def server_accept(settings: Deflate, params: Params, max_message_size: int | Non
 class DeflateExtension(Extension):
     """The negotiated permessage-deflate codec of one connection.
 
-    wsproto calls the ``frame_*`` methods for frames that go through it; the
-    connection's fast path calls :meth:`compress_message` and
-    :meth:`decompress_message` for whole single-frame messages. Both use the
-    same zlib objects. Not thread-safe; the connection serialises sends.
+    wsproto calls the ``frame_inbound_*`` methods for the received frames
+    that go through it; the connection's fast path calls
+    :meth:`decompress_message` for whole single-frame messages. Every data
+    frame is sent by trio_ws itself (:meth:`compress_message`, or
+    :meth:`compress_fragment` for fragments): wsproto only sends control
+    frames, which the base class's ``frame_outbound`` leaves alone. All paths
+    use the same zlib objects. Not thread-safe; the connection serialises
+    sends.
     """
 
     name = EXTENSION_NAME
@@ -297,8 +301,6 @@ class DeflateExtension(Extension):
         self.reset_decompressor = reset_decompressor
         self.settings = settings
         self.max_message_size = max_message_size
-        #: Set by the connection before a message that must go uncompressed.
-        self.skip_next_message = False
         self._compressor: zlib._Compress | None = None
         self._decompressor: zlib._Decompress | None = None
         self._inbound_compressed = False
@@ -354,23 +356,6 @@ class DeflateExtension(Extension):
         self._end_inbound_message()
         return result
 
-    def frame_outbound(
-        self,
-        proto: FrameDecoder | FrameProtocol,
-        opcode: Opcode,
-        rsv: RsvBits,
-        data: bytes,
-        fin: bool,
-    ) -> tuple[RsvBits, bytes]:
-        """Compress one outgoing data frame (fragmented sends go this way)."""
-        if opcode.iscontrol():
-            return rsv, data
-        first = opcode is not Opcode.CONTINUATION
-        rsv1, out = self.compress_fragment(
-            data, first=first, fin=fin, compress=not self.skip_next_message if first else True
-        )
-        return RsvBits(rsv1, rsv.rsv2, rsv.rsv3), out
-
     def compress_fragment(self, data: bytes, *, first: bool, fin: bool, compress: bool) -> tuple[bool, bytes]:
         """Compress one frame of a fragmented message.
 
@@ -386,7 +371,6 @@ class DeflateExtension(Extension):
         """
         if first:
             self._outbound_compressed = compress
-            self.skip_next_message = False
         if not self._outbound_compressed:
             return False, data
         out = deflate(self._get_compressor(), data, final=fin)

@@ -266,6 +266,11 @@ class WebSocketConnection(trio.abc.AsyncResource):
         Raises:
             ConnectionClosed: from the iteration, when the connection closes
                 before the message is complete.
+            ConcurrencyError: from the iteration, when another receive took
+                the rest of this message (a ``get_message`` or another stream,
+                started while this one was mid-message, discards the rest as
+                if this iteration had been abandoned), instead of yielding
+                chunks of a later message.
 
         Cancelling is safe (a chunk is consumed only when yielded); concurrent
         receives are served in turn per chunk, so run one receiver at a time.

@@ -141,10 +141,12 @@ class DisconnectionTimeout(WebSocketError):
 
 
 class ConcurrencyError(WebSocketError, RuntimeError):
-    """Two tasks tried an operation that must not run concurrently.
+    """Two receives would have split one message between them.
 
-    Raised when a task starts receiving a streamed message while another task
-    is in the middle of receiving one.
+    Raised by a :meth:`~trio_ws.WebSocketConnection.receive_stream` iteration
+    whose message another receive (``get_message()`` or a second stream, in
+    another task) took over mid-message: the stream stops with this error
+    rather than go on yielding chunks of a later message.
     """
 
 

@@ -6,7 +6,10 @@ take whole messages (:meth:`~ReceiveQueue.get_message`) or one message chunk
 by chunk (:meth:`~ReceiveQueue.chunks`), one receiver at a time in arrival
 order. A chunk leaves the queue only when it is returned, and a fragmented
 message interrupted half-way is put back whole, so cancelling a receive loses
-nothing. When more than ``limit`` chunks wait, :attr:`~ReceiveQueue.full` is
+nothing. A receive that starts while a stream is mid-message discards the
+rest of that message (the stream may have been abandoned); that stream's next
+step then raises :class:`~trio_ws.ConcurrencyError` rather than yield chunks
+of a later message. When more than ``limit`` chunks wait, :attr:`~ReceiveQueue.full` is
 True and the reader stops reading until a receiver makes room, so TCP pushes
 back on the peer. After :meth:`~ReceiveQueue.end` receivers get what is left,
 then the connection's :class:`~trio_ws.ConnectionClosed`.
@@ -19,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 
 import trio
 
-from .errors import ConnectionClosed
+from .errors import ConcurrencyError, ConnectionClosed
 from .locks import FifoLock
 from .protocol import MessageChunk
 
@@ -48,7 +51,7 @@ class ReceiveQueue:
         self._data_lot = trio.lowlevel.ParkingLot()  # receivers waiting for a chunk
         self._space_lot = trio.lowlevel.ParkingLot()  # the reader waiting for room
         self._lock = FifoLock()  # one receiver at a time
-        self._partial = False  # a streamed receive stopped mid-message
+        self._partial: _MessageChunks | None = None  # the streamed receive that is mid-message
         self._ended = False  # no more chunks will be put
 
     # -- the reader's side ---------------------------------------------------
@@ -120,7 +123,7 @@ class ReceiveQueue:
         while True:
             chunk, _ = await self._next_chunk()
             if chunk.final:
-                self._partial = False
+                self._partial = None
                 return True
 
     async def _next_chunk(self) -> tuple[MessageChunk, bool]:
@@ -144,6 +147,7 @@ class _MessageChunks:
         self._queue = queue
         self._done = False
         self._started = False
+        self._midway = False  # a chunk of this message was yielded, not the last
 
     def __aiter__(self) -> _MessageChunks:
         return self
@@ -158,8 +162,14 @@ class _MessageChunks:
             if not self._started:
                 await queue._skip_partial_message()
                 self._started = True
+            elif self._midway and queue._partial is not self:
+                raise ConcurrencyError(
+                    "another receive took the rest of this message (get_message() or "
+                    "receive_stream() started mid-message): run one streaming receiver at a time"
+                )
             chunk, waited = await queue._next_chunk()
-            queue._partial = not chunk.final
+            queue._partial = None if chunk.final else self
+            self._midway = not chunk.final
             self._done = chunk.final
             if not waited:
                 await trio.lowlevel.cancel_shielded_checkpoint()
