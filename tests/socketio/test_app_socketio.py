@@ -562,3 +562,98 @@ def test_recovery_is_refused_with_a_hub_backend() -> None:
     app = App(hub=Hub(backend=Backend()))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="in-memory hub"):
         app.enable_socketio(max_disconnection_duration=10)
+
+
+# Bad input and the less travelled paths, with raw frames ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("frame", "why"),
+    [
+        ("4" + "x" * 2_000, "exceeds max_payload"),
+        ("9", "unknown Engine.IO packet type"),
+        ("4{", "unknown Socket.IO packet type"),
+        ('44{"message":"no"}', "CONNECT_ERROR"),
+        ("42abc[]", "invalid ack id"),
+    ],
+)
+async def test_raw_frames_bad_input_closes_the_session_with_1008(frame: str, why: str) -> None:
+    app = App()
+    app.enable_socketio(config=EngineConfig(max_payload=1_000))
+
+    async with serving(app) as server:
+        with trio.fail_after(10):
+            async with raw_session(server) as (ws, _):
+                await ws.send_message(frame)
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        await ws.get_message()
+                assert closed.value.reason.code == 1008
+                assert why in (closed.value.reason.reason or "")
+
+
+async def test_raw_frames_a_client_that_misses_its_pong_is_closed() -> None:
+    app = App()
+    app.enable_socketio(config=EngineConfig(ping_interval=0.2, ping_timeout=0.2))
+    async with serving(app) as server:
+        with trio.fail_after(10):
+            async with raw_session(server) as (ws, _):
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        assert await ws.get_message() == "2"  # never answered
+                assert closed.value.reason.code == 1000
+                assert closed.value.reason.reason == "ping timeout"
+
+
+async def test_raw_frames_namespace_broadcast_leave_namespace_and_answers_json_cannot_encode() -> None:
+    app = App()
+    app.enable_socketio(max_disconnection_duration=30)
+    seen: dict[str, Any] = {}
+
+    @app.on("bad-answer")
+    async def bad_answer(conn: EventConnection, data: Any) -> Any:
+        return {1, 2}  # a set: JSON cannot encode it
+
+    @app.on("me")
+    async def me(conn: EventConnection, data: Any) -> None:
+        with pytest.raises(TypeError, match="envelopes"):
+            await conn.send_envelope("{}")
+        await conn.emit("to-me", "hello")
+
+    @app.on("leave")
+    async def leave(conn: EventConnection, data: Any) -> None:
+        await conn.leave_namespace("/")
+
+    @app.on("disconnect")
+    async def disconnected(conn: EventConnection) -> None:
+        seen["left"] = True
+
+    async with serving(app) as server:
+        with trio.fail_after(10):
+            async with raw_session(server) as (ws, _):
+                report = await app.emit("all", {"n": 1})  # every connection of the namespace
+                assert report.queued == 1
+                args = json.loads((await next_event(ws))[2:])
+                assert args[:2] == ["all", {"n": 1}] and isinstance(args[2], str)  # with its offset
+                await ws.send_message('421["bad-answer"]')
+                assert json.loads((await next_event(ws))[3:]) == [
+                    {"error": {"type": "InternalError", "message": "the answer could not be encoded"}}
+                ]
+                await ws.send_message('42["me"]')
+                args = json.loads((await next_event(ws))[2:])
+                assert args[:2] == ["to-me", "hello"] and isinstance(args[2], str)
+                await ws.send_message('42["leave"]')
+                assert await next_event(ws) == "41"  # DISCONNECT of "/"
+                assert seen == {"left": True}
+
+
+def test_socketio_settings_are_checked() -> None:
+    app = App()
+    with pytest.raises(ValueError, match="must start with '/'"):
+        app.enable_socketio("socket.io")
+    with pytest.raises(ValueError, match="connect_timeout"):
+        app.enable_socketio(connect_timeout=0)
+    with pytest.raises(ValueError, match="max_disconnection_duration must be > 0"):
+        app.enable_socketio(max_disconnection_duration=0)
+    assert app.socketio is None and app._recovery is None  # nothing half-enabled
+    app.enable_socketio()

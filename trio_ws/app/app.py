@@ -225,12 +225,14 @@ class App:
         """
         if self.socketio is not None:
             raise ValueError(f"Socket.IO is already served at {self.socketio.path!r}")
+        settings = SocketIOSettings(path, config or EngineConfig(), connect_timeout, max_attachments)
         if max_disconnection_duration is not None:
+            if not max_disconnection_duration > 0:
+                raise ValueError(f"max_disconnection_duration must be > 0, not {max_disconnection_duration!r}")
             if self.hub.process_id is not None:
                 raise ValueError("Socket.IO connection-state recovery needs an in-memory hub for now (not a backend)")
             policy = recovery_history or default_policy(max_disconnection_duration)
             self._recovery = RecoveryLog(policy, max_disconnection_duration)
-        settings = SocketIOSettings(path, config or EngineConfig(), connect_timeout, max_attachments)
         self._router.add(path, Route(self._serve_socketio, origins=_origins(origins), wire_format=SOCKETIO))
         self.socketio = settings
 
