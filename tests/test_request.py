@@ -6,14 +6,16 @@ socket where a reset matters) and reads the server's answer as bytes.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
 import trio
 import trio.testing
-from support.rawhttp import read_until_eof, status_of, upgrade_request
+from support.rawhttp import build_request, http, read_answer, read_until_eof, status_of, upgrade_request
 from support.sockets import reset_on_close
 
 import trio_ws
-from trio_ws import HandshakeError, WebSocketRequest
+from trio_ws import HandshakeError, RequestBodyError, WebSocketRequest, WebSocketServer, serve_websocket
 from trio_ws.log import ConnectionLogger, next_connection_id, server_logger
 from trio_ws.options import ConnectionOptions
 from trio_ws.request import read_request
@@ -184,3 +186,215 @@ async def test_tls_client_hello_on_a_plain_port_is_refused_at_once(nursery: trio
         response = await read_until_eof(client_stream)
     assert status_of(response) == 400
     assert response.endswith(b"TLS handshake received on a plain-text (ws://) port")
+
+
+# Plain HTTP requests: read_body, respond, wait_disconnected (on real sockets) --------------
+
+Hook = Callable[[WebSocketRequest], Awaitable[None]]
+
+
+async def refuse(request: WebSocketRequest) -> None:
+    await request.reject(403)
+
+
+async def start(nursery: trio.Nursery, hook: Hook) -> int:
+    server: WebSocketServer = await nursery.start(
+        lambda task_status: serve_websocket(refuse, "127.0.0.1", 0, None, process_request=hook, task_status=task_status)
+    )
+    return server.port
+
+
+def body_echo(max_size: int | None = 100, timeout: float | None = 5.0) -> Hook:
+    """Answers 200 with the body it read, or the RequestBodyError's status and message."""
+
+    async def hook(request: WebSocketRequest) -> None:
+        try:
+            body = await request.read_body(max_size=max_size, timeout=timeout)
+        except RequestBodyError as err:
+            await request.respond(err.status_code, body=str(err).encode())
+            return
+        await request.respond(200, headers=[("Content-Type", "application/octet-stream")], body=body)
+
+    return hook
+
+
+async def test_read_body_with_content_length_and_chunked(nursery: trio.Nursery) -> None:
+    port = await start(nursery, body_echo())
+    with trio.fail_after(10):
+        answer = await http(port, "POST", "/", body=b"hello")
+        assert (answer.status, answer.body) == (200, b"hello")
+        assert answer.headers["content-type"] == "application/octet-stream"
+        chunked = b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+        answer = await http(port, "POST", "/", headers={"Transfer-Encoding": "chunked"}, body=chunked)
+        assert (answer.status, answer.body) == (200, b"abcde")
+        answer = await http(port, "POST", "/", body=b"")
+        assert (answer.status, answer.body) == (200, b"")
+
+
+async def test_read_body_errors_carry_the_status_to_answer(nursery: trio.Nursery) -> None:
+    port = await start(nursery, body_echo(max_size=10))
+    with trio.fail_after(10):
+        answer = await http(port, "POST", "/")
+        assert (answer.status, answer.text) == (411, "POST request without Content-Length: its body length is unknown")
+        answer = await http(port, "POST", "/", body=b"x" * 11)
+        assert (answer.status, answer.text) == (413, "request body of 11 bytes exceeds max_size=10")
+        chunked = b"8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n"
+        answer = await http(port, "POST", "/", headers={"Transfer-Encoding": "chunked"}, body=chunked)
+        assert (answer.status, answer.text) == (413, "request body exceeds max_size=10 bytes")
+        answer = await http(port, "POST", "/", headers={"Transfer-Encoding": "chunked"}, body=b"zz\r\nab\r\n")
+        assert answer.status == 400
+        assert answer.text.startswith("malformed request body:")
+
+
+async def test_read_body_cut_short_is_400(nursery: trio.Nursery) -> None:
+    port = await start(nursery, body_echo())
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            await stream.send_all(build_request("POST", "/", headers={"Content-Length": "10"}, body=b"abc"))
+            await stream.send_eof()
+            answer = await read_answer(stream)
+    assert answer.status == 400
+    assert answer.text.startswith("malformed request body:")
+
+
+async def test_read_body_from_a_client_that_resets_is_400(nursery: trio.Nursery) -> None:
+    errors: list[RequestBodyError] = []
+    failed = trio.Event()
+
+    async def hook(request: WebSocketRequest) -> None:
+        try:
+            await request.read_body()
+        except RequestBodyError as err:
+            errors.append(err)
+            failed.set()
+            await request.respond(err.status_code)
+
+    port = await start(nursery, hook)
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        await stream.send_all(build_request("POST", "/", headers={"Content-Length": "10"}, body=b"abc"))
+        await trio.testing.wait_all_tasks_blocked()
+        reset_on_close(stream)
+        await stream.aclose()
+        await failed.wait()
+    assert errors[0].status_code == 400
+    assert str(errors[0]).startswith("the client went away while sending the body:")
+
+
+async def test_read_body_timeout_is_408(nursery: trio.Nursery) -> None:
+    port = await start(nursery, body_echo(timeout=0.2))
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            await stream.send_all(build_request("POST", "/", headers={"Content-Length": "10"}, body=b"abc"))
+            answer = await read_answer(stream)
+    assert (answer.status, answer.text) == (408, "the request body did not arrive within timeout=0.2 s")
+
+
+async def test_read_body_without_limits(nursery: trio.Nursery) -> None:
+    port = await start(nursery, body_echo(max_size=None, timeout=None))
+    with trio.fail_after(10):
+        answer = await http(port, "POST", "/", body=b"y" * 200_000)
+    assert (answer.status, len(answer.body)) == (200, 200_000)
+
+
+async def test_read_body_twice_or_after_answering_raises(nursery: trio.Nursery) -> None:
+    errors: list[str] = []
+    finished = trio.Event()
+
+    async def hook(request: WebSocketRequest) -> None:
+        await request.read_body()
+        with pytest.raises(HandshakeError, match="already answered or its body already read") as info:
+            await request.read_body()
+        errors.append(str(info.value))
+        await request.respond(204)
+        with pytest.raises(HandshakeError, match="already answered"):
+            await request.respond(200)
+        with pytest.raises(HandshakeError, match="already answered"):
+            await request.read_body()
+        errors.append("done")
+        finished.set()
+
+    port = await start(nursery, hook)
+    with trio.fail_after(10):
+        answer = await http(port, "POST", "/", body=b"x")
+        await finished.wait()
+    assert answer.status == 204
+    assert len(errors) == 2
+
+
+async def test_respond_has_no_body_limit_and_checks_the_status(nursery: trio.Nursery) -> None:
+    big = b"z" * (2**20 + 10)
+
+    async def hook(request: WebSocketRequest) -> None:
+        with pytest.raises(ValueError, match="status_code must be between 200 and 599, not 99"):
+            await request.respond(99)
+        with pytest.raises(ValueError, match="exceeds"):
+            await request.reject(200, body=big)  # reject keeps its 1 MiB bound
+        await request.respond(200, body=big)
+
+    port = await start(nursery, hook)
+    with trio.fail_after(10):
+        answer = await http(port, "GET", "/")
+    assert (answer.status, len(answer.body)) == (200, len(big))
+    assert answer.headers["content-type"] == "text/plain; charset=utf-8"
+    assert answer.headers["connection"] == "close"
+
+
+async def test_wait_disconnected_notices_a_client_that_leaves(nursery: trio.Nursery) -> None:
+    noticed = trio.Event()
+
+    async def hook(request: WebSocketRequest) -> None:
+        await request.wait_disconnected()
+        noticed.set()
+
+    port = await start(nursery, hook)
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        await stream.send_all(build_request("GET", "/"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert not noticed.is_set()
+        await stream.send_all(b"pipelined bytes are discarded")
+        await stream.aclose()
+        await noticed.wait()
+
+
+async def test_wait_disconnected_returns_once_answered_from_another_task(nursery: trio.Nursery) -> None:
+    returned = trio.Event()
+
+    async def hook(request: WebSocketRequest) -> None:
+        async with trio.open_nursery() as inner:
+
+            async def watch() -> None:
+                await request.wait_disconnected()
+                returned.set()
+
+            inner.start_soon(watch)
+            await trio.testing.wait_all_tasks_blocked()
+            await request.respond(200, body=b"held, then answered")
+        await request.wait_disconnected()  # answered: returns at once
+
+    port = await start(nursery, hook)
+    with trio.fail_after(10):
+        answer = await http(port, "GET", "/")
+        await returned.wait()
+    assert answer.text == "held, then answered"
+
+
+async def test_wait_disconnected_refuses_an_accepted_websocket(nursery: trio.Nursery) -> None:
+    from trio_ws import open_websocket_url
+
+    seen: list[str] = []
+
+    async def handler(request: WebSocketRequest) -> None:
+        await request.accept()
+        with pytest.raises(HandshakeError, match="belongs to its connection") as info:
+            await request.wait_disconnected()
+        seen.append(str(info.value))
+
+    server = await nursery.start(serve_websocket, handler, "127.0.0.1", 0, None)
+    with trio.fail_after(10):
+        async with open_websocket_url(f"ws://127.0.0.1:{server.port}/") as ws:
+            await ws.wait_closed()
+    assert seen == ["an accepted WebSocket request's transport belongs to its connection"]

@@ -41,6 +41,7 @@ from .errors import (
     DisconnectionTimeout,
     HandshakeError,
     InvalidURL,
+    RequestBodyError,
     TLSHandshakeError,
     WebSocketError,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "ConnectionOptions",
     "ConnectionRejected",
     "ConnectionTimeout",
+    "RequestBodyError",
     "Deflate",
     "DisconnectionTimeout",
     "DeliveryReport",

@@ -22,6 +22,7 @@ __all__ = [
     "TLSHandshakeError",
     "ConnectionRejected",
     "ConnectionTimeout",
+    "RequestBodyError",
     "DisconnectionTimeout",
     "ConcurrencyError",
     "InvalidURL",
@@ -131,6 +132,21 @@ class ConnectionRejected(HandshakeError):
 
 class ConnectionTimeout(HandshakeError):
     """The connection or its opening handshake took longer than ``connect_timeout``."""
+
+
+class RequestBodyError(HandshakeError):
+    """A plain HTTP request's body could not be read (see :meth:`~trio_ws.WebSocketRequest.read_body`).
+
+    The request is still unanswered: answer it with :attr:`status_code`.
+
+    Attributes:
+        status_code: the HTTP status that fits: 400 (malformed or cut short),
+            408 (too slow), 411 (no declared length) or 413 (over the limit).
+    """
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 class DisconnectionTimeout(WebSocketError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,7 +11,7 @@ import trio
 
 from .connection import WebSocketConnection
 from .endpoint import Endpoint, stream_address
-from .errors import TRANSPORT_ERRORS, HandshakeError
+from .errors import TRANSPORT_ERRORS, HandshakeError, RequestBodyError
 from .handshake import (
     HandshakeProblem,
     HeadReader,
@@ -43,8 +44,11 @@ class WebSocketRequest:
     A server handler receives one and calls :meth:`accept` (to get a
     :class:`~trio_ws.WebSocketConnection`) or :meth:`reject`. A
     ``process_request`` hook also sees plain HTTP requests (``is_websocket``
-    is then False), which it may answer with :meth:`reject` — for example a
-    health check answered with 200.
+    is then False), which it may answer with :meth:`respond` (or
+    :meth:`reject`) — for example a health check answered with 200. Such a
+    hook may read the request's body with :meth:`read_body` and hold the
+    request open before answering it (a long poll), watching for the client
+    leaving with :meth:`wait_disconnected`.
     """
 
     def __init__(
@@ -69,6 +73,7 @@ class WebSocketRequest:
         self._on_accept: Callable[[WebSocketConnection], None] | None = None
         self._connection: WebSocketConnection | None = None
         self._answered = False
+        self._body_read = False
 
     @property
     def headers(self) -> list[tuple[bytes, bytes]]:
@@ -266,10 +271,137 @@ class WebSocketRequest:
         body = body or b""
         if len(body) > _MAX_REJECT_BODY:
             raise ValueError(f"body of {len(body):,} bytes exceeds {_MAX_REJECT_BODY:,} bytes")
+        await self._answer(status_code, extra_headers, body)
+        self._logger.debug("rejected %s with %d", self.path, status_code)
+
+    async def respond(
+        self,
+        status_code: int,
+        *,
+        headers: HeaderPairs | None = None,
+        body: bytes = b"",
+    ) -> None:
+        """Answer a plain HTTP request with a complete response and close the transport.
+
+        Like :meth:`reject`, without its limit on the body's size: for
+        answering plain HTTP requests (a health check, a long poll) rather
+        than refusing a handshake. ``Content-Length`` and
+        ``Connection: close`` are added; so is a plain-text ``Content-Type``
+        when ``headers`` has none and the body is not empty.
+
+        Args:
+            status_code: the HTTP status code (200-599).
+            headers: more response headers.
+            body: the response body.
+
+        Raises:
+            HandshakeError: when the request was already answered.
+            ValueError: for a status outside 200-599 or an invalid header.
+
+        A client that went away is not an error: the answer is dropped.
+        Cancelling closes the transport. Call it once, from one task.
+        """
+        if self._answered:
+            raise HandshakeError("this request was already answered")
+        if not 200 <= status_code <= 599:
+            raise ValueError(f"status_code must be between 200 and 599, not {status_code}")
+        await self._answer(status_code, headers, body)
+        self._logger.debug("answered %s %s with %d", self.method, self.path, status_code)
+
+    async def _answer(self, status_code: int, extra_headers: HeaderPairs | None, body: bytes) -> None:
         self._answered = True
         headers = [(_encode(name), _encode(value)) for name, value in extra_headers or []]
         await send_response(self._stream, self._parsed.h11_connection, status_code, headers, body)
-        self._logger.debug("rejected %s with %d", self.path, status_code)
+
+    async def read_body(self, *, max_size: int | None = 2**20, timeout: float | None = 10.0) -> bytes:  # noqa: ASYNC109
+        """Read the body of a plain HTTP request (``Content-Length`` or chunked).
+
+        Args:
+            max_size: the most bytes accepted, or None for no limit. A
+                declared ``Content-Length`` over it fails before anything is read.
+            timeout: seconds the whole body may take to arrive, or None.
+
+        Returns:
+            the body (empty for ``Content-Length: 0``).
+
+        Raises:
+            RequestBodyError: the request is left unanswered; answer it with
+                the error's ``status_code``: 411 when the request declares
+                neither ``Content-Length`` nor chunked encoding, 413 when the
+                body exceeds ``max_size``, 400 when it is malformed or the
+                client closed the connection before its end, 408 when it did
+                not arrive within ``timeout``.
+            HandshakeError: when the request was already answered or its
+                body already read.
+
+        Cancelling leaves the body partly read: answer the request instead
+        of reading again. Call it once, from one task, and not while
+        :meth:`wait_disconnected` runs.
+        """
+        if self._answered or self._body_read:
+            raise HandshakeError("this request was already answered or its body already read")
+        self._body_read = True
+        headers = self._parsed.headers
+        declared = header_values(headers, b"content-length")
+        chunked = "chunked" in [t.lower() for t in split_comma_header(header_values(headers, b"transfer-encoding"))]
+        if not declared and not chunked:
+            raise RequestBodyError(411, f"{self.method} request without Content-Length: its body length is unknown")
+        if declared and max_size is not None and int(declared[0]) > max_size:
+            size = int(declared[0])
+            raise RequestBodyError(413, f"request body of {size:,} bytes exceeds max_size={max_size:,}")
+        conn = self._parsed.h11_connection
+        if self._trailing_data:
+            conn.receive_data(self._trailing_data)
+            self._trailing_data = b""
+        body = bytearray()
+        with trio.move_on_after(math.inf if timeout is None else timeout):
+            while True:
+                try:
+                    event = conn.next_event()
+                except h11.RemoteProtocolError as err:
+                    raise RequestBodyError(400, f"malformed request body: {err}") from err
+                if event is h11.NEED_DATA:
+                    try:
+                        data = await self._stream.receive_some(self._options.receive_buffer_size)
+                    except TRANSPORT_ERRORS as err:
+                        raise RequestBodyError(400, f"the client went away while sending the body: {err}") from err
+                    conn.receive_data(bytes(data))
+                elif isinstance(event, h11.Data):
+                    body += event.data
+                    if max_size is not None and len(body) > max_size:
+                        raise RequestBodyError(413, f"request body exceeds max_size={max_size:,} bytes")
+                elif isinstance(event, h11.EndOfMessage):
+                    return bytes(body)
+                else:  # pragma: no cover - h11 yields nothing else inside a request body
+                    raise RequestBodyError(400, f"unexpected {type(event).__name__} in the request body")
+        raise RequestBodyError(408, f"the request body did not arrive within timeout={timeout:g} s")
+
+    async def wait_disconnected(self) -> None:
+        """Wait until the client closes its end of the connection, or the connection breaks.
+
+        For a plain HTTP request held open before it is answered (a long
+        poll): the server notices a client that left instead of answering a
+        closed socket later. Whatever the client sends meanwhile (a body that
+        was not read, a pipelined request) is discarded, since every answer
+        closes the connection. Returns at once once the request was answered.
+
+        Raises:
+            HandshakeError: for an accepted WebSocket request (its
+                connection reads the transport; use its ``wait_closed()``).
+
+        Cancelling is safe. Not from two tasks at once, nor while
+        :meth:`read_body` runs; answering from another task meanwhile is
+        allowed (it makes this return).
+        """
+        if self._connection is not None:
+            raise HandshakeError("an accepted WebSocket request's transport belongs to its connection")
+        while not self._answered:
+            try:
+                data = await self._stream.receive_some(self._options.receive_buffer_size)
+            except TRANSPORT_ERRORS:
+                return
+            if not data:
+                return
 
 
 def _switching_protocols(headers: list[tuple[bytes, bytes]]) -> bytes:

@@ -1,15 +1,19 @@
-"""The HTTP side of a hand-written WebSocket peer: upgrade requests and 101 answers as bytes.
+"""The HTTP side of a hand-written peer: upgrade requests and 101 answers as bytes, and plain HTTP requests.
 
 Like :mod:`support.rawframes`, nothing here uses trio_ws: tests write the
 opening handshake (RFC 6455 §4) byte by byte to check how trio_ws reads odd
-heads, and read back exactly what it answered.
+heads, and read back exactly what it answered. :func:`http` sends plain
+requests no well-behaved client sends (no Content-Length, a body cut short,
+two long polls at once) and reads the answer with h11.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+from dataclasses import dataclass
 
+import h11
 import trio
 import trio.testing
 
@@ -97,3 +101,67 @@ async def client_given_answer(nursery: trio.Nursery, extensions: bytes) -> trio_
     return await trio_ws.wrap_client_stream(
         nursery, client_stream, "localhost", "/", compression="deflate", ping_interval=None
     )
+
+
+# Plain HTTP requests ----------------------------------------------------------------
+
+
+@dataclass
+class Answer:
+    """An HTTP response: status, headers (lower-case names, as text) and body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+
+def build_request(
+    method: str, target: str, *, headers: dict[str, str] | None = None, body: bytes | None = None
+) -> bytes:
+    """The bytes of a request; ``Content-Length`` is added for a body unless ``headers`` declares a length."""
+    lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1"]
+    headers = dict(headers or {})
+    if body is not None and not any(k.lower() in ("content-length", "transfer-encoding") for k in headers):
+        headers["Content-Length"] = str(len(body))
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+
+
+async def read_answer(stream: trio.abc.Stream) -> Answer:
+    """Read one response from ``stream`` (until its end)."""
+    conn = h11.Connection(h11.CLIENT)
+    conn.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
+    conn.send(h11.EndOfMessage())
+    status = 0
+    headers: dict[str, str] = {}
+    body = bytearray()
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(await stream.receive_some(65536))
+        elif isinstance(event, h11.Response):
+            status = event.status_code
+            headers = {k.decode().lower(): v.decode() for k, v in event.headers}
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+            return Answer(status, headers, bytes(body))
+
+
+async def http(
+    port: int,
+    method: str,
+    target: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> Answer:
+    """Send one request to 127.0.0.1:``port`` and return the answer."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(build_request(method, target, headers=headers, body=body))
+        return await read_answer(stream)
