@@ -657,3 +657,33 @@ def test_socketio_settings_are_checked() -> None:
         app.enable_socketio(max_disconnection_duration=0)
     assert app.socketio is None and app._recovery is None  # nothing half-enabled
     app.enable_socketio()
+
+
+async def test_a_room_with_history_gives_envelope_clients_their_position_and_socketio_clients_their_event() -> None:
+    app = App(hub=Hub(history=HistoryPolicy()))
+    app.enable_socketio()
+
+    @app.on("join")
+    async def join(conn: EventConnection, room: str) -> None:
+        await conn.join_room(room)
+
+    async with serving(app) as server:
+        with trio.fail_after(10):
+            async with (
+                raw_session(server) as (sio, _),
+                open_websocket_url(f"ws://127.0.0.1:{server.port}/ws") as envelope,
+            ):
+                await sio.send_message('421["join","tea"]')
+                assert await next_event(sio) == "431[]"
+                await envelope.send_message(json.dumps({"type": "event", "event": "join", "data": "tea", "id": 1}))
+                joined = [json.loads(await envelope.get_message()) for _ in range(2)]
+                assert {message["type"] for message in joined} == {"joined", "ack"}
+                report = await app.emit("news", {"n": 1}, to="tea")
+                assert report.queued == 2 and report.position is not None
+                assert await next_event(sio) == '42["news",{"n":1}]'
+                event = json.loads(await envelope.get_message())
+                assert (event["data"], event["room"], event["offset"]) == ({"n": 1}, "tea", report.position.offset)
+                # Bytes: the Socket.IO client only, still at the next offset of the room.
+                report = await app.emit("blob", b"\x01", to="tea")
+                assert report.queued == 1 and report.position is not None and report.position.offset == 2
+                assert await next_event(sio) == '451-["blob",{"_placeholder":true,"num":0}]'

@@ -336,7 +336,9 @@ class App:
         encoded once for envelope clients and once for Socket.IO clients; a
         tuple ``data`` reaches Socket.IO clients as several arguments, and
         ``data`` holding ``bytes`` reaches Socket.IO clients only (the
-        envelope is JSON).
+        envelope is JSON). With connection-state recovery
+        (``max_disconnection_duration``), the event is also kept in the
+        recovery log and its Socket.IO encoding ends with its offset.
 
         Concurrent calls are allowed, from any task; see
         :meth:`~trio_ws.Hub.broadcast` for cancellation.
