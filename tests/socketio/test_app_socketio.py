@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import trio
 from support.node_ws import NodeWs
+from support.rawhttp import http
 from support.sio import PEER_TIMEOUT, SIO_APP_CLIENT, SIO_CLIENT, open_raw, run_node, run_python_peer
 
 from trio_ws import ConnectionClosed, ConnectionRejected, WebSocketServer, open_websocket_url
@@ -687,3 +688,13 @@ async def test_a_room_with_history_gives_envelope_clients_their_position_and_soc
                 report = await app.emit("blob", b"\x01", to="tea")
                 assert report.queued == 1 and report.position is not None and report.position.offset == 2
                 assert await next_event(sio) == '451-["blob",{"_placeholder":true,"num":0}]'
+
+
+async def test_a_long_polling_request_is_told_the_transport_is_unknown() -> None:
+    app = fast_app()
+    async with serving(app) as server:
+        with trio.fail_after(10):
+            answer = await http(server.port, "GET", "/socket.io/?EIO=4&transport=polling")
+    assert answer.status == 400
+    assert answer.headers["content-type"] == "application/json"
+    assert json.loads(answer.body) == {"code": 0, "message": "Transport unknown"}

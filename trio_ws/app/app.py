@@ -10,6 +10,7 @@ client. :meth:`App.serve` wires all of it with the core's options.
 
 from __future__ import annotations
 
+import json
 import logging
 import mimetypes
 import os
@@ -447,6 +448,11 @@ class App:
                     body, kind = found
                     await request.reject(200, extra_headers=[("Content-Type", kind)], body=body)
                     return
+            if self.socketio is not None and path == self.socketio.path:
+                # Only the WebSocket transport is served: Engine.IO's answer for any other.
+                body = json.dumps({"code": 0, "message": "Transport unknown"}).encode()
+                await request.reject(400, extra_headers=[("Content-Type", "application/json")], body=body)
+                return
             if self._router.match(path) is None:
                 await request.reject(404, body=b"not found")
             return  # a plain request to a WebSocket route: the server answers 426
