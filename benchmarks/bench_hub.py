@@ -149,10 +149,25 @@ FANOUT_CONTENDERS: dict[str, Contender] = {
             redis=True,
             server="trio_ws-hub-redis",
         ),
+        Contender(
+            "trio_ws-hub-streams",
+            "trio_ws Hub, 2 processes via Redis Streams (room with history)",
+            (("trio_ws.hub", "Hub"), ("trio_ws.hub.redis_streams", "RedisStreams")),
+            servers=2,
+            redis=True,
+        ),
+        Contender(
+            "trio_ws-hub-streams-4",
+            "trio_ws Hub, 4 processes via Redis Streams (room with history)",
+            (("trio_ws.hub", "Hub"), ("trio_ws.hub.redis_streams", "RedisStreams")),
+            servers=4,
+            redis=True,
+            server="trio_ws-hub-streams",
+        ),
         Contender("trio_ws-loop", "trio_ws, per-connection loop (no hub)", (("trio_ws", "serve_websocket"),)),
     )
 }
-#: Run unless --contenders says otherwise (trio_ws-loop is on request only).
+#: Run unless --contenders says otherwise (trio_ws-loop and the stream rows are on request only).
 DEFAULT_FANOUT = (
     "trio_ws-hub",
     "trio-websocket-loop",
@@ -172,6 +187,8 @@ RATIOS = (
     # Across processes against one process, same run (issue 10's target: at least 0.5).
     ("trio_ws-hub-redis", "trio_ws-hub"),
     ("trio_ws-hub-redis-4", "trio_ws-hub"),
+    ("trio_ws-hub-streams", "trio_ws-hub"),
+    ("trio_ws-hub-streams-4", "trio_ws-hub"),
 )
 BASELINE = "trio_ws-hub-baseline"
 
@@ -853,7 +870,7 @@ def run_benchmark(argv: list[str] | None = None) -> int:
         reason = FANOUT_CONTENDERS[name].unavailable_reason()
         if reason is None:
             available.append(name)
-        elif name.startswith("trio_ws-hub-redis") and "trio_ws.hub.redis" in reason:
+        elif name.startswith(("trio_ws-hub-redis", "trio_ws-hub-streams")) and "trio_ws.hub.redis" in reason:
             results.skipped[name] = REDIS_SKIPPED
             print(REDIS_SKIPPED, flush=True)
         else:

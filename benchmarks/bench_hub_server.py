@@ -64,13 +64,22 @@ def make_redis_backend(url: str) -> Any:
     return RedisBackend(url)
 
 
-async def serve_trio_ws_hub(on_ready: ReadyCallback, redis_url: str | None) -> None:
-    """trio_ws with a Hub: members join one room, the trigger calls ``hub.broadcast``."""
+async def serve_trio_ws_hub(on_ready: ReadyCallback, redis_url: str | None, streams: bool = False) -> None:
+    """trio_ws with a Hub: members join one room, the trigger calls ``hub.broadcast``.
+
+    With ``streams`` the room keeps history, so with Redis it is a Redis Stream
+    (bounded generously: every process must read an entry before it is trimmed).
+    """
     import trio_ws
     from trio_ws.hub import Hub
 
     backend = None if redis_url is None else make_redis_backend(redis_url)
-    async with Hub(backend=backend) as hub:
+    options: dict[str, Any] = {}
+    if streams:
+        from trio_ws.hub import HistoryPolicy
+
+        options["history"] = HistoryPolicy(max_messages=100_000, max_bytes=None, max_age=120)
+    async with Hub(backend=backend, **options) as hub:
 
         async def fan_out(messages: list[bytes]) -> None:
             for message in messages:
@@ -230,6 +239,7 @@ async def serve_websockets_trio(on_ready: ReadyCallback) -> None:
 SERVERS = (
     "trio_ws-hub",
     "trio_ws-hub-redis",
+    "trio_ws-hub-streams",
     "trio_ws-loop",
     "trio-websocket-loop",
     "websockets-broadcast",
@@ -243,6 +253,10 @@ def serve_forever(contender: str, on_ready: ReadyCallback, redis_url: str | None
         if (contender == "trio_ws-hub-redis") != (redis_url is not None):
             raise SystemExit("--redis-url is required with trio_ws-hub-redis, and only with it")
         trio.run(serve_trio_ws_hub, on_ready, redis_url)
+    elif contender == "trio_ws-hub-streams":
+        if redis_url is None:
+            raise SystemExit("--redis-url is required with trio_ws-hub-streams")
+        trio.run(serve_trio_ws_hub, on_ready, redis_url, True)
     elif contender == "trio_ws-loop":
         trio.run(serve_trio_websocket_api, on_ready, "trio_ws")
     elif contender == "trio-websocket-loop":

@@ -121,3 +121,23 @@ def test_old_names_are_deprecated_aliases(module: Any, name: str, new_name: str,
     with pytest.warns(DeprecationWarning, match=rf"{module.__name__}\.{name} is deprecated; use {new_name}"):
         assert getattr(module, name) is value
     assert name not in module.__all__
+
+
+def test_a_stream_entry_carries_a_positioned_json_and_is_rendered_at_its_position() -> None:
+    from trio_ws.hub import PositionedJSON, StreamPosition
+    from trio_ws.hub.envelopes import parse_stream_entry, stream_envelope
+
+    message = PositionedJSON({"a": 1}, {"room": "r"})
+    envelope = json.loads(json.dumps(stream_envelope("p1", "r", message, exclude="m1")))
+    entry = parse_stream_entry(envelope, StreamPosition("e", 3))
+    assert (entry.room, entry.exclude) == ("r", frozenset({"m1"}))
+    assert entry.message.data == message(StreamPosition("e", 3))
+    # A plain message travels as an ordinary room payload, whatever the position.
+    plain = json.loads(json.dumps(stream_envelope("p1", "r", PreparedMessage(b"\x00bin"))))
+    assert parse_stream_entry(plain, StreamPosition("e", 4)).message.payload == b"\x00bin"
+    with pytest.raises(TypeError):  # refused in the sender, not in the receivers
+        stream_envelope("p1", "r", PositionedJSON({"x": object()}))
+    with pytest.raises(ValueError, match="must be objects"):
+        parse_stream_entry({**envelope, "json": [1]}, StreamPosition("e", 1))
+    with pytest.raises(ValueError, match="must be a room envelope"):
+        parse_stream_entry(presence_envelope("p1", "r", "m", "join"), StreamPosition("e", 1))

@@ -492,9 +492,29 @@ async def test_a_new_hub_has_a_new_epoch_and_refuses_old_positions() -> None:
             assert (result.recovered, result.reason) == (False, "ahead")
 
 
-def test_history_needs_an_in_memory_hub() -> None:
-    with pytest.raises(ValueError, match="in-memory hub"):
-        Hub(backend=RedisBackend(), history=HistoryPolicy())
-    hub = Hub(backend=RedisBackend())
-    with pytest.raises(ValueError, match="in-memory hub"):
+class _PubSubOnly:
+    """A backend with the pub/sub methods only (the HubBackend protocol), no streams."""
+
+    process_id = "p"
+
+    async def run(self, sink: object, *, task_status: object = None) -> None:
+        raise NotImplementedError
+
+    async def subscribe(self, room: str) -> None: ...
+    async def unsubscribe(self, room: str) -> None: ...
+    async def publish_room(self, room: str, envelope: object) -> bool: ...
+    async def publish_all(self, envelope: object) -> bool: ...
+    async def publish_to_member(self, member_id: str, envelope: object) -> bool: ...
+    async def add_member(self, member_id: str, room: str | None) -> None: ...
+    async def remove_member(self, member_id: str, room: str | None) -> None: ...
+    async def room_members(self, room: str) -> set[str] | None: ...
+
+
+def test_history_needs_a_backend_that_keeps_streams() -> None:
+    with pytest.raises(ValueError, match="backend that keeps streams"):
+        Hub(backend=_PubSubOnly(), history=HistoryPolicy())  # type: ignore[arg-type]
+    hub = Hub(backend=_PubSubOnly())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="backend that keeps streams"):
         hub.enable_history("room")
+    # The Redis backend keeps streams: history is accepted there.
+    Hub(backend=RedisBackend(), history=HistoryPolicy()).enable_history("room")

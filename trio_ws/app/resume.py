@@ -17,10 +17,10 @@ it joins from that position: the missed events come first, then a
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from ..hub import JoinResult, StreamPosition
+from ..hub.positioned import PositionedJSON
 from .envelope import encode
 
 __all__ = ["RESUME_PARAM", "parse_resume", "stream_event", "joined_envelope"]
@@ -65,20 +65,16 @@ def parse_resume(value: str | None) -> tuple[dict[tuple[str, str], StreamPositio
     return found, problem
 
 
-def stream_event(event: str, data: Any, namespace: str, room: str) -> Callable[[StreamPosition | None], str]:
-    """A message builder for ``hub.broadcast``: the event's envelope, with the room's position when it has one.
+def stream_event(event: str, data: Any, namespace: str, room: str) -> PositionedJSON:
+    """A message for ``hub.broadcast``: the event's envelope, with the room's position when it has one.
 
-    Raises (when called):
+    It is a :class:`~trio_ws.hub.positioned.PositionedJSON`, so it also
+    crosses processes in a room streamed through Redis.
+
+    Raises (when called, or broadcast to a streamed room):
         TypeError: when ``data`` cannot be encoded as JSON.
     """
-
-    def build(position: StreamPosition | None) -> str:
-        value: dict[str, Any] = {"type": "event", "event": event, "namespace": namespace, "data": data}
-        if position is not None:
-            value.update(room=room, epoch=position.epoch, offset=position.offset)
-        return encode(value)
-
-    return build
+    return PositionedJSON({"type": "event", "event": event, "namespace": namespace, "data": data}, {"room": room})
 
 
 def joined_envelope(namespace: str, room: str, result: JoinResult) -> str:

@@ -10,6 +10,8 @@ from .history import HistoryLost, HistoryPolicy, JoinResult, StreamPosition
 from .hub import Hub
 from .member import INTERNAL_ROOM_PREFIX, DeliveryReport, HubStats, Member, MessageLike, MessageSource, PresenceEvent
 from .outbox import OutboxStats, Outcome, OverflowPolicy
+from .positioned import PositionedJSON
+from .stream_rooms import StreamingBackend
 from .variants import MessageVariants
 
 __all__ = [
@@ -32,8 +34,10 @@ __all__ = [
     "Outcome",
     "OutboxStats",
     "OverflowPolicy",
+    "PositionedJSON",
     "PresenceEvent",
     "StreamPosition",
+    "StreamingBackend",
 ]
 
 __getattr__ = alias_getattr(__name__, {"Envelope": ("trio_ws.hub.HubEnvelope", HubEnvelope)})

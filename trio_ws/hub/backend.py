@@ -26,6 +26,7 @@ import trio
 from .._deprecated import alias_getattr
 from . import envelopes
 from .envelopes import HubEnvelope
+from .history import StreamPosition
 
 __all__ = ["HubBackend", "BackendSink", "BackendEvent"]
 
@@ -52,6 +53,9 @@ class BackendSink(Protocol):
 
     def deliver_remote(self, envelope: HubEnvelope) -> None:
         """Handle an envelope published by another process (never our own)."""
+
+    def deliver_stream(self, room: str, position: StreamPosition, envelope: HubEnvelope) -> None:
+        """Handle an entry of ``room``'s stream at ``position`` (every process's, ours included)."""
 
     def backend_event(self, event: BackendEvent) -> None:
         """Report a state change of the backend (down, up, gap)."""

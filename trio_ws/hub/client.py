@@ -20,6 +20,7 @@ from ..close import NORMAL_CLOSURE
 from ..scopes import background_tasks
 from .backend import BackendEvent, HubBackend
 from .envelopes import HubEnvelope
+from .history import StreamPosition
 from .member import MessageLike, _prepare
 from .publisher import Publisher
 from .watchers import Watchers
@@ -167,6 +168,9 @@ class HubClient:
     # -- BackendSink: nothing arrives for a client without members --------------
     def deliver_remote(self, envelope: HubEnvelope) -> None:
         """Ignore an envelope (a client has no members to deliver to)."""
+
+    def deliver_stream(self, room: str, position: StreamPosition, envelope: HubEnvelope) -> None:
+        """Ignore a stream entry (a client reads no stream)."""
 
     def backend_event(self, event: BackendEvent) -> None:
         """Forward a backend state change to :meth:`backend_events` watchers."""

@@ -25,6 +25,12 @@ The payload is ``text`` (a text message) or ``b64`` (a binary one, base64
 encoded), or ``variants`` for a :class:`~trio_ws.hub.MessageVariants`: a
 list of ``[wire format, [{"text"|"b64": ...}, ...]]`` pairs; ``exclude`` is
 a sorted list of member ids. Nothing is ever pickled.
+
+An entry of a room's stream (a room with history on a backend that keeps
+streams) is a ``room`` envelope built by :func:`stream_envelope`; its payload
+may also be ``json`` and ``json_extra`` (a
+:class:`~trio_ws.hub.positioned.PositionedJSON`: each receiver renders it at
+the entry's position). :func:`parse_stream_entry` reads it.
 :func:`parse_envelope` turns an envelope into one of the typed values below
 and ignores fields it does not know, so a backend's own fields and fields
 added by a later version pass through harmlessly.
@@ -34,11 +40,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..prepared import PreparedMessage
+from .history import StreamPosition
+from .positioned import PositionedJSON
 from .variants import HubMessage, MessageVariants
 
 __all__ = [
@@ -60,6 +69,8 @@ __all__ = [
     "presence_envelope",
     "encode_payload",
     "decode_payload",
+    "stream_envelope",
+    "parse_stream_entry",
 ]
 
 #: An envelope as it travels between processes: a JSON object (see the module's docs).
@@ -171,6 +182,26 @@ def presence_envelope(origin: str | None, room: str, member_id: str, event: Lite
     return {**_header("presence", origin), "room": room, "id": member_id, "event": event}
 
 
+def stream_envelope(
+    origin: str | None,
+    room: str,
+    message: HubMessage | PositionedJSON,
+    exclude: str | Iterable[str] | None = None,
+) -> HubEnvelope:
+    """An entry of ``room``'s stream: a ``room`` envelope whose message may be a PositionedJSON.
+
+    Raises:
+        TypeError: when a PositionedJSON holds something JSON cannot encode
+            (checked here, so that it fails in the sender, not in the receivers).
+    """
+    if isinstance(message, PositionedJSON):
+        payload: dict[str, Any] = {"json": dict(message.value), "json_extra": dict(message.extra)}
+        json.dumps(payload)
+    else:
+        payload = encode_payload(message)
+    return {**_header("room", origin), "room": room, "exclude": _exclusion(exclude), **payload}
+
+
 def _encode_frame(message: PreparedMessage) -> dict[str, str]:
     if message.is_text:
         assert isinstance(message.data, str)
@@ -236,6 +267,25 @@ def _excluded(envelope: Mapping[str, Any]) -> frozenset[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ValueError(f"envelope field 'exclude' must be a list of strings, not {value!r}")
     return frozenset(value)
+
+
+def parse_stream_entry(envelope: Mapping[str, Any], position: StreamPosition) -> RoomMessage:
+    """Read an entry of a room's stream, delivered at ``position``.
+
+    Raises:
+        ValueError: when it is not a valid ``room`` envelope (the message names
+            the field), or its ``json``/``json_extra`` fields are not objects.
+    """
+    if envelope.get("kind") != "room":
+        raise ValueError(f"a stream entry must be a room envelope, not {envelope.get('kind')!r}")
+    value, extra = envelope.get("json"), envelope.get("json_extra") or {}
+    if value is None:
+        message = decode_payload(envelope)
+    elif isinstance(value, dict) and isinstance(extra, dict):
+        message = PreparedMessage(PositionedJSON(value, extra)(position))
+    else:
+        raise ValueError("envelope fields json and json_extra must be objects")
+    return RoomMessage(_string(envelope, "room"), message, _excluded(envelope))
 
 
 def parse_envelope(envelope: Mapping[str, Any]) -> ParsedEnvelope:

@@ -99,7 +99,7 @@ class StreamPosition:
         return cls(epoch, offset)
 
 
-LostReason = Literal["epoch", "trimmed", "ahead", "no_history"]
+LostReason = Literal["epoch", "trimmed", "ahead", "no_history", "unavailable"]
 
 
 class HistoryLost(Exception):
@@ -108,8 +108,9 @@ class HistoryLost(Exception):
     Attributes:
         reason: ``"epoch"`` (another epoch: the history was lost since),
             ``"trimmed"`` (messages after the position were already dropped),
-            ``"ahead"`` (an offset beyond the newest message) or
-            ``"no_history"`` (the room keeps no history).
+            ``"ahead"`` (an offset beyond the newest message),
+            ``"no_history"`` (the room keeps no history) or ``"unavailable"``
+            (the room's stream is in Redis and Redis did not answer).
         position: the room's current position (None without history): resync
             from there.
     """

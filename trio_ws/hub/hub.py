@@ -61,6 +61,7 @@ from .member import (
 )
 from .outbox import Outbox, Outcome, OverflowPolicy
 from .publisher import Publisher
+from .stream_rooms import StreamingBackend, StreamRooms
 from .variants import Frames, HubMessage, MessageVariants
 from .watchers import Watchers
 
@@ -76,7 +77,7 @@ SLOW_CLOSE_GRACE = 1.0
 BATCH_BYTES = 256 * 1024
 
 
-class Hub:
+class Hub(StreamRooms):
     """Rooms of WebSocket connections with non-blocking fan-out.
 
     Use it as ``async with Hub(...) as hub:`` around the server (the block
@@ -93,10 +94,14 @@ class Hub:
             ``"drop_oldest"``.
         history: a :class:`~trio_ws.hub.history.HistoryPolicy` for every
             room (None, the default: no room keeps history unless
-            :meth:`enable_history` says so). In-memory hubs only for now.
+            :meth:`enable_history` says so). With a backend that keeps
+            streams (:class:`~trio_ws.hub.redis.RedisBackend`) such a room's
+            history is a stream in Redis, shared by every process
+            (:mod:`trio_ws.hub.stream_rooms`).
 
     Raises:
-        ValueError: for a bad queue size or policy, or history with a backend.
+        ValueError: for a bad queue size or policy, or history with a
+            backend that keeps no streams.
     """
 
     def __init__(
@@ -122,6 +127,7 @@ class Hub:
         self._event_watchers: Watchers[BackendEvent] = Watchers()
         self.stats = HubStats()
         self._running = backend is None
+        self._init_stream_rooms()
 
     # -- lifecycle -------------------------------------------------------------
     @asynccontextmanager
@@ -280,17 +286,18 @@ class Hub:
     # -- history ---------------------------------------------------------------
     @staticmethod
     def _check_history(backend: HubBackend | None) -> None:
-        if backend is not None:
-            raise ValueError("room history needs an in-memory hub for now (not available with a backend yet)")
+        if backend is not None and not isinstance(backend, StreamingBackend):
+            raise ValueError(f"room history needs an in-memory hub or a backend that keeps streams, not {backend!r}")
 
     def enable_history(self, room: str, policy: HistoryPolicy | None = None) -> None:
         """Keep a history for ``room`` with ``policy`` (default: ``HistoryPolicy()``).
 
         Overrides the hub's policy for this room; ``disable_history`` turns it
-        off. Messages already broadcast are not in it.
+        off. Messages already broadcast are not in it. With a backend, every
+        process must give the room the same policy.
 
         Raises:
-            ValueError: when the hub has a backend.
+            ValueError: when the hub has a backend that keeps no streams.
         """
         self._check_history(self._backend)
         self._histories.enable(room, policy if policy is not None else HistoryPolicy())
@@ -311,7 +318,11 @@ class Hub:
         """The position after ``room``'s newest message, or None without history.
 
         A room whose policy asks for history gets one (and its epoch) here.
+        With a backend, the position of the last message this process
+        delivered to the room (None when it has no member there).
         """
+        if self._streams is not None:
+            return self._stream_position(room)
         history = self._histories.open(room)
         return None if history is None else history.position
 
@@ -340,14 +351,20 @@ class Hub:
         member = self._local(member_id)
         if room in member._rooms:
             history = self._histories.get(room)
-            position = None if history is None else history.position
+            position = self._stream_position(room) if history is None else history.position
             return JoinResult(position, reason=None if since is None else "already_joined")
-        result, missed = self._histories.replay(room, since, member._outbox.space, trio.current_time())
-        for message in missed:
-            self._offer_message(member, message)
         first_local = room not in self._rooms
-        member._rooms.add(room)
-        self._rooms.setdefault(room, {})[member_id] = member
+        if self._streamed_policy(room) is not None:
+            start = None if since is None else StreamPosition.parse(since)
+            result = await self._stream_join(member, room, start)
+            if room not in member._rooms:
+                return result  # left (or closed) while the join waited for the backend
+        else:
+            result, missed = self._histories.replay(room, since, member._outbox.space, trio.current_time())
+            for message in missed:
+                self._offer_message(member, message)
+            member._rooms.add(room)
+            self._rooms.setdefault(room, {})[member_id] = member
         if self._backend is not None:
             if first_local:
                 await self._backend.subscribe(room)
@@ -372,6 +389,8 @@ class Hub:
             local.pop(member.id, None)
             if not local:
                 del self._rooms[room]
+                if self._streams is not None:
+                    self._streams.close_stream(room)
         if self._backend is not None:
             with trio.move_on_after(1):
                 await self._backend.remove_member(member.id, room)
@@ -421,6 +440,15 @@ class Hub:
         In a room with history the message is also recorded at the next
         offset (excluded members can still replay it later).
 
+        With a backend, a room with history is a stream in the backend: the
+        message is queued for it (never waiting for Redis) and reaches the
+        members of every process, this one's included, when each process
+        reads it back, so all of them see the room's messages in one order.
+        The report then counts no local member and has no position (the
+        backend assigns it); ``message`` must be a str, bytes,
+        PreparedMessage or :class:`~trio_ws.hub.positioned.PositionedJSON`
+        (a function cannot travel to the other processes: TypeError).
+
         Args:
             room: the room.
             message: ``str`` (text), ``bytes`` (binary), a PreparedMessage
@@ -439,6 +467,10 @@ class Hub:
                 Whatever ``message`` raises, when it is a function, comes out
                 unchanged and nothing is sent.
         """
+        skip = _as_set(exclude)
+        policy = self._streamed_policy(room)
+        if policy is not None:
+            return await self._stream_broadcast(room, policy, message, skip)
         history = self._histories.open(room)
         position = None if history is None else StreamPosition(history.epoch, history.position.offset + 1)
         prepared = _prepare(message(position) if callable(message) else message)
@@ -446,7 +478,6 @@ class Hub:
             now = trio.current_time()
             history.append(prepared, now)
             self._histories.sweep(now, self._rooms)
-        skip = _as_set(exclude)
         report = self._fan_out(self._rooms.get(room, {}).values(), prepared, skip)
         published = False
         if self._publisher is not None:
@@ -632,6 +663,8 @@ class Hub:
         # memory, so that nothing more is delivered to them), and the backend
         # learns it from a task, as it would from leave().
         members = list(self._rooms.pop(room, {}).values())
+        if self._streams is not None:
+            self._streams.close_stream(room)
         for member in members:
             member._rooms.discard(room)
             self._notify(PresenceEvent("leave", room, member.id, 0, remote=True))

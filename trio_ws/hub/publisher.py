@@ -11,7 +11,7 @@ drift apart.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from .backend import HubBackend
 from .envelopes import (
@@ -21,8 +21,14 @@ from .envelopes import (
     member_envelope,
     presence_envelope,
     room_envelope,
+    stream_envelope,
 )
+from .history import HistoryPolicy
+from .positioned import PositionedJSON
 from .variants import HubMessage
+
+if TYPE_CHECKING:
+    from .stream_rooms import StreamingBackend
 
 __all__ = ["Publisher"]
 
@@ -47,6 +53,21 @@ class Publisher:
         """Deliver ``message`` to the members of ``room`` in other processes, but ``exclude``."""
         backend = self.backend
         return await backend.publish_room(room, room_envelope(backend.process_id, room, message, exclude))
+
+    async def stream(
+        self,
+        backend: StreamingBackend,
+        room: str,
+        message: HubMessage | PositionedJSON,
+        exclude: str | Iterable[str] | None,
+        policy: HistoryPolicy,
+    ) -> bool:
+        """Append ``message`` to ``room``'s stream (a room with history), which every process reads.
+
+        Raises:
+            TypeError: when a PositionedJSON holds something JSON cannot encode.
+        """
+        return await backend.append_stream(room, stream_envelope(backend.process_id, room, message, exclude), policy)
 
     async def all(self, message: HubMessage, exclude: str | Iterable[str] | None = None) -> bool:
         """Deliver ``message`` to every member of other processes, but ``exclude``."""

@@ -52,6 +52,7 @@ import math
 import random
 import sys
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -64,6 +65,7 @@ from .backend import BackendEvent, BackendSink
 from .envelopes import HubEnvelope
 from .redis_membership import RedisMembership
 from .redis_publishing import MAX_SEQ_ENTRIES, RedisPublishing
+from .redis_streams import RedisStreams, _Append
 
 try:
     import coredis
@@ -136,7 +138,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-class RedisBackend(RedisMembership, RedisPublishing):
+class RedisBackend(RedisMembership, RedisPublishing, RedisStreams):
     """Share a hub's rooms between processes through Redis pub/sub (coredis).
 
     Pass it to ``Hub(backend=...)`` in every process (or to
@@ -245,6 +247,10 @@ class RedisBackend(RedisMembership, RedisPublishing):
         self._generation_number = 0
         self._handoff: trio.MemorySendChannel[tuple[str, HubEnvelope]] | None = None
         self._sink: BackendSink | None = None
+        self._init_streams()
+        self._ops = deque()
+        self._ops_queued = trio.Event()
+        self._op_started: float | None = None
 
     # -- names -----------------------------------------------------------------
     def room_channel(self, room: str) -> str:
@@ -277,7 +283,8 @@ class RedisBackend(RedisMembership, RedisPublishing):
         """
         send, receive = trio.open_memory_channel[tuple[str, HubEnvelope]](self._handoff_size)
         outgoing, to_publish = trio.open_memory_channel[tuple[int, str, str]](self._publish_queue_size)
-        self._handoff, self._outgoing, self._sink = send, outgoing, sink
+        appends, to_append = trio.open_memory_channel[_Append](self._publish_queue_size)
+        self._handoff, self._outgoing, self._sink, self._appends = send, outgoing, sink, appends
         self._stopping = False
         ready = trio.Event()
         try:
@@ -285,11 +292,14 @@ class RedisBackend(RedisMembership, RedisPublishing):
                 nursery.start_soon(self._dispatch, sink, receive)
                 nursery.start_soon(self._publisher, to_publish)
                 nursery.start_soon(self._stop_publisher_when_cancelled, outgoing)
+                nursery.start_soon(self._appender, to_append)
+                nursery.start_soon(self._writer)
+                nursery.start_soon(self._stop_appender)
                 nursery.start_soon(self._supervise, sink, ready)
                 await ready.wait()
                 task_status.started()
         finally:
-            self._handoff = self._outgoing = None
+            self._handoff = self._outgoing = self._appends = None
             with trio.CancelScope(shield=True), trio.move_on_after(self._timeout):
                 await self._unregister()
 
@@ -312,6 +322,7 @@ class RedisBackend(RedisMembership, RedisPublishing):
                 reason = _describe(group)
             finally:
                 self._up = False
+                self._streams_down()
                 self._client = self._pubsub = self._scope = None
             # Cancelled from outside, coredis may have turned it into a ConnectionError:
             # then we are stopping, not disconnected.
@@ -376,6 +387,7 @@ class RedisBackend(RedisMembership, RedisPublishing):
                     self._probes.clear()
                     self._generation_number += 1  # envelopes queued before are stale: never sent late
                     self._up = self._went_up = True
+                    self._streams_up()
                     if self._down_reported:
                         self._down_reported = False
                         self.stats.reconnects += 1
@@ -385,6 +397,7 @@ class RedisBackend(RedisMembership, RedisPublishing):
                     ready.set()
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._heartbeat, client, sink)
+                        nursery.start_soon(self._stream_reader, sink)
                         await self._listen(pubsub)
 
     def _lose(self, reason: str) -> None:
@@ -392,6 +405,7 @@ class RedisBackend(RedisMembership, RedisPublishing):
         if self._scope is not None and self._lost_reason is None:
             self._lost_reason = reason
             self._up = False
+            self._streams_down()
             self._generation_number += 1  # what is queued is lost: never sent late
             self._scope.cancel()
 
@@ -533,10 +547,15 @@ class RedisBackend(RedisMembership, RedisPublishing):
     async def subscribe(self, room: str) -> None:
         """Receive ``room``'s envelopes (the first local member joined).
 
-        Never raises; while down, the next connection subscribes it.
+        The writer task subscribes, in order with the other changes; this
+        waits for it at most ``WRITE_WAIT`` (0.25 s). Never raises; while
+        down, the next connection subscribes it.
         """
+        await self._run_op(f"subscribe to {room!r}", partial(self._subscribe, room))
+
+    async def _subscribe(self, room: str) -> None:
         pubsub = self._pubsub
-        if pubsub is None:
+        if pubsub is None or (self._sink is not None and room not in self._sink.subscribed_rooms()):
             return
         try:
             with trio.fail_after(self._timeout):
@@ -546,10 +565,18 @@ class RedisBackend(RedisMembership, RedisPublishing):
             self._lose(f"subscribe to {room!r}: {_describe(exc)}")
 
     async def unsubscribe(self, room: str) -> None:
-        """Stop receiving ``room``'s envelopes (the last local member left). Never raises."""
+        """Stop receiving ``room``'s envelopes (the last local member left).
+
+        The writer task unsubscribes; this waits for it at most ``WRITE_WAIT``
+        (0.25 s). Never raises.
+        """
         channel = self.room_channel(room)
         for key in [key for key in self._recv_seq if key[1] == channel]:
             del self._recv_seq[key]
+        await self._run_op(f"unsubscribe from {room!r}", partial(self._unsubscribe, room))
+
+    async def _unsubscribe(self, room: str) -> None:
+        channel = self.room_channel(room)
         pubsub = self._pubsub
         if pubsub is None or (self._sink is not None and room in self._sink.subscribed_rooms()):
             return

@@ -65,6 +65,7 @@ class RedisClusterBackend(RedisBackend):
     """
 
     _atomic_rewrite = False
+    _per_room_readers = True
 
     def __init__(
         self,

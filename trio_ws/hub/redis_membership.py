@@ -11,7 +11,8 @@ down marks the state ``_dirty`` for the next heartbeat to rewrite.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,11 @@ if TYPE_CHECKING:
 __all__ = ["RedisMembership"]
 
 logger = logging.getLogger("trio_ws.hub.redis")
+
+#: Seconds a join or leave waits for Redis to confirm its write before it
+#: returns and lets the write finish in the background (see ``_run_op``).
+#: Far above a healthy round trip, far below ``command_timeout``.
+WRITE_WAIT = 0.25
 
 # Deletes KEYS[1] only while it still names this process (ids may move).
 _DELETE_IF_OURS = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -42,6 +48,9 @@ class RedisMembership(RedisLink):
     _version: int
     _dirty: bool
     _ttl_ms: int
+    _ops: deque[tuple[str, Callable[[], Awaitable[Any]], trio.Event]]
+    _ops_queued: trio.Event
+    _op_started: float | None
 
     def _members_key(self, room: str, process_id: str) -> str:
         return f"{self._prefix}:members:{{{room}}}:{process_id}"
@@ -148,17 +157,55 @@ class RedisMembership(RedisLink):
             # A key vanished (Redis restarted or was flushed): write it all again.
             await self._register_all(client)
 
+    # -- the writer: membership writes and subscription changes, in order --------
+    async def _run_op(self, what: str, op: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``op`` in the writer task, after the ones queued before, and wait a little for it.
+
+        The caller waits until ``op`` is done, but at most ``WRITE_WAIT``
+        seconds, and not at all while the writer is stuck on an earlier
+        operation: a paused or overloaded Redis never holds up a join or a
+        leave for ``command_timeout``; the operation then completes in the
+        background, in order. Skipped while the link is down: the next
+        generation rewrites the membership and resubscribes from the hub's
+        state. Cancelling the wait is safe (the operation still runs).
+        """
+        if not self._up:
+            self._dirty = True
+            return
+        done = trio.Event()
+        self._ops.append((what, op, done))
+        self._ops_queued.set()
+        started = self._op_started
+        if started is not None and trio.current_time() - started > WRITE_WAIT:
+            return
+        with trio.move_on_after(WRITE_WAIT):
+            await done.wait()
+
+    async def _writer(self) -> None:
+        """Run the queued operations in order (one Redis round trip each), for as long as the backend runs."""
+        while True:
+            await self._ops_queued.wait()
+            self._ops_queued = trio.Event()
+            while self._ops:
+                what, op, done = self._ops.popleft()
+                if not self._up:
+                    self._dirty = True
+                    done.set()
+                    continue
+                self._op_started = trio.current_time()
+                try:
+                    await op()
+                except Exception as exc:
+                    self._dirty = True
+                    self._failed(what, exc)
+                finally:
+                    self._op_started = None
+                    done.set()
+
     async def _write(self, what: str, build: Callable[[AnyPipeline], list[Any]]) -> None:
+        # A write that fails marks the state dirty: the next heartbeat writes it all again.
         self._version += 1
-        written = False
-        try:
-            await self._pipeline(build)
-            written = True
-        except Exception as exc:
-            self._failed(what, exc)
-        finally:
-            if not written:  # failed, skipped while down, or cancelled: rewrite it all later
-                self._dirty = True
+        await self._run_op(what, partial(self._pipeline, build))
 
     async def add_member(self, member_id: str, room: str | None) -> None:
         """Record a local member (``room`` None) or its joining ``room``.
