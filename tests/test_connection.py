@@ -801,6 +801,22 @@ async def test_fail_sends_a_close_frame_and_drops_tcp_without_waiting(
     assert ws.closed == CloseReason(4001, "broke the rules")
 
 
+@pytest.mark.parametrize(("code", "kind"), [(1000, trio_ws.ConnectionClosedOK), (4001, ConnectionClosedError)])
+async def test_closed_error_is_what_the_connections_own_calls_raise(
+    nursery: trio.Nursery, code: int, kind: type[ConnectionClosed]
+) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        pair = await open_pair(nursery, NO_KEEPALIVE, NO_KEEPALIVE)
+        before = pair.server.closed_error()  # nothing recorded yet: an abnormal closure
+        assert type(before) is ConnectionClosedError and before.reason == CloseReason(1006, None)
+        await pair.client.aclose(code, "bye")
+        with pytest.raises(ConnectionClosed) as raised:
+            await pair.server.get_message()
+    made = pair.server.closed_error()
+    assert type(made) is type(raised.value) is kind
+    assert made.reason == raised.value.reason == CloseReason(code, "bye")
+
+
 async def test_fail_defaults_to_1011(nursery: trio.Nursery) -> None:
     with trio.fail_after(TEST_TIMEOUT):
         pair = await open_pair(nursery, NO_KEEPALIVE, NO_KEEPALIVE)

@@ -646,8 +646,19 @@ class WebSocketConnection(trio.abc.AsyncResource):
                 await trio.aclose_forcefully(self._stream)
         self._wake_all()
 
-    def _closed_error(self) -> ConnectionClosed:
+    def closed_error(self) -> ConnectionClosed:
+        """The exception this connection's calls raise once it is closed, to raise it elsewhere too.
+
+        :class:`~trio_ws.ConnectionClosedOK` or
+        :class:`~trio_ws.ConnectionClosedError` (see
+        :meth:`~trio_ws.ConnectionClosed.for_reason`) for :attr:`closed`, or
+        for 1006 (ABNORMAL_CLOSURE) while nothing is recorded yet. For code
+        built on the connection (the app layer's calls, a custom receive
+        loop) that must fail the way the connection's own methods do.
+        """
         return ConnectionClosed.for_reason(self._core.closing.reason or CloseReason(ABNORMAL_CLOSURE, None))
+
+    _closed_error = closed_error
 
     def _end_input(self) -> None:
         """No more messages will arrive: wake receivers and pending pings."""

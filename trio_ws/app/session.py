@@ -29,7 +29,7 @@ from typing import Any
 
 import trio
 
-from ..close import ABNORMAL_CLOSURE, NORMAL_CLOSURE, POLICY_VIOLATION, CloseReason
+from ..close import NORMAL_CLOSURE, POLICY_VIOLATION
 from ..errors import ConnectionClosed
 from ..hub import Hub, JoinResult
 from .acl import AccessControl
@@ -170,8 +170,7 @@ class EventConnection:
         return await self._calls.wait(call_id, timeout, repr(event), self._closed_error)
 
     def _closed_error(self) -> ConnectionClosed:
-        reason = self.websocket.connection.closed or CloseReason(ABNORMAL_CLOSURE, None)
-        return ConnectionClosed.for_reason(reason)
+        return self.websocket.connection.closed_error()
 
     async def join_room(self, room: str, namespace: str = DEFAULT_NAMESPACE) -> JoinResult:
         """Join ``room`` of ``namespace``.

@@ -30,7 +30,7 @@ import trio
 import trio.testing
 
 from ..client import wrap_client_stream
-from ..close import ABNORMAL_CLOSURE, NORMAL_CLOSURE, CloseReason
+from ..close import NORMAL_CLOSURE
 from ..connection import Message, WebSocketConnection
 from ..errors import ConnectionClosed
 from ..request import WebSocketRequest
@@ -99,7 +99,7 @@ class TestConnection:
             self._arrived.unpark_all()
 
     def _closed(self) -> ConnectionClosed:
-        return ConnectionClosed.for_reason(self.ws.closed or CloseReason(ABNORMAL_CLOSURE, None))
+        return self.ws.closed_error()
 
     def _namespace_changed(self, envelope: EventEnvelope) -> None:
         namespace = envelope.namespace
