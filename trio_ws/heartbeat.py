@@ -14,6 +14,7 @@ import trio
 
 from .close import INTERNAL_ERROR
 from .errors import ConnectionClosed
+from .options import seconds_or_inf
 
 if TYPE_CHECKING:
     from .connection import WebSocketConnection
@@ -83,7 +84,7 @@ async def keep_alive(
             if mode == "pong":
                 await ws.pong()
                 continue
-            with trio.move_on_after(float("inf") if timeout is None else timeout) as scope:
+            with trio.move_on_after(seconds_or_inf(timeout)) as scope:
                 await ws.ping()
         except ConnectionClosed:
             return
