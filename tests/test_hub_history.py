@@ -19,7 +19,7 @@ import trio.testing
 from test_hub import Peer, hub_peers
 
 from trio_ws import Hub, PreparedMessage
-from trio_ws.hub import INTERNAL_ROOM_PREFIX, HistoryLost, HistoryPolicy, JoinResult, StreamPosition
+from trio_ws.hub import INTERNAL_ROOM_PREFIX, HistoryLost, HistoryPolicy, HubClient, JoinResult, StreamPosition
 from trio_ws.hub.history import Histories, RoomHistory
 from trio_ws.hub.redis import RedisBackend
 
@@ -516,5 +516,9 @@ def test_history_needs_a_backend_that_keeps_streams() -> None:
     hub = Hub(backend=_PubSubOnly())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="backend that keeps streams"):
         hub.enable_history("room")
+    with pytest.raises(ValueError, match="backend that keeps streams"):
+        HubClient(_PubSubOnly(), history=HistoryPolicy())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="backend that keeps streams"):
+        HubClient(_PubSubOnly()).enable_history("room")  # type: ignore[arg-type]
     # The Redis backend keeps streams: history is accepted there.
     Hub(backend=RedisBackend(), history=HistoryPolicy()).enable_history("room")

@@ -16,7 +16,7 @@ import pytest
 import trio
 from conftest import RedisServer
 
-from trio_ws.hub import HistoryPolicy, PositionedJSON
+from trio_ws.hub import HistoryPolicy, HubClient, PositionedJSON
 
 coredis = pytest.importorskip("coredis", reason="coredis is not installed (test extra)")
 
@@ -242,6 +242,29 @@ async def test_a_function_builder_cannot_cross_processes(redis_server: RedisServ
         a.hub.disable_history("plain")  # a room without history still takes a function, on pub/sub
         report = await a.hub.broadcast("plain", lambda position: f"at {position}")
         assert report.published is True and report.position is None
+
+
+async def test_a_hub_client_appends_to_the_stream(redis_server: RedisServer, prefix: str) -> None:
+    async with stream_node(redis_server.url, prefix, "A") as a:
+        with trio.fail_after(TIMEOUT):
+            async with connected(a, "a1") as a1:
+                start = (await a1.call("join", room="r"))["position"]
+                backend = RedisBackend(redis_server.url, prefix=prefix, process_id="worker", **FAST)
+                async with HubClient(backend, history=POLICY) as worker:
+                    body = {"from": "worker", "room": "r", "n": 1}
+                    assert await worker.broadcast("r", PositionedJSON(body))
+                    assert await worker.broadcast_json("r", {"from": "worker", "n": 2})
+                    worker.disable_history("plain")  # on pub/sub: a PositionedJSON goes without position
+                    await a1.call("join", room="plain")
+                    assert await worker.broadcast("plain", PositionedJSON({"from": "worker", "n": 3}))
+                await wait_count(a1, 3)
+                streamed = [m for m in a1.messages if m.get("n") in (1, 2)]
+                assert [m["n"] for m in streamed] == [1, 2]
+                assert streamed[0]["epoch"] == start[0] and streamed[0]["offset"] > start[1]
+                assert "epoch" not in next(m for m in a1.messages if m.get("n") == 3)
+                async with connected(a, "a2") as a2:  # both are in the stream: a resume replays them
+                    reply = await a2.call("join", room="r", since=start)
+                    assert (reply["recovered"], reply["replayed"]) == (True, 2), reply
 
 
 async def test_an_empty_redis_means_a_new_epoch(restartable_redis: RedisServer, prefix: str) -> None:

@@ -20,9 +20,12 @@ from ..close import NORMAL_CLOSURE
 from ..scopes import background_tasks
 from .backend import BackendEvent, HubBackend
 from .envelopes import HubEnvelope
-from .history import StreamPosition
-from .member import MessageLike, _prepare
+from .history import Histories, HistoryPolicy, StreamPosition
+from .member import INTERNAL_ROOM_PREFIX, MessageLike, _prepare
+from .positioned import PositionedJSON
 from .publisher import Publisher
+from .stream_rooms import StreamingBackend
+from .variants import MessageVariants
 from .watchers import Watchers
 
 __all__ = ["HubClient"]
@@ -42,12 +45,38 @@ class HubClient:
 
     Args:
         backend: the backend the servers' hubs use (same prefix).
+        history: the :class:`~trio_ws.hub.history.HistoryPolicy` the
+            servers give every room, if any (see also :meth:`enable_history`):
+            a broadcast to a room with history is appended to the room's
+            stream, as the servers' own broadcasts are, so it keeps the
+            room's order and can be replayed. Give the client the servers'
+            policies.
+
+    Raises:
+        ValueError: for history with a backend that keeps no streams.
     """
 
-    def __init__(self, backend: HubBackend) -> None:
+    def __init__(self, backend: HubBackend, *, history: HistoryPolicy | None = None) -> None:
+        if history is not None and not isinstance(backend, StreamingBackend):
+            raise ValueError(f"room history needs a backend that keeps streams, not {backend!r}")
         self._backend = backend
         self._publisher = Publisher(backend)
+        self._histories = Histories(history, exempt=INTERNAL_ROOM_PREFIX)
         self._event_watchers: Watchers[BackendEvent] = Watchers()
+
+    def enable_history(self, room: str, policy: HistoryPolicy | None = None) -> None:
+        """Treat ``room`` as a room with history (``policy``, default ``HistoryPolicy()``), as the servers do.
+
+        Raises:
+            ValueError: when the backend keeps no streams.
+        """
+        if not isinstance(self._backend, StreamingBackend):
+            raise ValueError(f"room history needs a backend that keeps streams, not {self._backend!r}")
+        self._histories.enable(room, policy if policy is not None else HistoryPolicy())
+
+    def disable_history(self, room: str) -> None:
+        """Treat ``room`` as a room without history (whatever the client's policy)."""
+        self._histories.enable(room, None)
 
     @asynccontextmanager
     async def _run(self) -> AsyncIterator[HubClient]:
@@ -72,14 +101,19 @@ class HubClient:
         """This client's id on the bus (the ``origin`` of what it publishes)."""
         return self._backend.process_id
 
-    async def broadcast(self, room: str, message: MessageLike, *, exclude: str | Iterable[str] | None = None) -> bool:
+    async def broadcast(
+        self, room: str, message: MessageLike | PositionedJSON, *, exclude: str | Iterable[str] | None = None
+    ) -> bool:
         """Send a message to every member of ``room``, in every process.
 
         Args:
             room: the room.
             message: ``str`` (text), ``bytes`` (binary), a PreparedMessage, or
                 a :class:`~trio_ws.hub.MessageVariants` (each member gets the
-                variant of its wire format).
+                variant of its wire format); or a
+                :class:`~trio_ws.hub.positioned.PositionedJSON`, which in a
+                room with history (see ``history``) carries its position
+                (each process adds it) and elsewhere goes without.
             exclude: a member id, or several, to skip.
 
         Returns:
@@ -95,6 +129,13 @@ class HubClient:
         Cancelling is safe (it may or may not have been published);
         concurrent calls are allowed.
         """
+        backend = self._backend
+        policy = self._histories.policy(room) if isinstance(backend, StreamingBackend) else None
+        if policy is not None and isinstance(backend, StreamingBackend):
+            prepared = message if isinstance(message, (PositionedJSON, MessageVariants)) else _prepare(message)
+            return await self._publisher.stream(backend, room, prepared, exclude, policy)
+        if isinstance(message, PositionedJSON):
+            message = message(None)
         return await self._publisher.room(room, _prepare(message), exclude)
 
     async def broadcast_json(self, room: str, value: Any, *, exclude: str | Iterable[str] | None = None) -> bool:
