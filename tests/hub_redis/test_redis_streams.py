@@ -173,8 +173,11 @@ async def test_catch_up_after_a_redis_pause(restartable_redis: RedisServer, pref
                     await trio.sleep(1.5)  # long enough for the links to count as down (heartbeat 0.25 s)
                 finally:
                     restartable_redis.resume()
+                resumed = trio.current_time()
                 for client in (a1, b1):
                     await wait_count(client, 25)
+                elapsed = trio.current_time() - resumed
+                print(f"\n20 messages queued under SIGSTOP delivered {elapsed:.3f} s after SIGCONT")
                 await trio.sleep(0.5)
                 for client in (a1, b1):
                     assert numbers_from(client, "a1") == list(range(25)), client.id
@@ -200,8 +203,11 @@ async def test_a_process_that_loses_redis_catches_up(redis_server: RedisServer, 
                     await wait_count(a1, 30)
                     assert numbers_from(b1, "a1") == list(range(5))
                     relay.restore()
+                    restored = trio.current_time()
                     await next_event(events, "up")
                     await wait_count(b1, 30)
+                    elapsed = trio.current_time() - restored
+                    print(f"\nB caught up 25 messages {elapsed:.3f} s after its link was restored")
                     await trio.sleep(0.3)
                     assert numbers_from(b1, "a1") == list(range(30))  # caught up: nothing lost, nothing twice
                     assert [m[2] for m in received(b1)] == [m[2] for m in received(a1)]
