@@ -21,7 +21,7 @@ import trio
 from trio_ws import WebSocketConnection, WebSocketServer, open_websocket_url
 from trio_ws.app import App, EventConnection
 from trio_ws.app.namespaces import hub_room
-from trio_ws.hub import Hub
+from trio_ws.hub import HistoryPolicy, Hub
 from trio_ws.hub.client import HubClient
 
 coredis = pytest.importorskip("coredis", reason="coredis is not installed (test extra)")
@@ -33,8 +33,8 @@ from trio_ws.hub.redis import RedisBackend  # noqa: E402
 TIMEOUT = 15.0
 
 
-def chat_app(url: str, prefix: str, process_id: str) -> App:
-    app = App(hub=Hub(backend=RedisBackend(url, prefix=prefix, process_id=process_id, **FAST)))
+def chat_app(url: str, prefix: str, process_id: str, history: HistoryPolicy | None = None) -> App:
+    app = App(hub=Hub(backend=RedisBackend(url, prefix=prefix, process_id=process_id, **FAST), history=history))
     app.enable_socketio()
 
     @app.on("join")
@@ -112,6 +112,25 @@ async def test_an_emit_in_one_process_reaches_socketio_and_envelope_clients_of_a
                 assert await worker.broadcast(hub_room("/", "tea"), message)
             assert await next_event(sio) == '42["from-worker",{"n":2}]'
             assert json.loads(await envelope.get_message())["event"] == "from-worker"
+
+
+async def test_rooms_streamed_through_redis_reach_socketio_clients_of_every_process(
+    redis_server: Any,  # conftest.RedisServer
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    app_a = chat_app(redis_server.url, prefix, "A", HistoryPolicy())
+    app_b = chat_app(redis_server.url, prefix, "B", HistoryPolicy())
+    with trio.fail_after(TIMEOUT):
+        async with (
+            serving(app_a) as server_a,
+            serving(app_b) as server_b,
+            socketio_member(server_a, "tea") as (sio_a, _),
+            socketio_member(server_b, "tea") as (sio_b, _),
+        ):
+            report = await app_a.emit("news", {"n": 1}, to="tea")
+            assert report.published
+            for sio in (sio_a, sio_b):
+                assert await next_event(sio) == '42["news",{"n":1}]'
 
 
 def test_event_message_without_socketio_is_the_envelope() -> None:

@@ -356,6 +356,11 @@ class App:
                 hub_room(namespace, to), stream_event(event, data, namespace, to), exclude=exclude
             )
         assert isinstance(message, MessageVariants)
+        if self.hub.process_id is not None:
+            # With a backend, a room with history is streamed through it, and a
+            # message builder cannot travel there: the variants go as they are
+            # (envelope clients then get no room/epoch/offset in such rooms).
+            return await self.hub.broadcast(hub_room(namespace, to), message, exclude=exclude)
         stream = stream_event(event, data, namespace, to) if message.variant(None) is not None else None
         socketio_frames = message.variant(SOCKETIO)
 
