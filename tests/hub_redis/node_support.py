@@ -33,9 +33,11 @@ class Node:
 
 
 @asynccontextmanager
-async def serving_node(backend: HubBackend, history: HistoryPolicy | None = None) -> AsyncIterator[Node]:
+async def serving_node(
+    backend: HubBackend, history: HistoryPolicy | None = None, queue_size: int = 4096
+) -> AsyncIterator[Node]:
     """Run a hub over ``backend`` (with ``history`` for every room) and a WebSocket server in front of it."""
-    async with Hub(backend=backend, queue_size=4096, history=history) as hub, trio.open_nursery() as nursery:
+    async with Hub(backend=backend, queue_size=queue_size, history=history) as hub, trio.open_nursery() as nursery:
         server = await nursery.start(partial(trio_ws.serve_websocket, partial(handler, hub), "127.0.0.1", 0, None))
         yield Node(hub, backend, server.port)
         nursery.cancel_scope.cancel()

@@ -153,6 +153,48 @@ async def test_resume_refusals(redis_server: RedisServer, prefix: str) -> None:
                 assert received(b1)[0][2] == kept
 
 
+async def test_resume_needs_room_in_the_outbox_and_an_answer_from_redis(
+    restartable_redis: RedisServer, prefix: str
+) -> None:
+    url = restartable_redis.url
+    backend = RedisBackend(url, prefix=prefix, process_id="B", **FAST)
+    async with stream_node(url, prefix, "A") as a, serving_node(backend, history=POLICY, queue_size=8) as b:
+        with trio.fail_after(TIMEOUT):
+            async with connected(a, "a1") as a1, connected(b, "b1") as b1, b.hub.backend_events() as events:
+                start = (await a1.call("join", room="r"))["position"]
+                for n in range(20):
+                    await a1.call("broadcast", room="r", n=n)
+                await wait_count(a1, 20)
+                # 20 missed messages do not fit an outbox of 8: nothing is replayed, the client must resync.
+                reply = await b1.call("join", room="r", since=start)
+                assert (reply["recovered"], reply["replayed"], reply["reason"]) == (False, 0, "queue_full")
+                assert reply["position"] == received(a1)[-1][2]
+                await b1.call("leave", room="r")
+                restartable_redis.stop()
+                await next_event(events, "down")
+                # Redis does not answer: the member joins, and is told its position could not be served.
+                reply = await b1.call("join", room="r", since=start)
+                assert (reply["recovered"], reply["reason"], reply["position"]) == (False, "unavailable", None)
+
+
+async def test_a_malformed_entry_is_skipped(redis_server: RedisServer, prefix: str) -> None:
+    async with stream_node(redis_server.url, prefix, "A") as a:
+        with trio.fail_after(TIMEOUT):
+            async with connected(a, "a1") as a1, a.hub.backend_events() as events:
+                await a1.call("join", room="r")
+                await a1.call("broadcast", room="r", n=0)
+                await wait_count(a1, 1)
+                # Someone else writes into the stream: not JSON, then not an envelope of ours.
+                async with coredis.Redis(host="127.0.0.1", port=redis_server.port, decode_responses=True) as raw:
+                    await raw.xadd(a.backend.stream_key("r"), {"e": "x", "p": "0-0", "d": "not json"})
+                    await raw.xadd(a.backend.stream_key("r"), {"e": "x", "p": "0-0", "d": '{"kind": "presence"}'})
+                await next_event(events, "gap")  # the foreign entries break the chain of previous ids
+                await a1.call("broadcast", room="r", n=1)
+                await wait_count(a1, 2)
+                assert numbers_from(a1, "a1") == [0, 1]
+                assert a.backend.stats.malformed == 1 and a.hub.stats.remote_malformed == 1
+
+
 async def test_catch_up_after_a_redis_pause(restartable_redis: RedisServer, prefix: str) -> None:
     url = restartable_redis.url
     async with stream_node(url, prefix, "A") as a, stream_node(url, prefix, "B") as b:
