@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
 
 import pytest
 import trio
-from support.node_ws import NPM_INSTALL_TIMEOUT, PROJECT_ROOT, NodeWs
-
-NODE_SIO_DIR = PROJECT_ROOT / ".cache" / "node-socketio"
-SIO_PACKAGE_JSON = NODE_SIO_DIR / "node_modules" / "socket.io-client" / "package.json"
+from support.node_ws import NodeWs
+from support.sio import NODE_SIO_DIR, SIO_PACKAGE_JSON, install_socketio_client
 
 
 @pytest.fixture
@@ -26,17 +23,7 @@ async def node_socketio(node_tools: tuple[str, str | None]) -> NodeWs:
     if not SIO_PACKAGE_JSON.exists():
         if npm is None:
             pytest.skip(f"npm is not installed and socket.io-client is not cached in {NODE_SIO_DIR}")
-        NODE_SIO_DIR.mkdir(parents=True, exist_ok=True)
-        with trio.fail_after(NPM_INSTALL_TIMEOUT * 2):
-            result = await trio.run_process(
-                [npm, "install", "--prefix", str(NODE_SIO_DIR), "socket.io-client@4", "--no-audit", "--no-fund"],
-                stdin=subprocess.DEVNULL,
-                capture_stdout=True,
-                capture_stderr=True,
-                check=False,
-            )
-        if result.returncode != 0:
-            pytest.fail(f"npm install socket.io-client@4 failed:\n{result.stderr.decode(errors='replace')}")
+        await trio.to_thread.run_sync(install_socketio_client, npm)
     env = dict(os.environ, NODE_PATH=str(NODE_SIO_DIR / "node_modules"))
     return NodeWs(node, env)
 

@@ -1,6 +1,7 @@
 """python-socketio's asyncio client as a second, independent Socket.IO peer (run in a subprocess).
 
-Usage: python python_sio_peer.py URL. Prints the same JSON records as the
+Usage: python python_sio_peer.py URL [TRANSPORT] (``websocket``, the default,
+or ``polling``). Prints the same JSON records as the
 "full" scenario of sio_client.cjs, one per line, then exits.
 """
 
@@ -18,7 +19,7 @@ def out(record: dict[str, Any]) -> None:
     print(json.dumps(record), flush=True)
 
 
-async def main(url: str) -> None:
+async def main(url: str, transport: str) -> None:
     client = socketio.AsyncClient(reconnection=False)
     done = asyncio.Event()
 
@@ -35,7 +36,7 @@ async def main(url: str) -> None:
         out({"event": "done", "value": value})
         done.set()
 
-    await client.connect(url, transports=["websocket"], auth={"token": "abc"}, wait_timeout=5)
+    await client.connect(url, transports=[transport], auth={"token": "abc"}, wait_timeout=5)
     out({"event": "connect", "id": client.get_sid()})
     echoed = await client.call("echo", ("hi", {"n": 1}, [True, None]), timeout=5)
     out({"event": "echo-ack", "echoed": list(echoed)})
@@ -46,8 +47,9 @@ async def main(url: str) -> None:
     await client.emit("no-ack", "fire and forget")
     await client.emit("trigger", (2, 3))
     await asyncio.wait_for(done.wait(), 10)
+    out({"event": "transport", "name": client.transport()})
     await client.disconnect()
 
 
 if __name__ == "__main__":
-    asyncio.run(asyncio.wait_for(main(sys.argv[1]), 20))
+    asyncio.run(asyncio.wait_for(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "websocket"), 20))

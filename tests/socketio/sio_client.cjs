@@ -1,13 +1,16 @@
-// A Socket.IO client run by tests/socketio/test_socketio_server.py: the official
-// socket.io-client, WebSocket transport only. Usage: node sio_client.cjs URL SCENARIO
+// A Socket.IO client run by tests/socketio/: the official socket.io-client.
+// Usage: node sio_client.cjs URL SCENARIO [TRANSPORTS]
+// TRANSPORTS is "websocket" (the default), "polling", or "default" (the client's
+// own default: long-polling first, then the upgrade to WebSocket).
 // Prints one JSON object per line for the test to check, then exits.
 "use strict";
 
 const { io } = require("socket.io-client");
 
-const [url, scenario] = process.argv.slice(2);
+const [url, scenario, transports = "websocket"] = process.argv.slice(2);
 const out = (record) => process.stdout.write(JSON.stringify(record) + "\n");
-const options = { transports: ["websocket"], reconnection: false, timeout: 5000 };
+const options = { reconnection: false, timeout: 5000 };
+if (transports !== "default") options.transports = [transports];
 const hex = (buf) => Buffer.from(buf).toString("hex");
 // Emit with a callback; resolves with every argument the server acknowledged with.
 const call = (socket, ev, ...args) => new Promise((resolve) => socket.emit(ev, ...args, (...res) => resolve(res)));
@@ -31,6 +34,7 @@ if (scenario === "full") {
   );
   socket.on("done", (value) => {
     out({ event: "done", value });
+    out({ event: "transport", name: socket.io.engine.transport.name });
     finish([socket]);
   });
   socket.on("connect", async () => {

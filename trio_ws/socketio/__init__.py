@@ -1,10 +1,12 @@
-"""Engine.IO v4 and Socket.IO v5: the foundation of the coming Socket.IO support.
+"""Engine.IO v4 and Socket.IO v5: the foundation of the Socket.IO support.
 
-Nothing here is wired into :class:`~trio_ws.App` yet. The sans-IO modules
-encode and decode both protocols' packets and run an Engine.IO session's
-state machine (handshake, heartbeat, upgrade, close) without sockets;
-:class:`SocketIOServer` serves Socket.IO clients over the WebSocket transport
-as a standalone :func:`~trio_ws.serve_websocket` handler.
+The sans-IO modules encode and decode both protocols' packets, run an
+Engine.IO session's state machine (handshake, heartbeat, upgrade, close)
+and hold the rules for its HTTP requests, without sockets;
+:mod:`~trio_ws.socketio.transport` runs a session over WebSocket and HTTP
+long-polling in Trio; :class:`SocketIOServer` serves Socket.IO clients with
+their default transports as a standalone :func:`~trio_ws.serve_websocket`
+handler and ``process_request`` hook.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from .packets import (
     reconstruct,
 )
 from .packets import encode_packet as encode_socketio_packet
-from .server import RESERVED_EVENTS, ConnectRefused, EngineRequestError, Socket, SocketIOServer, check_request
+from .requests import EngineRequestError, check_request
+from .server import RESERVED_EVENTS, ConnectRefused, Socket, SocketIOServer
 from .session import (
     EngineConfig,
     EngineEvent,
@@ -78,7 +81,7 @@ __all__ = [
     "UpgradeAborted",
     "UpgradeCompleted",
     "new_sid",
-    # WebSocket transport server
+    # Server
     "SocketIOServer",
     "Socket",
     "ConnectRefused",

@@ -1,42 +1,45 @@
-"""Socket.IO clients over the Engine.IO WebSocket transport: a standalone server handler.
+"""Socket.IO clients over Engine.IO (WebSocket and HTTP long-polling): a standalone server handler.
 
-:class:`SocketIOServer` is a handler for :func:`trio_ws.serve_websocket`
-that speaks Engine.IO v4 over WebSocket (``/socket.io/?EIO=4&transport=websocket``)
+:class:`SocketIOServer` serves unmodified Socket.IO clients: Engine.IO v4
+over WebSocket (``/socket.io/?EIO=4&transport=websocket``) and over HTTP
+long-polling with the upgrade to WebSocket (the official clients' default),
 and Socket.IO v5 above it: namespaces, events both ways, acks both ways,
-binary attachments. It is the transport foundation of the coming Socket.IO
-support and does not use :class:`~trio_ws.App` (the App integration comes
-next). HTTP long-polling is not served: official clients must be created
-with ``transports: ["websocket"]``.
+binary attachments. It does not use :class:`~trio_ws.App` (the App
+integration builds on it).
 
-Each WebSocket runs one :class:`~trio_ws.socketio.EngineSession`; the
-protocol decisions (pings, deadlines, close) are the session's and the
-packet codecs', and this module only moves packets and runs handlers. The
-connection's task owns a nursery holding the heartbeat clock and the handler
-tasks; nothing outlives the connection.
+Each Engine.IO session is a :class:`~trio_ws.socketio.transport.EngineConnection`
+(its owner task, clock and transports); this module adds the Socket.IO
+layer: the sockets of its namespaces and the handlers they run, all in the
+session owner's nursery, so nothing outlives the session.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import logging
-import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import trio
 
-from ..close import NORMAL_CLOSURE, POLICY_VIOLATION
-from ..connection import WebSocketConnection
-from ..errors import ConnectionClosed
+from ..errors import RequestBodyError
 from ..request import WebSocketRequest
-from .engineio import decode_packet, encode_packet
-from .errors import InvalidPacket, PayloadTooLarge, SessionClosed
+from .engineio import encode_payload
+from .errors import InvalidPacket, SessionClosed
 from .packets import MAX_ATTACHMENTS, Packet, PacketDecoder, PacketType
 from .packets import encode_packet as encode_sio
-from .session import EngineConfig, EngineSession, MessageReceived, SessionEnded, SessionState, new_sid
+from .requests import (
+    EngineQuery,
+    EngineRequestError,
+    check_request,
+    cors_headers,
+    origin_allowed,
+    parse_target,
+    preflight_headers,
+)
+from .session import EngineConfig, SessionEnded, SessionState, Transport, new_sid
+from .transport import EngineConnection
 
 __all__ = ["SocketIOServer", "Socket", "ConnectRefused", "EngineRequestError", "check_request", "RESERVED_EVENTS"]
 
@@ -48,7 +51,6 @@ DisconnectHandler = Callable[["Socket", str], Awaitable[None]]
 
 #: Seconds a client has to connect to a namespace after the Engine.IO handshake (Socket.IO's default).
 CONNECT_TIMEOUT = 45.0
-_FLUSH_TIMEOUT = 5.0
 
 
 class ConnectRefused(Exception):
@@ -63,54 +65,6 @@ class ConnectRefused(Exception):
         super().__init__(message)
         self.message = message
         self.data = data
-
-
-class EngineRequestError(Exception):
-    """A request the Engine.IO endpoint answers with HTTP 400 and a JSON error body.
-
-    Attributes:
-        code: the Engine.IO error code (0 unknown transport, 1 unknown session
-            id, 3 bad request, 5 unsupported protocol version).
-        message: its text, as the reference server writes it.
-    """
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(f"Engine.IO error {code}: {message}")
-        self.code = code
-        self.message = message
-
-    @property
-    def body(self) -> bytes:
-        """The JSON body of the 400 response."""
-        return json.dumps({"code": self.code, "message": self.message}).encode()
-
-
-def check_request(target: str, path: str) -> bool:
-    """Check a WebSocket request's target against the Engine.IO rules.
-
-    Args:
-        target: the request target (path and query string).
-        path: the endpoint's path, for example ``"/socket.io/"``.
-
-    Returns:
-        False when the target is outside ``path`` (not ours: answer 404).
-
-    Raises:
-        EngineRequestError: a missing or unknown ``EIO`` version or
-            ``transport``, or a ``sid`` (this handler serves no long-polling
-            session that a WebSocket could upgrade).
-    """
-    parts = urlsplit(target)
-    if parts.path.rstrip("/") != path.rstrip("/"):
-        return False
-    query = parse_qs(parts.query, keep_blank_values=True)
-    if query.get("EIO") != ["4"]:
-        raise EngineRequestError(5, "Unsupported protocol version")
-    if query.get("transport") != ["websocket"]:
-        raise EngineRequestError(0, "Transport unknown")
-    if "sid" in query:
-        raise EngineRequestError(1, "Session ID unknown")
-    return True
 
 
 #: Event names the official clients treat as their own: a packet from the
@@ -231,13 +185,25 @@ class Socket:
 
 
 class SocketIOServer:
-    """Serve Socket.IO clients over WebSocket; use it as a :func:`~trio_ws.serve_websocket` handler.
+    """Serve Socket.IO clients over WebSocket and HTTP long-polling.
+
+    Serve it with :func:`~trio_ws.serve_websocket` as both the handler and
+    the ``process_request`` hook, so that plain HTTP requests (long-polling,
+    CORS preflight) reach it too::
+
+        await serve_websocket(sio, host, port, None, process_request=sio.process_request)
 
     Args:
         path: the endpoint path (``"/socket.io/"``, the clients' default).
         config: Engine.IO settings (ping interval and timeout, max_payload).
         connect_timeout: seconds a client has to connect to a namespace.
         max_attachments: the most binary attachments one packet may announce.
+        cors_allowed_origins: the allowed values of the ``Origin`` header, on
+            both transports (include None to allow requests without one);
+            others get 403 with Engine.IO error 4. None (default) allows all.
+            Long-polling answers carry the CORS headers a browser needs:
+            ``Access-Control-Allow-Origin`` echoing the origin, and
+            ``Access-Control-Allow-Credentials: true`` for a listed origin only.
 
     Serve it with ``max_message_size`` at least ``config.max_payload`` so the
     WebSocket layer lets through what Engine.IO accepts; larger messages end
@@ -251,6 +217,7 @@ class SocketIOServer:
         config: EngineConfig | None = None,
         connect_timeout: float = CONNECT_TIMEOUT,
         max_attachments: int = MAX_ATTACHMENTS,
+        cors_allowed_origins: Sequence[str | None] | None = None,
     ) -> None:
         if not connect_timeout > 0:
             raise ValueError(f"connect_timeout must be > 0, not {connect_timeout!r}")
@@ -258,9 +225,16 @@ class SocketIOServer:
         self.config = config or EngineConfig()
         self.connect_timeout = connect_timeout
         self.max_attachments = max_attachments
+        self.cors_allowed_origins = None if cors_allowed_origins is None else frozenset(cors_allowed_origins)
         self._events: dict[tuple[str, str], EventHandler] = {}
         self._connect: dict[str, ConnectHandler | None] = {"/": None}
         self._disconnect: dict[str, DisconnectHandler] = {}
+        self._sessions: dict[str, _Connection] = {}
+
+    @property
+    def session_count(self) -> int:
+        """The number of Engine.IO sessions open now (on either transport)."""
+        return len(self._sessions)
 
     def on(self, event: str, namespace: str = "/") -> Callable[[EventHandler], EventHandler]:
         """Register ``async def handler(socket, *args)`` for ``event`` in ``namespace``.
@@ -302,72 +276,104 @@ class SocketIOServer:
         return register
 
     async def __call__(self, request: WebSocketRequest) -> None:
-        """Serve one WebSocket request until its session ends.
+        """Serve one request (a WebSocket handshake or a plain HTTP one) until it is done.
 
+        A WebSocket opens a session, or upgrades a long-polling one (its
+        ``sid``), and is served until the session ends. A long-polling
+        ``GET`` without ``sid`` opens a session (and its task then owns the
+        session until it ends); with a ``sid`` it waits for packets; a
+        ``POST`` delivers packets; ``OPTIONS`` is a CORS preflight (204).
         Requests outside ``path`` get 404; requests breaking the Engine.IO
-        rules get 400 with the Engine.IO error as JSON. Returns when the
-        session ends; handler errors are logged, never raised.
+        rules get 400 (403 for a refused origin) with the Engine.IO error as
+        JSON. Handler errors are logged, never raised.
         """
         try:
-            ours = check_request(request.path, self.path)
+            query = parse_target(request.path, self.path, websocket=request.is_websocket)
+            if query is None:
+                await request.reject(404)
+                return
+            if not origin_allowed(request.origin, self.cors_allowed_origins):
+                logger.info("refused origin %r", request.origin)
+                raise EngineRequestError(4)
+            if request.is_websocket:
+                await self._serve_websocket(request, query)
+            else:
+                await self._serve_polling(request, query)
         except EngineRequestError as err:
-            await request.reject(400, extra_headers=[("Content-Type", "application/json")], body=err.body)
+            if not request.answered:
+                headers = [*self._cors(request), ("Content-Type", "application/json")]
+                await request.respond(err.status, headers=headers, body=err.body)
+        except RequestBodyError as err:
+            if not request.answered:
+                await request.respond(err.status_code, headers=self._cors(request), body=str(err).encode())
+
+    async def process_request(self, request: WebSocketRequest) -> None:
+        """The ``process_request`` hook: serves plain HTTP requests, leaves WebSocket handshakes to the handler."""
+        if not request.is_websocket:
+            await self(request)
+
+    def _cors(self, request: WebSocketRequest) -> list[tuple[str, str]]:
+        if request.is_websocket or not origin_allowed(request.origin, self.cors_allowed_origins):
+            return []
+        return cors_headers(request.origin, self.cors_allowed_origins)
+
+    def _session(self, sid: str) -> _Connection:
+        connection = self._sessions.get(sid)
+        if connection is None:
+            raise EngineRequestError(1)
+        return connection
+
+    async def _serve_websocket(self, request: WebSocketRequest, query: EngineQuery) -> None:
+        if query.sid is None:
+            connection = _Connection(self, "websocket")
+            ws = await request.accept()
+            async with trio.open_nursery() as nursery:
+                await nursery.start(connection.run)
+                await connection.websocket_transport(ws, opening=True)
             return
-        if not ours:
-            await request.reject(404)
+        connection = self._session(query.sid)
+        if connection.session.transport != "polling" or connection.session.state is not SessionState.OPEN:
+            raise EngineRequestError(3)  # one WebSocket per session (engine.io-protocol v4)
+        await connection.upgrade(await request.accept())
+
+    async def _serve_polling(self, request: WebSocketRequest, query: EngineQuery) -> None:
+        method = request.method
+        if method == "OPTIONS":
+            asked = [v.decode("latin-1") for k, v in request.headers if k == b"access-control-request-headers"]
+            headers = preflight_headers(request.origin, self.cors_allowed_origins, ", ".join(asked) or None)
+            await request.respond(204, headers=headers)
             return
-        ws = await request.accept()
-        await _Connection(self, ws).run()
+        if query.sid is None:
+            if method != "GET":
+                raise EngineRequestError(2)
+            connection = _Connection(self, "polling")
+            async with trio.open_nursery() as nursery:
+                await nursery.start(connection.run)
+                body = encode_payload([connection.session.open_packet()]).encode()
+                headers = [*self._cors(request), ("Content-Type", "text/plain; charset=UTF-8")]
+                await request.respond(200, headers=headers, body=body)
+            return
+        connection = self._session(query.sid)
+        if connection.session.transport != "polling":
+            raise EngineRequestError(3)  # the session moved to WebSocket
+        if method == "GET":
+            await connection.poll(request, self._cors(request))
+        elif method == "POST":
+            await connection.post(request, self._cors(request))
+        else:
+            raise EngineRequestError(3)
 
 
-class _Connection:
-    """One WebSocket, its Engine.IO session and the sockets of its namespaces."""
+class _Connection(EngineConnection):
+    """One Engine.IO session and the sockets of its namespaces."""
 
-    def __init__(self, server: SocketIOServer, ws: WebSocketConnection) -> None:
-        now = trio.current_time()
+    def __init__(self, server: SocketIOServer, transport: Transport) -> None:
+        super().__init__(transport, server.config)
         self.server = server
-        self.ws = ws
-        self.session = EngineSession(new_sid(), "websocket", now, server.config)
         self.decoder = PacketDecoder(max_attachments=server.max_attachments)
         self.sockets: dict[str, Socket] = {}
-        self.connect_deadline: float | None = now + server.connect_timeout
-        self.changed = trio.Event()
-        self.writer_wake = trio.Event()
-        self.end: SessionEnded | None = None
-        self.nursery: trio.Nursery | None = None
-
-    async def run(self) -> None:
-        # Only the writer task sends, so no send is ever cancelled half-way by
-        # the end of the session (an interrupted write breaks the WebSocket).
-        try:
-            await self.ws.send_message(encode_packet(self.session.open_packet()))
-            async with trio.open_nursery() as outer:
-                outer.start_soon(self._writer)
-                async with trio.open_nursery() as inner:
-                    self.nursery = inner
-                    inner.start_soon(self._clock)
-                    await self._read_loop()
-                    inner.cancel_scope.cancel()
-                # The session has ended (every path through _finish closes it): let
-                # the writer send what is left, the close packet included.
-                outer.cancel_scope.deadline = trio.current_time() + _FLUSH_TIMEOUT
-                await self._end_sockets()
-                self.writer_wake.set()
-        except ConnectionClosed:
-            self._finish(SessionEnded("transport close"))
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(_FLUSH_TIMEOUT):
-                # Cancelled from outside: the server is shutting down. No Engine.IO
-                # close packet, so clients treat it as a lost transport and reconnect;
-                # the server closes the WebSocket with 1001.
-                shutting_down = self.end is None
-                if self.end is None:
-                    self.end = SessionEnded("server shutting down")
-                await self._end_sockets()
-                if not shutting_down:
-                    policy = self.end.reason in ("parse error", "buffer full")
-                    code = POLICY_VIOLATION if policy else NORMAL_CLOSURE
-                    await self.ws.aclose(code, self.end.detail[:100] or self.end.reason)
+        self.connect_deadline: float | None = trio.current_time() + server.connect_timeout
+        server._sessions[self.sid] = self
 
     # Sending -------------------------------------------------------------
 
@@ -383,7 +389,7 @@ class _Connection:
                 self.session.send(message)
         except SessionClosed as err:
             if self.session.overflowed:
-                self._finish(SessionEnded("buffer full", str(err)))
+                self.finish(SessionEnded("buffer full", str(err)))
             raise
 
     def reply(self, packet: Packet) -> None:
@@ -392,53 +398,14 @@ class _Connection:
             self.send_packet(packet)
 
     async def flush(self) -> None:
-        """Have the writer send what the session holds."""
-        self.writer_wake.set()
+        """Have the active transport send what the session holds."""
+        self.notify()
         await trio.lowlevel.checkpoint()
-
-    async def _writer(self) -> None:
-        while True:
-            self.writer_wake = trio.Event()
-            packets = self.session.data_to_send()
-            if not packets:
-                if self.end is not None:
-                    return
-                await self.writer_wake.wait()
-                continue
-            for packet in packets:
-                try:
-                    await self.ws.send_message(encode_packet(packet))
-                except ConnectionClosed:
-                    self._finish(SessionEnded("transport close"))
-                    return
 
     # Receiving -----------------------------------------------------------
 
-    async def _read_loop(self) -> None:
-        limit = self.server.config.max_payload
-        while self.end is None:
-            try:
-                message = await self.ws.get_message()
-            except ConnectionClosed:
-                self._finish(SessionEnded("transport close"))
-                return
-            try:
-                size = len(message) if isinstance(message, bytes) else len(message.encode("utf-8", "surrogatepass"))
-                if size > limit:
-                    raise PayloadTooLarge("Engine.IO packet", size, limit)
-                packet = decode_packet(message)
-                for event in self.session.receive(packet, trio.current_time()):
-                    if isinstance(event, MessageReceived):
-                        await self._on_message(event.data)
-                    elif isinstance(event, SessionEnded):
-                        self._finish(event)
-            except InvalidPacket as err:
-                logger.info("Engine.IO session %s: invalid input, closing: %s", self.session.sid, err)
-                self.session.close()
-                self._finish(SessionEnded("parse error", str(err)))
-                return
-            await self.flush()
-            self.changed.set()
+    async def message_received(self, data: str | bytes) -> None:
+        await self._on_message(data)
 
     async def _on_message(self, data: str | bytes) -> None:
         packet = self.decoder.feed(data)
@@ -526,35 +493,19 @@ class _Connection:
 
     # Clock and end -------------------------------------------------------
 
-    async def _clock(self) -> None:
-        # Runs until _finish cancels the nursery.
-        while True:
-            self.changed = trio.Event()
-            deadlines = [d for d in (self.session.next_deadline(), self.connect_deadline) if d is not None]
-            with trio.move_on_at(min(deadlines) if deadlines else math.inf):
-                await self.changed.wait()
-            now = trio.current_time()
-            for event in self.session.tick(now):
-                if isinstance(event, SessionEnded):
-                    self._finish(event)
-            if self.end is None and self.connect_deadline is not None and now >= self.connect_deadline:
-                # One check, as Socket.IO does: a client refused everywhere is closed too.
-                self.connect_deadline = None
-                if not any(socket.connected for socket in self.sockets.values()):
-                    self.session.close()
-                    self._finish(SessionEnded("server close", "no namespace connected within connect_timeout"))
-            await self.flush()
+    def deadlines(self) -> list[float]:
+        return [] if self.connect_deadline is None else [self.connect_deadline]
 
-    def _finish(self, end: SessionEnded) -> None:
-        if self.end is not None:
-            return
-        self.end = end
-        if end.reason == "transport close":
-            self.session.transport_closed(end.detail)
-        logger.debug("Engine.IO session %s ended: %s %s", self.session.sid, end.reason, end.detail)
-        self.changed.set()
-        if self.nursery is not None:
-            self.nursery.cancel_scope.cancel()
+    def tick(self, now: float) -> None:
+        if self.end is None and self.connect_deadline is not None and now >= self.connect_deadline:
+            # One check, as Socket.IO does: a client refused everywhere is closed too.
+            self.connect_deadline = None
+            if not any(socket.connected for socket in self.sockets.values()):
+                self.fail("server close", "no namespace connected within connect_timeout")
+
+    async def session_ended(self) -> None:
+        self.server._sessions.pop(self.sid, None)
+        await self._end_sockets()
 
     async def _end_sockets(self) -> None:
         """Disconnect every socket left, running its disconnect handler."""

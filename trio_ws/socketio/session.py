@@ -136,7 +136,9 @@ class SessionEnded:
     ``reason`` is one of ``"client close"``, ``"server close"``,
     ``"ping timeout"``, ``"transport close"`` or ``"parse error"``; ``detail``
     explains the last two. (:class:`~trio_ws.socketio.SocketIOServer` also
-    reports ``"buffer full"`` when :attr:`EngineSession.overflowed`, and
+    reports ``"buffer full"`` when :attr:`EngineSession.overflowed`,
+    ``"transport error"`` for a long-polling client breaking the transport's
+    rules (overlapping requests, a body too large or too slow) and
     ``"server shutting down"``.)
     """
 

@@ -1,0 +1,373 @@
+"""The Trio side of one Engine.IO session: its owner task, its clock and its two transports.
+
+Theory of operation
+-------------------
+:class:`EngineConnection` drives one :class:`~trio_ws.socketio.EngineSession`
+(the sans-IO state machine) and moves its packets:
+
+* **Owner.** :meth:`EngineConnection.run` is the session's owner: it holds a
+  nursery with the heartbeat clock and every task the layer above starts
+  (:attr:`EngineConnection.nursery`), and returns only once the session has
+  ended and :meth:`EngineConnection.session_ended` has run. It runs in the
+  task of the request that opened the session (the WebSocket handshake, or
+  the first long-polling ``GET``, whose answer has been sent by then), so
+  cancelling the server ends every session and nothing outlives one.
+* **WebSocket.** :meth:`EngineConnection.websocket_transport` runs in the
+  WebSocket's own request task: a reader feeding the session and a single
+  writer sending what the session queues (only the writer sends, so no
+  write is cut half-way by the end of the session).
+* **Long-polling.** Each ``GET`` (:meth:`EngineConnection.poll`) waits in
+  its request task until the session has something to say (a packet, a
+  ``noop`` releasing the poll during an upgrade, a ``close``), or the client
+  leaves (which ends the session, as the reference server does). Each
+  ``POST`` (:meth:`EngineConnection.post`) reads its body, feeds the packets
+  to the session and answers ``ok``. engine.io-protocol v4: one ``GET`` and
+  one ``POST`` at a time; an overlapping one gets HTTP 400 and ends the session.
+* **Upgrade.** :meth:`EngineConnection.upgrade` runs in a WebSocket's task
+  for an existing ``sid``: the ``2probe``/``3probe`` exchange, a ``noop`` to
+  the waiting ``GET``, then the ``5`` that moves the session onto the
+  WebSocket, which from then on is served as above.
+
+Every change a waiter may care about (a packet queued, a deadline moved, the
+end) goes through :meth:`EngineConnection.notify`, which wakes them all; each
+re-checks the session and waits again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import trio
+
+from ..close import GOING_AWAY, NORMAL_CLOSURE, POLICY_VIOLATION
+from ..connection import WebSocketConnection
+from ..errors import ConnectionClosed, RequestBodyError
+from ..request import WebSocketRequest
+from .engineio import EnginePacket, decode_packet, decode_payload, encode_packet, encode_payload
+from .errors import InvalidPacket, PayloadTooLarge, SessionClosed
+from .requests import EngineRequestError
+from .session import (
+    EngineConfig,
+    EngineSession,
+    MessageReceived,
+    ProbeAnswer,
+    SessionEnded,
+    SessionState,
+    Transport,
+    UpgradeAborted,
+    UpgradeCompleted,
+    new_sid,
+)
+
+__all__ = ["EngineConnection", "FLUSH_TIMEOUT"]
+
+logger = logging.getLogger("trio_ws.socketio")
+
+#: Seconds a WebSocket is given to send what is left (the close packet) once its session ended.
+FLUSH_TIMEOUT = 5.0
+
+Header = tuple[str, str]
+
+
+class EngineConnection:
+    """One Engine.IO session with its transports; subclass it for the protocol above.
+
+    Args:
+        transport: the transport of the request that opens the session.
+        config: the Engine.IO settings.
+
+    A subclass overrides :meth:`message_received` (a message for the layer
+    above), :meth:`deadlines` and :meth:`tick` (timers of its own) and
+    :meth:`session_ended` (clean-up once the session is over). Not
+    thread-safe; all its tasks run in one Trio run.
+    """
+
+    def __init__(self, transport: Transport, config: EngineConfig) -> None:
+        self.config = config
+        self.session = EngineSession(new_sid(), transport, trio.current_time(), config)
+        #: Why the session ended, once it has.
+        self.end: SessionEnded | None = None
+        #: The owner's nursery, for tasks that must end with the session (None before :meth:`run`).
+        self.nursery: trio.Nursery | None = None
+        self._wake = trio.Event()
+        self._websocket: WebSocketConnection | None = None
+        self._reader_scope: trio.CancelScope | None = None
+        self._get_busy = False
+        self._post_busy = False
+
+    @property
+    def sid(self) -> str:
+        """The Engine.IO session id."""
+        return self.session.sid
+
+    # Hooks for the layer above -------------------------------------------
+
+    async def message_received(self, data: str | bytes) -> None:
+        """A message from the client. Raise :exc:`InvalidPacket` to end the session as a parse error."""
+
+    def deadlines(self) -> list[float]:
+        """Times at which :meth:`tick` must run, besides the session's own."""
+        return []
+
+    def tick(self, now: float) -> None:
+        """Called by the clock at every wake-up, after the session's own timers."""
+
+    async def session_ended(self) -> None:
+        """Called once by the owner after the session ended (shielded, bounded by ``FLUSH_TIMEOUT``)."""
+
+    # Shared ----------------------------------------------------------------
+
+    def notify(self) -> None:
+        """Wake every task waiting on the session: something was queued, a deadline moved, or it ended."""
+        self._wake.set()
+        self._wake = trio.Event()
+
+    def finish(self, end: SessionEnded) -> None:
+        """Record that the session ended: cancel its tasks and the WebSocket reader, wake the rest. Idempotent."""
+        if self.end is not None:
+            return
+        self.end = end
+        if self.session.state is not SessionState.CLOSED:
+            # Ended without a close packet for the client (socket dropped, server shutting down).
+            self.session.transport_closed(end.detail)
+        logger.debug("Engine.IO session %s ended: %s %s", self.sid, end.reason, end.detail)
+        if self.nursery is not None:
+            self.nursery.cancel_scope.cancel()
+        if self._reader_scope is not None:
+            self._reader_scope.cancel()
+        self.notify()
+
+    def fail(self, reason: str, detail: str) -> None:
+        """End the session from the server's side, with a close packet for the client."""
+        self.session.close()
+        self.finish(SessionEnded(reason, detail))
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the session until it ends: the clock, the layer's tasks, then :meth:`session_ended`.
+
+        ``task_status.started()`` once :attr:`nursery` exists. Cancelling ends
+        the session as ``"server shutting down"``. Call it once.
+        """
+        try:
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                if self.end is not None:
+                    nursery.cancel_scope.cancel()
+                nursery.start_soon(self._clock)
+                task_status.started()
+                await trio.sleep_forever()  # until finish() cancels the nursery
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(FLUSH_TIMEOUT):
+                self.finish(SessionEnded("server shutting down"))
+                await self.session_ended()
+
+    async def _clock(self) -> None:
+        while True:
+            wake = self._wake
+            times = [t for t in (self.session.next_deadline(), *self.deadlines()) if t is not None]
+            with trio.move_on_at(min(times) if times else math.inf):
+                await wake.wait()
+            now = trio.current_time()
+            for event in self.session.tick(now):
+                if isinstance(event, SessionEnded):
+                    self.finish(event)
+                # An UpgradeAborted is seen by the probing WebSocket on its next packet.
+            self.tick(now)
+            self.notify()
+
+    async def receive(self, packets: list[EnginePacket]) -> None:
+        """Feed packets from the client's active transport to the session and the layer above.
+
+        Raises:
+            InvalidPacket: from the session or the layer above; the caller ends the session.
+        """
+        now = trio.current_time()
+        for packet in packets:
+            for event in self.session.receive(packet, now):
+                if isinstance(event, MessageReceived):
+                    await self.message_received(event.data)
+                elif isinstance(event, SessionEnded):
+                    self.finish(event)
+        self.notify()
+        # Let the tasks the packets started (a connect handler) run before the next packet.
+        await trio.lowlevel.checkpoint()
+
+    # WebSocket -----------------------------------------------------------
+
+    async def websocket_transport(self, ws: WebSocketConnection, *, opening: bool = False) -> None:
+        """Serve the session over ``ws`` until the session ends or ``ws`` closes; then close ``ws``.
+
+        With ``opening`` the open packet is sent first (a WebSocket-only
+        session). Packets queued before (during an upgrade) are sent first.
+        """
+        self._websocket = ws
+        try:
+            if opening:
+                await ws.send_message(encode_packet(self.session.open_packet()))
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._ws_writer, ws)
+                with trio.CancelScope() as self._reader_scope:
+                    if self.end is None:
+                        await self._ws_reader(ws)
+                # Ended: the writer sends what is left (the close packet), then returns.
+                nursery.cancel_scope.deadline = trio.current_time() + FLUSH_TIMEOUT
+        except ConnectionClosed:
+            self.finish(SessionEnded("transport close"))
+        end = self.end or SessionEnded("transport close")
+        if end.reason in ("parse error", "buffer full"):
+            code = POLICY_VIOLATION
+        elif end.reason == "server shutting down":
+            code = GOING_AWAY
+        else:
+            code = NORMAL_CLOSURE
+        with trio.move_on_after(FLUSH_TIMEOUT):
+            await ws.aclose(code, end.detail[:100] or end.reason)
+
+    async def _ws_writer(self, ws: WebSocketConnection) -> None:
+        while True:
+            wake = self._wake
+            packets = self.session.data_to_send()
+            if not packets:
+                if self.end is not None:
+                    return
+                await wake.wait()
+                continue
+            for packet in packets:
+                try:
+                    await ws.send_message(encode_packet(packet))
+                except ConnectionClosed:
+                    self.finish(SessionEnded("transport close"))
+                    return
+
+    async def _ws_reader(self, ws: WebSocketConnection) -> None:
+        limit = self.config.max_payload
+        while self.end is None:
+            try:
+                message = await ws.get_message()
+            except ConnectionClosed:
+                self.finish(SessionEnded("transport close"))
+                return
+            try:
+                size = len(message) if isinstance(message, bytes) else len(message.encode("utf-8", "surrogatepass"))
+                if size > limit:
+                    raise PayloadTooLarge("Engine.IO packet", size, limit)
+                await self.receive([decode_packet(message)])
+            except InvalidPacket as err:
+                logger.info("Engine.IO session %s: invalid input, closing: %s", self.sid, err)
+                self.fail("parse error", str(err))
+                return
+
+    async def upgrade(self, ws: WebSocketConnection) -> None:
+        """Take the session over from long-polling on ``ws`` (engine.io-protocol v4 "Upgrade").
+
+        Runs the probe; on ``5`` serves the session over ``ws`` until it ends.
+        A probe that fails or times out closes ``ws`` with 1008 and the
+        session carries on over long-polling.
+        """
+        try:
+            self.session.start_upgrade(trio.current_time())
+        except (SessionClosed, ValueError) as err:
+            await ws.aclose(POLICY_VIOLATION, str(err)[:100])
+            return
+        problem = f"upgrade not completed within upgrade_timeout={self.config.upgrade_timeout:g} s"
+        try:
+            upgraded, problem = await self._probe(ws, problem)
+        except ConnectionClosed:
+            self.session.probe_closed()
+            return
+        if not upgraded:
+            self.session.probe_closed()
+            logger.info("Engine.IO session %s: upgrade abandoned: %s", self.sid, problem)
+            await ws.aclose(POLICY_VIOLATION, problem[:100])
+            return
+        logger.debug("Engine.IO session %s upgraded to WebSocket", self.sid)
+        self.notify()
+        await self.websocket_transport(ws)
+
+    async def _probe(self, ws: WebSocketConnection, problem: str) -> tuple[bool, str]:
+        """Run the probe exchange; returns whether the client upgraded, and if not why."""
+        with trio.move_on_after(self.config.upgrade_timeout):
+            while True:
+                message = await ws.get_message()
+                try:
+                    events = self.session.receive_probe(decode_packet(message), trio.current_time())
+                except InvalidPacket as err:
+                    return False, str(err)
+                for event in events:
+                    if isinstance(event, ProbeAnswer):
+                        await ws.send_message(encode_packet(event.packet))
+                        self.notify()  # a waiting GET gets its noop
+                    elif isinstance(event, UpgradeCompleted):
+                        return True, ""
+                    elif isinstance(event, UpgradeAborted):
+                        return False, event.reason
+        return False, problem
+
+    # Long-polling --------------------------------------------------------
+
+    async def poll(self, request: WebSocketRequest, headers: list[Header]) -> None:
+        """Answer a long-polling ``GET`` once the session has packets for it.
+
+        Raises:
+            EngineRequestError: a ``GET`` is already waiting (the session is
+                ended, and the waiting one gets the close packet).
+        """
+        if self._get_busy:
+            self.fail("transport error", "overlapping GET requests on a long-polling session")
+            raise EngineRequestError(3)
+        self._get_busy = True
+        try:
+            while True:
+                wake = self._wake
+                packets = self.session.poll()
+                if packets is not None:
+                    break
+                left = False
+                async with trio.open_nursery() as nursery:
+
+                    async def watch() -> None:
+                        nonlocal left
+                        await request.wait_disconnected()
+                        left = True
+                        nursery.cancel_scope.cancel()
+
+                    nursery.start_soon(watch)
+                    await wake.wait()
+                    nursery.cancel_scope.cancel()
+                if left:
+                    self.finish(SessionEnded("transport close", "poll connection closed prematurely"))
+                    return
+        finally:
+            self._get_busy = False
+        body = encode_payload(packets).encode("utf-8")
+        await request.respond(200, headers=[*headers, ("Content-Type", "text/plain; charset=UTF-8")], body=body)
+
+    async def post(self, request: WebSocketRequest, headers: list[Header]) -> None:
+        """Read a long-polling ``POST``, feed its packets to the session, answer ``ok``.
+
+        Raises:
+            EngineRequestError: another ``POST`` is under way, or the body is
+                malformed; the session is ended.
+            RequestBodyError: the body is too large or does not arrive within
+                ``ping_timeout``; the session is ended.
+        """
+        if self._post_busy:
+            self.fail("transport error", "overlapping POST requests on a long-polling session")
+            raise EngineRequestError(3)
+        self._post_busy = True
+        try:
+            try:
+                body = await request.read_body(max_size=self.config.max_payload, timeout=self.config.ping_timeout)
+                packets = decode_payload(body, max_payload=self.config.max_payload)
+                await self.receive(packets)
+            except RequestBodyError as err:
+                self.fail("transport error", str(err))
+                raise
+            except InvalidPacket as err:
+                logger.info("Engine.IO session %s: invalid input, closing: %s", self.sid, err)
+                self.fail("parse error", str(err))
+                raise EngineRequestError(3) from err
+        finally:
+            self._post_busy = False
+        await request.respond(200, headers=[*headers, ("Content-Type", "text/html")], body=b"ok")
