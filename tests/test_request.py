@@ -6,6 +6,7 @@ socket where a reset matters) and reads the server's answer as bytes.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -244,6 +245,27 @@ async def test_read_body_errors_carry_the_status_to_answer(nursery: trio.Nursery
         answer = await http(port, "POST", "/", headers={"Transfer-Encoding": "chunked"}, body=b"zz\r\nab\r\n")
         assert answer.status == 400
         assert answer.text.startswith("malformed request body:")
+
+
+async def test_read_body_defaults_are_one_mib_and_ten_seconds(nursery: trio.Nursery) -> None:
+    # The security page's row: 1 MiB and 10 s unless the hook says otherwise.
+    defaults = inspect.signature(WebSocketRequest.read_body).parameters
+    assert (defaults["max_size"].default, defaults["timeout"].default) == (2**20, 10.0)
+
+    async def hook(request: WebSocketRequest) -> None:
+        try:
+            await request.read_body()
+        except RequestBodyError as err:
+            await request.respond(err.status_code, body=str(err).encode())
+
+    port = await start(nursery, hook)
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            # Declared one byte over 1 MiB: refused before any of the body is sent.
+            await stream.send_all(build_request("POST", "/", headers={"Content-Length": str(2**20 + 1)}))
+            answer = await read_answer(stream)
+    assert (answer.status, answer.text) == (413, "request body of 1,048,577 bytes exceeds max_size=1,048,576")
 
 
 async def test_read_body_cut_short_is_400(nursery: trio.Nursery) -> None:
