@@ -419,6 +419,22 @@ async def test_websocket_closed_during_the_probe_leaves_polling_alone(served: Se
     assert served.sio.session_count == 1
 
 
+async def test_second_websocket_during_a_probe_is_refused(served: Served) -> None:
+    with trio.fail_after(10):
+        sid = await served.connected()
+        async with open_websocket_url(ws_url(served, sid)) as ws:
+            await ws.send_message("2probe")
+            assert await ws.get_message() == "3probe"
+            # engine.io-protocol v4: one WebSocket per session.
+            with pytest.raises(ConnectionRejected) as info:
+                async with open_websocket_url(ws_url(served, sid)):
+                    pass
+            assert json.loads(info.value.body or b"") == {"code": 3, "message": "Bad request"}
+            await ws.send_message("5")
+            await ws.send_message('421["echo","upgraded"]')
+            assert await ws.get_message() == '431["upgraded"]'
+
+
 async def test_probe_that_never_completes_times_out(nursery: trio.Nursery) -> None:
     served = await serve(nursery, config=EngineConfig(upgrade_timeout=0.05))
     with trio.fail_after(10):
