@@ -410,6 +410,36 @@ async def test_envelopes_from_other_processes_are_applied_and_malformed_ones_cou
             await assert_nothing_pending(hub, b)
 
 
+async def test_cancelled_calls_have_taken_effect() -> None:
+    """Membership changes and fan-out act before their first checkpoint: cancelled, they are done."""
+    hub = Hub()
+    with trio.fail_after(TIMEOUT):
+        async with hub_peers(hub, 3, ids=["a", "b", "c"]) as (a, b, c), hub.watch("r") as events:
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await hub.join("a", "r")
+                await b.member.join("r")
+                await hub.join("c", "r")
+                await hub.leave("c", "r")
+                assert (await hub.broadcast("r", "one")).queued == 2
+                assert (await hub.send_all("two")).queued == 3
+                assert await hub.unicast("b", "three")
+                await hub.close_room("r")
+                assert await hub.disconnect("c", 4003, "cancelled")
+                await trio.lowlevel.checkpoint()
+            assert scope.cancelled_caught
+            assert hub.local_room_members("r") == frozenset() and a.member.rooms == frozenset()
+            seen = [((e := events.receive_nowait()).kind, e.member_id) for _ in range(6)]
+            assert seen == [("join", "a"), ("join", "b"), ("join", "c"), ("leave", "c"), ("leave", "a"), ("leave", "b")]
+            assert [await a.client.get_message() for _ in range(2)] == ["one", "two"]
+            assert [await b.client.get_message() for _ in range(3)] == ["one", "two", "three"]
+            with pytest.raises(ConnectionClosed) as closed:
+                await c.client.get_message()
+            assert closed.value.reason.code == 4003
+            with pytest.raises(TypeError, match="str or bytes-like"):
+                a.member.send(42)  # type: ignore[arg-type]
+
+
 async def test_close_room_empties_it_but_keeps_the_members_connected() -> None:
     hub = Hub()
     with trio.fail_after(TIMEOUT):

@@ -11,12 +11,14 @@ import itertools
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 from conftest import RedisServer
 
@@ -179,6 +181,51 @@ async def test_close_room_across(pair: tuple[Node, Node]) -> None:
             assert numbers(b1, "a1") == numbers(b2, "a1") == []
 
 
+async def subscribers_become(raw: Any, channel: str, expected: int) -> None:
+    """Poll Redis until ``channel`` has ``expected`` subscribers (the backend's writer task subscribes)."""
+    while True:
+        if (await raw.pubsub_numsub(channel))[channel] == expected:
+            return
+        await trio.sleep(0.02)
+
+
+async def cancelled_after(steps: int, call: Callable[[], Awaitable[object]]) -> None:
+    """Run ``call`` in a scope that another task cancels after ``steps`` scheduling rounds."""
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+
+            async def canceller() -> None:
+                for _ in range(steps):
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                scope.cancel()
+
+            nursery.start_soon(canceller)
+            await call()
+
+
+@pytest.mark.parametrize("steps", [0, 1, 2, 5, 20])
+async def test_a_cancelled_join_or_leave_leaves_no_half_state(
+    pair: tuple[Node, Node], redis_server: RedisServer, steps: int
+) -> None:
+    """Hub.join and Hub.leave finish their backend part shielded: cancelled, they have taken effect everywhere."""
+    a, b = pair
+    channel = a.backend.room_channel("x")
+    with trio.fail_after(TIMEOUT):
+        async with connected(a, "a1") as a1, connected(b, "b1") as b1, coredis.Redis(
+            host="127.0.0.1", port=redis_server.port, decode_responses=True
+        ) as raw:
+            await cancelled_after(steps, partial(a.hub.join, "a1", "x"))
+            assert a.hub.rooms("a1") == frozenset({"x"})
+            await members_become(b1, "x", ["a1"])  # registered in Redis
+            await subscribers_become(raw, channel, 1)  # and subscribed
+            await b1.call("broadcast", room="x", n=1)
+            await a1.wait_for(lambda m: numbers(a1, "b1") == [1])
+            await cancelled_after(steps, partial(a.hub.leave, "a1", "x"))
+            assert a.hub.rooms("a1") == frozenset()
+            await members_become(b1, "x", [])
+            await subscribers_become(raw, channel, 0)
+
+
 async def test_hub_client_publishes_into_rooms(redis_server: RedisServer, pair: tuple[Node, Node], prefix: str) -> None:
     a, b = pair
     backend = RedisBackend(host="127.0.0.1", port=redis_server.port, prefix=prefix, process_id="worker", **FAST)
@@ -188,6 +235,10 @@ async def test_hub_client_publishes_into_rooms(redis_server: RedisServer, pair: 
             for member in (a1, b1):
                 await member.call("join", room="w")
             assert await client.members("w") == frozenset({"a1", "b1"})
+            with pytest.raises(TypeError, match="str or bytes-like"):
+                await client.broadcast("w", 42)  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match="not JSON serializable"):
+                await client.broadcast_json("w", object())
             assert await client.member_count("w") == 2
             assert await client.broadcast("w", json.dumps({"from": "worker", "n": 1}))
             assert await client.broadcast_json("w", {"from": "worker", "n": 2}, exclude="a1")

@@ -123,7 +123,7 @@ class HubClient:
             lost).
 
         Raises:
-            TypeError: when the message is not str, bytes or a PreparedMessage
+            TypeError: when the message is not str, bytes, a PreparedMessage or a MessageVariants
                 (nothing is published).
 
         Cancelling is safe (it may or may not have been published);
@@ -151,7 +151,7 @@ class HubClient:
         """Send a message to every member of every process; False if not published.
 
         Raises:
-            TypeError: when the message is not str, bytes or a PreparedMessage.
+            TypeError: when the message is not str, bytes, a PreparedMessage or a MessageVariants.
         """
         return await self._publisher.all(_prepare(message), exclude)
 
@@ -166,7 +166,7 @@ class HubClient:
             the id is unknown or gone, or the backend is down.
 
         Raises:
-            TypeError: when the message is not str, bytes or a PreparedMessage.
+            TypeError: when the message is not str, bytes, a PreparedMessage or a MessageVariants.
         """
         return await self._publisher.member(member_id, _prepare(message))
 

@@ -28,26 +28,15 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import trio
 
-from ..close import NORMAL_CLOSURE, POLICY_VIOLATION
+from ..close import NORMAL_CLOSURE
 from ..connection import WebSocketConnection
-from ..errors import ConnectionClosed
-from ..prepared import PreparedMessage
 from ..scopes import background_tasks
 from .backend import BackendEvent, HubBackend
-from .envelopes import (
-    AllMessage,
-    CloseRoom,
-    Disconnect,
-    HubEnvelope,
-    MemberMessage,
-    ParsedEnvelope,
-    RoomMessage,
-    parse_envelope,
-)
+from .delivery import fan_out, offer, offer_message, request_close, run_sender
 from .history import Histories, HistoryPolicy, JoinResult, StreamPosition
 from .member import (
     INTERNAL_ROOM_PREFIX,
@@ -61,23 +50,17 @@ from .member import (
 )
 from .outbox import Outbox, Outcome, OverflowPolicy
 from .publisher import Publisher
-from .stream_rooms import StreamingBackend, StreamRooms
-from .variants import Frames, HubMessage, MessageVariants
+from .remote import RemoteSide
+from .room_history import HistoryControl
+from .stream_rooms import StreamRooms
+from .variants import Frames, HubMessage
 from .watchers import Watchers
 
 __all__ = ["Hub", "Member", "DeliveryReport", "PresenceEvent", "HubStats", "MessageLike", "INTERNAL_ROOM_PREFIX"]
 
 logger = logging.getLogger("trio_ws.hub")
 
-#: Seconds a member being closed (overflow, disconnect) gets to finish the
-#: write in progress and the closing handshake before its connection is
-#: dropped: a client that stopped reading would otherwise hold them forever.
-SLOW_CLOSE_GRACE = 1.0
-#: The most bytes of queued messages a member's sender writes at once.
-BATCH_BYTES = 256 * 1024
-
-
-class Hub(StreamRooms):
+class Hub(StreamRooms, HistoryControl, RemoteSide):
     """Rooms of WebSocket connections with non-blocking fan-out.
 
     Use it as ``async with Hub(...) as hub:`` around the server (the block
@@ -102,6 +85,17 @@ class Hub(StreamRooms):
     Raises:
         ValueError: for a bad queue size or policy, or history with a
             backend that keeps no streams.
+
+    Concurrency and cancellation: every method may be called from any task of
+    the hub's Trio run, concurrently with the others; the methods that are
+    not ``async`` never wait. A fan-out method queues for the local members
+    before its first checkpoint, so a cancelled call has still delivered
+    locally. A membership change (:meth:`join`, :meth:`leave`,
+    :meth:`close_room`, the end of :meth:`connect`) makes its local change
+    before its first checkpoint and finishes its backend part shielded from
+    cancellation and bounded in time (each backend call within the backend's
+    own timeout, presence within a second): a cancelled call has taken
+    effect, here and in the backend, and leaves no half state.
     """
 
     def __init__(
@@ -144,10 +138,16 @@ class Hub(StreamRooms):
                 self._nursery = None
 
     async def __aenter__(self) -> Hub:
+        """Start the backend's tasks; returns once the backend is ready (or has reported ``down``).
+
+        The Redis backend raises nothing here: while Redis is unreachable the
+        hub runs, reports ``down`` to :meth:`backend_events` and retries.
+        """
         self._context = self._run()
         return await self._context.__aenter__()
 
     async def __aexit__(self, *exc_info: Any) -> bool | None:
+        """Stop the backend's tasks; an exception from the block comes out unchanged."""
         return await self._context.__aexit__(*exc_info)
 
     @property
@@ -184,8 +184,12 @@ class Hub(StreamRooms):
             the member.
 
         Raises:
-            ValueError: when ``member_id`` is already in use.
+            ValueError: when ``member_id`` is empty or already in use.
             RuntimeError: when the hub has a backend and is not running.
+
+        However the block ends (cancelled included), the member's removal
+        runs shielded: it leaves every room, here and in the backend.
+        Concurrent calls are allowed (each with its own member id).
         """
         if not self._running:
             raise RuntimeError("a hub with a backend must be running: use `async with hub:`")
@@ -209,49 +213,8 @@ class Hub(StreamRooms):
                 await self._remove(member)
 
     async def _sender(self, member: Member) -> None:
-        connection = member.connection
-        outbox = member._outbox
-        while True:
-            # Everything queued goes out in one write: a burst of broadcasts
-            # costs each member one system call and one trip through the
-            # scheduler, not one per message. The shared frames are handed to
-            # the socket as they are (send_many never joins them), so the
-            # burst is not copied once per member.
-            batch = await outbox.get_batch(BATCH_BYTES)
-            if not batch:
-                break
-            frames = _flatten(batch)
-            with trio.CancelScope() as member._send_scope:
-                try:
-                    await connection.send_many(frames)
-                except ConnectionClosed:
-                    break
-            member._send_scope = None
-            if connection.closed is not None:
-                break  # the send was cut short (see _interrupt_send): the connection is aborted
-            outbox.stats.delivered += len(batch)
-            self.stats.delivered += len(batch)
-        member._send_scope = None
-        if outbox.overflowed:
-            logger.info("member %s is too slow (outbox full): closing with 1008", member.id)
-            await self._close_member(connection, POLICY_VIOLATION, "outbound queue overflow")
-        elif member._close_request is not None:
-            await self._close_member(connection, *member._close_request)
+        await run_sender(member, self.stats)
         await self._remove(member)
-
-    @staticmethod
-    async def _close_member(connection: WebSocketConnection, code: int, reason: str) -> None:
-        # A client that stopped reading cannot take a close frame either: give
-        # the closing handshake a short grace, then drop the connection.
-        with trio.move_on_after(SLOW_CLOSE_GRACE):
-            await connection.aclose(code, reason)
-
-    @staticmethod
-    def _interrupt_send(member: Member) -> None:
-        """Bound a send in progress: a stalled write is abandoned after a grace period."""
-        scope = member._send_scope
-        if scope is not None:
-            scope.deadline = min(scope.deadline, trio.current_time() + SLOW_CLOSE_GRACE)
 
     async def _watcher(self, member: Member) -> None:
         await member.connection.wait_closed()
@@ -275,56 +238,13 @@ class Hub(StreamRooms):
                     await self._backend.remove_member(member.id, None)
 
     def member(self, member_id: str) -> Member | None:
-        """The local member with this id, or None."""
+        """The local member with this id, or None. Raises nothing."""
         return self._members.get(member_id)
 
     @property
     def local_members(self) -> frozenset[str]:
         """The ids of this process's members."""
         return frozenset(self._members)
-
-    # -- history ---------------------------------------------------------------
-    @staticmethod
-    def _check_history(backend: HubBackend | None) -> None:
-        if backend is not None and not isinstance(backend, StreamingBackend):
-            raise ValueError(f"room history needs an in-memory hub or a backend that keeps streams, not {backend!r}")
-
-    def enable_history(self, room: str, policy: HistoryPolicy | None = None) -> None:
-        """Keep a history for ``room`` with ``policy`` (default: ``HistoryPolicy()``).
-
-        Overrides the hub's policy for this room; ``disable_history`` turns it
-        off. Messages already broadcast are not in it. With a backend, every
-        process must give the room the same policy.
-
-        Raises:
-            ValueError: when the hub has a backend that keeps no streams.
-        """
-        self._check_history(self._backend)
-        self._histories.enable(room, policy if policy is not None else HistoryPolicy())
-
-    def disable_history(self, room: str) -> None:
-        """Keep no history for ``room`` (whatever the hub's policy) and forget it."""
-        self._histories.enable(room, None)
-
-    def discard_history(self, room: str) -> bool:
-        """Forget ``room``'s messages; its next message starts a new epoch.
-
-        Returns:
-            whether the room had a history.
-        """
-        return self._histories.discard(room)
-
-    def history_position(self, room: str) -> StreamPosition | None:
-        """The position after ``room``'s newest message, or None without history.
-
-        A room whose policy asks for history gets one (and its epoch) here.
-        With a backend, the position of the last message this process
-        delivered to the room (None when it has no member there).
-        """
-        if self._streams is not None:
-            return self._stream_position(room)
-        history = self._histories.open(room)
-        return None if history is None else history.position
 
     # -- rooms -----------------------------------------------------------------
     async def join(
@@ -347,6 +267,14 @@ class Hub(StreamRooms):
         Raises:
             KeyError: when ``member_id`` is not a member of this process.
             ValueError: when ``since`` is not an (epoch, offset) pair.
+
+        Cancelling is safe: the member is in the room before the first
+        checkpoint, and the backend's part (the room's subscription, the
+        shared membership, presence) finishes shielded, so a cancelled join
+        has joined everywhere. The replay is queued before the first
+        checkpoint too, except in a room streamed through the backend, where
+        a replay still being read when the call is cancelled is not queued.
+        Concurrent calls are allowed.
         """
         member = self._local(member_id)
         if room in member._rooms:
@@ -354,22 +282,27 @@ class Hub(StreamRooms):
             position = self._stream_position(room) if history is None else history.position
             return JoinResult(position, reason=None if since is None else "already_joined")
         first_local = room not in self._rooms
-        if self._streamed_policy(room) is not None:
-            start = None if since is None else StreamPosition.parse(since)
-            result = await self._stream_join(member, room, start)
-            if room not in member._rooms:
-                return result  # left (or closed) while the join waited for the backend
-        else:
-            result, missed = self._histories.replay(room, since, member._outbox.space, trio.current_time())
-            for message in missed:
-                self._offer_message(member, message)
-            member._rooms.add(room)
-            self._rooms.setdefault(room, {})[member_id] = member
-        if self._backend is not None:
-            if first_local:
-                await self._backend.subscribe(room)
-            await self._backend.add_member(member_id, room)
-        await self._presence("join", room, member_id)
+        try:
+            if self._streamed_policy(room) is not None:
+                start = None if since is None else StreamPosition.parse(since)
+                result = await self._stream_join(member, room, start)  # in the room at once, then replays
+            else:
+                result, missed = self._histories.replay(room, since, member._outbox.space, trio.current_time())
+                for message in missed:
+                    self._offer_message(member, message)
+                member._rooms.add(room)
+                self._rooms.setdefault(room, {})[member_id] = member
+        finally:
+            # Shielded, and even when a stream's replay was cancelled: a member in the
+            # room here but not subscribed or registered in the backend would miss other
+            # processes' messages (see the class doc). Not if it left meanwhile.
+            if room in member._rooms:
+                with trio.CancelScope(shield=True):
+                    if self._backend is not None:
+                        if first_local:
+                            await self._backend.subscribe(room)
+                        await self._backend.add_member(member_id, room)
+                    await self._presence("join", room, member_id)
         return result
 
     async def leave(self, member_id: str, room: str) -> None:
@@ -377,6 +310,10 @@ class Hub(StreamRooms):
 
         Raises:
             KeyError: when ``member_id`` is not a member of this process.
+
+        Cancelling is safe: the member is out of the room before the first
+        checkpoint, and the backend's part finishes shielded, so a cancelled
+        leave has left everywhere. Concurrent calls are allowed.
         """
         member = self._local(member_id)
         if room in member._rooms:
@@ -391,15 +328,16 @@ class Hub(StreamRooms):
                 del self._rooms[room]
                 if self._streams is not None:
                     self._streams.close_stream(room)
-        if self._backend is not None:
-            with trio.move_on_after(1):
-                await self._backend.remove_member(member.id, room)
-                if room not in self._rooms:
-                    await self._backend.unsubscribe(room)
-        await self._presence("leave", room, member.id)
+        with trio.CancelScope(shield=True):  # see join()
+            if self._backend is not None:
+                with trio.move_on_after(1):
+                    await self._backend.remove_member(member.id, room)
+                    if room not in self._rooms:
+                        await self._backend.unsubscribe(room)
+            await self._presence("leave", room, member.id)
 
     def rooms(self, member_id: str) -> frozenset[str]:
-        """The rooms of a local member (empty for an unknown id); internal rooms are not listed."""
+        """The rooms of a local member (empty for an unknown id); internal rooms are not listed. Raises nothing."""
         member = self._members.get(member_id)
         return member.rooms if member is not None else frozenset()
 
@@ -411,6 +349,8 @@ class Hub(StreamRooms):
         """Every member of ``room``: across processes with a backend, else local.
 
         When the backend cannot answer (it is down), the local members.
+        Raises what the backend raises (the Redis backend: nothing);
+        cancelling is safe (nothing changes); concurrent calls are allowed.
         """
         if self._backend is not None:
             found = await self._backend.room_members(room)
@@ -423,7 +363,14 @@ class Hub(StreamRooms):
         return len(await self.members(room))
 
     async def close_room(self, room: str) -> None:
-        """Remove every member from ``room``, in every process."""
+        """Remove every member from ``room``, in every process; they stay connected.
+
+        Raises what the backend raises (the Redis backend: nothing).
+        Cancelling is safe: each local member's leave completes (see
+        :meth:`leave`); the request to other processes is published last, so
+        a call cancelled before it may not have reached them. Concurrent
+        calls are allowed.
+        """
         for member in list(self._rooms.get(room, {}).values()):
             await self._leave_room(member, room)
         if self._publisher is not None:
@@ -466,6 +413,12 @@ class Hub(StreamRooms):
             TypeError: when the message is not one of those.
                 Whatever ``message`` raises, when it is a function, comes out
                 unchanged and nothing is sent.
+
+        Cancelling is safe: the local members have the message queued (and
+        the history has it) before the first checkpoint; only its
+        publication to other processes may be cut short (the Redis backend's
+        never waits). Concurrent calls are allowed; the messages of one task
+        arrive in order everywhere.
         """
         skip = _as_set(exclude)
         policy = self._streamed_policy(room)
@@ -487,11 +440,21 @@ class Hub(StreamRooms):
     async def broadcast_json(
         self, room: str, value: Any, *, exclude: str | Iterable[str] | None = None
     ) -> DeliveryReport:
-        """Encode ``value`` as JSON once and broadcast it as a text message."""
+        """Encode ``value`` as JSON once and broadcast it as a text message (see :meth:`broadcast`).
+
+        Raises:
+            TypeError: when ``value`` is not JSON serializable (nothing is sent).
+        """
         return await self.broadcast(room, _json(value), exclude=exclude)
 
     async def send_all(self, message: MessageLike, *, exclude: str | Iterable[str] | None = None) -> DeliveryReport:
-        """Send a message to every member of the hub, in every process."""
+        """Send a message to every member of the hub, in every process.
+
+        Raises:
+            TypeError: when the message is not str, bytes, a PreparedMessage or a MessageVariants.
+
+        Cancelling and concurrent calls: as for :meth:`broadcast`.
+        """
         prepared = _prepare(message)
         skip = _as_set(exclude)
         report = self._fan_out(self._members.values(), prepared, skip)
@@ -506,6 +469,14 @@ class Hub(StreamRooms):
         Returns:
             True when it was queued locally or published to the member's
             process; False when the id is unknown or gone.
+
+        Raises:
+            TypeError: when the message is not str, bytes, a PreparedMessage or a MessageVariants.
+
+        Cancelling is safe: a local member has the message queued before the
+        first checkpoint; for a member elsewhere the Redis backend first looks
+        up its process, and a call cancelled then sends nothing. Concurrent
+        calls are allowed.
         """
         prepared = _prepare(message)
         member = self._members.get(member_id)
@@ -516,7 +487,10 @@ class Hub(StreamRooms):
         return await self._publisher.member(member_id, prepared)
 
     async def send_to(self, room: str, member_id: str, message: MessageLike) -> bool:
-        """Send to one member, only if it is in ``room`` (nameko's "send to one in a room")."""
+        """Send to one member, only if it is in ``room`` (nameko's "send to one in a room").
+
+        Raises, and behaves when cancelled or called concurrently, as :meth:`unicast`.
+        """
         if member_id in self._rooms.get(room, {}):
             return await self.unicast(member_id, message)
         if self._backend is not None and member_id not in self._members:
@@ -530,63 +504,27 @@ class Hub(StreamRooms):
 
         Returns:
             True when the member was found here or the request was published.
+
+        Raises nothing. Cancelling is safe (as for :meth:`unicast`: a local
+        member's close is requested before the first checkpoint); concurrent
+        calls are allowed (the first request's code wins).
         """
         member = self._members.get(member_id)
         if member is not None:
-            self._request_close(member, code, reason)
+            request_close(member, code, reason)
             return True
         if self._publisher is None:
             return False
         return await self._publisher.disconnect(member_id, code, reason)
 
     def _fan_out(self, members: Iterable[Member], message: HubMessage, skip: Collection[str]) -> DeliveryReport:
-        queued = dropped = closed = 0
-        variants = message if isinstance(message, MessageVariants) else None
-        plain = message if isinstance(message, PreparedMessage) else None
-        for member in list(members):
-            if member.id in skip:
-                continue
-            frames: Frames | None
-            if variants is not None:
-                frames = variants.variant(member.wire_format)
-            else:
-                # A plain message is the default wire format's.
-                frames = plain if member.wire_format is None else None
-            if frames is None:
-                continue
-            outcome = self._offer(member, frames)
-            if outcome is Outcome.QUEUED:
-                queued += 1
-            elif outcome is Outcome.DROPPED:
-                dropped += 1
-            else:
-                closed += 1
-        self.stats.fanouts += 1
-        return DeliveryReport(queued, dropped, closed)
+        return fan_out(members, message, skip, self.stats)
 
     def _offer_message(self, member: Member, message: HubMessage) -> Outcome:
-        """Offer one member a message sent to it alone (a plain one whatever its wire format)."""
-        if isinstance(message, MessageVariants):
-            frames = message.variant(member.wire_format)
-            if frames is None:
-                return Outcome.DROPPED
-            return self._offer(member, frames)
-        return self._offer(member, message)
+        return offer_message(member, message, self.stats)
 
     def _offer(self, member: Member, message: Frames) -> Outcome:
-        if member.connection.closed is not None:
-            return Outcome.CLOSED
-        outbox = member._outbox
-        dropped_before = outbox.stats.dropped
-        outcome = outbox.put(message)
-        if outcome is Outcome.QUEUED:
-            self.stats.queued += 1
-        # drop_oldest evicts a queued message and still queues this one.
-        self.stats.dropped += outbox.stats.dropped - dropped_before
-        if outbox.overflowed and outcome is Outcome.DROPPED:
-            self.stats.overflow_closes += 1  # counted now: the sender may be cancelled before it closes
-            self._interrupt_send(member)
-        return outcome
+        return offer(member, message, self.stats)
 
     # -- presence --------------------------------------------------------------
     @asynccontextmanager
@@ -596,6 +534,9 @@ class Hub(StreamRooms):
         Yields:
             a channel of :class:`PresenceEvent`. Events that find its buffer
             (256) full are dropped, so a slow watcher cannot hold up the hub.
+
+        Raises nothing; several watchers of one room may be open at once,
+        each seeing every event.
         """
         watchers = self._watchers.setdefault(room, Watchers())
         try:
@@ -607,7 +548,12 @@ class Hub(StreamRooms):
 
     @asynccontextmanager
     async def backend_events(self) -> AsyncIterator[trio.MemoryReceiveChannel[BackendEvent]]:
-        """Observe the backend's state changes (down, up, gap) to resync after an outage."""
+        """Observe the backend's state changes (down, up, gap) to resync after an outage.
+
+        Yields a channel of :class:`~trio_ws.hub.BackendEvent`, dropping
+        events that find its buffer (256) full. Raises nothing; several
+        watchers may be open at once, each seeing every event.
+        """
         async with self._event_watchers.watch() as receive:
             yield receive
 
@@ -623,107 +569,11 @@ class Hub(StreamRooms):
         if watchers is not None:
             watchers.notify(event)
 
-    # -- the backend's side (BackendSink) --------------------------------------
-    def deliver_remote(self, envelope: HubEnvelope) -> None:
-        """Deliver an envelope another process published (called by the backend).
-
-        A malformed envelope is counted (``stats.remote_malformed``), logged
-        and ignored; nothing is raised.
-        """
-        self.stats.remote_received += 1
-        try:
-            parsed = parse_envelope(envelope)
-        except ValueError as err:
-            self.stats.remote_malformed += 1
-            logger.warning("ignored a malformed hub envelope: %s", err)
-            return
-        self._apply_remote(parsed)
-
-    def _apply_remote(self, envelope: ParsedEnvelope) -> None:
-        if isinstance(envelope, RoomMessage):
-            self._fan_out(self._rooms.get(envelope.room, {}).values(), envelope.message, envelope.exclude)
-        elif isinstance(envelope, AllMessage):
-            self._fan_out(self._members.values(), envelope.message, envelope.exclude)
-        elif isinstance(envelope, MemberMessage):
-            member = self._members.get(envelope.member_id)
-            if member is not None:
-                self._offer_message(member, envelope.message)
-        elif isinstance(envelope, Disconnect):
-            member = self._members.get(envelope.member_id)
-            if member is not None:
-                self._request_close(member, envelope.code, envelope.reason)
-        elif isinstance(envelope, CloseRoom):
-            self._closed_remotely(envelope.room)
-        else:
-            count = len(self._rooms.get(envelope.room, ()))
-            self._notify(PresenceEvent(envelope.event, envelope.room, envelope.member_id, count, remote=True))
-
-    def _closed_remotely(self, room: str) -> None:
-        # Another process closed the room: our members leave it now (in
-        # memory, so that nothing more is delivered to them), and the backend
-        # learns it from a task, as it would from leave().
-        members = list(self._rooms.pop(room, {}).values())
-        if self._streams is not None:
-            self._streams.close_stream(room)
-        for member in members:
-            member._rooms.discard(room)
-            self._notify(PresenceEvent("leave", room, member.id, 0, remote=True))
-        if members and self._nursery is not None:
-            self._nursery.start_soon(self._forget_remotely_closed, room, [member.id for member in members])
-
-    async def _forget_remotely_closed(self, room: str, member_ids: list[str]) -> None:
-        # Each backend call is bounded by the backend; the hub's nursery ends the task when the hub stops.
-        assert self._backend is not None
-        for member_id in member_ids:
-            if member_id not in self._rooms.get(room, {}):  # unless it joined again meanwhile
-                await self._backend.remove_member(member_id, room)
-        if room not in self._rooms:
-            await self._backend.unsubscribe(room)
-
-    def backend_event(self, event: BackendEvent) -> None:
-        """Record and forward a backend state change (called by the backend)."""
-        if event.kind == "down":
-            self.stats.backend_down += 1
-            logger.warning("hub backend down: %s", event.detail)
-        elif event.kind == "up":
-            self.stats.backend_up += 1
-            logger.info("hub backend up: %s", event.detail)
-        else:
-            self.stats.gaps += 1
-            logger.warning("hub gap in room %s from %s: %d missed", event.room, event.origin, event.missed)
-        self._event_watchers.notify(event)
-
-    def subscribed_rooms(self) -> set[str]:
-        """Rooms with local members (the backend re-subscribes them after a reconnect)."""
-        return set(self._rooms)
-
-    def local_member_ids(self) -> set[str]:
-        """This process's member ids (the backend re-registers them after a reconnect)."""
-        return set(self._members)
-
     def _local(self, member_id: str) -> Member:
         member = self._members.get(member_id)
         if member is None:
             raise KeyError(f"no local member with id {member_id!r}")
         return member
-
-    def _request_close(self, member: Member, code: int, reason: str) -> None:
-        member._close_request = (code, reason)
-        member._outbox.close()
-        self._interrupt_send(member)
-
-
-def _flatten(batch: list[Frames]) -> list[PreparedMessage]:
-    """The frames of an outbox batch, in order (a multi-frame item is sent back to back)."""
-    if not any(isinstance(item, tuple) for item in batch):
-        return cast("list[PreparedMessage]", batch)
-    frames: list[PreparedMessage] = []
-    for item in batch:
-        if isinstance(item, PreparedMessage):
-            frames.append(item)
-        else:
-            frames.extend(item)
-    return frames
 
 
 def _as_set(value: str | Iterable[str] | None) -> set[str]:

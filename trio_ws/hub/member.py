@@ -101,6 +101,10 @@ class Member:
         connection: the member's WebSocket connection.
         wire_format: the member's wire format (None: the default one); see
             :class:`~trio_ws.hub.MessageVariants`.
+        active: True until the member is removed from the hub.
+
+    Its methods may be called from any task, concurrently; :meth:`send` and
+    the properties never wait.
     """
 
     def __init__(
@@ -141,17 +145,32 @@ class Member:
     def send(self, message: MessageLike) -> Outcome:
         """Queue a message for this member only, without waiting.
 
+        Returns:
+            what happened to it: queued, dropped (outbox full), or refused
+            because the connection is closed.
+
+        Raises:
+            TypeError: when the message is not str, bytes, a PreparedMessage or a MessageVariants.
+
         A :class:`~trio_ws.hub.MessageVariants` without a variant for the
         member's wire format is not queued (the outcome is ``DROPPED``).
         """
         return self._hub._offer_message(self, _prepare(message))
 
     async def join(self, room: str, *, since: StreamPosition | tuple[str, int] | None = None) -> JoinResult:
-        """Join ``room`` (same as ``hub.join(member.id, room, since=since)``)."""
+        """Join ``room``: same as ``hub.join(member.id, room, since=since)``.
+
+        Raises, and behaves when cancelled or called concurrently, as
+        :meth:`Hub.join <trio_ws.hub.Hub.join>`: a cancelled join has joined.
+        """
         return await self._hub.join(self.id, room, since=since)
 
     async def leave(self, room: str) -> None:
-        """Leave ``room`` (same as ``hub.leave(member.id, room)``)."""
+        """Leave ``room``: same as ``hub.leave(member.id, room)``.
+
+        Raises, and behaves when cancelled or called concurrently, as
+        :meth:`Hub.leave <trio_ws.hub.Hub.leave>`: a cancelled leave has left.
+        """
         await self._hub.leave(self.id, room)
 
     def __repr__(self) -> str:
