@@ -1,23 +1,22 @@
 """A WebSocket connection over any :class:`trio.abc.Stream`.
 
-Theory of operation. One *reader* task per connection reads the transport,
-feeds :class:`~trio_ws.protocol.ProtocolCore` and acts on its events: data
-chunks go to a bounded queue that :meth:`WebSocketConnection.get_message`
-drains; pings are answered; pongs wake :meth:`~WebSocketConnection.ping`;
-a close frame is answered and ends the connection. When the queue holds more
-than ``message_queue_size`` chunks the reader stops reading, so TCP pushes
-back on the peer. An optional *keepalive* task pings periodically. Both run
-in a nursery that the caller owns (``connect_websocket``) or that the library
-opens around the connection (``open_websocket``, the server), and both end
-when the transport is closed.
+Theory of operation. Each connection runs a *reader* task
+(:mod:`trio_ws.reader`: the one read loop, which feeds the protocol core and
+acts on its events) and, with ``ping_interval``, a *keepalive* task
+(:func:`trio_ws.heartbeat.keep_alive`). Both run in a nursery that the caller
+owns (``connect_websocket``) or that the library opens around the connection
+(``open_websocket``, the server), and both end when the transport is closed.
 
-Writes are serialised by a small FIFO lock, so a pong can go out between two
-fragments of a streamed message. A write cancelled before its first byte
-reached the transport changes nothing; one cancelled half-way would leave half
-a frame on the wire, so such a cancellation aborts the connection (1006)
-rather than let a later frame corrupt the stream. On a plain socket the bytes
-written are counted; on other streams (TLS, in-memory) a write that has
-started counts as half-way.
+Each concept lives in its own module: the protocol core and its closing
+state decide (:mod:`trio_ws.protocol`, :mod:`trio_ws.closing`); the receive
+queue holds what was read until :meth:`WebSocketConnection.get_message`
+takes it (:mod:`trio_ws.receive_queue`); the writer serialises what is sent
+(:mod:`trio_ws.writer`); the ping tracker matches pongs to pings
+(:mod:`trio_ws.pings`). This module wires them to a stream and holds the
+public API, including closing: :meth:`WebSocketConnection.aclose` sends our
+close frame and waits while the reader (or, when the reader was cancelled
+with its owner, ``aclose`` itself) reads until the closing state expects no
+more input.
 
 The hot paths avoid locks that always yield: an uncontended receive or write
 costs one trip through Trio's scheduler, as Trio's checkpoint rules require.
@@ -26,11 +25,9 @@ costs one trip through Trio's scheduler, as Trio's checkpoint rules require.
 from __future__ import annotations
 
 import contextlib
-import os
-from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -38,22 +35,18 @@ from .close import ABNORMAL_CLOSURE, INTERNAL_ERROR, NORMAL_CLOSURE, CloseReason
 from .endpoint import Endpoint, stream_address
 from .errors import TRANSPORT_ERRORS as _TRANSPORT_ERRORS
 from .errors import ConnectionClosed, MessageTypeError
-from .gather import gather_socket, send_frames
 from .heartbeat import keep_alive
-from .locks import FifoLock
 from .log import ConnectionLogger
 from .options import ConnectionOptions, seconds_or_inf
+from .pings import PingTracker
 from .prepared import PreparedMessage
 from .protocol import (
-    CloseReceived,
-    MessageChunk,
-    PingReceived,
-    PongReceived,
     ProtocolCore,
-    ProtocolFailure,
 )
+from .reader import Reader
 from .receive_queue import Message, ReceiveQueue
 from .tls import peer_certificate
+from .writer import Writer
 
 if TYPE_CHECKING:
     from .handshake import RawHeaders as Headers
@@ -66,36 +59,6 @@ __all__ = ["WebSocketConnection", "Message", "CANCELLED_CLOSE_GRACE"]
 #: ``disconnect_timeout`` for the peer, or this many seconds when
 #: ``disconnect_timeout`` is None: a shielded wait always has a deadline.
 CANCELLED_CLOSE_GRACE = 2.0
-
-
-class _CountingSocket:
-    """A socket's send calls, counting the bytes that reached the kernel."""
-
-    __slots__ = ("_socket", "sent")
-
-    def __init__(self, socket: trio.socket.SocketType) -> None:
-        self._socket = socket
-        self.sent = 0
-
-    async def send_all(self, data: bytes) -> None:
-        view = memoryview(data)
-        total = len(view)
-        while self.sent < total:
-            self.sent += await self._socket.send(view[self.sent :])
-
-    async def sendmsg(self, buffers: Sequence[bytes | memoryview]) -> int:
-        sent = await self._socket.sendmsg(buffers)
-        self.sent += sent
-        return sent
-
-
-class _PendingPing:
-    __slots__ = ("answered", "event", "sent_at")
-
-    def __init__(self, sent_at: float) -> None:
-        self.event = trio.Event()
-        self.sent_at = sent_at
-        self.answered = False
 
 
 class WebSocketConnection(trio.abc.AsyncResource):
@@ -122,23 +85,42 @@ class WebSocketConnection(trio.abc.AsyncResource):
         trailing_data: bytes = b"",
     ) -> None:
         self._stream = stream
-        self._gather_socket = gather_socket(stream)
         self._core = core
         self._options = options
         self._path = path
         self._subprotocol = subprotocol
         self._handshake_headers = handshake_headers
         self._logger = logger
-        self._trailing_data = trailing_data
         self._queue = ReceiveQueue(options.message_queue_size, self._closed_error)
-        self._write_lock = FifoLock()
-        self._message_lock = FifoLock()
-        self._pings: OrderedDict[bytes, _PendingPing] = OrderedDict()
+        self._pings = PingTracker()
         self._transport_closed = trio.Event()
-        self._reader_done = False  # the reader task ended (or was cancelled)
+        self._writer = Writer(
+            stream,
+            core,
+            transport_closed=self._transport_closed,
+            abort=self._abort,
+            fail=self._fail,
+            closed_error=self._closed_error,
+            logger=logger,
+        )
+        self._write = self._writer.write
         self._close_progress = trio.lowlevel.ParkingLot()  # woken when the close handshake advances
+        self._reader = Reader(
+            stream,
+            core,
+            self._queue,
+            self._writer,
+            self._pings,
+            options=options,
+            trailing_data=trailing_data,
+            transport_closed=self._transport_closed,
+            progress=self._close_progress,
+            fail=self._fail,
+            abort=self._abort,
+            abort_stream=self._abort_stream,
+            logger=logger,
+        )
         self._close_timed_out = False
-        self._latency: float | None = None
         self._started = False
 
     # -- lifecycle -----------------------------------------------------------
@@ -147,7 +129,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         if self._started:
             raise RuntimeError("connection already started")
         self._started = True
-        nursery.start_soon(self._reader_task, name=f"trio_ws reader {self._logger.conn_id}")
+        nursery.start_soon(self._reader.run, name=f"trio_ws reader {self._logger.conn_id}")
         if self._options.ping_interval is not None:
             keepalive = partial(
                 keep_alive,
@@ -211,7 +193,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
     @property
     def latency(self) -> float | None:
         """The round trip of the last answered ping in seconds, or None yet."""
-        return self._latency
+        return self._pings.latency
 
     @property
     def compression(self) -> bool:
@@ -329,25 +311,17 @@ class WebSocketConnection(trio.abc.AsyncResource):
         one after the other.
         """
         if isinstance(message, (str, bytes, PreparedMessage)):
-            await self._send_whole(message, compress)
+            await self._writer.send_whole(message, compress)
         elif isinstance(message, (bytearray, memoryview)):
-            await self._send_whole(bytes(message), compress)
+            await self._writer.send_whole(bytes(message), compress)
         elif isinstance(message, AsyncIterable):
-            await self._send_fragments(message, compress)
+            await self._writer.send_fragments(message, compress)
         elif isinstance(message, Iterable):
-            await self._send_fragments(_aiter_sync(message), compress)
+            await self._writer.send_fragments(_aiter_sync(message), compress)
         else:
             raise MessageTypeError(
                 f"message must be str, bytes-like or an iterable of them, not {type(message).__name__}"
             )
-
-    async def _send_whole(self, message: str | bytes | PreparedMessage, compress: bool) -> None:
-        await self._message_lock.acquire()
-        try:
-            self._check_can_send()
-            await self._write(self._core.encode_whole(message, compress=compress))
-        finally:
-            self._message_lock.release()
 
     async def send_many(self, messages: Iterable[str | bytes | PreparedMessage], *, compress: bool = True) -> None:
         """Send several whole messages, in order, as one write to the transport.
@@ -377,60 +351,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         for item in items:
             if not isinstance(item, (str, bytes, PreparedMessage)):
                 raise TypeError(f"send_many takes str, bytes or PreparedMessage, not {type(item).__name__}")
-        await self._message_lock.acquire()
-        try:
-            self._check_can_send()
-            frames = [self._core.encode_whole(item, compress=compress) for item in items]
-            if frames:
-                await self._write(frames[0] if len(frames) == 1 else frames)
-        finally:
-            self._message_lock.release()
-
-    async def _send_fragments(
-        self, chunks: AsyncIterable[str | bytes | bytearray | memoryview], compress: bool
-    ) -> None:
-        await self._message_lock.acquire()
-        first = True
-        try:
-            self._check_can_send()
-            previous: str | bytes | None = None
-            is_text: bool | None = None
-            async for chunk in chunks:
-                chunk_is_text = isinstance(chunk, str)
-                if not chunk_is_text and not isinstance(chunk, (bytes, bytearray, memoryview)):
-                    raise MessageTypeError(f"message chunks must be str or bytes-like, not {type(chunk).__name__}")
-                if is_text is None:
-                    is_text = chunk_is_text
-                elif is_text != chunk_is_text:
-                    raise TypeError("a fragmented message cannot mix str and bytes chunks")
-                data = chunk if isinstance(chunk, (str, bytes)) else bytes(chunk)
-                if previous is not None:
-                    await self._write_fragment(previous, is_text, first, False, compress)
-                    first = False
-                previous = data
-            if previous is not None:
-                assert is_text is not None
-                await self._write_fragment(previous, is_text, first, True, compress)
-        except BaseException:
-            if not first and self.closed is None:
-                # Fragments went out but the message cannot be finished: any
-                # later data frame would break the framing, so fail the
-                # connection (RFC 6455 §7.1.7) rather than leave it unusable.
-                with trio.CancelScope(shield=True):
-                    await self._fail(INTERNAL_ERROR, "a fragmented message could not be finished")
-            raise
-        finally:
-            self._message_lock.release()
-
-    async def _write_fragment(self, data: str | bytes, is_text: bool, first: bool, fin: bool, compress: bool) -> None:
-        self._check_can_send()
-        payload = data.encode("utf-8") if isinstance(data, str) else data
-        frame = self._core.encode_fragment(payload, is_text=is_text, first=first, fin=fin, compress=compress)
-        await self._write(frame)
-
-    def _check_can_send(self) -> None:
-        if self._core.closing.reason is not None or not self._core.can_send_data:
-            raise self._closed_error()
+        await self._writer.send_many(items, compress)
 
     async def ping(self, payload: bytes | None = None) -> None:
         """Send a ping and wait for the matching pong.
@@ -448,22 +369,14 @@ class WebSocketConnection(trio.abc.AsyncResource):
 
         Cancelling is safe: the ping is forgotten. Concurrent pings are allowed.
         """
-        if payload is None:
-            payload = os.urandom(4)
-            while payload in self._pings:
-                payload = os.urandom(4)
-        elif payload in self._pings:
-            raise ValueError(f"payload {payload!r} is already used by a pending ping")
-        if len(payload) > 125:
-            raise ValueError(f"ping payload of {len(payload)} bytes exceeds 125 bytes")
-        self._check_can_send()
-        pending = _PendingPing(trio.current_time())
-        self._pings[payload] = pending
+        payload = self._pings.payload_for(payload)
+        self._writer.check_can_send()
+        pending = self._pings.add(payload)
         try:
             await self._write(self._core.encode_ping(payload))
             await pending.event.wait()
         finally:
-            self._pings.pop(payload, None)
+            self._pings.discard(payload)
         if not pending.answered:
             raise self._closed_error()
 
@@ -483,50 +396,8 @@ class WebSocketConnection(trio.abc.AsyncResource):
         payload = payload or b""
         if len(payload) > 125:
             raise ValueError(f"pong payload of {len(payload)} bytes exceeds 125 bytes")
-        self._check_can_send()
+        self._writer.check_can_send()
         await self._write(self._core.encode_pong(payload))
-
-    async def _write(self, data: bytes | list[bytes]) -> None:
-        """Write bytes (or a list of frames, see ``gather.py``) to the transport, one writer at a time.
-
-        A cancellation that arrives before any byte reached the transport
-        leaves the connection as it was; one that cuts a write short aborts
-        the connection (1006), since the rest of a frame cannot be taken back.
-        """
-        await self._write_lock.acquire()
-        try:
-            if self._transport_closed.is_set():
-                raise self._closed_error()
-            # Nothing written yet: cancelled here, the caller's frame is simply
-            # not sent and the connection stays usable.
-            await trio.lowlevel.checkpoint_if_cancelled()
-            counter = None if self._gather_socket is None else _CountingSocket(self._gather_socket)
-            try:
-                if counter is not None:
-                    if isinstance(data, bytes):
-                        await counter.send_all(data)
-                    else:
-                        await send_frames(self._stream, cast("trio.socket.SocketType", counter), data)
-                elif isinstance(data, bytes):
-                    await self._stream.send_all(data)
-                else:
-                    await send_frames(self._stream, None, data)
-            except _TRANSPORT_ERRORS as err:
-                self._logger.debug("transport failed while sending: %r", err)
-                await self._abort(ABNORMAL_CLOSURE, f"transport failed while sending: {err}")
-                raise self._closed_error() from err
-            except BaseException:
-                if counter is not None and counter.sent == 0:
-                    # A socket write cancelled while waiting for buffer space:
-                    # not a byte went out, the stream is intact.
-                    raise
-                # Cancelled (or worse) mid-write, or on a stream that cannot
-                # tell how much it wrote: part of a frame may be on the wire,
-                # so nothing else may be written after it.
-                await self._abort(ABNORMAL_CLOSURE, "a write was interrupted")
-                raise
-        finally:
-            self._write_lock.release()
 
     # -- closing -------------------------------------------------------------
     async def aclose(self, code: int = NORMAL_CLOSURE, reason: str | None = None) -> None:
@@ -576,12 +447,12 @@ class WebSocketConnection(trio.abc.AsyncResource):
         while not self._transport_closed.is_set():
             if closing.handshake_done and not closing.close_expected:
                 return  # this side closes TCP now (§7.1.1)
-            if not self._reader_done:
+            if not self._reader.done:
                 await self._close_progress.park()  # the reader acts on the peer's frames
             elif closing.close_expected:
                 # The reader was cancelled with its owner: read the peer's
                 # close frame (and, on the client, the server's EOF) here.
-                await self._read_until_closed()
+                await self._reader.read_until_closed()
             else:
                 return
 
@@ -663,8 +534,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
     def _end_input(self) -> None:
         """No more messages will arrive: wake receivers and pending pings."""
         self._queue.end()
-        for pending in self._pings.values():
-            pending.event.set()
+        self._pings.abandon_all()
 
     def _wake_all(self) -> None:
         self._close_progress.unpark_all()
@@ -672,124 +542,6 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._end_input()
 
     _timeout = staticmethod(seconds_or_inf)
-
-    # -- the reader ----------------------------------------------------------
-    async def _reader_task(self) -> None:
-        try:
-            await self._read_until_closed()
-        except trio.Cancelled:
-            self._end_input()
-            # Our owner's scope is being cancelled (a server shutting down, a
-            # cancelled open_websocket block). Leave the transport open: the
-            # owner's aclose() now reads the peer's close frame itself.
-            self._reader_done = True
-            self._close_progress.unpark_all()
-            raise
-        except Exception:
-            self._logger.exception("unexpected error in the connection's reader")
-            await self._fail(INTERNAL_ERROR, "internal error")
-        self._reader_done = True
-        self._end_input()
-        self._close_progress.unpark_all()
-        with trio.CancelScope(shield=True):
-            await self._abort_stream()
-
-    async def _read_until_closed(self) -> None:
-        """The one read loop: feed the core and act on its events until no input is expected.
-
-        Run by the reader task, or by :meth:`aclose` when the reader was
-        cancelled. Ends with the transport closed, except when cancelled.
-        """
-        core = self._core
-        closing = core.closing
-        queue = self._queue
-        stream = self._stream
-        size = self._options.receive_buffer_size
-        data = self._trailing_data
-        self._trailing_data = b""
-        eof_deadline = float("inf")
-        while True:
-            if data:
-                for event in core.receive_data(data):
-                    if type(event) is MessageChunk:
-                        if closing.accepts_messages:
-                            queue.put(event)
-                        continue
-                    # A control frame that arrived behind messages filling the
-                    # queue waits its turn, as if it had come in a later read:
-                    # whether frames share a TCP segment must not change what
-                    # happens (a close is not answered before the queue has room).
-                    await self._wait_for_space()
-                    if self._transport_closed.is_set():
-                        return
-                    await self._act_on(event)
-            if not closing.close_expected or self._transport_closed.is_set():
-                break
-            await self._wait_for_space()
-            if self._transport_closed.is_set():
-                return
-            if closing.handshake_done and eof_deadline == float("inf"):
-                # RFC 6455 §7.1.1: the client waits for the server to close
-                # TCP first, for at most disconnect_timeout.
-                eof_deadline = trio.current_time() + self._timeout(self._options.disconnect_timeout)
-            try:
-                if eof_deadline == float("inf"):
-                    data = bytes(await stream.receive_some(size))
-                else:
-                    data = b""
-                    with trio.move_on_at(eof_deadline):
-                        data = bytes(await stream.receive_some(size))
-            except _TRANSPORT_ERRORS as err:
-                if not self._transport_closed.is_set():
-                    self._logger.debug("transport failed while receiving: %r", err)
-                    await self._abort(ABNORMAL_CLOSURE, f"transport failed: {err}")
-                return
-            if not data:
-                # The peer closed TCP: after a closing handshake that is the
-                # normal end, otherwise the connection was lost (1006 unless
-                # a close code is already known).
-                closing.receive_eof()
-                break
-        await self._abort_stream()
-
-    async def _wait_for_space(self) -> None:
-        while self._queue.full and self._core.closing.accepts_messages and not self._transport_closed.is_set():
-            await self._queue.wait_for_room()
-
-    async def _act_on(self, event: object) -> None:
-        """Act on a non-data event: write what the core says is due next."""
-        core = self._core
-        if isinstance(event, PingReceived):
-            pong = core.answer_ping(event.payload)
-            if pong is not None:
-                with contextlib.suppress(ConnectionClosed):
-                    await self._write(pong)
-        elif isinstance(event, PongReceived):
-            self._pong_received(event.payload)
-        elif isinstance(event, CloseReceived):
-            answer = core.receive_close(event)
-            self._close_progress.unpark_all()
-            self._end_input()
-            if answer is not None:
-                with contextlib.suppress(ConnectionClosed):
-                    await self._write(answer)
-        elif isinstance(event, ProtocolFailure):
-            self._logger.debug("protocol error %d: %s", event.code, event.reason)
-            self._end_input()
-            await self._fail(event.code, event.reason)
-
-    def _pong_received(self, payload: bytes) -> None:
-        pending = self._pings.get(payload)
-        if pending is None:
-            return  # unsolicited pong: a unidirectional heartbeat
-        now = trio.current_time()
-        while self._pings:
-            key, earlier = self._pings.popitem(last=False)
-            earlier.answered = True
-            earlier.event.set()
-            if key == payload:
-                break
-        self._latency = now - pending.sent_at
 
     def __str__(self) -> str:
         # trio-websocket's form: the side and the connection id.

@@ -1,0 +1,213 @@
+"""The sending half of a connection: messages as frames, one writer at a time.
+
+Theory of operation. Writes are serialised by a small FIFO lock, so a pong
+can go out between two fragments of a streamed message; whole messages (and
+the fragments of one message) are serialised by a second lock, so messages
+never interleave. A write cancelled before its first byte reached the
+transport changes nothing; one cancelled half-way would leave half a frame on
+the wire, so such a cancellation aborts the connection (1006) rather than let
+a later frame corrupt the stream. On a plain socket the bytes written are
+counted; on other streams (TLS, in-memory) a write that has started counts as
+half-way. A fragmented message that cannot be finished (its iterable failed,
+or the sender was cancelled between fragments) fails the connection with 1011
+(RFC 6455 §7.1.7): any later data frame would break the framing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from typing import cast
+
+import trio
+
+from .close import ABNORMAL_CLOSURE, INTERNAL_ERROR
+from .errors import TRANSPORT_ERRORS, ConnectionClosed, MessageTypeError
+from .gather import gather_socket, send_frames
+from .locks import FifoLock
+from .log import ConnectionLogger
+from .prepared import PreparedMessage
+from .protocol import ProtocolCore
+
+__all__ = ["Writer"]
+
+
+class _CountingSocket:
+    """A socket's send calls, counting the bytes that reached the kernel."""
+
+    __slots__ = ("_socket", "sent")
+
+    def __init__(self, socket: trio.socket.SocketType) -> None:
+        self._socket = socket
+        self.sent = 0
+
+    async def send_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        total = len(view)
+        while self.sent < total:
+            self.sent += await self._socket.send(view[self.sent :])
+
+    async def sendmsg(self, buffers: Sequence[bytes | memoryview]) -> int:
+        sent = await self._socket.sendmsg(buffers)
+        self.sent += sent
+        return sent
+
+
+class Writer:
+    """Frames to one connection's transport.
+
+    Args:
+        stream: the transport.
+        core: the connection's protocol core (it encodes the frames).
+        transport_closed: set once the transport is closed.
+        abort: closes the transport without a handshake, with a code and reason.
+        fail: fails the connection (RFC 6455 §7.1.7) with a code and reason.
+        closed_error: makes the exception for a write on a closed connection.
+        logger: the connection's logger.
+    """
+
+    __slots__ = (
+        "_abort",
+        "_closed_error",
+        "_core",
+        "_fail",
+        "_gather_socket",
+        "_logger",
+        "_message_lock",
+        "_stream",
+        "_transport_closed",
+        "_write_lock",
+    )
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        core: ProtocolCore,
+        *,
+        transport_closed: trio.Event,
+        abort: Callable[[int, str], Awaitable[None]],
+        fail: Callable[[int, str], Awaitable[None]],
+        closed_error: Callable[[], ConnectionClosed],
+        logger: ConnectionLogger,
+    ) -> None:
+        self._stream = stream
+        self._gather_socket = gather_socket(stream)
+        self._core = core
+        self._transport_closed = transport_closed
+        self._abort = abort
+        self._fail = fail
+        self._closed_error = closed_error
+        self._logger = logger
+        self._write_lock = FifoLock()  # one frame (or batch of frames) at a time
+        self._message_lock = FifoLock()  # one message (all its fragments) at a time
+
+    def check_can_send(self) -> None:
+        """Raise the closed error once a close frame was sent or received, or the connection ended."""
+        if self._core.closing.reason is not None or not self._core.can_send_data:
+            raise self._closed_error()
+
+    async def send_whole(self, message: str | bytes | PreparedMessage, compress: bool) -> None:
+        """Send one whole message as one frame."""
+        await self._message_lock.acquire()
+        try:
+            self.check_can_send()
+            await self.write(self._core.encode_whole(message, compress=compress))
+        finally:
+            self._message_lock.release()
+
+    async def send_many(self, items: list[str | bytes | PreparedMessage], compress: bool) -> None:
+        """Send whole messages in order, as one write."""
+        await self._message_lock.acquire()
+        try:
+            self.check_can_send()
+            frames = [self._core.encode_whole(item, compress=compress) for item in items]
+            if frames:
+                await self.write(frames[0] if len(frames) == 1 else frames)
+        finally:
+            self._message_lock.release()
+
+    async def send_fragments(self, chunks: AsyncIterable[str | bytes | bytearray | memoryview], compress: bool) -> None:
+        """Send the chunks as one fragmented message (RFC 6455 §5.4), one frame behind the iterable."""
+        await self._message_lock.acquire()
+        first = True
+        try:
+            self.check_can_send()
+            previous: str | bytes | None = None
+            is_text: bool | None = None
+            async for chunk in chunks:
+                chunk_is_text = isinstance(chunk, str)
+                if not chunk_is_text and not isinstance(chunk, (bytes, bytearray, memoryview)):
+                    raise MessageTypeError(f"message chunks must be str or bytes-like, not {type(chunk).__name__}")
+                if is_text is None:
+                    is_text = chunk_is_text
+                elif is_text != chunk_is_text:
+                    raise TypeError("a fragmented message cannot mix str and bytes chunks")
+                data = chunk if isinstance(chunk, (str, bytes)) else bytes(chunk)
+                if previous is not None:
+                    await self._write_fragment(previous, is_text, first, False, compress)
+                    first = False
+                previous = data
+            if previous is not None:
+                assert is_text is not None
+                await self._write_fragment(previous, is_text, first, True, compress)
+        except BaseException:
+            if not first and self._core.closing.reason is None:
+                # Fragments went out but the message cannot be finished: any
+                # later data frame would break the framing, so fail the
+                # connection (RFC 6455 §7.1.7) rather than leave it unusable.
+                with trio.CancelScope(shield=True):
+                    await self._fail(INTERNAL_ERROR, "a fragmented message could not be finished")
+            raise
+        finally:
+            self._message_lock.release()
+
+    async def _write_fragment(self, data: str | bytes, is_text: bool, first: bool, fin: bool, compress: bool) -> None:
+        self.check_can_send()
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+        frame = self._core.encode_fragment(payload, is_text=is_text, first=first, fin=fin, compress=compress)
+        await self.write(frame)
+
+    async def write(self, data: bytes | list[bytes]) -> None:
+        """Write bytes (or a list of frames, see ``gather.py``) to the transport, one writer at a time.
+
+        Raises:
+            ConnectionClosed: when the transport is closed, or failed while
+                writing (the connection is then aborted with 1006).
+
+        A cancellation that arrives before any byte reached the transport
+        leaves the connection as it was; one that cuts a write short aborts
+        the connection (1006), since the rest of a frame cannot be taken back.
+        """
+        await self._write_lock.acquire()
+        try:
+            if self._transport_closed.is_set():
+                raise self._closed_error()
+            # Nothing written yet: cancelled here, the caller's frame is simply
+            # not sent and the connection stays usable.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            counter = None if self._gather_socket is None else _CountingSocket(self._gather_socket)
+            try:
+                if counter is not None:
+                    if isinstance(data, bytes):
+                        await counter.send_all(data)
+                    else:
+                        await send_frames(self._stream, cast("trio.socket.SocketType", counter), data)
+                elif isinstance(data, bytes):
+                    await self._stream.send_all(data)
+                else:
+                    await send_frames(self._stream, None, data)
+            except TRANSPORT_ERRORS as err:
+                self._logger.debug("transport failed while sending: %r", err)
+                await self._abort(ABNORMAL_CLOSURE, f"transport failed while sending: {err}")
+                raise self._closed_error() from err
+            except BaseException:
+                if counter is not None and counter.sent == 0:
+                    # A socket write cancelled while waiting for buffer space:
+                    # not a byte went out, the stream is intact.
+                    raise
+                # Cancelled (or worse) mid-write, or on a stream that cannot
+                # tell how much it wrote: part of a frame may be on the wire,
+                # so nothing else may be written after it.
+                await self._abort(ABNORMAL_CLOSURE, "a write was interrupted")
+                raise
+        finally:
+            self._write_lock.release()
