@@ -817,7 +817,7 @@ async def test_closed_error_is_what_the_connections_own_calls_raise(
     assert made.reason == raised.value.reason == CloseReason(code, "bye")
 
 
-async def test_fail_defaults_to_1011(nursery: trio.Nursery) -> None:
+async def test_fail_defaults_to_1011(nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
     with trio.fail_after(TEST_TIMEOUT):
         pair = await open_pair(nursery, NO_KEEPALIVE, NO_KEEPALIVE)
         await pair.client.fail()
@@ -825,6 +825,75 @@ async def test_fail_defaults_to_1011(nursery: trio.Nursery) -> None:
             await pair.server.get_message()
     assert caught.value.reason.code == 1011
     assert pair.client.closed == CloseReason(1011, None)
+
+
+class StallingStream(CountingStream):
+    """A transport whose writes never complete once ``stalled`` (a peer that stopped
+    reading), or take ``delay`` seconds."""
+
+    stalled = False
+    delay = 0.0
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self.stalled:
+            await trio.sleep_forever()
+        await trio.sleep(self.delay)
+        await super().send_all(data)
+
+
+async def test_a_frame_read_while_failing_does_not_cut_off_the_close_frame(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    # The reader wakes (a ping arrives) while fail() is still writing its
+    # close frame: it must leave closing TCP to fail(), after the frame.
+    with trio.fail_after(TEST_TIMEOUT):
+        client_stream, server_stream = trio.testing.memory_stream_pair()
+        slow = StallingStream(server_stream)
+        ws, raw, _ = await server_with_raw_client(nursery, streams=(client_stream, slow), **NO_KEEPALIVE)
+        slow.delay = 0.5
+        async with trio.open_nursery() as inner:
+            inner.start_soon(ws.fail, 4001, "bad")
+            await trio.testing.wait_all_tasks_blocked()
+            await raw.send_frame(OP_PING, b"now")
+        frames = await raw.read_frames_until_eof()
+    assert [(frame.opcode, frame.close_code) for frame in frames] == [(OP_CLOSE, 4001)]
+
+
+async def stalled_server(nursery: trio.Nursery) -> tuple[WebSocketConnection, RawPeer, StallingStream]:
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    stalling = StallingStream(server_stream)
+    ws, raw, _ = await server_with_raw_client(
+        nursery, streams=(client_stream, stalling), disconnect_timeout=20, **NO_KEEPALIVE
+    )
+    stalling.stalled = True
+    return ws, raw, stalling
+
+
+async def test_fail_gives_the_close_frame_at_most_one_second(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    # The peer reads nothing, so the close frame cannot go out: fail() gives
+    # up after one second (disconnect_timeout is longer) and drops TCP.
+    with trio.fail_after(TEST_TIMEOUT):
+        ws, raw, _ = await stalled_server(nursery)
+        start = trio.current_time()
+        await ws.fail(4002, "stuck")
+        assert trio.current_time() - start == pytest.approx(1)
+        assert await raw.read_frame() is None  # the transport is closed, no frame
+    assert ws.closed == CloseReason(4002, "stuck")
+
+
+async def test_cancelling_fail_still_closes_the_transport(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        ws, raw, _ = await stalled_server(nursery)
+        with trio.move_on_after(0.5) as scope:
+            await ws.fail(4003, "cancelled")
+        assert scope.cancelled_caught
+        await ws.wait_closed()
+        assert await raw.read_frame() is None
+    assert ws.closed == CloseReason(4003, "cancelled")
 
 
 @pytest.mark.parametrize("code", [1005, 1006, 999, 5000])

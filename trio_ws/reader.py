@@ -160,7 +160,15 @@ class Reader:
                     if transport_closed.is_set():
                         return
                     await self._act_on(event)
-            if not closing.close_expected or transport_closed.is_set():
+            if transport_closed.is_set():
+                return
+            if not closing.close_expected:
+                if closing.failed:
+                    # RFC 6455 §7.1.7: whoever failed the connection closes
+                    # TCP once its close frame is out; closing it here could
+                    # cut that frame off.
+                    await transport_closed.wait()
+                    return
                 break
             await self._wait_for_room()
             if transport_closed.is_set():
