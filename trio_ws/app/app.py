@@ -26,11 +26,11 @@ import trio
 
 from ..close import INTERNAL_ERROR
 from ..errors import ConnectionClosed
-from ..hub import DeliveryReport, HistoryPolicy, Hub, MessageVariants, StreamPosition
+from ..hub import DeliveryReport, HistoryPolicy, Hub, MessageVariants
 from ..request import WebSocketRequest
 from ..scopes import background_tasks
 from ..server import WebSocketServer, serve_websocket
-from ..socketio.packets import MAX_ATTACHMENTS, has_binary
+from ..socketio.packets import MAX_ATTACHMENTS
 from ..socketio.server import CONNECT_TIMEOUT
 from ..socketio.session import EngineConfig
 from .endpoint import WebSocketHandler
@@ -42,7 +42,7 @@ from .registry import HandlerRegistry
 from .resume import stream_event
 from .routing import Router
 from .session import EventSession, SessionSettings
-from .socketio import SOCKETIO, SocketIOSession, SocketIOSettings, socketio_event_frames
+from .socketio import SOCKETIO, SocketIOSession, SocketIOSettings, event_variants, positioned_variants
 from .socketio_recovery import RecoveryLog, default_policy, personal_room
 from .websocket import DecodeError, WebSocket
 
@@ -361,15 +361,7 @@ class App:
             # message builder cannot travel there: the variants go as they are
             # (envelope clients then get no room/epoch/offset in such rooms).
             return await self.hub.broadcast(hub_room(namespace, to), message, exclude=exclude)
-        stream = stream_event(event, data, namespace, to) if message.variant(None) is not None else None
-        socketio_frames = message.variant(SOCKETIO)
-
-        def build(position: StreamPosition | None) -> MessageVariants:
-            variants: dict[str | None, Any] = {SOCKETIO: socketio_frames}
-            if stream is not None:
-                variants[None] = stream(position)
-            return MessageVariants(variants)
-
+        build = positioned_variants(message, stream_event(event, data, namespace, to))
         return await self.hub.broadcast(hub_room(namespace, to), build, exclude=exclude)
 
     def _logged_message(
@@ -379,7 +371,7 @@ class App:
         log = self._recovery
         if log is None:
             return self.event_message(event, data, namespace=namespace)
-        message = self._variants(event, data, namespace, log.next_offset())
+        message = event_variants(event, data, namespace, log.next_offset())
         excluded = {exclude} if isinstance(exclude, str) else set(exclude or ())
         log.record(namespace, room, excluded, message, trio.current_time())
         return message
@@ -399,14 +391,7 @@ class App:
         """
         if self.socketio is None:
             return event_envelope(event, data, namespace)
-        return self._variants(event, data, namespace)
-
-    @staticmethod
-    def _variants(event: str, data: Any, namespace: str, offset: str | None = None) -> MessageVariants:
-        frames = socketio_event_frames(event, data, namespace, offset=offset)
-        if has_binary(data):
-            return MessageVariants({SOCKETIO: frames})
-        return MessageVariants({None: event_envelope(event, data, namespace), SOCKETIO: frames})
+        return event_variants(event, data, namespace)
 
     # -- static files --------------------------------------------------------------
     def static(self, prefix: str, directory: str | os.PathLike[str]) -> None:

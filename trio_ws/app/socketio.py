@@ -36,7 +36,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,11 +48,11 @@ from ..hub import JoinResult, MessageVariants, StreamPosition
 from ..hub.outbox import Outcome
 from ..socketio.engineio import decode_packet, encode_packet
 from ..socketio.errors import InvalidPacket, PayloadTooLarge
-from ..socketio.packets import MAX_ATTACHMENTS, Packet, PacketDecoder, PacketType
+from ..socketio.packets import MAX_ATTACHMENTS, Packet, PacketDecoder, PacketType, has_binary
 from ..socketio.packets import encode_packet as encode_sio
 from ..socketio.server import CONNECT_TIMEOUT, RESERVED_EVENTS, EngineRequestError, check_request
 from ..socketio.session import EngineConfig, EngineSession, MessageReceived, SessionEnded, new_sid
-from .envelope import DEFAULT_NAMESPACE, EventEnvelope
+from .envelope import DEFAULT_NAMESPACE, EventEnvelope, event_envelope
 from .namespaces import hub_room, namespace_room
 from .registry import HandlerRegistry
 from .session import EventConnection, EventSession, SessionSettings
@@ -65,6 +65,8 @@ __all__ = [
     "SocketIOConnection",
     "SocketIOSession",
     "socketio_event_frames",
+    "event_variants",
+    "positioned_variants",
     "arguments_to_data",
     "data_to_arguments",
 ]
@@ -140,6 +142,35 @@ def socketio_event_frames(
     if offset is not None:
         arguments.append(offset)
     return _frames(Packet(PacketType.EVENT, namespace, [event, *arguments], call_id))
+
+
+def event_variants(event: str, data: Any, namespace: str, offset: str | None = None) -> MessageVariants:
+    """An app event encoded once per wire format: the envelope (unless ``data`` holds bytes) and Socket.IO.
+
+    Raises:
+        TypeError, ValueError: as :func:`socketio_event_frames`.
+    """
+    frames = socketio_event_frames(event, data, namespace, offset=offset)
+    if has_binary(data):
+        return MessageVariants({SOCKETIO: frames})
+    return MessageVariants({None: event_envelope(event, data, namespace), SOCKETIO: frames})
+
+
+def positioned_variants(
+    message: MessageVariants, envelope: Callable[[StreamPosition | None], str]
+) -> Callable[[StreamPosition | None], MessageVariants]:
+    """A message builder for a room with history: the Socket.IO variant of ``message``, and the
+    envelope built at the room's position (only when ``message`` has an envelope variant)."""
+    socketio_frames = message.variant(SOCKETIO)
+    has_envelope = message.variant(None) is not None
+
+    def build(position: StreamPosition | None) -> MessageVariants:
+        variants: dict[str | None, Any] = {SOCKETIO: socketio_frames}
+        if has_envelope:
+            variants[None] = envelope(position)
+        return MessageVariants(variants)
+
+    return build
 
 
 def _socketio_only(frames: list[str | bytes]) -> MessageVariants:
