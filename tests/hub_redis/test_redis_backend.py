@@ -322,6 +322,23 @@ async def test_membership_follows_the_hub(redis_server: RedisServer, prefix: str
         assert not await observer.unicast("m1", "x")
 
 
+async def test_each_join_of_a_burst_is_in_redis_when_it_returns(redis_server: RedisServer, prefix: str) -> None:
+    """Joins queue behind each other in one writer; each still waits for its own write while Redis answers."""
+    hub = FakeHub()
+    backend = RedisBackend(redis_server.url, prefix=prefix, process_id="P", **FAST)
+    observer = HubClient(RedisBackend(redis_server.url, prefix=prefix, process_id="O", **FAST))
+    member_ids = [f"m{n}" for n in range(1500)]
+    hub.members, hub.rooms = set(member_ids), {"r"}
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery, observer:
+            await nursery.start(backend.run, hub)
+            async with trio.open_nursery() as joins:
+                for member_id in member_ids:
+                    joins.start_soon(backend.add_member, member_id, "r")
+            assert await observer.members("r") == frozenset(member_ids)
+            nursery.cancel_scope.cancel()
+
+
 # -- envelopes, sequence numbers and the hand-off ------------------------------
 
 

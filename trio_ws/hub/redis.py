@@ -548,8 +548,9 @@ class RedisBackend(RedisMembership, RedisPublishing, RedisStreams):
         """Receive ``room``'s envelopes (the first local member joined).
 
         The writer task subscribes, in order with the other changes; this
-        waits for it at most ``WRITE_WAIT`` (0.25 s). Never raises; while
-        down, the next connection subscribes it.
+        waits for it while Redis answers, and stops waiting once Redis has
+        not answered for ``WRITE_WAIT`` (0.25 s). Never raises; while down,
+        the next connection subscribes it.
         """
         await self._run_op(f"subscribe to {room!r}", partial(self._subscribe, room))
 
@@ -567,8 +568,8 @@ class RedisBackend(RedisMembership, RedisPublishing, RedisStreams):
     async def unsubscribe(self, room: str) -> None:
         """Stop receiving ``room``'s envelopes (the last local member left).
 
-        The writer task unsubscribes; this waits for it at most ``WRITE_WAIT``
-        (0.25 s). Never raises.
+        The writer task unsubscribes; this waits for it while Redis answers
+        (at most ``WRITE_WAIT``, 0.25 s, without an answer). Never raises.
         """
         channel = self.room_channel(room)
         for key in [key for key in self._recv_seq if key[1] == channel]:

@@ -28,8 +28,8 @@ __all__ = ["RedisMembership"]
 
 logger = logging.getLogger("trio_ws.hub.redis")
 
-#: Seconds a join or leave waits for Redis to confirm its write before it
-#: returns and lets the write finish in the background (see ``_run_op``).
+#: Seconds without an answer from Redis after which a join or leave stops
+#: waiting for its write and lets it finish in the background (see ``_run_op``).
 #: Far above a healthy round trip, far below ``command_timeout``.
 WRITE_WAIT = 0.25
 
@@ -159,15 +159,18 @@ class RedisMembership(RedisLink):
 
     # -- the writer: membership writes and subscription changes, in order --------
     async def _run_op(self, what: str, op: Callable[[], Awaitable[Any]]) -> None:
-        """Run ``op`` in the writer task, after the ones queued before, and wait a little for it.
+        """Run ``op`` in the writer task, after the ones queued before, and wait for it while Redis answers.
 
-        The caller waits until ``op`` is done, but at most ``WRITE_WAIT``
-        seconds, and not at all while the writer is stuck on an earlier
-        operation: a paused or overloaded Redis never holds up a join or a
-        leave for ``command_timeout``; the operation then completes in the
-        background, in order. Skipped while the link is down: the next
-        generation rewrites the membership and resubscribes from the hub's
-        state. Cancelling the wait is safe (the operation still runs).
+        The caller waits until ``op`` is done for as long as the writer makes
+        progress: a burst of joins queued behind each other each returns once
+        its own write (and subscription) is in Redis, so what a caller does
+        next sees it. The wait stops when the operation the writer is running
+        has had no answer for ``WRITE_WAIT`` seconds (and at once when the
+        writer is already stuck that long): a paused Redis never holds up a
+        join or a leave for ``command_timeout``; the operation then completes
+        in the background, in order. Skipped while the link is down: the
+        next generation rewrites the membership and resubscribes from the
+        hub's state. Cancelling the wait is safe (the operation still runs).
         """
         if not self._up:
             self._dirty = True
@@ -175,11 +178,15 @@ class RedisMembership(RedisLink):
         done = trio.Event()
         self._ops.append((what, op, done))
         self._ops_queued.set()
-        started = self._op_started
-        if started is not None and trio.current_time() - started > WRITE_WAIT:
-            return
-        with trio.move_on_after(WRITE_WAIT):
-            await done.wait()
+        while not done.is_set():
+            # Wait until the operation now running has had WRITE_WAIT to answer;
+            # a writer that moves on to the next operation restarts that clock.
+            started = self._op_started
+            now = trio.current_time()
+            if started is not None and now - started >= WRITE_WAIT:
+                return
+            with trio.move_on_at((now if started is None else started) + WRITE_WAIT):
+                await done.wait()
 
     async def _writer(self) -> None:
         """Run the queued operations in order (one Redis round trip each), for as long as the backend runs."""
