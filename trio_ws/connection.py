@@ -36,6 +36,7 @@ from .endpoint import Endpoint, stream_address
 from .errors import TRANSPORT_ERRORS as _TRANSPORT_ERRORS
 from .errors import ConnectionClosed, MessageTypeError
 from .heartbeat import keep_alive
+from .locks import LazyEvent, LazyParkingLot
 from .log import ConnectionLogger
 from .options import ConnectionOptions, seconds_or_inf
 from .pings import PingTracker
@@ -93,7 +94,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._logger = logger
         self._queue = ReceiveQueue(options.message_queue_size, self._closed_error)
         self._pings = PingTracker()
-        self._transport_closed = trio.Event()
+        self._transport_closed = LazyEvent()  # its trio.Event is made when a task waits
         self._writer = Writer(
             stream,
             core,
@@ -104,7 +105,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             logger=logger,
         )
         self._write = self._writer.write
-        self._close_progress = trio.lowlevel.ParkingLot()  # woken when the close handshake advances
+        self._close_progress = LazyParkingLot()  # woken when the close handshake advances
         self._reader = Reader(
             stream,
             core,

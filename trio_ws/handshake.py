@@ -171,14 +171,20 @@ class ParsedRequest:
     target: bytes
     http_version: bytes
     headers: RawHeaders
-    head: bytes = b""
     _h11: h11.Connection | None = field(default=None, repr=False)
 
     @property
     def h11_connection(self) -> h11.Connection:
-        """h11's server state after this request (made on first use)."""
+        """h11's server state after this request (made on first use).
+
+        A head read by :func:`_fast_parse` is not kept (an idle connection
+        would hold it): it is written again from the parsed fields, which h11
+        reads as it would have read the original.
+        """
         if self._h11 is None:
-            self._h11 = _h11_parse(self.head)[1]
+            lines = [b"%s %s HTTP/%s" % (self.method, self.target, self.http_version)]
+            lines += [b"%s: %s" % pair for pair in self.headers]
+            self._h11 = _h11_parse(b"\r\n".join(lines) + b"\r\n\r\n")[1]
         return self._h11
 
 
@@ -224,7 +230,7 @@ def _fast_parse(head: bytes) -> ParsedRequest | None:
     if hosts != 1:
         return None
     method, target, version = request_line.groups()
-    return ParsedRequest(method, target, version, headers, head)
+    return ParsedRequest(method, target, version, headers)
 
 
 def _h11_parse(head: bytes) -> tuple[h11.Request, h11.Connection]:
@@ -254,7 +260,6 @@ def parse_request_head(head: bytes) -> ParsedRequest:
         target=event.target,
         http_version=event.http_version,
         headers=[(name, value) for name, value in event.headers],
-        head=head,
         _h11=conn,
     )
 

@@ -120,10 +120,10 @@ class ProtocolCore:
         self.is_client = is_client
         self.extension = extension
         self.max_message_size = max_message_size
-        self._wsproto = Connection(
-            ConnectionType.CLIENT if is_client else ConnectionType.SERVER,
-            extensions=[extension] if extension is not None else None,
-        )
+        # wsproto's state machine is made when the first frame needs it (a
+        # control frame, a fragment, our close): an idle connection, or one
+        # that only carries whole data messages, does without its 1.7 KiB.
+        self._ws: Connection | None = None
         self._buffer = bytearray()
         self._position = 0
         self._to_wsproto = 0  # bytes of the current frame still owed to wsproto
@@ -137,14 +137,29 @@ class ProtocolCore:
 
     # -- state ---------------------------------------------------------------
     @property
+    def _wsproto(self) -> Connection:
+        ws = self._ws
+        if ws is None:
+            ws = self._ws = Connection(
+                ConnectionType.CLIENT if self.is_client else ConnectionType.SERVER,
+                extensions=[self.extension] if self.extension is not None else None,
+            )
+        return ws
+
+    @property
+    def _state(self) -> ConnectionState:
+        """wsproto's state; OPEN until wsproto is needed (nothing else can change it)."""
+        return ConnectionState.OPEN if self._ws is None else self._ws.state
+
+    @property
     def can_send_data(self) -> bool:
         """True while data, pings and pongs may be sent (no close sent or received)."""
-        return self._wsproto.state is ConnectionState.OPEN
+        return self._state is ConnectionState.OPEN
 
     @property
     def can_send_close(self) -> bool:
         """True while we have not sent a close frame yet."""
-        return self._wsproto.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING)
+        return self._state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING)
 
     @property
     def close_sent(self) -> bool:
@@ -210,7 +225,7 @@ class ProtocolCore:
                 and (header.rsv == 0 or (header.rsv == 4 and self.extension is not None))
                 and (header.masking_key is not None) is self._expect_masked
                 and header.length <= FAST_PATH_MAX_FRAME
-                and self._wsproto.state in (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING)
+                and self._state in (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING)
             ):
                 end = self._position + header.size + header.length
                 if len(buffer) < end:

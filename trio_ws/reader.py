@@ -27,9 +27,11 @@ import trio
 
 from .close import ABNORMAL_CLOSURE, INTERNAL_ERROR
 from .errors import TRANSPORT_ERRORS, ConnectionClosed
+from .locks import LazyEvent, LazyParkingLot
 from .log import ConnectionLogger
 from .options import ConnectionOptions, seconds_or_inf
 from .pings import PingTracker
+from .plainsocket import plain_socket, read_socket
 from .protocol import CloseReceived, Event, MessageChunk, PingReceived, PongReceived, ProtocolCore, ProtocolFailure
 from .receive_queue import ReceiveQueue
 from .writer import Writer
@@ -83,8 +85,8 @@ class Reader:
         *,
         options: ConnectionOptions,
         trailing_data: bytes,
-        transport_closed: trio.Event,
-        progress: trio.lowlevel.ParkingLot,
+        transport_closed: trio.Event | LazyEvent,
+        progress: trio.lowlevel.ParkingLot | LazyParkingLot,
         fail: Callable[[int, str], Awaitable[None]],
         abort: Callable[[int, str], Awaitable[None]],
         abort_stream: Callable[[], Awaitable[None]],
@@ -140,6 +142,7 @@ class Reader:
         closing = core.closing
         queue = self._queue
         stream = self._stream
+        sock = plain_socket(stream)
         transport_closed = self._transport_closed
         size = self._options.receive_buffer_size
         data = self._trailing_data
@@ -179,7 +182,10 @@ class Reader:
                 eof_deadline = trio.current_time() + seconds_or_inf(self._options.disconnect_timeout)
             try:
                 if eof_deadline == float("inf"):
-                    data = bytes(await stream.receive_some(size))
+                    if sock is None:
+                        data = bytes(await stream.receive_some(size))
+                    else:
+                        data = await read_socket(sock, size)
                 else:
                     data = b""
                     with trio.move_on_at(eof_deadline):

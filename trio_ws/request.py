@@ -217,7 +217,8 @@ class WebSocketRequest:
             options=self._options,
             path=self.path,
             subprotocol=subprotocol,
-            handshake_headers=self.headers,
+            # The parsed list itself, not a copy: an idle connection holds one.
+            handshake_headers=self._parsed.headers,
             logger=self._logger,
             trailing_data=self._trailing_data,
         )

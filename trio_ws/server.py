@@ -152,36 +152,38 @@ class WebSocketServer:
             task_status.started(self)
 
     async def _serve_transport(self, stream: trio.abc.Stream) -> None:
-        """Serve one accepted transport from the handshake to the last byte."""
+        """Serve one accepted transport from the handshake to the last byte.
+
+        While the handler runs, this task's stack is this frame and
+        :meth:`_run_handler`'s: every frame of an idle connection's task is
+        memory held for as long as the connection lives.
+        """
         logger = ConnectionLogger(server_logger, next_connection_id())
+        request: WebSocketRequest | None = None
         try:
-            await self._serve(stream, logger)
+            options = self._options
+            with trio.move_on_after(seconds_or_inf(options.connect_timeout)):
+                request = await read_request(stream, options, logger)
+            if request is None:
+                await trio.aclose_forcefully(stream)
+                return
+            if request.is_websocket and self._origins is not None and request.origin not in self._origins:
+                logger.info("refused origin %r", request.origin)
+                await request.reject(403, body=b"origin not allowed")
+                return
+            async with trio.open_nursery() as nursery:
+                request._bind(nursery, self._connections.add)
+                if await self._preflight(request, logger):
+                    await self._run_handler(request, logger)
         except Exception:  # a bug of ours: log it, never crash the server
             logger.exception("unexpected error while serving a connection")
             await trio.aclose_forcefully(stream)
-
-    async def _serve(self, stream: trio.abc.Stream, logger: ConnectionLogger) -> None:
-        options = self._options
-        request = None
-        with trio.move_on_after(seconds_or_inf(options.connect_timeout)):
-            request = await read_request(stream, options, logger)
-        if request is None:
-            await trio.aclose_forcefully(stream)
-            return
-        if request.is_websocket and self._origins is not None and request.origin not in self._origins:
-            logger.info("refused origin %r", request.origin)
-            await request.reject(403, body=b"origin not allowed")
-            return
-        try:
-            async with trio.open_nursery() as nursery:
-                request._bind(nursery, self._connections.add)
-                await self._respond(request, logger)
         finally:
-            if request.connection is not None:
+            if request is not None and request.connection is not None:
                 self._connections.discard(request.connection)
 
-    async def _respond(self, request: WebSocketRequest, logger: ConnectionLogger) -> None:
-        """Run the hook and the handler for a parsed request."""
+    async def _preflight(self, request: WebSocketRequest, logger: ConnectionLogger) -> bool:
+        """Run the hook and answer what the handler must not see; True if the handler runs."""
         if self._process_request is not None:
             try:
                 await self._process_request(request)
@@ -189,13 +191,13 @@ class WebSocketServer:
                 logger.exception("process_request raised")
                 if not request.answered:
                     await request.reject(500, body=b"internal server error")
-                return
+                return False
             if request.answered:
-                return
+                return False
         if not request.is_websocket:
             await request.reject_invalid()
-            return
-        await self._run_handler(request, logger)
+            return False
+        return True
 
     async def _run_handler(self, request: WebSocketRequest, logger: ConnectionLogger) -> None:
         try:

@@ -23,7 +23,7 @@ import trio
 from .close import ABNORMAL_CLOSURE, INTERNAL_ERROR
 from .errors import TRANSPORT_ERRORS, ConnectionClosed, MessageTypeError
 from .gather import gather_socket, send_frames
-from .locks import FifoLock
+from .locks import FifoLock, LazyEvent
 from .log import ConnectionLogger
 from .prepared import PreparedMessage
 from .protocol import ProtocolCore
@@ -83,7 +83,7 @@ class Writer:
         stream: trio.abc.Stream,
         core: ProtocolCore,
         *,
-        transport_closed: trio.Event,
+        transport_closed: trio.Event | LazyEvent,
         abort: Callable[[int, str], Awaitable[None]],
         fail: Callable[[int, str], Awaitable[None]],
         closed_error: Callable[[], ConnectionClosed],

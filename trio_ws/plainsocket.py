@@ -1,0 +1,69 @@
+"""Reading a plain socket without :meth:`trio.SocketStream.receive_some`'s layers.
+
+A connection's reader spends most of its life waiting for the next bytes. On
+a plain :class:`trio.SocketStream` that wait goes through ``receive_some``,
+the socket's async ``recv`` wrapper, its non-blocking helper and an error
+translating context manager: four frames (about 1.5 KiB held by every idle
+connection) and as many calls per read. :func:`read_socket` does the same
+with one frame: try the read, and only if nothing is there wait until the
+socket is readable. Trio's checkpoint rules are kept (a cancellation is
+noticed before reading; a read that did not wait still yields once), and
+errors are translated as ``SocketStream`` translates them.
+
+Only for POSIX sockets (``os.read`` on the descriptor); :func:`plain_socket`
+says when it applies. TLS and other streams keep using ``receive_some``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import trio
+
+__all__ = ["plain_socket", "read_socket"]
+
+#: errno values that mean "this socket was closed under us" (as trio reads them).
+_CLOSED_ERRNOS = {errno.EBADF, errno.ENOTSOCK}
+
+
+def plain_socket(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
+    """The socket of ``stream`` if :func:`read_socket` may read it directly, else None."""
+    if os.name != "posix" or type(stream) is not trio.SocketStream:
+        return None  # a subclass may change what receive_some does
+    return stream.socket
+
+
+async def read_socket(sock: trio.socket.SocketType, max_bytes: int) -> bytes:
+    """Like ``SocketStream.receive_some(max_bytes)`` on the stream of ``sock``.
+
+    Returns:
+        the bytes read; ``b""`` at end of file.
+
+    Raises:
+        trio.ClosedResourceError: when the socket was closed (by us).
+        trio.BrokenResourceError: when the connection failed.
+
+    Cancelling is safe: no byte is consumed unless it is returned. One reader
+    at a time (a second one waiting raises ``trio.BusyResourceError``).
+    """
+    await trio.lowlevel.checkpoint_if_cancelled()
+    waited = False
+    while True:
+        # The descriptor is read each time: a closed socket says -1 (EBADF
+        # below), so a number reused by another socket is never read.
+        fd = sock.fileno()
+        try:
+            data = os.read(fd, max_bytes)
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            if exc.errno in _CLOSED_ERRNOS or fd < 0:
+                raise trio.ClosedResourceError("this socket was already closed") from None
+            raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+        else:
+            if not waited:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            return data
+        waited = True
+        await trio.lowlevel.wait_readable(sock)
