@@ -198,6 +198,28 @@ _HEADER_LINE = re.compile(
 )
 #: Headers whose rules (framing of a body) only h11 applies.
 _BODY_HEADERS = (b"content-length", b"transfer-encoding")
+#: The lower-case names a handshake usually carries, shared by every request
+#: that holds them instead of one copy per connection.
+_COMMON_NAMES = {
+    name: name
+    for name in (
+        b"host",
+        b"upgrade",
+        b"connection",
+        b"sec-websocket-key",
+        b"sec-websocket-version",
+        b"sec-websocket-extensions",
+        b"sec-websocket-protocol",
+        b"origin",
+        b"user-agent",
+        b"cookie",
+        b"authorization",
+        b"pragma",
+        b"cache-control",
+        b"accept-encoding",
+        b"accept-language",
+    )
+}
 
 
 def _fast_parse(head: bytes) -> ParsedRequest | None:
@@ -222,6 +244,7 @@ def _fast_parse(head: bytes) -> ParsedRequest | None:
         if match is None:
             return None
         name = match.group(1).lower()
+        name = _COMMON_NAMES.get(name, name)
         if name in _BODY_HEADERS:
             return None
         if name == b"host":
