@@ -232,8 +232,11 @@ class ProtocolCore:
                     return
                 start = self._position + header.size
                 self._position = end
+                # One copy out of the buffer: through a memoryview, not
+                # ``bytes(buffer[start:end])``, which copies twice (the slice
+                # is a bytearray of its own).
                 payload = (
-                    bytes(buffer[start:end])
+                    bytes(memoryview(buffer)[start:end])
                     if header.masking_key is None
                     else apply_mask(memoryview(buffer)[start:end], header.masking_key)
                 )
