@@ -28,7 +28,7 @@ async def test_lazy_parking_lot_parks_and_wakes_in_order() -> None:
         await trio.testing.wait_all_tasks_blocked()
         assert woken == [0]
         lot.unpark_all()
-    assert woken == [0, 1, 2]
+    assert sorted(woken) == [0, 1, 2]  # woken together: Trio picks the order they run in
     assert not lot
 
 
