@@ -56,3 +56,16 @@ async def test_payloads_are_unique_and_at_most_125_bytes() -> None:
     pings.discard(chosen)
     assert pings.payload_for(chosen) == chosen
     pings.discard(b"never sent")  # forgetting an unknown ping is harmless
+
+
+async def test_a_tracker_has_its_own_table_only_from_its_first_ping() -> None:
+    # Idle connections share one empty table; a ping gives a tracker its own.
+    first, second = PingTracker(), PingTracker()
+    assert first._pending is second._pending and not first._pending
+    first.discard(b"none")  # forgetting an unknown ping writes nothing
+    first.pong_received(b"none")
+    pending = first.add(b"p1")
+    assert first._pending is not second._pending
+    assert not second._pending and second.payload_for(b"p1") == b"p1"
+    first.pong_received(b"p1")
+    assert pending.answered and pending.event.is_set()

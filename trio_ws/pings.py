@@ -26,13 +26,19 @@ class PendingPing:
         self.answered = False
 
 
+#: The table of a tracker that never sent a ping: shared, never written to
+#: (:meth:`PingTracker.add` makes a tracker its own), so an idle connection
+#: holds no table of its own.
+_NO_PINGS: OrderedDict[bytes, PendingPing] = OrderedDict()
+
+
 class PingTracker:
     """Pending pings by payload, oldest first."""
 
     __slots__ = ("_pending", "latency")
 
     def __init__(self) -> None:
-        self._pending: OrderedDict[bytes, PendingPing] = OrderedDict()
+        self._pending = _NO_PINGS
         #: The round trip of the last answered ping in seconds, or None yet.
         self.latency: float | None = None
 
@@ -56,6 +62,8 @@ class PingTracker:
     def add(self, payload: bytes) -> PendingPing:
         """Remember a ping sent now."""
         pending = PendingPing(trio.current_time())
+        if self._pending is _NO_PINGS:
+            self._pending = OrderedDict()
         self._pending[payload] = pending
         return pending
 
