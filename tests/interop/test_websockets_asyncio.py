@@ -33,9 +33,10 @@ from support.interop import (
 
 import trio_ws
 
-#: The peer's close_timeout is 5 s: a closing handshake that takes longer than
-#: this means one side did not finish it and websockets had to time out.
-CLOSE_PROMPTLY = 2.5
+#: The peer's close_timeout is 30 s: a closing handshake that takes longer than
+#: this means one side did not finish it and websockets had to time out. (It
+#: takes milliseconds; the margin is for a loaded CI machine.)
+CLOSE_PROMPTLY = 10.0
 
 COMPRESSIONS = pytest.mark.parametrize("compression", ["deflate", None])
 
@@ -136,7 +137,7 @@ async def test_websockets_server_closes(code: int, reason: str) -> None:
                 assert ws.closed.code == code
             closed = await peer.next_event("closed")
             # websockets reports the closure once the TCP connection is gone; it
-            # must not have needed its 5 s close_timeout to get rid of trio_ws.
+            # must not have needed its 30 s close_timeout to get rid of trio_ws.
             assert trio.current_time() - start < CLOSE_PROMPTLY
             assert closed["sent"] == [code, reason]
             # trio_ws answered the close frame, echoing the code (RFC 6455 5.5.1).
