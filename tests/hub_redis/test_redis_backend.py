@@ -189,9 +189,12 @@ async def subscribers_become(raw: Any, channel: str, expected: int) -> None:
         await trio.sleep(0.02)
 
 
-async def cancelled_after(steps: int, call: Callable[[], Awaitable[object]]) -> None:
-    """Run ``call`` in a scope that another task cancels after ``steps`` scheduling rounds."""
+async def cancelled_after(steps: int, call: Callable[[], Awaitable[object]]) -> object:
+    """Run ``call`` in a scope that another task cancels after ``steps`` scheduling rounds; its result, if any."""
+    result: object = None
     with trio.CancelScope() as scope:
+        if steps == 0:
+            scope.cancel()
         async with trio.open_nursery() as nursery:
 
             async def canceller() -> None:
@@ -200,7 +203,8 @@ async def cancelled_after(steps: int, call: Callable[[], Awaitable[object]]) -> 
                 scope.cancel()
 
             nursery.start_soon(canceller)
-            await call()
+            result = await call()
+    return result
 
 
 @pytest.mark.parametrize("steps", [0, 1, 2, 5, 20])
@@ -386,6 +390,44 @@ async def test_envelopes_are_opaque_to_the_backend(redis_server: RedisServer, pr
             assert hub.delivered == [{**invented, "seq": 1}, {**close_room, "seq": 2}]
             # What close_room means is the hub's business: a sink that ignores it keeps its member.
             assert await sender.room_members("r") == {"m1"}
+            nursery.cancel_scope.cancel()
+
+
+async def test_cancelled_backend_calls_take_effect_and_keep_the_link(redis_server: RedisServer, prefix: str) -> None:
+    """add_member, subscribe, room_members and publish_to_member are safe to cancel, as their docstrings say."""
+    hub, other = FakeHub(), FakeHub()
+    backend = RedisBackend(redis_server.url, prefix=prefix, process_id="P", **FAST)
+    sender = RedisBackend(redis_server.url, prefix=prefix, process_id="Q", **FAST)
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(backend.run, hub)
+            await nursery.start(sender.run, other)
+            hub.members, hub.rooms = {"m1"}, {"r"}
+            # Each call in a scope cancelled before it starts: cancelled at its first checkpoint.
+            results = [
+                await cancelled_after(0, call)
+                for call in (
+                    partial(backend.add_member, "m1", None),
+                    partial(backend.add_member, "m1", "r"),
+                    partial(backend.subscribe, "r"),
+                    partial(sender.room_members, "r"),
+                )
+            ]
+            assert results[3] is not None  # the read in progress finished
+            while True:
+                if await sender.room_members("r") == {"m1"}:
+                    break
+                await trio.sleep(0.02)
+            # The lookup finishes, and the envelope is queued as if the call had not been cancelled.
+            assert await cancelled_after(0, partial(sender.publish_to_member, "m1", {"kind": "x", "origin": "Q"}))
+            assert await sender.publish_room("r", {"kind": "y", "origin": "Q"})
+            while True:
+                if len(hub.delivered) == 2:
+                    break
+                await trio.sleep(0.02)
+            assert [e["kind"] for e in hub.delivered] == ["x", "y"]
+            assert backend.connected and sender.connected
+            assert backend.stats.disconnects == sender.stats.disconnects == 0
             nursery.cancel_scope.cancel()
 
 

@@ -68,7 +68,16 @@ class BackendSink(Protocol):
 
 
 class HubBackend(Protocol):
-    """What a hub needs from a cross-process backend."""
+    """What a hub needs from a cross-process backend.
+
+    What an implementation must guarantee: no method raises for a transport
+    failure (report it through :meth:`BackendSink.backend_event` and return
+    False, None or nothing); every method allows concurrent calls (the hub
+    calls them from many tasks at once); and :meth:`subscribe`,
+    :meth:`unsubscribe`, :meth:`add_member` and :meth:`remove_member`
+    return within a bounded time, because the hub calls them shielded from
+    cancellation so that a cancelled join or leave leaves no half state.
+    """
 
     process_id: str
 
@@ -77,16 +86,20 @@ class HubBackend(Protocol):
 
         Reports readiness with ``task_status.started()``; never raises for a
         transport failure (it reports ``down``/``up`` events and retries).
+        The hub runs it once, and cancels it to stop it.
         """
 
     def subscribe(self, room: str) -> Awaitable[None]:
-        """Start receiving ``room``'s envelopes (the first local member joined)."""
+        """Start receiving ``room``'s envelopes (the first local member joined); bounded in time."""
 
     def unsubscribe(self, room: str) -> Awaitable[None]:
-        """Stop receiving ``room``'s envelopes (the last local member left)."""
+        """Stop receiving ``room``'s envelopes (the last local member left); bounded in time."""
 
     def publish_room(self, room: str, envelope: HubEnvelope) -> Awaitable[bool]:
-        """Publish to the processes subscribed to ``room``; False if not sent."""
+        """Publish to the processes subscribed to ``room``; False if not sent.
+
+        The hub awaits it inside ``broadcast``: it should not wait for the transport.
+        """
 
     def publish_all(self, envelope: HubEnvelope) -> Awaitable[bool]:
         """Publish to every process; False if not sent."""
@@ -95,10 +108,10 @@ class HubBackend(Protocol):
         """Publish to the process that holds ``member_id``; False if unknown or not sent."""
 
     def add_member(self, member_id: str, room: str | None) -> Awaitable[None]:
-        """Record that a local member exists (``room`` None) or joined ``room``."""
+        """Record that a local member exists (``room`` None) or joined ``room``; bounded in time."""
 
     def remove_member(self, member_id: str, room: str | None) -> Awaitable[None]:
-        """Record that a local member left ``room``, or is gone (``room`` None)."""
+        """Record that a local member left ``room``, or is gone (``room`` None); bounded in time."""
 
     def room_members(self, room: str) -> Awaitable[set[str] | None]:
         """Every process's members of ``room``, or None when unknown (backend down)."""

@@ -218,6 +218,10 @@ class RedisMembership(RedisLink):
         """Record a local member (``room`` None) or its joining ``room``.
 
         Never raises; a write that fails is redone by the next heartbeat.
+        Waits for the write while Redis answers (at most ``WRITE_WAIT``,
+        0.25 s, without an answer). Cancelling is
+        safe (the member is recorded and its write queued before the first
+        checkpoint); concurrent calls are allowed and written in order.
         """
         self._members.add(member_id)
         if room is None:
@@ -239,7 +243,9 @@ class RedisMembership(RedisLink):
     async def remove_member(self, member_id: str, room: str | None) -> None:
         """Record that a local member left ``room``, or is gone (``room`` None).
 
-        Never raises; what a failed write leaves behind expires within ``member_ttl``.
+        Never raises; what a failed write leaves behind expires within
+        ``member_ttl``. Waits, and may be cancelled or called concurrently, as
+        :meth:`add_member`.
         """
         if room is None:
             self._members.discard(member_id)
@@ -273,14 +279,17 @@ class RedisMembership(RedisLink):
         """Every process's members of ``room``, or None while the link is down.
 
         Another process's members are listed until its keys expire (at most
-        ``member_ttl`` after it died). Never raises.
+        ``member_ttl`` after it died). Never raises. Cancelling is safe: a
+        read in progress finishes first (shielded, within ``command_timeout``:
+        coredis drops a connection whose command is cancelled), then the call
+        ends. Concurrent calls are allowed.
         """
         client = self._client
         if client is None or not self._up:
             return None
         found = set(self._rooms.get(room, ()))
         try:
-            with trio.fail_after(self._timeout):
+            with trio.CancelScope(shield=True), trio.fail_after(self._timeout):  # see _pipeline
                 others = [pid for pid in await client.smembers(self._procs_key(room)) if pid != self.process_id]
             sets = await self._pipeline(lambda pipe: [pipe.smembers(self._members_key(room, p)) for p in others])
         except Exception as exc:

@@ -192,7 +192,11 @@ class RedisPublishing(RedisLink):
         return self._publish(self.room_channel(room), envelope)
 
     async def publish_all(self, envelope: HubEnvelope) -> bool:
-        """Publish to every process; False if not queued (see :meth:`publish_room`)."""
+        """Publish to every process; False if not queued.
+
+        Never raises, never yields, cancelling is safe and concurrent calls
+        are allowed, as for :meth:`publish_room`.
+        """
         return self._publish(self.global_channel, envelope)
 
     async def publish_to_member(self, member_id: str, envelope: HubEnvelope) -> bool:
@@ -204,14 +208,18 @@ class RedisPublishing(RedisLink):
         Returns:
             True when the member's process was found and the envelope queued
             for it; False when the id is unknown, the link is down or the
-            command failed. Never raises; cancelling it is safe.
+            command failed. Never raises. Cancelling is safe: the lookup in
+            progress finishes (shielded, within ``command_timeout``) and the
+            envelope is queued as if the call had not been cancelled.
+            Concurrent calls are allowed.
         """
         client = self._client
         if client is None or not self._up:
             self.stats.publish_failed += 1
             return False
         try:
-            with trio.fail_after(self._timeout):
+            # Shielded: coredis drops a connection whose command is cancelled (see _pipeline).
+            with trio.CancelScope(shield=True), trio.fail_after(self._timeout):
                 process_id = await client.get(self._member_key(member_id))
         except Exception as exc:
             self.stats.publish_failed += 1
