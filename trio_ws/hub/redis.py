@@ -549,7 +549,7 @@ class RedisBackend(RedisMembership, RedisPublishing, RedisStreams):
 
         The writer task subscribes, in order with the other changes; this
         waits for it while Redis answers, and stops waiting once Redis has
-        not answered for ``WRITE_WAIT`` (0.25 s). Never raises; while down,
+        not answered for ``WRITE_WAIT`` (1 s). Never raises; while down,
         the next connection subscribes it. Cancelling is safe (the
         subscription is queued before the first checkpoint and made anyway);
         concurrent calls are allowed.
@@ -571,7 +571,7 @@ class RedisBackend(RedisMembership, RedisPublishing, RedisStreams):
         """Stop receiving ``room``'s envelopes (the last local member left).
 
         The writer task unsubscribes; this waits for it while Redis answers
-        (at most ``WRITE_WAIT``, 0.25 s, without an answer). Never raises;
+        (at most ``WRITE_WAIT``, 1 s, without an answer). Never raises;
         cancelling is safe (as for :meth:`subscribe`); concurrent calls are
         allowed.
         """

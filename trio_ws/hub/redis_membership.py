@@ -30,8 +30,9 @@ logger = logging.getLogger("trio_ws.hub.redis")
 
 #: Seconds without an answer from Redis after which a join or leave stops
 #: waiting for its write and lets it finish in the background (see ``_run_op``).
-#: Far above a healthy round trip, far below ``command_timeout``.
-WRITE_WAIT = 0.25
+#: Far above a healthy round trip, even on a loaded machine, and a third of
+#: the default ``command_timeout``.
+WRITE_WAIT = 1.0
 
 # Deletes KEYS[1] only while it still names this process (ids may move).
 _DELETE_IF_OURS = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
