@@ -1324,7 +1324,9 @@ async def test_a_watcher_that_never_reads_does_not_block_the_hub() -> None:
             assert (await hub.broadcast("busy", "still flowing")).queued == 2
             assert await a.client.get_message() == "still flowing"
             assert await b.client.get_message() == "still flowing"
-            await wait_until(lambda: len(eager_seen) == 2 * rounds)
+            # Every event reached the eager watcher by now (it read after each round).
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(eager_seen) == 2 * rounds
             lazy_seen = []
             while True:
                 try:
