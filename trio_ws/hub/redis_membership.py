@@ -220,9 +220,9 @@ class RedisMembership(RedisLink):
 
         Never raises; a write that fails is redone by the next heartbeat.
         Waits for the write while Redis answers (at most ``WRITE_WAIT``,
-        0.25 s, without an answer). Cancelling is
-        safe (the member is recorded and its write queued before the first
-        checkpoint); concurrent calls are allowed and written in order.
+        1 s, without an answer). Cancelling is safe (the member is recorded
+        and its write queued before the first checkpoint); concurrent calls
+        are allowed and written in order.
         """
         self._members.add(member_id)
         if room is None:
