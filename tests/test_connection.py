@@ -50,7 +50,10 @@ if sys.version_info < (3, 11):
 #: Hard bound on one test (virtual seconds under the autojump clock).
 TEST_TIMEOUT = 30
 #: Hard bound on a test over real sockets.
-REAL_TIMEOUT = 10.0
+REAL_TIMEOUT = 60.0
+#: "Promptly" on real sockets and the real clock: far under the 20 s
+#: disconnect_timeout those tests set, with room for a loaded machine.
+REAL_PROMPT = 5.0
 #: "Promptly": well under any of the library's timeouts (connect/disconnect 10 s).
 PROMPT = 1.0
 HOST = "127.0.0.1"
@@ -1709,7 +1712,7 @@ async def test_peer_resets_tcp_pending_get_message_raises_1006(nursery: trio.Nur
         start = trio.current_time()
         with pytest.raises(ConnectionClosedError) as info:
             await ws.get_message()
-        assert trio.current_time() - start < 2
+        assert trio.current_time() - start < REAL_PROMPT
         assert type(info.value) is ConnectionClosedError
         assert info.value.reason.code == 1006
         with pytest.raises(ConnectionClosedError):
@@ -2179,7 +2182,7 @@ async def test_close_after_reader_cancelled_ends_at_peer_eof(autojump_clock: tri
 async def test_close_after_reader_cancelled_ends_at_peer_reset() -> None:
     with trio.fail_after(REAL_TIMEOUT):
         async with tcp_stream_pair() as (client, server):
-            ws, raw = await server_with_cancelled_reader((client, server), disconnect_timeout=5)
+            ws, raw = await server_with_cancelled_reader((client, server), disconnect_timeout=20)
 
             async def peer() -> None:
                 frame = await raw.read_frame()
@@ -2191,7 +2194,7 @@ async def test_close_after_reader_cancelled_ends_at_peer_reset() -> None:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(peer)
                 await ws.aclose()  # the reset must not escape from aclose()
-    assert trio.current_time() - start < 2
+    assert trio.current_time() - start < REAL_PROMPT
     assert ws.closed is not None and ws.closed.code == 1000
 
 
@@ -2294,7 +2297,7 @@ async def test_client_draining_after_close_survives_a_reset(caplog: pytest.LogCa
     with trio.fail_after(REAL_TIMEOUT):
         async with trio.open_nursery() as nursery, tcp_stream_pair() as (client, server):
             ws, raw = await client_with_raw_server(
-                nursery, streams=(client, server), **NO_KEEPALIVE, disconnect_timeout=5
+                nursery, streams=(client, server), **NO_KEEPALIVE, disconnect_timeout=20
             )
             start = trio.current_time()
             await raw.send_frame(OP_CLOSE, close_payload(4003))
@@ -2303,7 +2306,7 @@ async def test_client_draining_after_close_survives_a_reset(caplog: pytest.LogCa
             reset_on_close(server)
             await server.aclose()
             await ws.wait_closed()
-    assert trio.current_time() - start < 2
+    assert trio.current_time() - start < REAL_PROMPT
     assert ws.closed is not None and ws.closed.code == 4003
     assert errors_logged(caplog) == []
 
