@@ -463,7 +463,7 @@ async def test_server_calls_on_the_wire(mode: str) -> None:
                     await wait_until(lambda: conn.pending_calls == 1)
                     await ws.aclose()
             error, elapsed = outcome[0]
-            assert isinstance(error, ConnectionClosed) and elapsed < 2
+            assert isinstance(error, ConnectionClosed) and elapsed < 5  # well before the call's 30 s timeout
             assert conn.pending_calls == 0
 
 
