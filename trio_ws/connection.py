@@ -33,8 +33,7 @@ import trio
 
 from .close import ABNORMAL_CLOSURE, INTERNAL_ERROR, NORMAL_CLOSURE, CloseReason, is_sendable_close_code
 from .endpoint import Endpoint, stream_address
-from .errors import TRANSPORT_ERRORS as _TRANSPORT_ERRORS
-from .errors import ConnectionClosed, MessageTypeError
+from .errors import TRANSPORT_ERRORS, ConnectionClosed, MessageTypeError
 from .heartbeat import keep_alive
 from .locks import LazyEvent, LazyParkingLot
 from .log import ConnectionLogger
@@ -92,7 +91,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._subprotocol = subprotocol
         self._handshake_headers = handshake_headers
         self._logger = logger
-        self._queue = ReceiveQueue(options.message_queue_size, self._closed_error)
+        self._queue = ReceiveQueue(options.message_queue_size, self.closed_error)
         self._pings = PingTracker()
         self._transport_closed = LazyEvent()  # its trio.Event is made when a task waits
         self._writer = Writer(
@@ -101,7 +100,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             transport_closed=self._transport_closed,
             abort=self._abort,
             fail=self._fail,
-            closed_error=self._closed_error,
+            closed_error=self.closed_error,
             logger=logger,
         )
         self._write = self._writer.write
@@ -379,7 +378,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         finally:
             self._pings.discard(payload)
         if not pending.answered:
-            raise self._closed_error()
+            raise self.closed_error()
 
     async def pong(self, payload: bytes | None = None) -> None:
         """Send an unsolicited pong (a unidirectional heartbeat, RFC 6455 §5.5.3).
@@ -429,7 +428,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
                 frame = core.encode_close(code, reason)
                 self._end_input()
                 self._queue.wake_reader()  # the reader must read on to find the peer's close
-            with trio.move_on_after(self._timeout(self._options.disconnect_timeout)) as scope:
+            with trio.move_on_after(seconds_or_inf(self._options.disconnect_timeout)) as scope:
                 if frame is not None:
                     with contextlib.suppress(ConnectionClosed):
                         await self._write(frame)
@@ -500,7 +499,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         """Fail the connection (RFC 6455 §7.1.7): send a close frame if we can, then drop TCP."""
         frame = self._core.fail(code, reason)
         if frame is not None and not self._transport_closed.is_set():
-            with trio.move_on_after(min(1.0, self._timeout(self._options.disconnect_timeout))):
+            with trio.move_on_after(min(1.0, seconds_or_inf(self._options.disconnect_timeout))):
                 with contextlib.suppress(ConnectionClosed):
                     await self._write(frame)
         await self._abort_stream()
@@ -514,7 +513,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._core.closing.transport_closed()
         if not self._transport_closed.is_set():
             self._transport_closed.set()
-            with trio.CancelScope(shield=True), contextlib.suppress(*_TRANSPORT_ERRORS):
+            with trio.CancelScope(shield=True), contextlib.suppress(*TRANSPORT_ERRORS):
                 await trio.aclose_forcefully(self._stream)
         self._wake_all()
 
@@ -530,8 +529,6 @@ class WebSocketConnection(trio.abc.AsyncResource):
         """
         return ConnectionClosed.for_reason(self._core.closing.reason or CloseReason(ABNORMAL_CLOSURE, None))
 
-    _closed_error = closed_error
-
     def _end_input(self) -> None:
         """No more messages will arrive: wake receivers and pending pings."""
         self._queue.end()
@@ -541,8 +538,6 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._close_progress.unpark_all()
         self._queue.wake_reader()
         self._end_input()
-
-    _timeout = staticmethod(seconds_or_inf)
 
     def __str__(self) -> str:
         # trio-websocket's form: the side and the connection id.
