@@ -43,6 +43,7 @@ from trio_ws import (
     WebSocketConnection,
 )
 from trio_ws.compression import Deflate
+from trio_ws.connection import CANCELLED_CLOSE_GRACE
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -784,6 +785,47 @@ async def test_aclose_waits_at_most_disconnect_timeout(
         assert 3 <= trio.current_time() - start < 3 + PROMPT
         with pytest.raises(ConnectionClosed):
             await ws.get_message()
+
+
+async def test_close_timed_out_tells_a_timed_out_close_from_a_completed_one(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        ws, _raw = await client_with_raw_server(nursery, disconnect_timeout=3, **NO_KEEPALIVE)
+        assert not ws.close_timed_out
+        await ws.aclose()  # the raw server never answers
+        assert ws.close_timed_out
+        pair = await open_pair(nursery, client=NO_KEEPALIVE, server=NO_KEEPALIVE)
+        await pair.client.aclose()  # the trio_ws server answers
+        assert not pair.client.close_timed_out
+
+
+async def test_aclose_shielded_still_exchanges_close_frames_in_a_cancelled_scope(nursery: trio.Nursery) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        pair = await open_pair(nursery, client=NO_KEEPALIVE, server=NO_KEEPALIVE)
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await pair.server.aclose_shielded(4001, "bye")  # a plain aclose would drop TCP at once (1006)
+        await pair.client.wait_closed()
+    assert pair.server.closed == CloseReason(4001, "bye")
+    assert pair.client.closed == CloseReason(4001, "bye")
+    with pytest.raises(ValueError, match="close code 1006 may not be sent"):
+        await pair.server.aclose_shielded(1006)
+
+
+async def test_aclose_shielded_is_bounded_by_the_grace_when_disconnect_timeout_is_none(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        ws, raw = await client_with_raw_server(nursery, disconnect_timeout=None, **NO_KEEPALIVE)
+        start = trio.current_time()
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await ws.aclose_shielded()  # the raw server never answers
+        assert CANCELLED_CLOSE_GRACE <= trio.current_time() - start < CANCELLED_CLOSE_GRACE + PROMPT
+        frames = await raw.read_frames_until_eof()
+    assert [(frame.opcode, frame.close_code) for frame in frames] == [(OP_CLOSE, 1000)]
+    assert ws.closed is not None
 
 
 async def test_fail_sends_a_close_frame_and_drops_tcp_without_waiting(

@@ -505,11 +505,11 @@ async def _run_connection(connection: WebSocketConnection) -> AsyncIterator[WebS
             # The block raised, or is being cancelled: close shielded (the
             # peer still gets its close frame) but bounded, and never let a
             # cancellation replace the block's own exception (trio #1559).
-            await connection._close_shielded(NORMAL_CLOSURE, None)
+            await connection.aclose_shielded(NORMAL_CLOSURE, None)
             raise
         # A normal exit: cancelling this close ends it at once.
         await connection.aclose()
-    if connection._close_timed_out:
+    if connection.close_timed_out:
         raise DisconnectionTimeout("the closing handshake took longer than disconnect_timeout")
 
 

@@ -120,7 +120,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             abort_stream=self._abort_stream,
             logger=logger,
         )
-        self._close_timed_out = False
+        self._close_timed_out = False  # see close_timed_out
         self._started = False
 
     # -- lifecycle -----------------------------------------------------------
@@ -145,6 +145,16 @@ class WebSocketConnection(trio.abc.AsyncResource):
     def closed(self) -> CloseReason | None:
         """Why the connection is closed or closing, or None while it is open."""
         return self._core.closing.reason
+
+    @property
+    def close_timed_out(self) -> bool:
+        """True when :meth:`aclose` sent a close frame but gave up waiting for the peer's.
+
+        That is, the closing handshake took longer than ``disconnect_timeout``
+        and the transport was closed without it (``open_websocket`` raises
+        :class:`~trio_ws.DisconnectionTimeout` then).
+        """
+        return self._close_timed_out
 
     @property
     def is_client(self) -> bool:
@@ -480,14 +490,29 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._logger.info("failing the connection: %d %s", code, reason or "")
         await self._fail(code, reason)
 
-    async def _close_shielded(self, code: int, reason: str | None) -> None:
-        """Close when the owner was cancelled or is unwinding from an error.
+    async def aclose_shielded(self, code: int = NORMAL_CLOSURE, reason: str | None = None) -> None:
+        """Close even though the calling scope is cancelled or unwinding from an error.
 
-        Shielded, so the close frames are still exchanged, yet bounded: by
+        For an owner that is being cancelled (the end of a cancelled
+        ``open_websocket`` block, a server shutting down): the close runs
+        shielded, so the close frames are still exchanged, yet bounded by
         ``disconnect_timeout``, or :data:`CANCELLED_CLOSE_GRACE` when that is
         None. A client does not wait for the server's EOF afterwards (the
-        close handshake is what the peer needs; TCP is then dropped).
+        closing handshake is what the peer needs; TCP is then dropped). The
+        transport is closed when this returns.
+
+        Args:
+            code: the close code (1000 by default; 3000-4999 for applications).
+            reason: a short text (truncated to fit the 125-byte frame).
+
+        Raises:
+            ValueError: when ``code`` may not be sent in a close frame.
+
+        Cancelling has no effect: that is its purpose (the bound above ends
+        it). Concurrent calls are allowed, as for :meth:`aclose`.
         """
+        if not is_sendable_close_code(code):
+            raise ValueError(f"close code {code} may not be sent in a close frame")
         limit = self._options.disconnect_timeout
         with trio.CancelScope(shield=True):
             with trio.move_on_after(CANCELLED_CLOSE_GRACE if limit is None else limit):

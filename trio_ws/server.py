@@ -230,7 +230,7 @@ async def _close_when_cancelled(request: WebSocketRequest, logger: ConnectionLog
     """
     connection = request.connection
     if connection is not None:
-        await connection._close_shielded(GOING_AWAY, "server shutting down")
+        await connection.aclose_shielded(GOING_AWAY, "server shutting down")
         return
     limit = request._options.disconnect_timeout
     with trio.CancelScope(shield=True), trio.move_on_after(CANCELLED_CLOSE_GRACE if limit is None else limit):
