@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
-import mimetypes
 import os
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
@@ -44,6 +41,8 @@ from .routing import Router
 from .session import EventSession, SessionSettings
 from .socketio import SOCKETIO, SocketIOSession, SocketIOSettings, event_variants, positioned_variants
 from .socketio_recovery import RecoveryLog, default_policy, personal_room
+from .static import CLIENT_SCRIPT as CLIENT_SCRIPT  # re-exported: it was defined here
+from .static import StaticFiles, client_script
 from .websocket import DecodeError, WebSocket
 
 if TYPE_CHECKING:
@@ -59,7 +58,6 @@ FunctionHandler = Callable[[WebSocket], Awaitable[None]]
 Handler = FunctionHandler | type[WebSocketHandler]
 _H = TypeVar("_H", bound=Handler)
 _F = TypeVar("_F", bound=HandlerFunction)
-CLIENT_SCRIPT = "trio_ws.js"
 
 
 @dataclass(frozen=True)
@@ -129,7 +127,7 @@ class App:
         self._events_mounted = False
         #: The event handlers, namespaces and hooks registered with this app.
         self.registry = HandlerRegistry()
-        self._static: list[tuple[str, Path]] = []
+        self._static = StaticFiles()
         self.server: WebSocketServer | None = None
         #: How Socket.IO clients are served, once :meth:`enable_socketio` was called (else None).
         self.socketio: SocketIOSettings | None = None
@@ -402,30 +400,12 @@ class App:
         Raises:
             ValueError: when ``directory`` is not a directory.
         """
-        root = Path(directory).resolve()
-        if not root.is_dir():
-            raise ValueError(f"not a directory: {directory}")
-        self._static.append(("/" + prefix.strip("/"), root))
+        self._static.mount(prefix, directory)
 
     def _static_file(self, path: str) -> tuple[bytes, str] | None:
         if self.client_script_path is not None and path == self.client_script_path:
-            script = resources.files("trio_ws").joinpath("static").joinpath(CLIENT_SCRIPT).read_bytes()
-            return script, "text/javascript; charset=utf-8"
-        for prefix, root in self._static:
-            if path != prefix and not path.startswith(prefix.rstrip("/") + "/"):
-                continue
-            relative = path[len(prefix) :].lstrip("/") or "index.html"
-            candidate = (root / relative).resolve()
-            if root not in candidate.parents and candidate != root:
-                continue
-            if candidate.is_dir():
-                candidate = candidate / "index.html"
-            if candidate.is_file():
-                kind = mimetypes.guess_type(candidate.name)[0] or "application/octet-stream"
-                if kind.startswith("text/") or kind == "application/javascript":
-                    kind += "; charset=utf-8"
-                return candidate.read_bytes(), kind
-        return None
+            return client_script()
+        return self._static.find(path)
 
     # -- serving -----------------------------------------------------------------
     async def process_request(self, request: WebSocketRequest) -> None:
