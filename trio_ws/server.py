@@ -203,7 +203,7 @@ class WebSocketServer:
         try:
             await self._handler(request)
         except trio.Cancelled:
-            await _close_when_cancelled(request, logger)
+            await _close_when_cancelled(request, self._options.disconnect_timeout, logger)
             raise
         except ConnectionClosed as exc:
             # The peer closed while the handler was talking to it: a normal end.
@@ -214,7 +214,7 @@ class WebSocketServer:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             if is_cancellation(exc):  # a group of Cancelled from the handler's own nurseries
-                await _close_when_cancelled(request, logger)
+                await _close_when_cancelled(request, self._options.disconnect_timeout, logger)
                 raise
             logger.error("handler raised an exception", exc_info=exc)
             await _close_after_handler(request, INTERNAL_ERROR, "internal error", logger)
@@ -222,17 +222,17 @@ class WebSocketServer:
         await _close_after_handler(request, NORMAL_CLOSURE, None, logger)
 
 
-async def _close_when_cancelled(request: WebSocketRequest, logger: ConnectionLogger) -> None:
+async def _close_when_cancelled(request: WebSocketRequest, limit: float | None, logger: ConnectionLogger) -> None:
     """The server is shutting down: close with 1001 (or answer 503), shielded but bounded.
 
-    The bound is ``disconnect_timeout``, or ``CANCELLED_CLOSE_GRACE`` when it
-    is None, so a peer that never answers cannot hold the shutdown forever.
+    The bound is ``limit`` (the server's ``disconnect_timeout``), or
+    ``CANCELLED_CLOSE_GRACE`` when it is None, so a peer that never answers
+    cannot hold the shutdown forever.
     """
     connection = request.connection
     if connection is not None:
         await connection.aclose_shielded(GOING_AWAY, "server shutting down")
         return
-    limit = request._options.disconnect_timeout
     with trio.CancelScope(shield=True), trio.move_on_after(CANCELLED_CLOSE_GRACE if limit is None else limit):
         await _close_after_handler(request, GOING_AWAY, "server shutting down", logger)
 
