@@ -455,9 +455,9 @@ class App:
             supported_subprotocols=route.subprotocols,
         )
         websocket.wire_format = route.wire_format
-        await self._run(websocket, route)
+        await self._run(request, websocket, route)
 
-    async def _run(self, websocket: WebSocket, route: Route) -> None:
+    async def _run(self, request: WebSocketRequest, websocket: WebSocket, route: Route) -> None:
         async with background_tasks() as nursery:
             websocket._on_accept = partial(self._accepted, nursery)
             try:
@@ -477,7 +477,7 @@ class App:
                 logger.exception("handler of %s failed", websocket.url.path)
                 if websocket.accepted:
                     await websocket.connection.aclose(INTERNAL_ERROR, "internal error")
-                elif not websocket._request.answered:
+                elif not request.answered:
                     await websocket.reject(500)
             if websocket.accepted:
                 # Also when a close is already under way (started by one of the
