@@ -336,13 +336,16 @@ async def test_trio_ws_closes(role: str, code: int, reason: str) -> None:
 @ROLES
 @pytest.mark.parametrize(("code", "reason"), CLOSE_CASES)
 async def test_websockets_closes(role: str, code: int, reason: str) -> None:
-    with trio.fail_after(TIMEOUT):
-        async with connected(role) as pair:
+    # The whole-test bound outlasts the peer's close_timeout, so that a close
+    # that needed it fails the assertion below, not the bound.
+    with trio.fail_after(TIMEOUT + 30):
+        async with connected(role, websockets_options={"close_timeout": 30}) as pair:
             start = trio.current_time()
             await pair.peer.aclose(code, reason)
             # websockets' aclose() waits for the closing handshake *and* the end
-            # of the TCP connection; it must not need its 5 s close_timeout.
-            assert trio.current_time() - start < 2.5
+            # of the TCP connection; it must not need its 30 s close_timeout
+            # (it takes milliseconds; the margin is for a loaded machine).
+            assert trio.current_time() - start < 10
             closed = await peer_close_exception(pair.peer)
             assert closed.sent is not None
             assert (closed.sent.code, closed.sent.reason) == (code, reason)
