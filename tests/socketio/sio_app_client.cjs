@@ -79,6 +79,7 @@ if (scenario === "room") {
     if (connects === 1) {
       const answer = await call(socket, "join", "tea");
       out({ event: "joined", answer });
+      socket.emit("ready"); // the server emits only now: the ack and the event may share one poll
     } else {
       const answer = await call(socket, "whoami");
       out({ event: "whoami", answer });

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import trio
 from support.node_ws import NodeWs
-from support.rawhttp import http
+from support.rawhttp import Answer, http
 from support.sio import PEER_TIMEOUT, SIO_APP_CLIENT, SIO_CLIENT, open_raw, run_node, run_python_peer
 
 from trio_ws import ConnectionClosed, ConnectionRejected, WebSocketServer, open_websocket_url
@@ -22,6 +22,11 @@ from trio_ws.hub import HistoryPolicy, Hub
 from trio_ws.socketio import EngineConfig, Handshake, decode_packet
 
 QUIET = {"reconnect": False}
+
+
+def engine_error(answer: Answer) -> tuple[int, int]:
+    assert answer.headers["content-type"] == "application/json"
+    return answer.status, json.loads(answer.body)["code"]
 
 
 def fast_app() -> App:
@@ -103,9 +108,11 @@ FULL_SCENARIO_RECORDS = [
 ]
 
 
-async def check_full_scenario(records: list[dict[str, Any]], seen: dict[str, Any], disconnected: trio.Event) -> None:
-    # Both client scripts end with the transport they used: WebSocket, on the App.
-    assert [r["name"] for r in records if r["event"] == "transport"] == ["websocket"]
+async def check_full_scenario(
+    records: list[dict[str, Any]], seen: dict[str, Any], disconnected: trio.Event, final: str = "websocket"
+) -> None:
+    # Both client scripts end with the transport they used.
+    assert [r["name"] for r in records if r["event"] == "transport"] == [final]
     records = [r for r in records if r["event"] != "transport"]
     assert records == [{"event": "connect", "id": seen["sid"]}, *FULL_SCENARIO_RECORDS]
     assert seen["auth"] == {"token": "abc"}
@@ -117,21 +124,37 @@ async def check_full_scenario(records: list[dict[str, Any]], seen: dict[str, Any
         await disconnected.wait()
 
 
-async def test_official_client_auth_events_acks_and_binary_both_ways(node_socketio: NodeWs) -> None:
+#: The official client's transports: WebSocket only, and its default (long-polling, then the upgrade).
+TRANSPORTS = pytest.mark.parametrize("transports", ["websocket", "default"])
+
+
+@pytest.mark.parametrize(
+    ("transports", "final"), [("websocket", "websocket"), ("default", "websocket"), ("polling", "polling")]
+)
+async def test_official_client_auth_events_acks_and_binary_both_ways(
+    node_socketio: NodeWs, transports: str, final: str
+) -> None:
     app, seen, disconnected = full_scenario_app()
     async with serving(app) as server:
-        records = await run_node(node_socketio, SIO_CLIENT, f"http://127.0.0.1:{server.port}/", "full")
-        await check_full_scenario(records, seen, disconnected)
+        records = await run_node(node_socketio, SIO_CLIENT, f"http://127.0.0.1:{server.port}/", "full", transports)
+        await check_full_scenario(records, seen, disconnected, final)
+    assert not app._engine_links  # every Engine.IO session ended with its client
 
 
-async def test_python_socketio_client_auth_events_acks_and_binary_both_ways(python_socketio: None) -> None:
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_python_socketio_client_auth_events_acks_and_binary_both_ways(
+    python_socketio: None, transport: str
+) -> None:
     app, seen, disconnected = full_scenario_app()
     async with serving(app) as server:
-        records = await run_python_peer(server.port)
-        await check_full_scenario(records, seen, disconnected)
+        records = await run_python_peer(server.port, transport)
+        await check_full_scenario(records, seen, disconnected, transport)
 
 
-async def test_official_client_namespaces_refused_connect_and_unknown_namespace(node_socketio: NodeWs) -> None:
+@TRANSPORTS
+async def test_official_client_namespaces_refused_connect_and_unknown_namespace(
+    node_socketio: NodeWs, transports: str
+) -> None:
     app = fast_app()
 
     @app.on("connect", namespace="/private")
@@ -147,7 +170,9 @@ async def test_official_client_namespaces_refused_connect_and_unknown_namespace(
 
     app.add_namespace(Chat)
     async with serving(app) as server:
-        records = await run_node(node_socketio, SIO_CLIENT, f"http://127.0.0.1:{server.port}/", "namespaces")
+        records = await run_node(
+            node_socketio, SIO_CLIENT, f"http://127.0.0.1:{server.port}/", "namespaces", transports
+        )
     assert sorted(records, key=lambda r: r["event"]) == [
         {"event": "chat-where", "answer": ["/chat"], "same_manager": True},
         {"event": "refused", "message": "Not authorized", "data": {"type": "Unauthorized"}},
@@ -158,7 +183,8 @@ async def test_official_client_namespaces_refused_connect_and_unknown_namespace(
 # Both kinds of client in one room ------------------------------------------------------------
 
 
-async def test_a_room_holds_a_socketio_client_and_an_event_client(node_socketio: NodeWs) -> None:
+@TRANSPORTS
+async def test_a_room_holds_a_socketio_client_and_an_event_client(node_socketio: NodeWs, transports: str) -> None:
     app = fast_app()
     joined = {"socketio": trio.Event(), "envelope": trio.Event()}
 
@@ -181,7 +207,7 @@ async def test_a_room_holds_a_socketio_client_and_an_event_client(node_socketio:
 
         async def node() -> None:
             url = f"http://127.0.0.1:{server.port}/"
-            node_records.extend(await run_node(node_socketio, SIO_APP_CLIENT, url, "room"))
+            node_records.extend(await run_node(node_socketio, SIO_APP_CLIENT, url, "room", transports))
 
         nursery.start_soon(node)
         with trio.fail_after(PEER_TIMEOUT):
@@ -223,7 +249,8 @@ async def test_a_room_holds_a_socketio_client_and_an_event_client(node_socketio:
     assert node_records[0]["event"] == "joined" and node_records[0]["rooms"] == [["tea"]]
 
 
-async def test_server_calls_acl_and_errors_answer_a_socketio_client(node_socketio: NodeWs) -> None:
+@TRANSPORTS
+async def test_server_calls_acl_and_errors_answer_a_socketio_client(node_socketio: NodeWs, transports: str) -> None:
     app = fast_app()
 
     class Main(Namespace):
@@ -240,7 +267,7 @@ async def test_server_calls_acl_and_errors_answer_a_socketio_client(node_socketi
 
     app.add_namespace(Main)
     async with serving(app) as server:
-        records = await run_node(node_socketio, SIO_APP_CLIENT, f"http://127.0.0.1:{server.port}/", "calls")
+        records = await run_node(node_socketio, SIO_APP_CLIENT, f"http://127.0.0.1:{server.port}/", "calls", transports)
     assert records == [
         {"event": "ask-ack", "answer": [["WHY?", 42]]},
         {
@@ -251,7 +278,10 @@ async def test_server_calls_acl_and_errors_answer_a_socketio_client(node_socketi
     ]
 
 
-async def test_disconnect_from_the_server_stops_the_official_client_reconnecting(node_socketio: NodeWs) -> None:
+@TRANSPORTS
+async def test_disconnect_from_the_server_stops_the_official_client_reconnecting(
+    node_socketio: NodeWs, transports: str
+) -> None:
     app = fast_app()
     gone = trio.Event()
 
@@ -264,7 +294,9 @@ async def test_disconnect_from_the_server_stops_the_official_client_reconnecting
         gone.set()
 
     async with serving(app) as server:
-        records = await run_node(node_socketio, SIO_APP_CLIENT, f"http://127.0.0.1:{server.port}/", "kicked")
+        records = await run_node(
+            node_socketio, SIO_APP_CLIENT, f"http://127.0.0.1:{server.port}/", "kicked", transports
+        )
         with trio.fail_after(5):
             await gone.wait()
     assert records == [{"event": "disconnect", "reason": "io server disconnect", "active": False}]
@@ -399,7 +431,10 @@ async def test_raw_frames_a_socketio_client_that_does_not_read_meets_the_hubs_ov
 # Connection-state recovery ----------------------------------------------------------------------
 
 
-async def test_official_client_recovers_its_sid_rooms_session_and_missed_events(node_socketio: NodeWs) -> None:
+@TRANSPORTS
+async def test_official_client_recovers_its_sid_rooms_session_and_missed_events(
+    node_socketio: NodeWs, transports: str
+) -> None:
     app = App()
     app.enable_socketio(config=EngineConfig(ping_interval=0.5, ping_timeout=2.0), max_disconnection_duration=30)
     conns: list[EventConnection] = []
@@ -412,8 +447,11 @@ async def test_official_client_recovers_its_sid_rooms_session_and_missed_events(
         await conn.join_room(room)
         conn.session["name"] = "node"
         conns.append(conn)
-        joined.set()
         return "ok"
+
+    @app.on("ready")
+    async def ready(conn: EventConnection, data: Any) -> None:
+        joined.set()
 
     @app.on("got")
     async def got(conn: EventConnection, data: Any) -> None:
@@ -436,7 +474,9 @@ async def test_official_client_recovers_its_sid_rooms_session_and_missed_events(
         records: list[dict[str, Any]] = []
 
         async def node() -> None:
-            records.extend(await run_node(node_socketio, SIO_APP_CLIENT, f"http://127.0.0.1:{server.port}/", "recover"))
+            records.extend(
+                await run_node(node_socketio, SIO_APP_CLIENT, f"http://127.0.0.1:{server.port}/", "recover", transports)
+            )
 
         nursery.start_soon(node)
         with trio.fail_after(PEER_TIMEOUT):
@@ -616,7 +656,7 @@ async def test_raw_frames_a_client_that_misses_its_pong_is_closed() -> None:
                     while True:
                         assert await ws.get_message() == "2"  # never answered
                 assert closed.value.reason.code == 1000
-                assert closed.value.reason.reason == "ping timeout"
+                assert closed.value.reason.reason == "no pong within ping_timeout=0.2 s"
 
 
 async def test_raw_frames_namespace_broadcast_leave_namespace_and_answers_json_cannot_encode() -> None:
@@ -703,11 +743,207 @@ async def test_a_room_with_history_gives_envelope_clients_their_position_and_soc
                 assert await next_event(sio) == '451-["blob",{"_placeholder":true,"num":0}]'
 
 
-async def test_a_long_polling_request_is_told_the_transport_is_unknown() -> None:
-    app = fast_app()
+# Long-polling and the upgrade on the App's path, in raw HTTP ------------------------------------
+
+POLLING = "/socket.io/?EIO=4&transport=polling"
+
+
+def polling_app(**options: Any) -> App:
+    app = App()
+    # Pings far apart: on a loaded machine a ping must not land in a poll a test reads.
+    app.enable_socketio(config=EngineConfig(ping_interval=30, ping_timeout=30, max_payload=100), **options)
+    return app
+
+
+async def poll_open(port: int, **headers: str) -> str:
+    answer = await http(port, "GET", POLLING, headers=headers)
+    assert answer.status == 200, answer
+    return Handshake.from_packet(decode_packet(answer.text)).sid
+
+
+async def poll(port: int, sid: str) -> Answer:
+    return await http(port, "GET", f"{POLLING}&sid={sid}")
+
+
+async def post(port: int, sid: str, body: bytes) -> Answer:
+    return await http(port, "POST", f"{POLLING}&sid={sid}", body=body)
+
+
+async def links_gone(app: App) -> None:
+    while app._engine_links:  # noqa: ASYNC110 - a real peer's timing, observed through the sessions
+        await trio.sleep(0.01)
+
+
+async def test_long_polling_then_the_upgrade_serve_the_apps_handlers_and_room_emits() -> None:
+    app = polling_app()
+    reasons: list[str] = []
+
+    @app.on("join")
+    async def join(conn: EventConnection, room: str) -> str:
+        await conn.join_room(room)
+        return "ok"
+
+    @app.on("disconnect")
+    async def gone(conn: EventConnection) -> None:
+        reasons.append("gone")
+
     async with serving(app) as server:
         with trio.fail_after(10):
-            answer = await http(server.port, "GET", "/socket.io/?EIO=4&transport=polling")
-    assert answer.status == 400
-    assert answer.headers["content-type"] == "application/json"
-    assert json.loads(answer.body) == {"code": 0, "message": "Transport unknown"}
+            sid = await poll_open(server.port)
+            assert (await post(server.port, sid, b"40")).text == "ok"
+            connected = (await poll(server.port, sid)).text
+            assert connected.startswith('40{"sid":"')
+            assert (await post(server.port, sid, b'421["join","tea"]')).text == "ok"
+            assert (await poll(server.port, sid)).text == '431["ok"]'
+            assert (await app.emit("news", 1, to="tea")).queued == 1
+            assert (await poll(server.port, sid)).text == '42["news",1]'
+            # Two packets in one GET, joined by the record separator.
+            await app.emit("news", 2, to="tea")
+            await app.emit("news", 3, to="tea")
+            assert (await poll(server.port, sid)).text == '42["news",2]\x1e42["news",3]'
+            url = f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket&sid={sid}"
+            async with open_websocket_url(url) as ws:
+                await ws.send_message("2probe")
+                assert await ws.get_message() == "3probe"
+                assert (await poll(server.port, sid)).text == "6"  # the last GET gets a noop
+                await ws.send_message("5")
+                await app.emit("news", 4, to="tea")
+                assert await ws.get_message() == '42["news",4]'
+                await ws.send_message('422["join","tea"]')
+                assert await ws.get_message() == '432["ok"]'
+                assert engine_error(await poll(server.port, sid)) == (400, 3)  # the session moved
+            await links_gone(app)
+    assert reasons == ["gone"]
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "status", "code"),
+    [
+        ("GET", "/socket.io/?transport=polling", 400, 5),
+        ("GET", "/socket.io/?EIO=3&transport=polling", 400, 5),
+        ("GET", "/socket.io/?EIO=4", 400, 0),
+        ("GET", "/socket.io/?EIO=4&transport=abc", 400, 0),
+        ("GET", "/socket.io/?EIO=4&transport=websocket", 400, 3),  # not an upgrade
+        ("POST", POLLING, 400, 2),
+        ("PUT", POLLING, 400, 2),
+        ("GET", f"{POLLING}&sid=unknown", 400, 1),
+        ("POST", f"{POLLING}&sid=unknown", 400, 1),
+    ],
+)
+async def test_bad_polling_requests_get_the_engineio_error(method: str, target: str, status: int, code: int) -> None:
+    app = polling_app()
+    async with serving(app) as server:
+        with trio.fail_after(10):
+            answer = await http(server.port, method, target, body=b"40" if method != "GET" else None)
+    assert engine_error(answer) == (status, code)
+    assert not app._engine_links
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"abc", 400),  # malformed Engine.IO payload
+        (b"4abc", 400),  # malformed Socket.IO packet
+        (b"4" + b"x" * 200, 413),  # over max_payload
+        (None, 411),  # no length
+    ],
+)
+async def test_a_bad_post_is_refused_and_ends_the_session(body: bytes | None, status: int) -> None:
+    app = polling_app()
+    async with serving(app) as server:
+        with trio.fail_after(10):
+            sid = await poll_open(server.port)
+            assert (await post(server.port, sid, b"40")).text == "ok"
+            answer = await http(server.port, "POST", f"{POLLING}&sid={sid}", body=body)
+            assert answer.status == status
+            if status == 400:
+                assert json.loads(answer.body) == {"code": 3, "message": "Bad request"}
+            await links_gone(app)
+            assert engine_error(await poll(server.port, sid)) == (400, 1)
+
+
+async def test_overlapping_gets_end_the_session_and_a_wrong_method_does_not() -> None:
+    app = polling_app()
+    async with serving(app) as server:
+        with trio.fail_after(10):
+            sid = await poll_open(server.port)
+            assert engine_error(await http(server.port, "PUT", f"{POLLING}&sid={sid}", body=b"")) == (400, 3)
+            assert sid in app._engine_links
+            async with trio.open_nursery() as nursery:
+                first: list[Answer] = []
+
+                async def held() -> None:
+                    first.append(await poll(server.port, sid))
+
+                nursery.start_soon(held)
+                await trio.testing.wait_all_tasks_blocked()
+                assert engine_error(await poll(server.port, sid)) == (400, 3)
+            assert first[0].text == "1"  # the waiting GET gets the close packet
+            await links_gone(app)
+
+
+async def test_cors_on_the_apps_polling_answers_and_refused_origins() -> None:
+    app = polling_app(origins=["https://app.example"])
+    async with serving(app) as server:
+        with trio.fail_after(10):
+            preflight = await http(
+                server.port,
+                "OPTIONS",
+                POLLING,
+                headers={"Origin": "https://app.example", "Access-Control-Request-Headers": "content-type"},
+            )
+            assert preflight.status == 204
+            assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+            assert preflight.headers["access-control-allow-methods"] == "GET, POST, OPTIONS"
+            opened = await http(server.port, "GET", POLLING, headers={"Origin": "https://app.example"})
+            assert opened.status == 200
+            assert opened.headers["access-control-allow-origin"] == "https://app.example"
+            assert opened.headers["access-control-allow-credentials"] == "true"
+            refused = await http(server.port, "GET", POLLING, headers={"Origin": "https://evil.example"})
+            assert engine_error(refused) == (403, 4)
+            assert "access-control-allow-origin" not in refused.headers
+    assert len(app._engine_links) == 0  # the server's end ended the opened session
+
+
+async def test_an_abandoned_polling_session_ends_by_ping_timeout() -> None:
+    app = App()
+    app.enable_socketio(config=EngineConfig(ping_interval=0.2, ping_timeout=0.2))
+    async with serving(app) as server:
+        with trio.fail_after(10):
+            sid = await poll_open(server.port)
+            assert (await post(server.port, sid, b"40")).text == "ok"
+            await links_gone(app)  # nobody polls: the ping is never answered
+            assert engine_error(await poll(server.port, sid)) == (400, 1)
+
+
+async def test_a_polling_client_that_does_not_poll_meets_the_hubs_overflow_policy() -> None:
+    app = App(hub=Hub(queue_size=4))
+    app.enable_socketio(config=EngineConfig(ping_interval=30, ping_timeout=30))
+
+    @app.on("join")
+    async def join(conn: EventConnection, room: str) -> None:
+        await conn.join_room(room)
+
+    async with serving(app) as server:
+        with trio.fail_after(10):
+            sid = await poll_open(server.port)
+            assert (await post(server.port, sid, b"40")).text == "ok"
+            assert (await poll(server.port, sid)).text.startswith("40")
+            assert (await post(server.port, sid, b'421["join","tea"]')).text == "ok"
+            assert (await poll(server.port, sid)).text == "431[]"
+            # No GET takes them: the emits wait in the member's hub outbox, which overflows.
+            reports = [await app.emit("flood", n, to="tea") for n in range(6)]
+            assert [r.queued for r in reports] == [1, 1, 1, 1, 0, 0]
+            assert app.hub.stats.overflow_closes == 1
+            await links_gone(app)  # the hub closed the member: its session ended
+            assert engine_error(await poll(server.port, sid)) == (400, 1)
+
+
+async def test_every_origin_is_allowed_by_default_without_credentials() -> None:
+    app = polling_app()
+    async with serving(app) as server:
+        with trio.fail_after(10):
+            answer = await http(server.port, "GET", POLLING, headers={"Origin": "https://any.example"})
+    assert answer.status == 200
+    assert answer.headers["access-control-allow-origin"] == "https://any.example"
+    assert "access-control-allow-credentials" not in answer.headers

@@ -10,7 +10,6 @@ client. :meth:`App.serve` wires all of it with the core's options.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import ssl
@@ -39,7 +38,8 @@ from .registry import HandlerRegistry
 from .resume import stream_event
 from .routing import Router
 from .session import EventSession, SessionSettings
-from .socketio import SOCKETIO, SocketIOSession, SocketIOSettings, event_variants, positioned_variants
+from .socketio import SOCKETIO, SocketIOSettings, event_variants, positioned_variants, serve_socketio
+from .socketio_link import EngineLink
 from .socketio_recovery import RecoveryLog, default_policy, personal_room
 from .static import CLIENT_SCRIPT as CLIENT_SCRIPT  # re-exported: it was defined here
 from .static import StaticFiles, client_script
@@ -131,6 +131,7 @@ class App:
         self.server: WebSocketServer | None = None
         #: How Socket.IO clients are served, once :meth:`enable_socketio` was called (else None).
         self.socketio: SocketIOSettings | None = None
+        self._engine_links: dict[str, EngineLink] = {}
         self._recovery: RecoveryLog | None = None
 
     # -- routes ------------------------------------------------------------------
@@ -197,8 +198,8 @@ class App:
         """Serve unmodified Socket.IO clients at ``path`` with this app's handlers.
 
         The same ``@app.on`` handlers, namespaces, ACLs, rooms, calls and
-        emits serve Socket.IO clients (Engine.IO v4, Socket.IO v5, WebSocket
-        transport) beside the event-envelope clients; a room may hold both,
+        emits serve Socket.IO clients (Engine.IO v4 over long-polling and
+        WebSocket, Socket.IO v5) beside the event-envelope clients; a room may hold both,
         and each member receives an emit in its own encoding. Connect
         handlers receive the client's ``auth`` payload as their data.
 
@@ -207,7 +208,8 @@ class App:
             config: Engine.IO settings (ping interval and timeout, ``max_payload``).
             connect_timeout: seconds a client has to connect to a namespace (45).
             max_attachments: the most binary attachments one packet may announce (256).
-            origins: allowed Origin values, as for :meth:`add_route`.
+            origins: allowed Origin values, as for :meth:`add_route`; also
+                the CORS allow-list of the long-polling answers.
             max_disconnection_duration: turns on connection-state recovery
                 (Socket.IO's ``connectionStateRecovery``): a client whose
                 connection drops and that comes back within this many
@@ -224,7 +226,7 @@ class App:
         """
         if self.socketio is not None:
             raise ValueError(f"Socket.IO is already served at {self.socketio.path!r}")
-        settings = SocketIOSettings(path, config or EngineConfig(), connect_timeout, max_attachments)
+        settings = SocketIOSettings(path, config or EngineConfig(), connect_timeout, max_attachments, _origins(origins))
         if max_disconnection_duration is not None:
             if not max_disconnection_duration > 0:
                 raise ValueError(f"max_disconnection_duration must be > 0, not {max_disconnection_duration!r}")
@@ -237,8 +239,8 @@ class App:
 
     async def _serve_socketio(self, websocket: WebSocket) -> None:
         assert self.socketio is not None
-        session = SocketIOSession(self.registry, websocket, self._session_settings(), self.socketio, self._recovery)
-        await session.run()
+        settings = self._session_settings()
+        await serve_socketio(websocket, self.registry, settings, self.socketio, self._recovery, self._engine_links)
 
     # -- events ------------------------------------------------------------------
     def on(
@@ -419,9 +421,7 @@ class App:
                     await request.reject(200, extra_headers=[("Content-Type", kind)], body=body)
                     return
             if self.socketio is not None and path == self.socketio.path:
-                # Only the WebSocket transport is served: Engine.IO's answer for any other.
-                body = json.dumps({"code": 0, "message": "Transport unknown"}).encode()
-                await request.reject(400, extra_headers=[("Content-Type", "application/json")], body=body)
+                await self(request)  # Engine.IO long-polling, served by the Socket.IO route
                 return
             if self._router.match(path) is None:
                 await request.reject(404, body=b"not found")

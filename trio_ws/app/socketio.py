@@ -17,12 +17,16 @@ format :data:`SOCKETIO`. Everything the server sends it that carries
 Socket.IO packets (events, acks, CONNECT and DISCONNECT answers) goes through
 the member's outbox, so it keeps its order and obeys the hub's one overflow
 policy; an emit to a room is a :class:`~trio_ws.hub.MessageVariants` encoded
-once per wire format, and each member receives its own encoding. Only the
-Engine.IO control packets (open, ping, close) are written directly. The
-reader feeds the :class:`~trio_ws.socketio.EngineSession` (heartbeat,
-close) and the :class:`~trio_ws.socketio.PacketDecoder`; a clock task
-sends pings and ends a session whose pong is late, or that connects no
-namespace within ``connect_timeout``.
+once per wire format, and each member receives its own encoding. The
+client's Engine.IO session (long-polling, WebSocket, the upgrade, pings)
+runs on :class:`~trio_ws.app.socketio_link.EngineLink`, an
+:class:`~trio_ws.socketio.EngineConnection` that is also the member's
+connection: the hub's writes become Engine.IO messages for whichever
+transport is active. The session's messages come to
+:meth:`SocketIOSession.engine_message` (the
+:class:`~trio_ws.socketio.PacketDecoder`, then the app's dispatch); its
+clock also ends a session that connects no namespace within
+``connect_timeout``.
 
 Mapping between Socket.IO arguments and the app's single ``data`` value:
 a packet without arguments gives ``None``, one argument gives itself,
@@ -38,24 +42,26 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import trio
 
-from ..close import NORMAL_CLOSURE, POLICY_VIOLATION
+from ..close import NORMAL_CLOSURE
+from ..connection import WebSocketConnection
 from ..errors import ConnectionClosed
 from ..hub import JoinResult, MessageVariants, StreamPosition
 from ..hub.outbox import Outcome
-from ..socketio.engineio import decode_packet, encode_packet
-from ..socketio.errors import InvalidPacket, PayloadTooLarge
+from ..socketio.engineio import encode_payload
+from ..socketio.errors import InvalidPacket
 from ..socketio.packets import MAX_ATTACHMENTS, Packet, PacketDecoder, PacketType, has_binary
 from ..socketio.packets import encode_packet as encode_sio
-from ..socketio.server import CONNECT_TIMEOUT, RESERVED_EVENTS, EngineRequestError, check_request
-from ..socketio.session import EngineConfig, EngineSession, MessageReceived, SessionEnded, new_sid
+from ..socketio.server import CONNECT_TIMEOUT, RESERVED_EVENTS
+from ..socketio.session import EngineConfig, SessionEnded
 from .envelope import DEFAULT_NAMESPACE, EventEnvelope, event_envelope
 from .namespaces import hub_room, namespace_room
 from .registry import HandlerRegistry
 from .session import EventConnection, EventSession, SessionSettings
+from .socketio_link import EngineLink, serve_engine_request
 from .socketio_recovery import ParkedState, RecoveryLog, new_pid, parse_offset, personal_room
 from .websocket import WebSocket
 
@@ -64,6 +70,7 @@ __all__ = [
     "SocketIOSettings",
     "SocketIOConnection",
     "SocketIOSession",
+    "serve_socketio",
     "socketio_event_frames",
     "event_variants",
     "positioned_variants",
@@ -86,12 +93,15 @@ class SocketIOSettings:
         config: Engine.IO settings (ping interval and timeout, ``max_payload``).
         connect_timeout: seconds a client has to connect to a namespace.
         max_attachments: the most binary attachments one packet may announce.
+        origins: the allowed ``Origin`` values (None: any), also the CORS
+            allow-list of the long-polling answers.
     """
 
     path: str = "/socket.io/"
     config: EngineConfig = field(default_factory=EngineConfig)
     connect_timeout: float = CONNECT_TIMEOUT
     max_attachments: int = MAX_ATTACHMENTS
+    origins: frozenset[str | None] | None = None
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/"):
@@ -286,7 +296,7 @@ class SocketIOConnection(EventConnection):
 
 
 class SocketIOSession(EventSession):
-    """Runs one Socket.IO client over the Engine.IO WebSocket transport with the app's handlers."""
+    """Runs one Socket.IO client over Engine.IO (long-polling, WebSocket, the upgrade) with the app's handlers."""
 
     connection_class = SocketIOConnection
 
@@ -297,6 +307,7 @@ class SocketIOSession(EventSession):
         settings: SessionSettings,
         socketio: SocketIOSettings,
         recovery: RecoveryLog | None = None,
+        links: dict[str, EngineLink] | None = None,
     ) -> None:
         super().__init__(registry, websocket, settings)
         self.socketio = socketio
@@ -307,74 +318,63 @@ class SocketIOSession(EventSession):
         self._offsets: dict[str, Any] = {}
         self._replayed: set[str] = set()
         self._connected_at: dict[str, StreamPosition] = {}
-        self.engine: EngineSession | None = None
+        self.links = links if links is not None else {}
+        self.link: EngineLink | None = None
         self.decoder = PacketDecoder(max_attachments=socketio.max_attachments)
-        self._changed = trio.Event()
         self._connect_deadline = math.inf
+        self._queue: trio.MemorySendChannel[EventEnvelope] | None = None
 
     @property
     def _sio_conn(self) -> SocketIOConnection:
         assert isinstance(self.conn, SocketIOConnection)
         return self.conn
 
-    async def run(self) -> None:
-        """Check the request, accept, then read until the session ends (handler errors are logged, never raised)."""
+    async def run(self, cors: list[tuple[str, str]] | None = None) -> None:
+        """Open an Engine.IO session on this request and serve it until it ends (handler errors are logged).
+
+        The request is a WebSocket handshake or a long-polling ``GET``
+        without ``sid`` (see :func:`~trio_ws.app.socketio_link.serve_engine_request`);
+        ``cors`` are the headers of the polling answer.
+        """
         websocket = self.conn.websocket
+        request = websocket._request
+        link = self.link = EngineLink(self, "websocket" if request.is_websocket else "polling", self.socketio.config)
+        self._connect_deadline = trio.current_time() + self.socketio.connect_timeout
+        ws = await request.accept() if request.is_websocket else None
+        # The hub and the WebSocket use the link as the client's connection (the API they need).
+        await websocket._attach(cast("WebSocketConnection", link))
+        self._queue = self._start_workers()
+        self.links[link.sid] = link
         try:
-            ours = check_request(websocket._request.path, self.socketio.path)
-        except EngineRequestError as err:
-            await websocket._request.reject(400, extra_headers=[("Content-Type", "application/json")], body=err.body)
-            return
-        if not ours:
-            await websocket.reject(404)
-            return
-        await websocket.accept()
-        connection = websocket.connection
-        now = trio.current_time()
-        self.engine = EngineSession(new_sid(), "websocket", now, self.socketio.config)
-        self._connect_deadline = now + self.socketio.connect_timeout
-        try:
-            await connection.send_message(encode_packet(self.engine.open_packet()))
-        except ConnectionClosed:
-            return
-        send = self._start_workers()
-        websocket.start_soon(self._clock)
-        try:
-            await self._read_loop(send)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(link.run)
+                if ws is not None:
+                    await link.websocket_transport(ws, opening=True)
+                else:
+                    body = encode_payload([link.session.open_packet()]).encode()
+                    headers = [*(cors or []), ("Content-Type", "text/plain; charset=UTF-8")]
+                    await request.respond(200, headers=headers, body=body)
         finally:
-            send.close()
+            self.links.pop(link.sid, None)
+            self._queue.close()
             await self._end()
 
-    async def _read_loop(self, queue: trio.MemorySendChannel[EventEnvelope]) -> None:
-        engine = self.engine
-        assert engine is not None
-        connection = self.conn.websocket.connection
-        limit = self.socketio.config.max_payload
-        while True:
-            try:
-                message = await connection.get_message()
-            except ConnectionClosed:
-                engine.transport_closed()
-                return
-            try:
-                size = len(message) if isinstance(message, bytes) else len(message.encode("utf-8", "surrogatepass"))
-                if size > limit:
-                    raise PayloadTooLarge("Engine.IO packet", size, limit)
-                for event in engine.receive(decode_packet(message), trio.current_time()):
-                    if isinstance(event, MessageReceived):
-                        await self._on_message(event.data, queue)
-                    elif isinstance(event, SessionEnded):
-                        self._sio_conn._goodbye = event.reason == "client close"
-                        await self._close(NORMAL_CLOSURE, event.reason)
-                        return
-            except InvalidPacket as err:
-                self._sio_conn._goodbye = True
-                logger.info("Socket.IO connection %s: invalid input, closing: %s", self.conn.id, err)
-                engine.close()
-                await self._close(POLICY_VIOLATION, str(err)[:100])
-                return
-            await self._flush_engine()
-            self._changed.set()
+    async def engine_message(self, data: str | bytes) -> None:
+        """A message of the Engine.IO session: a Socket.IO packet (or one of its attachments)."""
+        assert self._queue is not None
+        await self._on_message(data, self._queue)
+
+    def engine_deadline(self) -> float | None:
+        """When the connect timeout expires, until it was checked."""
+        return None if self._connect_deadline == math.inf else self._connect_deadline
+
+    def engine_tick(self, now: float) -> None:
+        """End a session that connected no namespace within ``connect_timeout``."""
+        if now >= self._connect_deadline:
+            # One check, as Socket.IO does: a client refused everywhere is closed too.
+            self._connect_deadline = math.inf
+            if not self.conn._namespaces and self.link is not None:
+                self.link.fail("server close", "no namespace connected within connect_timeout")
 
     async def _on_message(self, data: str | bytes, queue: trio.MemorySendChannel[EventEnvelope]) -> None:
         packet = self.decoder.feed(data)
@@ -421,11 +421,14 @@ class SocketIOSession(EventSession):
         assert websocket._join_hub is not None, "the app defers a Socket.IO client's hub membership"
         await websocket._join_hub()
 
-    async def _end(self) -> None:
+    def engine_ended(self, end: SessionEnded) -> None:
+        """The session has just ended: keep what a reconnection takes back, before the hub forgets the rooms."""
         conn = self._sio_conn
+        if end.reason in ("client close", "parse error"):
+            conn._goodbye = True
         recovery = self.recovery
         if recovery is not None and not conn._goodbye and conn._namespaces and conn.websocket._member is not None:
-            # Dropped without a goodbye: keep what a reconnection takes back.
+            # Dropped without a goodbye (transport closed, ping timeout).
             now = trio.current_time()
             rooms = {
                 namespace: frozenset({hub_room(namespace, room) for room in conn.rooms(namespace)})
@@ -437,7 +440,6 @@ class SocketIOSession(EventSession):
             state = ParkedState(conn.id, rooms, conn.session, deadline, positions)
             for pid in self._pids:
                 recovery.park(pid, state, now)
-        await super()._end()
 
     # -- answers in Socket.IO packets ---------------------------------------------
     async def _queue_packet(self, packet: Packet) -> None:
@@ -519,39 +521,18 @@ class SocketIOSession(EventSession):
     async def _reply_disconnect(self, namespace: str) -> None:
         await self._queue_packet(Packet(PacketType.DISCONNECT, namespace))
 
-    # -- the Engine.IO clock ------------------------------------------------------
-    async def _clock(self) -> None:
-        """Send pings, end a session whose pong is late or that connects no namespace in time."""
-        engine = self.engine
-        assert engine is not None
-        while True:
-            self._changed = trio.Event()
-            deadline = min(engine.next_deadline() or math.inf, self._connect_deadline)
-            with trio.move_on_at(deadline):
-                await self._changed.wait()
-            now = trio.current_time()
-            for event in engine.tick(now):
-                if isinstance(event, SessionEnded):
-                    logger.debug("Socket.IO connection %s: %s", self.conn.id, event.detail)
-                    await self._close(NORMAL_CLOSURE, event.reason)
-                    return
-            if now >= self._connect_deadline:
-                # One check, as Socket.IO does: a client refused everywhere is closed too.
-                self._connect_deadline = math.inf
-                if not self.conn._namespaces:
-                    engine.close()
-                    await self._close(NORMAL_CLOSURE, "no namespace connected within connect_timeout")
-                    return
-            await self._flush_engine()
 
-    async def _flush_engine(self) -> None:
-        """Write the Engine.IO control packets the session holds (pings, pongs, close)."""
-        assert self.engine is not None
-        packets = self.engine.data_to_send()
-        if packets:
-            with contextlib.suppress(ConnectionClosed):
-                await self.conn.websocket.connection.send_many([encode_packet(p) for p in packets])
+async def serve_socketio(
+    websocket: WebSocket,
+    registry: HandlerRegistry,
+    settings: SessionSettings,
+    socketio: SocketIOSettings,
+    recovery: RecoveryLog | None,
+    links: dict[str, EngineLink],
+) -> None:
+    """Serve one request on the app's Socket.IO path: a new session runs here until it ends."""
 
-    async def _close(self, code: int, reason: str) -> None:
-        await self._flush_engine()
-        await self.conn.websocket.close(code, reason)
+    async def open_session(cors: list[tuple[str, str]]) -> None:
+        await SocketIOSession(registry, websocket, settings, socketio, recovery, links).run(cors)
+
+    await serve_engine_request(websocket._request, socketio.path, socketio.origins, links, open_session)

@@ -140,6 +140,12 @@ class WebSocket:
         if self._on_accept is not None:
             await self._on_accept(self)
 
+    async def _attach(self, connection: WebSocketConnection) -> None:
+        """Take ``connection`` (the app's Socket.IO sessions: an Engine.IO link) as accepted."""
+        self._connection = connection
+        if self._on_accept is not None:
+            await self._on_accept(self)
+
     async def reject(self, status: int = 403, body: bytes | str = b"") -> None:
         """Refuse the handshake with an HTTP status.
 

@@ -224,6 +224,11 @@ class EngineSession:
         """Whether :meth:`send` closed the session because ``max_buffered`` packets were waiting."""
         return self._overflowed
 
+    @property
+    def queued(self) -> int:
+        """How many packets wait for the active transport to take them."""
+        return len(self._outbox)
+
     def data_to_send(self) -> list[EnginePacket]:
         """Take every queued packet, in order, for the active transport."""
         packets = list(self._outbox)

@@ -113,6 +113,9 @@ class EngineConnection:
     def tick(self, now: float) -> None:
         """Called by the clock at every wake-up, after the session's own timers."""
 
+    def taken(self) -> None:
+        """Called when the active transport took the packets queued so far (to send them)."""
+
     async def session_ended(self) -> None:
         """Called once by the owner after the session ended (shielded, bounded by ``FLUSH_TIMEOUT``)."""
 
@@ -215,14 +218,16 @@ class EngineConnection:
         except ConnectionClosed:
             self.finish(SessionEnded("transport close"))
         end = self.end or SessionEnded("transport close")
-        if end.reason in ("parse error", "buffer full"):
-            code = POLICY_VIOLATION
-        elif end.reason == "server shutting down":
-            code = GOING_AWAY
-        else:
-            code = NORMAL_CLOSURE
         with trio.move_on_after(FLUSH_TIMEOUT):
-            await ws.aclose(code, end.detail[:100] or end.reason)
+            await ws.aclose(self.websocket_close_code(end), end.detail[:100] or end.reason)
+
+    def websocket_close_code(self, end: SessionEnded) -> int:
+        """The close code of the WebSocket of a session that ended for ``end`` (1008 for bad input)."""
+        if end.reason in ("parse error", "buffer full"):
+            return POLICY_VIOLATION
+        if end.reason == "server shutting down":
+            return GOING_AWAY
+        return NORMAL_CLOSURE
 
     async def _ws_writer(self, ws: WebSocketConnection) -> None:
         while True:
@@ -233,6 +238,7 @@ class EngineConnection:
                     return
                 await wake.wait()
                 continue
+            self.taken()
             for packet in packets:
                 try:
                     await ws.send_message(encode_packet(packet))
@@ -340,6 +346,7 @@ class EngineConnection:
                     return
         finally:
             self._get_busy = False
+        self.taken()
         body = encode_payload(packets).encode("utf-8")
         await request.respond(200, headers=[*headers, ("Content-Type", "text/plain; charset=UTF-8")], body=body)
 

@@ -1,0 +1,235 @@
+"""The Engine.IO session of an app's Socket.IO client, seen by the app and the hub as its connection.
+
+Theory of operation. A Socket.IO client of an :class:`~trio_ws.app.App`
+runs on an :class:`~trio_ws.socketio.EngineConnection` (long-polling,
+WebSocket, and the upgrade between them). The app's
+:class:`~trio_ws.app.WebSocket` and the hub's member need a connection to
+send to, close and watch: :class:`EngineLink` is that connection. What the
+hub writes to it (the Socket.IO variant of a message: the Engine.IO message
+``4<packet>`` and its binary attachments) is queued in the Engine.IO session,
+and whichever transport is active carries it. A write returns once the
+transport has taken what it queued, so a client that does not read (a
+WebSocket that is not read, or no ``GET`` to answer) keeps the messages in
+the member's hub outbox, where the hub's overflow policy applies.
+
+:func:`serve_engine_request` routes the requests on the app's Socket.IO
+path: a new session (a WebSocket, or a long-polling ``GET`` without ``sid``)
+runs the app's session in that request's task, which owns it until it
+ends; the other requests (``GET``, ``POST`` and the upgrade WebSocket of an
+existing ``sid``, CORS preflights) are served by the session's link.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Protocol
+
+import trio
+
+from ..close import ABNORMAL_CLOSURE, CloseReason
+from ..errors import ConnectionClosed, RequestBodyError
+from ..prepared import PreparedMessage
+from ..request import WebSocketRequest
+from ..socketio.errors import SessionClosed
+from ..socketio.requests import (
+    EngineRequestError,
+    cors_headers,
+    origin_allowed,
+    parse_target,
+    preflight_headers,
+)
+from ..socketio.session import EngineConfig, SessionEnded, SessionState, Transport
+from ..socketio.transport import EngineConnection
+
+__all__ = ["EngineLink", "LinkOwner", "serve_engine_request"]
+
+logger = logging.getLogger("trio_ws.app.socketio")
+
+Header = tuple[str, str]
+Frame = str | bytes | PreparedMessage
+
+
+class LinkOwner(Protocol):
+    """What the layer above gives a link: where messages go, and its own timer."""
+
+    async def engine_message(self, data: str | bytes) -> None:
+        """A message from the client (raise InvalidPacket to end the session as a parse error)."""
+
+    def engine_deadline(self) -> float | None:
+        """When :meth:`engine_tick` must run next, or None."""
+
+    def engine_tick(self, now: float) -> None:
+        """Called by the clock at every wake-up."""
+
+    def engine_ended(self, end: SessionEnded) -> None:
+        """The session has just ended (called once, before any task learns it)."""
+
+
+class EngineLink(EngineConnection):
+    """An Engine.IO session that the app's WebSocket and the hub use as a connection.
+
+    It has the part of :class:`~trio_ws.WebSocketConnection`'s API they use:
+    :attr:`closed`, :meth:`closed_error`, :meth:`send_message`,
+    :meth:`send_many`, :meth:`aclose` and :meth:`wait_closed`.
+    """
+
+    def __init__(self, owner: LinkOwner, transport: Transport, config: EngineConfig) -> None:
+        super().__init__(transport, config)
+        self.owner = owner
+        self._ended = trio.Event()
+        self._close_code: int | None = None
+        self._close_reason: CloseReason | None = None
+        self._taken = trio.Event()
+
+    # EngineConnection hooks ---------------------------------------------------
+    async def message_received(self, data: str | bytes) -> None:
+        await self.owner.engine_message(data)
+
+    def deadlines(self) -> list[float]:
+        deadline = self.owner.engine_deadline()
+        return [] if deadline is None else [deadline]
+
+    def tick(self, now: float) -> None:
+        self.owner.engine_tick(now)
+
+    def finish(self, end: SessionEnded) -> None:
+        if self.end is None:
+            self.owner.engine_ended(end)
+            super().finish(end)
+            self._ended.set()
+            self._taken.set()
+
+    def taken(self) -> None:
+        self._taken.set()
+        self._taken = trio.Event()
+
+    def websocket_close_code(self, end: SessionEnded) -> int:
+        return self._close_code if self._close_code is not None else super().websocket_close_code(end)
+
+    # The connection API -------------------------------------------------------
+    @property
+    def closed(self) -> CloseReason | None:
+        """Why the session ended, as a close reason; None while it is open."""
+        end = self.end
+        if end is None:
+            return None
+        if self._close_reason is None:
+            code = self._close_code if self._close_code is not None else self.websocket_close_code(end)
+            self._close_reason = CloseReason(code, end.detail or end.reason)
+        return self._close_reason
+
+    def closed_error(self) -> ConnectionClosed:
+        """The exception the link's calls raise once the session has ended."""
+        return ConnectionClosed.for_reason(self.closed or CloseReason(ABNORMAL_CLOSURE, None))
+
+    async def send_message(self, message: Frame) -> None:
+        """Send one Engine.IO message (see :meth:`send_many`)."""
+        await self.send_many([message])
+
+    async def send_many(self, frames: Sequence[Frame]) -> None:
+        """Queue Engine.IO messages (text ``4<packet>``, or binary attachments) and wait until the transport took them.
+
+        Raises:
+            ConnectionClosed: the session has ended (or ends now: ``max_buffered``).
+
+        Cancelling is safe (what was queued may still be sent); concurrent calls are allowed.
+        """
+        if self.end is not None:
+            raise self.closed_error()
+        try:
+            for frame in frames:
+                self.session.send(_engine_message(frame))
+        except SessionClosed as err:
+            if self.session.overflowed:
+                self.finish(SessionEnded("buffer full", str(err)))
+            raise self.closed_error() from None
+        self.notify()
+        while self.session.queued and self.end is None:
+            await self._taken.wait()  # set by the transport taking them, or by the end
+        await trio.lowlevel.checkpoint()
+
+    async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
+        """End the session with a ``close`` packet (a WebSocket closes with ``code``). Idempotent; raises nothing."""
+        if self.end is None:
+            self._close_code = code
+            self.fail("server close", reason or "")
+        await trio.lowlevel.checkpoint()
+
+    async def wait_closed(self) -> None:
+        """Wait until the session has ended. Raises nothing; cancelling is safe."""
+        await self._ended.wait()
+
+
+def _engine_message(frame: Frame) -> str | bytes:
+    """The Engine.IO message of a Socket.IO frame: ``4<packet>`` loses its type, binary stays as is."""
+    if isinstance(frame, PreparedMessage):
+        frame = frame.payload.decode("utf-8") if frame.is_text else frame.payload
+    if isinstance(frame, str):
+        if not frame.startswith("4"):
+            raise ValueError(f"not an Engine.IO message: {frame[:20]!r}")
+        return frame[1:]
+    return frame
+
+
+async def serve_engine_request(
+    request: WebSocketRequest,
+    path: str,
+    origins: Collection[str | None] | None,
+    links: dict[str, EngineLink],
+    open_session: Callable[[list[Header]], Awaitable[None]],
+) -> None:
+    """Serve one request on the Socket.IO path: open a session, or serve an existing one.
+
+    ``open_session(cors)`` runs a new session in this request's task (a
+    WebSocket without ``sid``, or a long-polling ``GET`` without ``sid``).
+    Requests breaking the Engine.IO rules get 400 (403 for a refused
+    origin) with the Engine.IO error as JSON; others outside ``path`` 404.
+    Raises nothing of its own.
+    """
+
+    def cors() -> list[Header]:
+        if request.is_websocket or not origin_allowed(request.origin, origins):
+            return []
+        return cors_headers(request.origin, origins)
+
+    try:
+        query = parse_target(request.path, path, websocket=request.is_websocket)
+        if query is None:
+            await request.reject(404)
+            return
+        if not origin_allowed(request.origin, origins):
+            logger.info("refused origin %r", request.origin)
+            raise EngineRequestError(4)
+        method = request.method
+        if not request.is_websocket and method == "OPTIONS":
+            asked = [v.decode("latin-1") for k, v in request.headers if k == b"access-control-request-headers"]
+            headers = preflight_headers(request.origin, origins, ", ".join(asked) or None)
+            await request.respond(204, headers=headers)
+            return
+        if query.sid is None:
+            if not request.is_websocket and method != "GET":
+                raise EngineRequestError(2)
+            await open_session(cors())
+            return
+        link = links.get(query.sid)
+        if link is None:
+            raise EngineRequestError(1)
+        if request.is_websocket:
+            if link.session.transport != "polling" or link.session.state is not SessionState.OPEN:
+                raise EngineRequestError(3)  # one WebSocket per session (engine.io-protocol v4)
+            await link.upgrade(await request.accept())
+        elif link.session.transport != "polling":
+            raise EngineRequestError(3)  # the session moved to WebSocket
+        elif method == "GET":
+            await link.poll(request, cors())
+        elif method == "POST":
+            await link.post(request, cors())
+        else:
+            raise EngineRequestError(3)
+    except EngineRequestError as err:
+        if not request.answered:
+            await request.respond(err.status, headers=[*cors(), ("Content-Type", "application/json")], body=err.body)
+    except RequestBodyError as err:
+        if not request.answered:
+            await request.respond(err.status_code, headers=cors(), body=str(err).encode())
