@@ -98,12 +98,9 @@ class WebSocketConnection(trio.abc.AsyncResource):
             stream,
             core,
             transport_closed=self._transport_closed,
-            abort=self._abort,
-            fail=self._fail,
-            closed_error=self.closed_error,
+            owner=self,
             logger=logger,
         )
-        self._write = self._writer.write
         self._close_progress = LazyParkingLot()  # woken when the close handshake advances
         self._reader = Reader(
             stream,
@@ -115,9 +112,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             trailing_data=trailing_data,
             transport_closed=self._transport_closed,
             progress=self._close_progress,
-            fail=self._fail,
-            abort=self._abort,
-            abort_stream=self._abort_stream,
+            owner=self,
             logger=logger,
         )
         self._close_timed_out = False  # see close_timed_out
@@ -383,7 +378,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._writer.check_can_send()
         pending = self._pings.add(payload)
         try:
-            await self._write(self._core.encode_ping(payload))
+            await self._writer.write(self._core.encode_ping(payload))
             await pending.event.wait()
         finally:
             self._pings.discard(payload)
@@ -407,7 +402,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         if len(payload) > 125:
             raise ValueError(f"pong payload of {len(payload)} bytes exceeds 125 bytes")
         self._writer.check_can_send()
-        await self._write(self._core.encode_pong(payload))
+        await self._writer.write(self._core.encode_pong(payload))
 
     # -- closing -------------------------------------------------------------
     async def aclose(self, code: int = NORMAL_CLOSURE, reason: str | None = None) -> None:
@@ -441,7 +436,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             with trio.move_on_after(seconds_or_inf(self._options.disconnect_timeout)) as scope:
                 if frame is not None:
                     with contextlib.suppress(ConnectionClosed):
-                        await self._write(frame)
+                        await self._writer.write(frame)
                 await self._finish_closing()
             if scope.cancelled_caught and frame is not None:
                 self._close_timed_out = True
@@ -526,7 +521,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         if frame is not None and not self._transport_closed.is_set():
             with trio.move_on_after(min(1.0, seconds_or_inf(self._options.disconnect_timeout))):
                 with contextlib.suppress(ConnectionClosed):
-                    await self._write(frame)
+                    await self._writer.write(frame)
         await self._abort_stream()
 
     async def _abort(self, code: int, reason: str) -> None:

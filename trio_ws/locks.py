@@ -84,11 +84,16 @@ class FifoLock:
 
     def __init__(self) -> None:
         self._held = False
-        self._lot = LazyParkingLot()
+        # Made when a task first waits (a connection holds three such locks
+        # and rarely contends them); held directly rather than through a
+        # LazyParkingLot, which would cost one more object per lock.
+        self._lot: trio.lowlevel.ParkingLot | None = None
 
     async def acquire(self) -> None:
         """Take the lock, waiting in line while another task holds it."""
         if self._held or self._lot:
+            if self._lot is None:
+                self._lot = trio.lowlevel.ParkingLot()
             await self._lot.park()  # woken with ownership handed over
         else:
             self._held = True

@@ -21,7 +21,7 @@ the same loop to read the peer's close frame (and, on a client, its EOF).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -35,6 +35,9 @@ from .plainsocket import plain_socket, read_socket
 from .protocol import CloseReceived, Event, MessageChunk, PingReceived, PongReceived, ProtocolCore, ProtocolFailure
 from .receive_queue import ReceiveQueue
 from .writer import Writer
+
+if TYPE_CHECKING:
+    from .connection import WebSocketConnection
 
 __all__ = ["Reader"]
 
@@ -52,19 +55,18 @@ class Reader:
         trailing_data: bytes read with the opening handshake, fed first.
         transport_closed: set once the transport is closed.
         progress: woken whenever the closing handshake advances or reading ends.
-        fail: fails the connection (RFC 6455 §7.1.7) with a code and reason.
-        abort: closes the transport without a handshake, with a code and reason.
-        abort_stream: closes the transport.
+        owner: the connection, which fails itself (RFC 6455 §7.1.7), aborts
+            (closes the transport without a handshake) or closes its
+            transport when reading ends (one reference instead of a bound
+            method per callback keeps an idle connection small).
         logger: the connection's logger.
     """
 
     __slots__ = (
-        "_abort",
-        "_abort_stream",
         "_core",
-        "_fail",
         "_logger",
         "_options",
+        "_owner",
         "_pings",
         "_progress",
         "_queue",
@@ -87,9 +89,7 @@ class Reader:
         trailing_data: bytes,
         transport_closed: trio.Event | LazyEvent,
         progress: trio.lowlevel.ParkingLot | LazyParkingLot,
-        fail: Callable[[int, str], Awaitable[None]],
-        abort: Callable[[int, str], Awaitable[None]],
-        abort_stream: Callable[[], Awaitable[None]],
+        owner: WebSocketConnection,
         logger: ConnectionLogger,
     ) -> None:
         self._stream = stream
@@ -101,9 +101,7 @@ class Reader:
         self._trailing_data = trailing_data
         self._transport_closed = transport_closed
         self._progress = progress
-        self._fail = fail
-        self._abort = abort
-        self._abort_stream = abort_stream
+        self._owner = owner
         self._logger = logger
         #: True once the reader task ended (or was cancelled with its owner).
         self.done = False
@@ -126,12 +124,12 @@ class Reader:
             raise
         except Exception:
             self._logger.exception("unexpected error in the connection's reader")
-            await self._fail(INTERNAL_ERROR, "internal error")
+            await self._owner._fail(INTERNAL_ERROR, "internal error")
         self.done = True
         self._end_input()
         self._progress.unpark_all()
         with trio.CancelScope(shield=True):
-            await self._abort_stream()
+            await self._owner._abort_stream()
 
     async def read_until_closed(self) -> None:
         """Feed the core and act on its events until no input is expected.
@@ -193,7 +191,7 @@ class Reader:
             except TRANSPORT_ERRORS as err:
                 if not transport_closed.is_set():
                     self._logger.debug("transport failed while receiving: %r", err)
-                    await self._abort(ABNORMAL_CLOSURE, f"transport failed: {err}")
+                    await self._owner._abort(ABNORMAL_CLOSURE, f"transport failed: {err}")
                 return
             if not data:
                 # The peer closed TCP: after a closing handshake that is the
@@ -201,7 +199,7 @@ class Reader:
                 # a close code is already known).
                 closing.receive_eof()
                 break
-        await self._abort_stream()
+        await self._owner._abort_stream()
 
     async def _wait_for_room(self) -> None:
         queue = self._queue
@@ -228,4 +226,4 @@ class Reader:
         elif isinstance(event, ProtocolFailure):
             self._logger.debug("protocol error %d: %s", event.code, event.reason)
             self._end_input()
-            await self._fail(event.code, event.reason)
+            await self._owner._fail(event.code, event.reason)

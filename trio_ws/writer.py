@@ -15,18 +15,21 @@ or the sender was cancelled between fragments) fails the connection with 1011
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
-from typing import cast
+from collections.abc import AsyncIterable, Sequence
+from typing import TYPE_CHECKING, cast
 
 import trio
 
 from .close import ABNORMAL_CLOSURE, INTERNAL_ERROR
-from .errors import TRANSPORT_ERRORS, ConnectionClosed, MessageTypeError
+from .errors import TRANSPORT_ERRORS, MessageTypeError
 from .gather import gather_socket, send_frames
 from .locks import FifoLock, LazyEvent
 from .log import ConnectionLogger
 from .prepared import PreparedMessage
 from .protocol import ProtocolCore
+
+if TYPE_CHECKING:
+    from .connection import WebSocketConnection
 
 __all__ = ["Writer"]
 
@@ -59,20 +62,19 @@ class Writer:
         stream: the transport.
         core: the connection's protocol core (it encodes the frames).
         transport_closed: set once the transport is closed.
-        abort: closes the transport without a handshake, with a code and reason.
-        fail: fails the connection (RFC 6455 §7.1.7) with a code and reason.
-        closed_error: makes the exception for a write on a closed connection.
+        owner: the connection, which aborts or fails itself when a write
+            goes wrong and makes the exception for a write once it is closed
+            (one reference instead of a bound method per callback keeps an
+            idle connection small).
         logger: the connection's logger.
     """
 
     __slots__ = (
-        "_abort",
-        "_closed_error",
         "_core",
-        "_fail",
         "_gather_socket",
         "_logger",
         "_message_lock",
+        "_owner",
         "_stream",
         "_transport_closed",
         "_write_lock",
@@ -84,18 +86,14 @@ class Writer:
         core: ProtocolCore,
         *,
         transport_closed: trio.Event | LazyEvent,
-        abort: Callable[[int, str], Awaitable[None]],
-        fail: Callable[[int, str], Awaitable[None]],
-        closed_error: Callable[[], ConnectionClosed],
+        owner: WebSocketConnection,
         logger: ConnectionLogger,
     ) -> None:
         self._stream = stream
         self._gather_socket = gather_socket(stream)
         self._core = core
         self._transport_closed = transport_closed
-        self._abort = abort
-        self._fail = fail
-        self._closed_error = closed_error
+        self._owner = owner
         self._logger = logger
         self._write_lock = FifoLock()  # one frame (or batch of frames) at a time
         self._message_lock = FifoLock()  # one message (all its fragments) at a time
@@ -103,7 +101,7 @@ class Writer:
     def check_can_send(self) -> None:
         """Raise the closed error once a close frame was sent or received, or the connection ended."""
         if self._core.closing.reason is not None or not self._core.can_send_data:
-            raise self._closed_error()
+            raise self._owner.closed_error()
 
     async def send_whole(self, message: str | bytes | PreparedMessage, compress: bool) -> None:
         """Send one whole message as one frame."""
@@ -155,7 +153,7 @@ class Writer:
                 # later data frame would break the framing, so fail the
                 # connection (RFC 6455 §7.1.7) rather than leave it unusable.
                 with trio.CancelScope(shield=True):
-                    await self._fail(INTERNAL_ERROR, "a fragmented message could not be finished")
+                    await self._owner._fail(INTERNAL_ERROR, "a fragmented message could not be finished")
             raise
         finally:
             self._message_lock.release()
@@ -180,7 +178,7 @@ class Writer:
         await self._write_lock.acquire()
         try:
             if self._transport_closed.is_set():
-                raise self._closed_error()
+                raise self._owner.closed_error()
             # Nothing written yet: cancelled here, the caller's frame is simply
             # not sent and the connection stays usable.
             await trio.lowlevel.checkpoint_if_cancelled()
@@ -197,8 +195,8 @@ class Writer:
                     await send_frames(self._stream, None, data)
             except TRANSPORT_ERRORS as err:
                 self._logger.debug("transport failed while sending: %r", err)
-                await self._abort(ABNORMAL_CLOSURE, f"transport failed while sending: {err}")
-                raise self._closed_error() from err
+                await self._owner._abort(ABNORMAL_CLOSURE, f"transport failed while sending: {err}")
+                raise self._owner.closed_error() from err
             except BaseException:
                 if counter is not None and counter.sent == 0:
                     # A socket write cancelled while waiting for buffer space:
@@ -207,7 +205,7 @@ class Writer:
                 # Cancelled (or worse) mid-write, or on a stream that cannot
                 # tell how much it wrote: part of a frame may be on the wire,
                 # so nothing else may be written after it.
-                await self._abort(ABNORMAL_CLOSURE, "a write was interrupted")
+                await self._owner._abort(ABNORMAL_CLOSURE, "a write was interrupted")
                 raise
         finally:
             self._write_lock.release()
