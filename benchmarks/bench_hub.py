@@ -11,8 +11,9 @@ Three tables (see ``benchmarks/README.md``, "Hub fan-out benchmark"):
    deliveries/s = clients x messages / time from the trigger until every client
    has received all of them. The server (one process per contender, two or four
    plus a redis-server for the Redis rows) and the clients (separate processes, the
-   same trio_ws client for every contender) are children of this process,
-   which also sends the trigger.
+   same trio_ws client for every contender; for python-socketio's servers it
+   speaks Socket.IO, see ``bench_hub_socketio.py``) are children of this
+   process, which also sends the trigger.
 2. ``burst``: the server's peak RSS per member while a burst of 100 x 1 KiB
    reaches 300 clients (same processes as ``fanout``), against the bound the
    hub page states (``bench_hub_burst.py``).
@@ -44,8 +45,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
-from contextlib import ExitStack
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
@@ -106,6 +107,8 @@ class Contender:
     server: str = ""
     #: Prepended to the server's PYTHONPATH: another checkout of trio_ws (``--baseline``).
     pythonpath: str = ""
+    #: Members and trigger speak Socket.IO (python-socketio servers; ``bench_hub_socketio.py``).
+    socketio: bool = False
 
     def unavailable_reason(self) -> str | None:
         """Why this contender cannot run here, or ``None`` if it can."""
@@ -165,9 +168,32 @@ FANOUT_CONTENDERS: dict[str, Contender] = {
             server="trio_ws-hub-streams",
         ),
         Contender("trio_ws-loop", "trio_ws, per-connection loop (no hub)", (("trio_ws", "serve_websocket"),)),
+        Contender(
+            "python-socketio",
+            "python-socketio AsyncServer under uvicorn",
+            (("socketio", "AsyncServer"), ("uvicorn", "Server")),
+            socketio=True,
+        ),
+        Contender(
+            "python-socketio-redis",
+            "python-socketio, 2 uvicorn processes via AsyncRedisManager",
+            (("socketio", "AsyncRedisManager"), ("uvicorn", "Server"), ("redis.asyncio", "Redis")),
+            servers=2,
+            redis=True,
+            socketio=True,
+        ),
+        Contender(
+            "python-socketio-redis-4",
+            "python-socketio, 4 uvicorn processes via AsyncRedisManager",
+            (("socketio", "AsyncRedisManager"), ("uvicorn", "Server"), ("redis.asyncio", "Redis")),
+            servers=4,
+            redis=True,
+            socketio=True,
+            server="python-socketio-redis",
+        ),
     )
 }
-#: Run unless --contenders says otherwise (trio_ws-loop and the stream rows are on request only).
+#: Run unless --contenders says otherwise (trio_ws-loop, the stream rows and python-socketio are on request only).
 DEFAULT_FANOUT = (
     "trio_ws-hub",
     "trio-websocket-loop",
@@ -189,6 +215,10 @@ RATIOS = (
     ("trio_ws-hub-redis-4", "trio_ws-hub"),
     ("trio_ws-hub-streams", "trio_ws-hub"),
     ("trio_ws-hub-streams-4", "trio_ws-hub"),
+    # Across processes against python-socketio's Redis manager, same run (issue 10's target: above 1).
+    ("trio_ws-hub-redis", "python-socketio-redis"),
+    ("trio_ws-hub-redis-4", "python-socketio-redis-4"),
+    ("trio_ws-hub", "python-socketio"),
 )
 BASELINE = "trio_ws-hub-baseline"
 
@@ -426,6 +456,7 @@ def measure_fanout(contender: Contender, settings: Settings) -> dict[str, Any]:
                 ",".join(map(str, settings.round_messages)),
                 "--size",
                 str(settings.size),
+                *(["--socketio"] if contender.socketio else []),
             ]
             clients.append(stack.enter_context(Child(f"{contender.name} clients {i}", command)))
             offset += count
@@ -437,7 +468,7 @@ def measure_fanout(contender: Contender, settings: Settings) -> dict[str, Any]:
                     raise RuntimeError(f"{client.name}: expected 'ready', got {line!r}")
             setup = time.monotonic() - setup_start
             server_pids = [s.pid for s in servers] + ([redis.pid] if redis is not None else [])
-            rounds = trio.run(_trigger, ports[0], clients, server_pids, settings)
+            rounds = trio.run(_trigger, ports[0], clients, server_pids, settings, contender.socketio)
         except Exception as exc:
             # The servers' logs (e.g. the hub's backend going down) usually say why.
             logs = "".join(server.stderr_tail() for server in servers)
@@ -446,15 +477,52 @@ def measure_fanout(contender: Contender, settings: Settings) -> dict[str, Any]:
         return {**timed, "setup_seconds": setup, "warmup": rounds[:-1]}
 
 
-async def _trigger(port: int, clients: list[Child], server_pids: list[int], settings: Settings) -> list[dict[str, Any]]:
-    """Send the trigger for each round; time it against the clients' last receipts."""
+class _SocketIOTrigger:
+    """The trigger's requests and the server's reports, spoken as Socket.IO events."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def send_message(self, request: bytes) -> None:
+        await self.client.emit("go", request.decode("ascii"))
+
+    async def get_message(self) -> str:
+        event = await self.client.next_event()
+        if len(event) != 2 or event[0] != "report":
+            raise RuntimeError(f"expected the server's report, got {str(event)[:80]}")
+        return json.dumps(event[1])
+
+
+@asynccontextmanager
+async def _open_trigger(port: int, socketio: bool) -> AsyncIterator[Any]:
+    """The trigger's connection to the first server: plain trio_ws, or Socket.IO over it."""
     import trio_ws
 
+    if not socketio:
+        async with trio_ws.open_websocket(HOST, port, "/", use_ssl=False, compression=None, ping_interval=None) as ws:
+            yield ws
+        return
+    from bench_hub_socketio import SocketIOClient
+
+    async with trio.open_nursery() as nursery:
+        client = await SocketIOClient.connect(nursery, port, {"role": "trigger"})
+        try:
+            yield _SocketIOTrigger(client)
+        finally:
+            with trio.move_on_after(2):
+                await client.ws.aclose()
+            nursery.cancel_scope.cancel()
+
+
+async def _trigger(
+    port: int, clients: list[Child], server_pids: list[int], settings: Settings, socketio: bool = False
+) -> list[dict[str, Any]]:
+    """Send the trigger for each round; time it against the clients' last receipts."""
     results = []
     pids = server_pids + [c.pid for c in clients]
     rounds = settings.round_messages
     with trio.fail_after(START_TIMEOUT + len(rounds) * (settings.round_timeout + 1)):
-        async with trio_ws.open_websocket(HOST, port, "/", use_ssl=False, compression=None, ping_interval=None) as ws:
+        async with _open_trigger(port, socketio) as ws:
             for round_no, messages in enumerate(rounds):
                 deliveries = settings.clients * messages
                 cpu_before = [cpu_seconds(pid) for pid in pids]
@@ -656,6 +724,14 @@ def render_fanout(results: Results, names: list[str], settings: Settings, meta: 
         "CPU: used during the timed round (the Redis rows' server CPU adds up every server process and redis-server); "
         "waited for CPU: time runnable but not running (server / client, from /proc/PID/schedstat), which "
         "other load on the machine inflates.",
+        *(
+            [
+                "python-socketio rows: the same client speaks Socket.IO over the same WebSocket client "
+                f"(bench_hub_socketio.py), and each message is {settings.size} characters of text."
+            ]
+            if any(FANOUT_CONTENDERS[name].socketio for name in names)
+            else []
+        ),
         "",
         *_table(header, rows),
     ]
@@ -908,7 +984,17 @@ def run_benchmark(argv: list[str] | None = None) -> int:
         "baseline": str(args.baseline) if args.baseline is not None else None,
         "redis_server": str(REDIS_SERVER) if REDIS_SERVER.exists() else shutil.which("redis-server"),
         "versions": {
-            name: _version(name) for name in ("trio", "trio_ws", "trio-websocket", "websockets", "wsproto", "coredis")
+            name: _version(name) for name in (
+                "trio",
+                "trio_ws",
+                "trio-websocket",
+                "websockets",
+                "wsproto",
+                "coredis",
+                "python-socketio",
+                "uvicorn",
+                "redis",
+            )
         },
     }
     lines: list[str] = []

@@ -14,7 +14,10 @@ line ``{"round", "count", "first", "last"}`` once every connection has
 received that round's messages: ``first`` and ``last`` are the monotonic
 times at which the first and the last connection received their final
 message of the round. Every server contender is measured with this same
-client, so only the server differs between them.
+client, so only the server differs between them. With ``--socketio`` each
+connection speaks Socket.IO over the same WebSocket client instead (see
+``bench_hub_socketio.py``): it is a member once its namespace CONNECT is
+acknowledged, and counts the ``m`` events the same way.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from bench_hub_common import (
     raise_fd_limit,
     sequence_number,
 )
+from bench_hub_socketio import SocketIOClient, sequence_of
 
 import trio_ws
 
@@ -70,13 +74,40 @@ class Rounds:
 
 
 async def run(
-    ports: list[int], connections: int, offset: int, round_messages: list[int], size: int, concurrency: int
+    ports: list[int],
+    connections: int,
+    offset: int,
+    round_messages: list[int],
+    size: int,
+    concurrency: int,
+    socketio: bool = False,
 ) -> None:
     """Open the members, report readiness, then receive ``rounds`` rounds."""
     limiter = trio.CapacityLimiter(concurrency)
     joined = 0
     all_joined = trio.Event()
     results = Rounds(connections, len(round_messages))
+
+    async def socketio_member(index: int, nursery: trio.Nursery) -> None:
+        nonlocal joined
+        port = ports[(offset + index) % len(ports)]
+        async with limiter:
+            client = await SocketIOClient.connect(nursery, port)
+        joined += 1
+        if joined == connections:
+            all_joined.set()
+        for round_no, messages in enumerate(round_messages):
+            expected = sequence_number(round_no, 0)
+            for _ in range(messages):
+                event = await client.next_event()
+                if len(event) != 2 or event[0] != "m" or not isinstance(event[1], str):
+                    raise RuntimeError(f"connection {index}: unexpected event {str(event)[:60]}")
+                payload = event[1]
+                seq = sequence_of(payload)
+                if seq != expected or len(payload) != size:
+                    raise RuntimeError(f"connection {index}: expected message {expected}, got {seq} ({len(payload)} B)")
+                expected += 1
+            results.done(round_no, now())
 
     async def member(index: int, nursery: trio.Nursery) -> None:
         nonlocal joined
@@ -102,7 +133,7 @@ async def run(
 
     async with trio.open_nursery() as nursery:
         for index in range(connections):
-            nursery.start_soon(member, index, nursery)
+            nursery.start_soon(socketio_member if socketio else member, index, nursery)
         await all_joined.wait()
         print("ready", flush=True)
         # The members' tasks end after the last round; their connections stay
@@ -120,12 +151,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--round-messages", required=True, help="messages of each round, comma-separated")
     parser.add_argument("--size", type=int, required=True)
     parser.add_argument("--concurrency", type=int, default=50, help="connections opened at once")
+    parser.add_argument("--socketio", action="store_true", help="speak Socket.IO (python-socketio servers)")
     args = parser.parse_args(argv)
     raise_fd_limit()
     exit_when_parent_goes()
     ports = [int(port) for port in args.ports.split(",")]
     round_messages = [int(count) for count in args.round_messages.split(",")]
-    trio.run(run, ports, args.connections, args.offset, round_messages, args.size, args.concurrency)
+    trio.run(run, ports, args.connections, args.offset, round_messages, args.size, args.concurrency, args.socketio)
     sys.exit(0)
 
 

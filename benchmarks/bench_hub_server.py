@@ -233,6 +233,66 @@ async def serve_websockets_trio(on_ready: ReadyCallback) -> None:
 
 
 # --------------------------------------------------------------------------- #
+# python-socketio: AsyncServer (optionally with AsyncRedisManager) under uvicorn
+# --------------------------------------------------------------------------- #
+
+
+async def serve_python_socketio(on_ready: ReadyCallback, redis_url: str | None) -> None:
+    """python-socketio's ASGI server under uvicorn; members join the room in their connect handler.
+
+    With ``redis_url`` its client manager is ``AsyncRedisManager``, so an emit to
+    the room goes through Redis pub/sub to every process (this one included).
+    The protocol is Socket.IO's (see ``bench_hub_socketio.py``).
+    """
+    import socket
+
+    import socketio
+    import uvicorn
+    from bench_hub_socketio import socketio_round_messages
+
+    options: dict[str, Any] = {}
+    if redis_url is not None:
+        options["client_manager"] = socketio.AsyncRedisManager(redis_url)
+    sio = socketio.AsyncServer(async_mode="asgi", **options)
+
+    @sio.event
+    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        if not (isinstance(auth, dict) and auth.get("role") == "trigger"):
+            await sio.enter_room(sid, ROOM)
+
+    @sio.on("go")
+    async def go(sid: str, request: str) -> None:
+        messages = socketio_round_messages(*parse_go(request))
+        start = now()
+        for message in messages:
+            await sio.emit("m", message, room=ROOM)
+        await sio.emit("report", {"loop": now() - start}, to=sid)
+
+    config = uvicorn.Config(
+        socketio.ASGIApp(sio),
+        log_level="warning",
+        lifespan="off",
+        ws_ping_interval=None,
+        ws_per_message_deflate=False,
+        backlog=2048,
+        # Killed by SIGTERM after each measurement: do not wait for hundreds of connections to close.
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((HOST, 0))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if serving.done():
+            serving.result()  # raises why uvicorn did not start
+            raise RuntimeError("uvicorn stopped before it started serving")
+        await asyncio.sleep(0.01)
+    on_ready(sock.getsockname()[1])
+    await serving
+
+
+# --------------------------------------------------------------------------- #
 # Entry point
 # --------------------------------------------------------------------------- #
 
@@ -244,6 +304,8 @@ SERVERS = (
     "trio-websocket-loop",
     "websockets-broadcast",
     "websockets.trio-broadcast",
+    "python-socketio",
+    "python-socketio-redis",
 )
 
 
@@ -257,6 +319,10 @@ def serve_forever(contender: str, on_ready: ReadyCallback, redis_url: str | None
         if redis_url is None:
             raise SystemExit("--redis-url is required with trio_ws-hub-streams")
         trio.run(serve_trio_ws_hub, on_ready, redis_url, True)
+    elif contender in ("python-socketio", "python-socketio-redis"):
+        if (contender == "python-socketio-redis") != (redis_url is not None):
+            raise SystemExit("--redis-url is required with python-socketio-redis, and only with it")
+        asyncio.run(serve_python_socketio(on_ready, redis_url))
     elif contender == "trio_ws-loop":
         trio.run(serve_trio_websocket_api, on_ready, "trio_ws")
     elif contender == "trio-websocket-loop":

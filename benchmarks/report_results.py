@@ -25,6 +25,13 @@ HUB_PEERS: dict[str, str] = {"trio-websocket": "trio-websocket-loop", "websocket
 #: Ratio rows of the hub fan-out table: trio_ws Hub against every peer server.
 HUB_FANOUT_PEERS = ("trio-websocket-loop", "websockets-broadcast", "websockets.trio-broadcast")
 HUB_MEMORY_PEERS = ("trio-websocket-loop",)
+#: Further ratio rows of the fan-out table, each shown when both rows ran: trio_ws against
+#: python-socketio measured the same way (across processes through Redis, and in one process).
+HUB_FANOUT_PAIRS = (
+    ("trio_ws-hub-redis", "python-socketio-redis"),
+    ("trio_ws-hub-redis-4", "python-socketio-redis-4"),
+    ("trio_ws-hub", "python-socketio"),
+)
 
 #: Keys report.py reads from ``bench_core.py --json`` output (the tests check them).
 CORE_TOP_KEYS = ("meta", "metrics", "contenders", "summary", "errors", "skipped")

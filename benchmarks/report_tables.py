@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from report_results import (
+    HUB_FANOUT_PAIRS,
     HUB_FANOUT_PEERS,
     HUB_MEMORY_PEERS,
     HUB_SUBJECT,
@@ -163,6 +164,11 @@ def hub_fanout_table(hub: HubResults) -> Table:
                 ratio = hub.ratio("fanout", HUB_SUBJECT, peer, "deliveries_per_second")
                 label = f"{hub.contenders[HUB_SUBJECT]} / {hub.contenders[peer]}"
                 table.add([label, fmt_ratio(ratio), "", "", "", ""], bold=True)
+    for top, bottom in HUB_FANOUT_PAIRS:
+        if top in hub.contenders and bottom in hub.contenders:
+            ratio = hub.ratio("fanout", top, bottom, "deliveries_per_second")
+            label = f"{hub.contenders[top]} / {hub.contenders[bottom]}"
+            table.add([label, fmt_ratio(ratio), "", "", "", ""], bold=True)
     return table
 
 

@@ -776,3 +776,28 @@ def test_the_pages_include_the_generated_figures_and_state_the_burst_bound() -> 
     assert f"at most {bound // 1024} KiB per member" in " ".join(hub.split())
     fragment = (STATIC / "hub_burst.inc").read_text(encoding="utf-8")
     assert "within the documented bound" in fragment, "the measured burst cost exceeds the bound on hub.rst"
+
+
+def test_hub_ratio_rows_against_python_socketio(tmp_path: Path) -> None:
+    data = hub_fixture()
+    data["skipped"] = {}
+    template = next(s for s in data["samples"] if s["table"] == "fanout" and s["contender"] == "trio_ws-hub")
+    added = {
+        "trio_ws-hub-redis": ("trio_ws Hub, 2 processes via Redis", 30000.0),
+        "python-socketio-redis": ("python-socketio, 2 uvicorn processes via AsyncRedisManager", 4000.0),
+        "python-socketio": ("python-socketio AsyncServer under uvicorn", 5000.0),
+    }
+    for name, (label, rate) in added.items():
+        data["contenders"][name] = label
+        data["samples"].append({**template, "contender": name, "deliveries_per_second": rate})
+    hub_json = write_json(tmp_path / "hub.json", data)
+    assert report.main(["--hub", str(hub_json), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    pairs = [
+        ("trio_ws Hub, 2 processes via Redis / python-socketio, 2 uvicorn processes via AsyncRedisManager", "7.50x"),
+        ("trio_ws Hub / python-socketio AsyncServer under uvicorn", "12.00x"),
+    ]
+    for label, ratio in pairs:
+        assert md_row(bold([label, ratio, "", "", "", ""])) in text
+    # The 4-process pair did not run: no row for it.
+    assert "4 uvicorn processes" not in text
