@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import inspect
 import sys
@@ -67,8 +68,8 @@ def test_the_test_command_runs_the_tests_marked_slow() -> None:
     assert "-m" not in options["addopts"].split()  # no marker expression by default
 
     # The marked tests: the 10,000-member hub test, the benchmark report module, the docs build,
-    # the run of trio-websocket's own suite.
-    import test_benchmark_report
+    # the run of trio-websocket's own suite. The report module is read, not imported: it needs
+    # matplotlib, which the other Pythons' environments (core, app, CLI only) do not install.
     import test_docs_build
     import test_hub
     import test_trio_websocket_suite
@@ -81,7 +82,13 @@ def test_the_test_command_runs_the_tests_marked_slow() -> None:
         test_trio_websocket_suite.test_deviations_still_deviate,
     ):
         assert [mark.name for mark in marked.pytestmark] == ["slow"]
-    assert test_benchmark_report.pytestmark.name == "slow"
+    report_tests = ast.parse((ROOT / "tests" / "test_benchmark_report.py").read_text(encoding="utf-8"))
+    module_marks = [
+        ast.unparse(node.value)
+        for node in report_tests.body
+        if isinstance(node, ast.Assign) and [ast.unparse(target) for target in node.targets] == ["pytestmark"]
+    ]
+    assert module_marks == ["pytest.mark.slow"]
     # The test command gives pytest only the arguments it was given (none by default).
     run = _load_run()
     assert '("pytest", [python, "-m", "pytest", *args])' in inspect.getsource(run.main)
