@@ -12,7 +12,6 @@ yet, npm) is not installed.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -37,6 +36,7 @@ from support.interop import (
     extension_names,
     header_values,
     observed,
+    spawn_peer,
     trio_ws_server,
 )
 from support.node_ws import NodeWs
@@ -78,21 +78,8 @@ CLOSE_CASES = [
 @asynccontextmanager
 async def run_node_peer(node_ws: NodeWs, *args: str, **options: Any) -> AsyncIterator[PeerProcess]:
     """Start ``node_ws_peer.mjs``; always kill it on the way out."""
-    process = await trio.lowlevel.open_process(
-        [node_ws.node, str(PEER_SCRIPT), *args, json.dumps(options)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        env=node_ws.env,
-    )
-    try:
-        yield PeerProcess(process)
-    finally:
-        if process.returncode is None:
-            process.kill()
-        with trio.CancelScope(shield=True), trio.move_on_after(5):
-            await process.wait()
-            if process.stdout is not None:
-                await process.stdout.aclose()
+    async with spawn_peer([node_ws.node, str(PEER_SCRIPT), *args, json.dumps(options)], env=node_ws.env) as peer:
+        yield peer
 
 
 @asynccontextmanager

@@ -128,11 +128,14 @@ class PeerProcess:
 @asynccontextmanager
 async def run_peer(role: str, **options: Any) -> AsyncIterator[PeerProcess]:
     """Start the asyncio websockets peer; always kill it on the way out."""
-    process = await trio.lowlevel.open_process(
-        [sys.executable, str(PEER_SCRIPT), role, json.dumps(options)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-    )
+    async with spawn_peer([sys.executable, str(PEER_SCRIPT), role, json.dumps(options)]) as peer:
+        yield peer
+
+
+@asynccontextmanager
+async def spawn_peer(argv: list[str], env: dict[str, str] | None = None) -> AsyncIterator[PeerProcess]:
+    """Start a peer process that reports on stdout; always kill it on the way out."""
+    process = await trio.lowlevel.open_process(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env)
     try:
         yield PeerProcess(process)
     finally:
