@@ -486,6 +486,32 @@ async def test_websocket_closed_is_the_connections_close_reason() -> None:
     assert after  # true, as the bool it was
 
 
+async def test_websocket_link_request_and_hub_membership() -> None:
+    app = App()
+    seen: dict[str, Any] = {}
+
+    @app.websocket("/link")
+    async def handler(ws: WebSocket) -> None:
+        assert ws.request.path == "/link?x=1" and not ws.request.answered
+        assert not ws.in_hub
+        with pytest.raises(RuntimeError, match="not been accepted"):
+            ws.link  # noqa: B018
+        with pytest.raises(RuntimeError, match="accepted WebSocket"):
+            await ws.join_hub()
+        await ws.accept()
+        # A plain WebSocket: its link is its connection, and the accept joined the hub with it.
+        seen["same"] = ws.link is ws.connection and ws.member.connection is ws.connection
+        seen["in_hub"] = ws.in_hub
+        seen["join_again"] = await ws.join_hub() is ws.member
+        await ws.send_text("ready")
+        await ws.receive()
+
+    with trio.fail_after(TIMEOUT):
+        async with TestClient(app) as client, client.connect("/link?x=1") as conn:
+            assert await conn.receive() == "ready"
+    assert seen == {"same": True, "in_hub": True, "join_again": True}
+
+
 def test_websocket_endpoint_is_a_deprecated_alias_of_websocket_handler() -> None:
     import trio_ws
     import trio_ws.app

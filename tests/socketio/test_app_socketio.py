@@ -485,7 +485,7 @@ async def test_official_client_recovers_its_sid_rooms_session_and_missed_events(
             await got_first.wait()
             old = conns[0]
             # The transport drops (no Engine.IO close packet): the client reconnects.
-            await old.websocket.connection.aclose(1011, "dropped")
+            await old.websocket.link.aclose(1011, "dropped")
             await gone.wait()
             # Missed while away: two room events and one to the connection itself.
             await app.emit("news", 2, to="tea")

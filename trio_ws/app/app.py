@@ -15,7 +15,6 @@ import os
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
@@ -459,7 +458,9 @@ class App:
 
     async def _run(self, request: WebSocketRequest, websocket: WebSocket, route: Route) -> None:
         async with background_tasks() as nursery:
-            websocket._on_accept = partial(self._accepted, nursery)
+            # A Socket.IO client joins the hub at its first CONNECT, under the
+            # sid it gets back when its state is recovered (SocketIOSession).
+            websocket.run_in(nursery, defer_hub=websocket.wire_format == SOCKETIO)
             try:
                 handler = route.handler
                 if handler is None:
@@ -472,18 +473,18 @@ class App:
                 pass
             except DecodeError as err:
                 if websocket.accepted:
-                    await websocket.connection.aclose(err.close_code, str(err))
+                    await websocket.link.aclose(err.close_code, str(err))
             except Exception:
                 logger.exception("handler of %s failed", websocket.url.path)
                 if websocket.accepted:
-                    await websocket.connection.aclose(INTERNAL_ERROR, "internal error")
+                    await websocket.link.aclose(INTERNAL_ERROR, "internal error")
                 elif not request.answered:
                     await websocket.reject(500)
             if websocket.accepted:
                 # Also when a close is already under way (started by one of the
                 # connection's own tasks): wait for it to finish before the
                 # nursery below cancels those tasks. aclose() is idempotent.
-                await websocket.connection.aclose()
+                await websocket.link.aclose()
 
     def _session_settings(self) -> SessionSettings:
         return SessionSettings(
@@ -494,27 +495,6 @@ class App:
             debug=self.debug,
             disconnect_grace=self.disconnect_grace,
         )
-
-    async def _accepted(self, nursery: trio.Nursery, websocket: WebSocket) -> None:
-        """After accept: join the hub and open the nursery of the connection's tasks."""
-        if websocket.wire_format == SOCKETIO:
-            # A Socket.IO client joins the hub at its first CONNECT, under the
-            # sid it gets back when its state is recovered (SocketIOSession).
-            websocket._join_hub = partial(self._join_hub, nursery, websocket)
-        else:
-            await self._join_hub(nursery, websocket)
-        websocket._tasks = await nursery.start(_task_host, websocket)
-
-    async def _join_hub(self, nursery: trio.Nursery, websocket: WebSocket) -> None:
-        websocket._member = await nursery.start(self._membership, websocket)
-
-    async def _membership(self, websocket: WebSocket, *, task_status: trio.TaskStatus[Any]) -> None:
-        """Keep the connection in the hub while it is open."""
-        async with self.hub.connect(
-            websocket.connection, member_id=websocket.id, wire_format=websocket.wire_format
-        ) as member:
-            task_status.started(member)
-            await websocket.connection.wait_closed()
 
     async def serve(
         self,
@@ -574,17 +554,6 @@ class _RecordServer:
         assert value is not None
         self._app.server = value
         self._task_status.started(value)
-
-
-async def _task_host(websocket: WebSocket, *, task_status: trio.TaskStatus[trio.Nursery]) -> None:
-    """Hold the nursery of ``websocket.start_soon`` tasks; cancel them when it closes.
-
-    The tasks are wrapped so that they never raise into this nursery.
-    """
-    async with trio.open_nursery() as nursery:
-        task_status.started(nursery)
-        await websocket.connection.wait_closed()
-        nursery.cancel_scope.cancel()
 
 
 def _origins(origins: Iterable[str | None] | None) -> frozenset[str | None] | None:

@@ -170,7 +170,7 @@ class EventConnection:
         return await self._calls.wait(call_id, timeout, repr(event), self._closed_error)
 
     def _closed_error(self) -> ConnectionClosed:
-        return self.websocket.connection.closed_error()
+        return self.websocket.link.closed_error()
 
     async def join_room(self, room: str, namespace: str = DEFAULT_NAMESPACE) -> JoinResult:
         """Join ``room`` of ``namespace``.

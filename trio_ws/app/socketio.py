@@ -42,12 +42,11 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import trio
 
 from ..close import NORMAL_CLOSURE
-from ..connection import WebSocketConnection
 from ..errors import ConnectionClosed
 from ..hub import JoinResult, MessageVariants, StreamPosition
 from ..hub.outbox import Outcome
@@ -283,7 +282,7 @@ class SocketIOConnection(EventConnection):
         connection is closed, perhaps without the packets).
         """
         self._goodbye = True
-        connection = self.websocket.connection
+        connection = self.websocket.link
         with trio.move_on_after(1):
             for namespace in sorted(self._namespaces):
                 if connection.closed is not None:
@@ -337,12 +336,12 @@ class SocketIOSession(EventSession):
         ``cors`` are the headers of the polling answer.
         """
         websocket = self.conn.websocket
-        request = websocket._request
+        request = websocket.request
         link = self.link = EngineLink(self, "websocket" if request.is_websocket else "polling", self.socketio.config)
         self._connect_deadline = trio.current_time() + self.socketio.connect_timeout
         ws = await request.accept() if request.is_websocket else None
-        # The hub and the WebSocket use the link as the client's connection (the API they need).
-        await websocket._attach(cast("WebSocketConnection", link))
+        # The hub and the WebSocket use the link as the client's connection.
+        await websocket.attach(link)
         self._queue = self._start_workers()
         self.links[link.sid] = link
         try:
@@ -373,7 +372,7 @@ class SocketIOSession(EventSession):
         if now >= self._connect_deadline:
             # One check, as Socket.IO does: a client refused everywhere is closed too.
             self._connect_deadline = math.inf
-            if not self.conn._namespaces and self.link is not None:
+            if not self.conn.namespaces and self.link is not None:
                 self.link.fail("server close", "no namespace connected within connect_timeout")
 
     async def _on_message(self, data: str | bytes, queue: trio.MemorySendChannel[EventEnvelope]) -> None:
@@ -386,7 +385,7 @@ class SocketIOSession(EventSession):
             if self.recovery is not None and isinstance(auth, dict) and "pid" in auth:
                 self._offsets[namespace] = auth.get("offset")
                 auth = {key: value for key, value in auth.items() if key not in ("pid", "offset")} or None
-            if self.conn.websocket._member is None:
+            if not self.conn.websocket.in_hub:
                 await self._enter_hub(packet.data)
             await self._dispatch(EventEnvelope("connect", namespace, data=auth), queue)
         elif kind is PacketType.DISCONNECT:
@@ -418,8 +417,7 @@ class SocketIOSession(EventSession):
                 self._pids.append(pid)
             else:
                 self._pids.append(new_pid())
-        assert websocket._join_hub is not None, "the app defers a Socket.IO client's hub membership"
-        await websocket._join_hub()
+        await websocket.join_hub()
 
     def engine_ended(self, end: SessionEnded) -> None:
         """The session has just ended: keep what a reconnection takes back, before the hub forgets the rooms."""
@@ -427,15 +425,16 @@ class SocketIOSession(EventSession):
         if end.reason in ("client close", "parse error"):
             conn._goodbye = True
         recovery = self.recovery
-        if recovery is not None and not conn._goodbye and conn._namespaces and conn.websocket._member is not None:
+        namespaces = conn.namespaces
+        if recovery is not None and not conn._goodbye and namespaces and conn.websocket.in_hub:
             # Dropped without a goodbye (transport closed, ping timeout).
             now = trio.current_time()
             rooms = {
                 namespace: frozenset({hub_room(namespace, room) for room in conn.rooms(namespace)})
                 | {namespace_room(namespace)}
-                for namespace in conn._namespaces
+                for namespace in namespaces
             }
-            positions = {ns: self._connected_at[ns] for ns in conn._namespaces if ns in self._connected_at}
+            positions = {ns: self._connected_at[ns] for ns in namespaces if ns in self._connected_at}
             deadline = now + recovery.max_disconnection_duration
             state = ParkedState(conn.id, rooms, conn.session, deadline, positions)
             for pid in self._pids:
@@ -443,7 +442,7 @@ class SocketIOSession(EventSession):
 
     # -- answers in Socket.IO packets ---------------------------------------------
     async def _queue_packet(self, packet: Packet) -> None:
-        if self.conn.websocket._member is None:
+        if not self.conn.websocket.in_hub:
             # Nothing connected yet (an event before any CONNECT): Socket.IO servers ignore it.
             logger.debug("Socket.IO connection %s: %s before any CONNECT: ignored", self.conn.id, packet.type.name)
         else:
@@ -459,7 +458,7 @@ class SocketIOSession(EventSession):
             logger.error("handler of %r returned a value JSON cannot encode: %s", event, err)
             await self._answer_error("InternalError", "the answer could not be encoded", call_id, namespace=namespace)
             return
-        if self.conn.websocket._member is not None:  # else: before any CONNECT, ignored
+        if self.conn.websocket.in_hub:  # else: before any CONNECT, ignored
             with contextlib.suppress(ConnectionClosed):
                 self._sio_conn._queue(frames)
         await trio.lowlevel.checkpoint()
@@ -535,4 +534,4 @@ async def serve_socketio(
     async def open_session(cors: list[tuple[str, str]]) -> None:
         await SocketIOSession(registry, websocket, settings, socketio, recovery, links).run(cors)
 
-    await serve_engine_request(websocket._request, socketio.path, socketio.origins, links, open_session)
+    await serve_engine_request(websocket.request, socketio.path, socketio.origins, links, open_session)

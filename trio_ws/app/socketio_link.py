@@ -4,7 +4,8 @@ Theory of operation. A Socket.IO client of an :class:`~trio_ws.app.App`
 runs on an :class:`~trio_ws.socketio.EngineConnection` (long-polling,
 WebSocket, and the upgrade between them). The app's
 :class:`~trio_ws.app.WebSocket` and the hub's member need a connection to
-send to, close and watch: :class:`EngineLink` is that connection. What the
+send to, close and watch (:class:`~trio_ws.hub.MemberConnection`):
+:class:`EngineLink` is that connection. What the
 hub writes to it (the Socket.IO variant of a message: the Engine.IO message
 ``4<packet>`` and its binary attachments) is queued in the Engine.IO session,
 and whichever transport is active carries it. A write returns once the
@@ -69,9 +70,11 @@ class LinkOwner(Protocol):
 class EngineLink(EngineConnection):
     """An Engine.IO session that the app's WebSocket and the hub use as a connection.
 
-    It has the part of :class:`~trio_ws.WebSocketConnection`'s API they use:
-    :attr:`closed`, :meth:`closed_error`, :meth:`send_message`,
-    :meth:`send_many`, :meth:`aclose` and :meth:`wait_closed`.
+    It has the :class:`~trio_ws.hub.MemberConnection` protocol (what the
+    App and the hub use of a connection): :attr:`closed`,
+    :meth:`closed_error`, :meth:`send_many`, :meth:`aclose` and
+    :meth:`wait_closed`; the app's :class:`~trio_ws.app.WebSocket` takes it
+    with :meth:`~trio_ws.app.WebSocket.attach`.
     """
 
     def __init__(self, owner: LinkOwner, transport: Transport, config: EngineConfig) -> None:
@@ -127,7 +130,7 @@ class EngineLink(EngineConnection):
         """Send one Engine.IO message (see :meth:`send_many`)."""
         await self.send_many([message])
 
-    async def send_many(self, frames: Sequence[Frame]) -> None:
+    async def send_many(self, messages: Sequence[Frame]) -> None:
         """Queue Engine.IO messages (text ``4<packet>``, or binary attachments) and wait until the transport took them.
 
         Raises:
@@ -138,8 +141,8 @@ class EngineLink(EngineConnection):
         if self.end is not None:
             raise self.closed_error()
         try:
-            for frame in frames:
-                self.session.send(_engine_message(frame))
+            for message in messages:
+                self.session.send(_engine_message(message))
         except SessionClosed as err:
             if self.session.overflowed:
                 self.finish(SessionEnded("buffer full", str(err)))

@@ -22,7 +22,7 @@ from ..close import INTERNAL_ERROR, INVALID_FRAME_PAYLOAD_DATA, NORMAL_CLOSURE, 
 from ..connection import Message, WebSocketConnection
 from ..endpoint import Endpoint
 from ..errors import ConnectionClosed
-from ..hub import Hub, JoinResult, Member, StreamPosition
+from ..hub import Hub, JoinResult, Member, MemberConnection, StreamPosition
 from ..request import WebSocketRequest
 from .datastructures import URL, Client, Headers, QueryParams, State, parse_cookies
 
@@ -73,12 +73,11 @@ class WebSocket:
         self._request = request
         self._hub = hub
         self._connection: WebSocketConnection | None = None
+        self._link: MemberConnection | None = None
         self._member: Member | None = None
         self._tasks: trio.Nursery | None = None
-        #: Called right after a successful accept (the app joins the hub there).
-        self._on_accept: Callable[[WebSocket], Awaitable[None]] | None = None
-        #: Set when the app defers the hub membership (Socket.IO): call it to join.
-        self._join_hub: Callable[[], Awaitable[None]] | None = None
+        self._nursery: trio.Nursery | None = None
+        self._defer_hub = False
         self._supported = tuple(supported_subprotocols)
         self.id: str = uuid.uuid4().hex
         self.path_params = path_params
@@ -96,6 +95,11 @@ class WebSocket:
         #: The hub wire format of this connection (None: the application's
         #: own; ``"socketio"`` on the app's Socket.IO endpoint).
         self.wire_format: str | None = None
+
+    @property
+    def request(self) -> WebSocketRequest:
+        """The core's request this WebSocket wraps (answered once accepted or rejected)."""
+        return self._request
 
     @property
     def peer_certificate(self) -> dict[str, Any] | None:
@@ -117,7 +121,7 @@ class WebSocket:
     @property
     def accepted(self) -> bool:
         """True once :meth:`accept` succeeded."""
-        return self._connection is not None
+        return self._link is not None
 
     async def accept(
         self, subprotocol: str | None = None, headers: Sequence[tuple[str | bytes, str | bytes]] | None = None
@@ -137,14 +141,61 @@ class WebSocket:
             offered = self.requested_subprotocols
             subprotocol = next((p for p in self._supported if p in offered), None)
         self._connection = await self._request.accept(subprotocol=subprotocol, extra_headers=headers)
-        if self._on_accept is not None:
-            await self._on_accept(self)
+        await self._accepted(self._connection)
 
-    async def _attach(self, connection: WebSocketConnection) -> None:
-        """Take ``connection`` (the app's Socket.IO sessions: an Engine.IO link) as accepted."""
-        self._connection = connection
-        if self._on_accept is not None:
-            await self._on_accept(self)
+    async def attach(self, link: MemberConnection) -> None:
+        """Take ``link`` as this WebSocket's accepted connection, instead of calling :meth:`accept`.
+
+        The App's Socket.IO clients run on an Engine.IO session
+        (:class:`~trio_ws.app.socketio_link.EngineLink`, long-polling or
+        WebSocket), which the hub and the app then use as the connection
+        (:attr:`link`); :attr:`connection` stays unavailable. Raises nothing
+        of its own; cancelling is safe.
+        """
+        await self._accepted(link)
+
+    def run_in(self, nursery: trio.Nursery, *, defer_hub: bool = False) -> None:
+        """Have the accept join the app's hub and host the background tasks in ``nursery``.
+
+        Called by the App before the handler runs. With ``defer_hub`` the
+        accept does not join the hub: :meth:`join_hub` does, later (a
+        Socket.IO client joins at its first CONNECT, under the id it gets back).
+        """
+        self._nursery = nursery
+        self._defer_hub = defer_hub
+
+    async def _accepted(self, link: MemberConnection) -> None:
+        """After accept: join the hub (unless deferred) and open the nursery of the connection's tasks."""
+        self._link = link
+        nursery = self._nursery
+        if nursery is None:
+            return
+        if not self._defer_hub:
+            await self.join_hub()
+        self._tasks = await nursery.start(_task_host, link)
+
+    async def join_hub(self) -> Member:
+        """Join the app's hub as a member (once accepted); the membership lasts until the connection closes.
+
+        Returns:
+            the hub member (the same one on later calls).
+
+        Raises:
+            RuntimeError: before :meth:`accept` (or :meth:`attach`), or on a
+                WebSocket the App does not run.
+            ValueError: when the hub has another member with this :attr:`id`.
+        """
+        if self._member is not None:
+            return self._member
+        if self._link is None or self._nursery is None:
+            raise RuntimeError("only an accepted WebSocket that the App runs can join its hub")
+        self._member = await self._nursery.start(_membership, self._hub, self._link, self.id, self.wire_format)
+        return self._member
+
+    @property
+    def in_hub(self) -> bool:
+        """True once this connection is a member of the app's hub (see :attr:`member`)."""
+        return self._member is not None
 
     async def reject(self, status: int = 403, body: bytes | str = b"") -> None:
         """Refuse the handshake with an HTTP status.
@@ -159,11 +210,26 @@ class WebSocket:
         """The underlying connection.
 
         Raises:
-            RuntimeError: before :meth:`accept`.
+            RuntimeError: before :meth:`accept`, or for a Socket.IO client
+                (whose connection is an Engine.IO session: see :attr:`link`).
         """
         if self._connection is None:
+            if self._link is not None:
+                raise RuntimeError("a Socket.IO client has no WebSocketConnection of its own: use WebSocket.link")
             raise RuntimeError("the WebSocket has not been accepted yet")
         return self._connection
+
+    @property
+    def link(self) -> MemberConnection:
+        """The connection the app and the hub use: :attr:`connection` itself, or a Socket.IO
+        client's Engine.IO session (see :class:`~trio_ws.hub.MemberConnection`).
+
+        Raises:
+            RuntimeError: before :meth:`accept`.
+        """
+        if self._link is None:
+            raise RuntimeError("the WebSocket has not been accepted yet")
+        return self._link
 
     # -- receiving ---------------------------------------------------------------
     async def receive(self) -> Message:
@@ -255,11 +321,11 @@ class WebSocket:
         :meth:`~trio_ws.WebSocketConnection.aclose` (idempotent; concurrent
         calls are allowed).
         """
-        if self._connection is None:
+        if self._link is None:
             if not self._request.answered:
                 await self.reject(403)
             return
-        await self._connection.aclose(code, reason)
+        await self._link.aclose(code, reason)
 
     @property
     def closed(self) -> CloseReason | None:
@@ -270,7 +336,7 @@ class WebSocket:
         is true), but code comparing it with ``True`` or ``False`` must test
         its truth value instead.
         """
-        return None if self._connection is None else self._connection.closed
+        return None if self._link is None else self._link.closed
 
     # -- rooms -------------------------------------------------------------------
     @property
@@ -347,8 +413,8 @@ class WebSocket:
             pass
         except Exception:
             logger.exception("background task %r of connection %s failed", function, self.id)
-            if self._connection is not None:
-                await self._connection.aclose(INTERNAL_ERROR, "internal error")
+            if self._link is not None:
+                await self._link.aclose(INTERNAL_ERROR, "internal error")
 
     @property
     def raw_headers(self) -> RawHeaders:
@@ -357,6 +423,31 @@ class WebSocket:
 
     def __repr__(self) -> str:
         return f"<WebSocket {self.id} {self.url.path!r}>"
+
+
+async def _membership(
+    hub: Hub,
+    link: MemberConnection,
+    member_id: str,
+    wire_format: str | None,
+    *,
+    task_status: trio.TaskStatus[Member],
+) -> None:
+    """Keep the connection in the hub while it is open."""
+    async with hub.connect(link, member_id=member_id, wire_format=wire_format) as member:
+        task_status.started(member)
+        await link.wait_closed()
+
+
+async def _task_host(link: MemberConnection, *, task_status: trio.TaskStatus[trio.Nursery]) -> None:
+    """Hold the nursery of ``start_soon`` tasks; cancel them when the connection closes.
+
+    The tasks are wrapped so that they never raise into this nursery.
+    """
+    async with trio.open_nursery() as nursery:
+        task_status.started(nursery)
+        await link.wait_closed()
+        nursery.cancel_scope.cancel()
 
 
 def _split_host(header: str) -> tuple[str, int | None]:

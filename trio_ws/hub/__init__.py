@@ -8,7 +8,16 @@ from .client import HubClient
 from .envelopes import HubEnvelope
 from .history import HistoryLost, HistoryPolicy, JoinResult, StreamPosition
 from .hub import Hub
-from .member import INTERNAL_ROOM_PREFIX, DeliveryReport, HubStats, Member, MessageLike, MessageSource, PresenceEvent
+from .member import (
+    INTERNAL_ROOM_PREFIX,
+    DeliveryReport,
+    HubStats,
+    Member,
+    MemberConnection,
+    MessageLike,
+    MessageSource,
+    PresenceEvent,
+)
 from .outbox import OutboxStats, Outcome, OverflowPolicy
 from .positioned import PositionedJSON
 from .stream_rooms import StreamingBackend
@@ -28,6 +37,7 @@ __all__ = [
     "HubStats",
     "JoinResult",
     "Member",
+    "MemberConnection",
     "MessageLike",
     "MessageSource",
     "MessageVariants",

@@ -22,10 +22,9 @@ from typing import cast
 import trio
 
 from ..close import POLICY_VIOLATION
-from ..connection import WebSocketConnection
 from ..errors import ConnectionClosed
 from ..prepared import PreparedMessage
-from .member import DeliveryReport, HubStats, Member
+from .member import DeliveryReport, HubStats, Member, MemberConnection
 from .outbox import Outcome
 from .variants import Frames, HubMessage, MessageVariants
 
@@ -158,7 +157,7 @@ def _flatten(batch: list[Frames]) -> list[PreparedMessage]:
     return frames
 
 
-async def _close(connection: WebSocketConnection, code: int, reason: str) -> None:
+async def _close(connection: MemberConnection, code: int, reason: str) -> None:
     # A client that stopped reading cannot take a close frame either: give
     # the closing handshake a short grace, then drop the connection.
     with trio.move_on_after(SLOW_CLOSE_GRACE):

@@ -33,7 +33,6 @@ from typing import Any, Literal
 import trio
 
 from ..close import NORMAL_CLOSURE
-from ..connection import WebSocketConnection
 from ..scopes import background_tasks
 from .backend import BackendEvent, HubBackend
 from .delivery import fan_out, offer, offer_message, request_close, run_sender
@@ -43,6 +42,7 @@ from .member import (
     DeliveryReport,
     HubStats,
     Member,
+    MemberConnection,
     MessageLike,
     MessageSource,
     PresenceEvent,
@@ -159,7 +159,7 @@ class Hub(StreamRooms, HistoryControl, RemoteSide):
     @asynccontextmanager
     async def connect(
         self,
-        connection: WebSocketConnection,
+        connection: MemberConnection,
         *,
         member_id: str | None = None,
         data: Any = None,
@@ -172,7 +172,8 @@ class Hub(StreamRooms, HistoryControl, RemoteSide):
         An exception raised in the block comes out unchanged.
 
         Args:
-            connection: an open connection (usually from ``request.accept()``).
+            connection: an open connection (usually from ``request.accept()``;
+                anything with the :class:`~trio_ws.hub.MemberConnection` protocol).
             member_id: the id to use (default: a random one).
             data: anything to attach to the member.
             wire_format: the member's wire format (None, the default: the

@@ -7,13 +7,14 @@ and :class:`HubStats` are what the hub tells its caller and watchers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import trio
 
-from ..connection import WebSocketConnection
+from ..close import NORMAL_CLOSURE, CloseReason
+from ..errors import ConnectionClosed
 from ..prepared import PreparedMessage
 from .history import JoinResult, StreamPosition
 from .outbox import Outbox, OutboxStats, Outcome
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INTERNAL_ROOM_PREFIX",
+    "MemberConnection",
     "Member",
     "DeliveryReport",
     "PresenceEvent",
@@ -42,6 +44,41 @@ MessageLike = str | bytes | PreparedMessage | MessageVariants
 #: A message, or a function that builds it from the offset it gets in the
 #: room's history (None for a room without history).
 MessageSource = MessageLike | Callable[[StreamPosition | None], MessageLike]
+
+
+class MemberConnection(Protocol):
+    """What the hub (and the app layer above it) uses of a member's connection.
+
+    :class:`~trio_ws.WebSocketConnection` has it; so has a Socket.IO
+    client's Engine.IO session on the App
+    (:class:`~trio_ws.app.socketio_link.EngineLink`, whichever transport it
+    runs on). The hub's sender writes the member's queued messages with
+    :meth:`send_many`, its watcher waits in :meth:`wait_closed`, and an
+    overflow or ``hub.disconnect`` ends in :meth:`aclose`.
+    """
+
+    @property
+    def closed(self) -> CloseReason | None:
+        """Why the connection is closed or closing; None while it is open."""
+
+    def closed_error(self) -> ConnectionClosed:
+        """The exception the connection's calls raise once it is closed (for code built on it)."""
+
+    async def send_many(self, messages: Sequence[str | bytes | PreparedMessage]) -> None:
+        """Send whole messages, in order (a :class:`~trio_ws.PreparedMessage` keeps its shared frame).
+
+        Raises:
+            ConnectionClosed: when the connection is closed or closing.
+
+        Concurrent calls are allowed; each batch goes out whole. Cancelling
+        is safe before the first byte is written; after, the connection ends.
+        """
+
+    async def aclose(self, code: int = NORMAL_CLOSURE, reason: str | None = None) -> None:
+        """Close the connection with ``code``. Idempotent; concurrent calls are allowed."""
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed. Cancelling is safe; any number of tasks may wait."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +135,8 @@ class Member:
     Attributes:
         id: a stable id, unique in the hub (a random hex string by default).
         data: whatever the application attached (user name, session...).
-        connection: the member's WebSocket connection.
+        connection: the member's connection (a :class:`~trio_ws.WebSocketConnection`,
+            or anything else with the :class:`MemberConnection` protocol).
         wire_format: the member's wire format (None: the default one); see
             :class:`~trio_ws.hub.MessageVariants`.
         active: True until the member is removed from the hub.
@@ -110,7 +148,7 @@ class Member:
     def __init__(
         self,
         hub: Hub,
-        connection: WebSocketConnection,
+        connection: MemberConnection,
         member_id: str,
         data: Any,
         outbox: Outbox,
