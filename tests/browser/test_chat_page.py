@@ -13,7 +13,6 @@ the test skips, which CI (``CI=true``) turns into a failure.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,15 +23,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / ".cache" / "screenshots"
 CHAT = ROOT / "examples" / "chat" / "app.py"
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
 TIMEOUT_MS = 10_000
 
 
@@ -53,20 +43,6 @@ def chat_url() -> Iterator[str]:
     finally:
         process.kill()
         process.wait(timeout=10)
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=BROWSER_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def _join(page: object, url: str, name: str, room: str) -> None:

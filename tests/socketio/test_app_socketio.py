@@ -358,7 +358,13 @@ async def test_raw_frames_events_before_any_connect_are_ignored() -> None:
 async def test_raw_frames_bad_requests_get_engineio_errors() -> None:
     app = fast_app()
     async with serving(app) as server:
-        for query, code in (("EIO=3&transport=websocket", 5), ("EIO=4&transport=carrier-pigeon", 0)):
+        for query, code in (
+            ("EIO=3&transport=websocket", 5),
+            ("transport=websocket", 5),
+            ("EIO=4&transport=carrier-pigeon", 0),
+            ("EIO=4&transport=polling", 0),  # polling asked for in a WebSocket handshake
+            ("EIO=4&transport=websocket&sid=unknown", 1),
+        ):
             with pytest.raises(ConnectionRejected) as caught:
                 async with open_raw(server.port, query):
                     pass  # pragma: no cover - refused
@@ -629,16 +635,25 @@ def test_recovery_is_refused_with_a_hub_backend() -> None:
         ("4{", "unknown Socket.IO packet type"),
         ('44{"message":"no"}', "CONNECT_ERROR"),
         ("42abc[]", "invalid ack id"),
+        ("43[]", "needs the id of the event it answers"),
+        ('42["x",', "not valid JSON"),
+        ('42{"event":"x"}', "expected a non-empty JSON array"),
+        ("42[1]", "the event name must be a string"),
+        ('42/a\x01b,["x"]', "invalid namespace"),
+        (['451-["x",{"_placeholder":true,"num":0}]', "4"], "expected binary attachment 1 of 1"),
+        ('45999-["x"]', "more than max_attachments=256"),
+        (b"\x00\x01", "unexpected binary message"),
     ],
 )
-async def test_raw_frames_bad_input_closes_the_session_with_1008(frame: str, why: str) -> None:
+async def test_raw_frames_bad_input_closes_the_session_with_1008(frame: str | bytes | list[str], why: str) -> None:
     app = App()
     app.enable_socketio(config=EngineConfig(max_payload=1_000))
 
     async with serving(app) as server:
         with trio.fail_after(10):
             async with raw_session(server) as (ws, _):
-                await ws.send_message(frame)
+                for message in frame if isinstance(frame, list) else [frame]:
+                    await ws.send_message(message)
                 with pytest.raises(ConnectionClosed) as closed:
                     while True:
                         await ws.get_message()
@@ -812,6 +827,11 @@ async def test_long_polling_then_the_upgrade_serve_the_apps_handlers_and_room_em
                 await ws.send_message('422["join","tea"]')
                 assert await ws.get_message() == '432["ok"]'
                 assert engine_error(await poll(server.port, sid)) == (400, 3)  # the session moved
+                with pytest.raises(ConnectionRejected) as caught:  # one WebSocket per session
+                    async with open_websocket_url(url):
+                        pass  # pragma: no cover - refused
+                assert caught.value.status_code == 400
+                assert json.loads(caught.value.body) == {"code": 3, "message": "Bad request"}
             await links_gone(app)
     assert reasons == ["gone"]
 
@@ -905,15 +925,167 @@ async def test_cors_on_the_apps_polling_answers_and_refused_origins() -> None:
     assert len(app._engine_links) == 0  # the server's end ended the opened session
 
 
-async def test_an_abandoned_polling_session_ends_by_ping_timeout() -> None:
-    app = App()
-    app.enable_socketio(config=EngineConfig(ping_interval=0.2, ping_timeout=0.2))
+APP_ORIGIN = "https://app.example"
+
+
+@pytest.mark.parametrize("option", ["origins", "cors_allowed_origins"])
+async def test_cors_allowed_origins_is_the_allow_list_of_every_request_and_of_the_cors_answers(option: str) -> None:
+    app = polling_app(**{option: [APP_ORIGIN]})
+    allowed = {"Origin": APP_ORIGIN}
+    evil = {"Origin": "https://evil.example"}
+    async with serving(app) as server:
+        port = server.port
+        with trio.fail_after(10):
+            # Preflight: 204 with the origin echoed, credentials, the methods and the asked headers.
+            preflight = await http(
+                port, "OPTIONS", POLLING, headers={**allowed, "Access-Control-Request-Headers": "x-token"}
+            )
+            assert preflight.status == 204
+            assert preflight.headers["access-control-allow-origin"] == APP_ORIGIN
+            assert preflight.headers["access-control-allow-credentials"] == "true"
+            assert preflight.headers["access-control-allow-methods"] == "GET, POST, OPTIONS"
+            assert preflight.headers["access-control-allow-headers"] == "x-token"
+            assert engine_error(await http(port, "OPTIONS", POLLING, headers=evil)) == (403, 4)
+            # GET and POST of an allowed origin carry the CORS headers, with credentials.
+            sid = await poll_open(port, **allowed)
+            posted = await http(port, "POST", f"{POLLING}&sid={sid}", body=b"40", headers=allowed)
+            assert posted.text == "ok"
+            polled = await http(port, "GET", f"{POLLING}&sid={sid}", headers=allowed)
+            assert polled.text.startswith('40{"sid":')
+            for answer in (posted, polled):
+                assert answer.headers["access-control-allow-origin"] == APP_ORIGIN
+                assert answer.headers["access-control-allow-credentials"] == "true"
+                assert answer.headers["vary"] == "Origin"
+            # Another origin, or none (None is not listed): 403 with code 4 and no CORS header,
+            # on a new session and on an existing one, which stays open.
+            for headers in (evil, {}):
+                for method, target, body in (
+                    ("GET", POLLING, None),
+                    ("GET", f"{POLLING}&sid={sid}", None),
+                    ("POST", f"{POLLING}&sid={sid}", b'42["x"]'),
+                ):
+                    refused = await http(port, method, target, body=body, headers=headers)
+                    assert engine_error(refused) == (403, 4), (method, target, headers)
+                    assert "access-control-allow-origin" not in refused.headers
+            assert list(app._engine_links) == [sid]
+            # The WebSocket handshake obeys the same list.
+            ws_url = f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
+            with pytest.raises(ConnectionRejected) as caught:
+                async with open_websocket_url(ws_url, extra_headers=list(evil.items())):
+                    pass  # pragma: no cover - refused
+            assert caught.value.status_code == 403
+            async with open_websocket_url(ws_url, extra_headers=list(allowed.items())) as ws:
+                assert (await ws.get_message()).startswith("0{")
+
+
+async def test_cors_allowed_origins_none_in_the_list_admits_clients_without_origin_and_star_admits_all() -> None:
+    app = polling_app(cors_allowed_origins=[APP_ORIGIN, None])
     async with serving(app) as server:
         with trio.fail_after(10):
-            sid = await poll_open(server.port)
-            assert (await post(server.port, sid, b"40")).text == "ok"
-            await links_gone(app)  # nobody polls: the ping is never answered
-            assert engine_error(await poll(server.port, sid)) == (400, 1)
+            answer = await http(server.port, "GET", POLLING)
+            assert answer.status == 200
+            assert "access-control-allow-origin" not in answer.headers  # nothing to allow: not a browser
+    app = polling_app(cors_allowed_origins="*")
+    async with serving(app) as server:
+        with trio.fail_after(10):
+            answer = await http(server.port, "GET", POLLING, headers={"Origin": "https://any.example"})
+    assert answer.status == 200
+    assert answer.headers["access-control-allow-origin"] == "https://any.example"
+    assert "access-control-allow-credentials" not in answer.headers
+
+
+def test_cors_allowed_origins_and_origins_must_agree() -> None:
+    app = App()
+    with pytest.raises(ValueError, match="differ: give one"):
+        app.enable_socketio(origins=[APP_ORIGIN], cors_allowed_origins=["https://other.example"])
+    with pytest.raises(ValueError, match="differ: give one"):
+        app.enable_socketio(origins=[APP_ORIGIN], cors_allowed_origins="*")
+    with pytest.raises(TypeError, match="a list of origins or '\\*'"):
+        app.enable_socketio(cors_allowed_origins=APP_ORIGIN)
+    assert app.socketio is None
+    app.enable_socketio(origins=[APP_ORIGIN], cors_allowed_origins=[APP_ORIGIN])
+    assert app.socketio is not None and app.socketio.origins == frozenset([APP_ORIGIN])
+
+
+def task_count() -> int:
+    """How many tasks run in this trio run (every nursery under the root task)."""
+
+    def count(task: trio.lowlevel.Task) -> int:
+        return 1 + sum(count(child) for nursery in task.child_nurseries for child in nursery.child_tasks)
+
+    return count(trio.lowlevel.current_root_task())
+
+
+async def test_an_abandoned_polling_session_ends_at_its_ping_timeout_and_leaves_no_task(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    app = App()
+    app.enable_socketio(config=EngineConfig(ping_interval=25, ping_timeout=20))
+    gone: list[str] = []
+
+    @app.on("disconnect")
+    async def disconnected(conn: EventConnection) -> None:
+        gone.append(conn.id)
+
+    async with serving(app) as server:
+        await trio.testing.wait_all_tasks_blocked()
+        idle = task_count()
+        sid = await poll_open(server.port)
+        assert (await post(server.port, sid, b"40")).text == "ok"
+        connected = json.loads((await poll(server.port, sid)).text[2:])
+        await trio.testing.wait_all_tasks_blocked()
+        assert task_count() > idle  # the session's own tasks
+        mock_clock.jump(25)  # the ping is due; no GET comes to take it
+        await trio.testing.wait_all_tasks_blocked()
+        assert sid in app._engine_links and not gone
+        mock_clock.jump(20)  # ... and no POST answers it within ping_timeout
+        await trio.testing.wait_all_tasks_blocked()
+        assert not app._engine_links
+        assert gone == [connected["sid"]]
+        assert task_count() == idle  # nothing outlived the session
+        assert engine_error(await poll(server.port, sid)) == (400, 1)
+
+
+async def test_a_session_that_connects_no_namespace_ends_at_connect_timeout(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    app = App()
+    app.enable_socketio(connect_timeout=5)  # before the first ping (25 s)
+    async with serving(app) as server:
+        await trio.testing.wait_all_tasks_blocked()
+        idle = task_count()
+        sid = await poll_open(server.port)  # long-polling: no CONNECT follows
+        url = f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket"
+        async with open_websocket_url(url) as ws:  # WebSocket: no CONNECT either
+            assert (await ws.get_message()).startswith("0{")
+            await trio.testing.wait_all_tasks_blocked()
+            mock_clock.jump(4.9)
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(app._engine_links) == 2
+            mock_clock.jump(0.1)
+            assert await ws.get_message() == "1"  # the Engine.IO close packet
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.get_message()
+            assert closed.value.reason.reason == "no namespace connected within connect_timeout"
+        await trio.testing.wait_all_tasks_blocked()
+        assert not app._engine_links
+        assert task_count() == idle
+        assert engine_error(await poll(server.port, sid)) == (400, 1)
+
+
+async def test_an_ack_for_an_unknown_id_is_ignored_and_the_session_goes_on() -> None:
+    app = fast_app()
+
+    @app.on("echo")
+    async def echo(conn: EventConnection, data: Any) -> Any:
+        return data
+
+    async with serving(app) as server:
+        with trio.fail_after(10):
+            async with raw_session(server) as (ws, _):
+                await ws.send_message('43999["nobody asked"]')  # Socket.IO's servers ignore it too
+                await ws.send_message('421["echo","still here"]')
+                assert await next_event(ws) == '431["still here"]'
 
 
 async def test_a_polling_client_that_does_not_poll_meets_the_hubs_overflow_policy() -> None:
