@@ -191,6 +191,7 @@ class App:
         connect_timeout: float = CONNECT_TIMEOUT,
         max_attachments: int = MAX_ATTACHMENTS,
         origins: Iterable[str | None] | None = None,
+        cors_allowed_origins: Iterable[str | None] | str | None = None,
         max_disconnection_duration: float | None = None,
         recovery_history: HistoryPolicy | None = None,
     ) -> None:
@@ -207,8 +208,14 @@ class App:
             config: Engine.IO settings (ping interval and timeout, ``max_payload``).
             connect_timeout: seconds a client has to connect to a namespace (45).
             max_attachments: the most binary attachments one packet may announce (256).
-            origins: allowed Origin values, as for :meth:`add_route`; also
-                the CORS allow-list of the long-polling answers.
+            origins: allowed Origin values, as for :meth:`add_route`, of
+                every request to ``path`` (long-polling requests, CORS
+                preflights, WebSocket handshakes); also the CORS allow-list
+                of the long-polling answers. None (default) allows every
+                origin, echoed without credentials.
+            cors_allowed_origins: Flask-SocketIO's name for ``origins``, with
+                the same semantics (default: ``origins``); ``"*"`` allows
+                every origin. Give one of the two, or both with the same value.
             max_disconnection_duration: turns on connection-state recovery
                 (Socket.IO's ``connectionStateRecovery``): a client whose
                 connection drops and that comes back within this many
@@ -221,11 +228,14 @@ class App:
 
         Raises:
             ValueError: for an invalid setting, when Socket.IO is already
-                enabled, or recovery with a hub that has a backend.
+                enabled, ``origins`` and ``cors_allowed_origins`` that differ,
+                or recovery with a hub that has a backend.
+            TypeError: ``cors_allowed_origins`` is a string other than ``"*"``.
         """
         if self.socketio is not None:
             raise ValueError(f"Socket.IO is already served at {self.socketio.path!r}")
-        settings = SocketIOSettings(path, config or EngineConfig(), connect_timeout, max_attachments, _origins(origins))
+        allowed = _socketio_origins(origins, cors_allowed_origins)
+        settings = SocketIOSettings(path, config or EngineConfig(), connect_timeout, max_attachments, allowed)
         if max_disconnection_duration is not None:
             if not max_disconnection_duration > 0:
                 raise ValueError(f"max_disconnection_duration must be > 0, not {max_disconnection_duration!r}")
@@ -233,7 +243,7 @@ class App:
                 raise ValueError("Socket.IO connection-state recovery needs an in-memory hub for now (not a backend)")
             policy = recovery_history or default_policy(max_disconnection_duration)
             self._recovery = RecoveryLog(policy, max_disconnection_duration)
-        self._router.add(path, Route(self._serve_socketio, origins=_origins(origins), wire_format=SOCKETIO))
+        self._router.add(path, Route(self._serve_socketio, origins=allowed, wire_format=SOCKETIO))
         self.socketio = settings
 
     async def _serve_socketio(self, websocket: WebSocket) -> None:
@@ -558,3 +568,25 @@ class _RecordServer:
 
 def _origins(origins: Iterable[str | None] | None) -> frozenset[str | None] | None:
     return None if origins is None else frozenset(origins)
+
+
+def _socketio_origins(
+    origins: Iterable[str | None] | None, cors_allowed_origins: Iterable[str | None] | str | None
+) -> frozenset[str | None] | None:
+    """The one allow-list of the Socket.IO endpoint, from ``origins`` and/or Flask-SocketIO's spelling."""
+    own = _origins(origins)
+    if cors_allowed_origins is None:
+        return own
+    if isinstance(cors_allowed_origins, str):
+        if cors_allowed_origins != "*":
+            raise TypeError(
+                f"cors_allowed_origins must be a list of origins or '*', not the string {cors_allowed_origins!r}"
+            )
+        cors = None
+    else:
+        cors = frozenset(cors_allowed_origins)
+    if origins is not None and own != cors:
+        raise ValueError(
+            f"origins={sorted(own or (), key=str)} and cors_allowed_origins={cors_allowed_origins!r} differ: give one"
+        )
+    return cors
