@@ -15,24 +15,19 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-import h11
 import trio
 
+from .client_handshake import MAX_REJECTION_BODY, client_handshake
 from .close import NORMAL_CLOSURE
 from .connection import WebSocketConnection
 from .endpoint import parse_websocket_url
 from .errors import (
-    TRANSPORT_ERRORS,
-    ConnectionRejected,
     ConnectionTimeout,
     DisconnectionTimeout,
     HandshakeError,
     TLSHandshakeError,
 )
-from .handshake import build_client_request, check_client_response
-from .log import ConnectionLogger, client_logger, next_connection_id
 from .options import ConnectionOptions, document_options, seconds_or_inf
-from .protocol import ProtocolCore
 from .proxy import PROXY_DOC, ProxyArgument, ProxyURL, open_proxy_stream, resolve_proxy
 from .scopes import background_tasks, leaves
 
@@ -52,7 +47,6 @@ __all__ = [
 ]
 
 HeaderPairs = Sequence[tuple[bytes | str, bytes | str]]
-_MAX_REJECTION_BODY = 2**16
 
 _CLIENT_OPTION_DOCS = (
     ("subprotocols", "subprotocols to offer, in order of preference."),
@@ -143,7 +137,7 @@ async def _open_transport(
     if proxy is None:
         stream = await _open_tcp(host, port)
     else:
-        stream = await open_proxy_stream(proxy, host, port, max_response=_MAX_REJECTION_BODY)
+        stream = await open_proxy_stream(proxy, host, port, max_response=MAX_REJECTION_BODY)
     if ssl_context is None:
         return stream
     tls = trio.SSLStream(stream, ssl_context, server_hostname=host, https_compatible=True)
@@ -156,114 +150,6 @@ async def _open_transport(
         await trio.aclose_forcefully(tls)
         raise
     return tls
-
-
-async def _client_handshake(
-    stream: trio.abc.Stream,
-    host: str,
-    resource: str,
-    *,
-    subprotocols: Sequence[str] | None,
-    extra_headers: HeaderPairs | None,
-    options: ConnectionOptions,
-) -> WebSocketConnection:
-    """Send the upgrade request on ``stream`` and build the connection (not started)."""
-    request, key = build_client_request(
-        host,
-        resource,
-        subprotocols=subprotocols,
-        extra_headers=extra_headers,
-        compression=options.compression,
-    )
-    limit = options.max_handshake_line * (options.max_handshake_headers + 1)
-    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=limit)
-    data = conn.send(request)
-    assert data is not None
-    answered = False
-    informational: h11.InformationalResponse | None = None
-    try:
-        await stream.send_all(data)
-        while True:
-            try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError as err:
-                raise HandshakeError(f"invalid handshake response: {err}") from err
-            if event is h11.NEED_DATA:
-                chunk = await stream.receive_some(options.receive_buffer_size)
-                if not chunk:
-                    if isinstance(stream, trio.SSLStream) and not answered:
-                        # A trio or TLS 1.3 server that refuses our client
-                        # certificate closes here, after our TLS handshake.
-                        raise TLSHandshakeError(
-                            "server closed the TLS connection without an HTTP answer "
-                            "(it may require a client certificate, or refuse ours)"
-                        )
-                    if informational is not None:
-                        # The server's only answer was this 1xx: a refusal, as
-                        # trio-websocket reports it (a 1xx has no body).
-                        raise ConnectionRejected(informational.status_code, list(informational.headers), None)
-                    raise HandshakeError("server closed the connection during the handshake")
-                answered = True
-                conn.receive_data(bytes(chunk))
-            elif isinstance(event, h11.InformationalResponse):
-                if event.status_code == 101:
-                    break
-                # Another 1xx (100 Continue, 103 Early Hints): HTTP says to
-                # read on for the final response (RFC 6455 §4.1 defers to it).
-                informational = event
-            elif isinstance(event, h11.Response):
-                body = await _read_body(stream, conn, options.receive_buffer_size)
-                raise ConnectionRejected(event.status_code, list(event.headers), body)
-    except TRANSPORT_ERRORS as err:
-        if isinstance(err.__cause__, ssl.SSLError):
-            # TLS 1.3: a server that refuses our client certificate says so
-            # after our side of the TLS handshake, on the first read.
-            raise TLSHandshakeError(f"TLS failed during the handshake: {err.__cause__}") from err
-        raise HandshakeError(f"connection failed during the handshake: {err}") from err
-    subprotocol, extension = check_client_response(
-        event,
-        key,
-        subprotocols=subprotocols,
-        compression=options.compression,
-        max_message_size=options.max_message_size,
-    )
-    trailing, _ = conn.trailing_data
-    core = ProtocolCore(is_client=True, extension=extension, max_message_size=options.max_message_size)
-    logger = ConnectionLogger(client_logger, next_connection_id())
-    logger.debug("connected to %s%s (subprotocol=%s)", host, resource, subprotocol)
-    return WebSocketConnection(
-        stream,
-        core,
-        options=options,
-        path=resource,
-        subprotocol=subprotocol,
-        handshake_headers=list(event.headers),
-        logger=logger,
-        trailing_data=bytes(trailing),
-    )
-
-
-async def _read_body(stream: trio.abc.Stream, conn: h11.Connection, receive_size: int) -> bytes:
-    """Read a rejection's body, up to 64 KiB (the rest is dropped)."""
-    body = bytearray()
-    while len(body) < _MAX_REJECTION_BODY:
-        try:
-            event = conn.next_event()
-        except h11.RemoteProtocolError:
-            break
-        if event is h11.NEED_DATA:
-            try:
-                chunk = await stream.receive_some(receive_size)
-            except TRANSPORT_ERRORS:
-                break
-            if not chunk:
-                break
-            conn.receive_data(bytes(chunk))
-        elif isinstance(event, h11.Data):
-            body += event.data
-        else:
-            break
-    return bytes(body[:_MAX_REJECTION_BODY])
 
 
 def _check_port(port: int) -> None:
@@ -295,7 +181,7 @@ async def _connect(
                 raise HandshakeError(f"could not connect to {host}:{port}: {_root_cause(err)}") from err
             raise
         try:
-            return await _client_handshake(
+            return await client_handshake(
                 stream,
                 _host_header(host, port, ssl_context is not None),
                 resource,
@@ -328,7 +214,7 @@ async def _connect_unix(
                 raise HandshakeError(f"could not connect to {path}: {err}") from err
             raise
         try:
-            return await _client_handshake(
+            return await client_handshake(
                 stream, host, resource, subprotocols=subprotocols, extra_headers=extra_headers, options=options
             )
         except BaseException:
@@ -481,7 +367,7 @@ async def wrap_client_stream(
     """
     parsed = ConnectionOptions.from_kwargs(**options)
     with trio.move_on_after(seconds_or_inf(parsed.connect_timeout)) as scope:
-        connection = await _client_handshake(
+        connection = await client_handshake(
             stream, host, resource, subprotocols=subprotocols, extra_headers=extra_headers, options=parsed
         )
         connection._start(nursery)

@@ -530,11 +530,20 @@ class WebSocketConnection(trio.abc.AsyncResource):
         await self._abort_stream()
 
     async def _abort_stream(self) -> None:
+        """Close the transport (once) and wake every waiter; never raises, even when cancelled."""
         self._core.closing.transport_closed()
         if not self._transport_closed.is_set():
             self._transport_closed.set()
-            with trio.CancelScope(shield=True), contextlib.suppress(*TRANSPORT_ERRORS):
-                await trio.aclose_forcefully(self._stream)
+            stream = self._stream
+            if type(stream) is trio.SocketStream:
+                # SocketStream.aclose() is socket.close() and a checkpoint:
+                # closing the socket directly is the same close without the
+                # two cancel scopes and the Cancelled that aclose_forcefully
+                # raises and catches (a closed socket cannot fail to close).
+                stream.socket.close()
+            else:
+                with trio.CancelScope(shield=True), contextlib.suppress(*TRANSPORT_ERRORS):
+                    await trio.aclose_forcefully(stream)
         self._wake_all()
 
     def closed_error(self) -> ConnectionClosed:

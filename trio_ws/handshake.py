@@ -46,6 +46,7 @@ __all__ = [
     "negotiate_server_extensions",
     "build_client_request",
     "check_client_response",
+    "check_switching_headers",
     "header_values",
     "split_comma_header",
 ]
@@ -357,6 +358,29 @@ def negotiate_server_extensions(
     return None, None
 
 
+def _client_headers(
+    host: str,
+    key: bytes,
+    subprotocols: Sequence[str] | None,
+    compression: Deflate | None,
+    extra_headers: Sequence[tuple[bytes | str, bytes | str]] | None,
+) -> RawHeaders:
+    """The upgrade request's header fields, Host first (where h11 writes it too)."""
+    headers: RawHeaders = [
+        (b"Host", host.encode("idna") if not host.isascii() else host.encode("ascii")),
+        (b"Upgrade", b"websocket"),
+        (b"Connection", b"Upgrade"),
+        (b"Sec-WebSocket-Key", key),
+        (b"Sec-WebSocket-Version", b"13"),
+    ]
+    if subprotocols:
+        headers.append((b"Sec-WebSocket-Protocol", ", ".join(subprotocols).encode("ascii")))
+    if compression is not None:
+        headers.append((b"Sec-WebSocket-Extensions", client_offer(compression).encode("ascii")))
+    headers.extend((_latin1(name), _latin1(value)) for name, value in extra_headers or [])
+    return headers
+
+
 def build_client_request(
     host: str,
     resource: str,
@@ -371,23 +395,14 @@ def build_client_request(
         ValueError: when ``extra_headers`` hold a header that is not valid HTTP.
     """
     key = generate_key()
-    headers: list[tuple[bytes, bytes]] = [
-        (b"Host", host.encode("idna") if not host.isascii() else host.encode("ascii")),
-        (b"Upgrade", b"websocket"),
-        (b"Connection", b"Upgrade"),
-        (b"Sec-WebSocket-Key", key),
-        (b"Sec-WebSocket-Version", b"13"),
-    ]
-    if subprotocols:
-        headers.append((b"Sec-WebSocket-Protocol", ", ".join(subprotocols).encode("ascii")))
-    if compression is not None:
-        headers.append((b"Sec-WebSocket-Extensions", client_offer(compression).encode("ascii")))
-    headers.extend((_latin1(name), _latin1(value)) for name, value in extra_headers or [])
+    return _h11_request(resource, _client_headers(host, key, subprotocols, compression, extra_headers)), key
+
+
+def _h11_request(resource: str, headers: RawHeaders) -> h11.Request:
     try:
-        request = h11.Request(method="GET", target=resource, headers=headers)
+        return h11.Request(method="GET", target=resource, headers=headers)
     except h11.LocalProtocolError as err:
         raise ValueError(f"invalid handshake request: {err}") from err
-    return request, key
 
 
 def _latin1(value: bytes | str) -> bytes:
@@ -402,7 +417,25 @@ def check_client_response(
     compression: Deflate | None,
     max_message_size: int | None,
 ) -> tuple[str | None, DeflateExtension | None]:
-    """Validate the server's 101 answer (RFC 6455 §4.1, client steps 1-6).
+    """Validate the server's 101 answer as h11 read it; see :func:`check_switching_headers`."""
+    return check_switching_headers(
+        list(response.headers),
+        key,
+        subprotocols=subprotocols,
+        compression=compression,
+        max_message_size=max_message_size,
+    )
+
+
+def check_switching_headers(
+    headers: RawHeaders,
+    key: bytes,
+    *,
+    subprotocols: Sequence[str] | None,
+    compression: Deflate | None,
+    max_message_size: int | None,
+) -> tuple[str | None, DeflateExtension | None]:
+    """Validate the header fields of the server's 101 answer (RFC 6455 §4.1, client steps 1-6).
 
     Returns:
         the subprotocol the server chose (or None) and the compression codec.
@@ -411,7 +444,6 @@ def check_client_response(
         HandshakeError: with the reason when the answer is not a valid
             WebSocket acceptance (the client has no HTTP status to answer with).
     """
-    headers = list(response.headers)
     upgrade = [token.lower() for token in split_comma_header(header_values(headers, b"upgrade"))]
     connection = [token.lower() for token in split_comma_header(header_values(headers, b"connection"))]
     if "websocket" not in upgrade or "upgrade" not in connection:

@@ -128,8 +128,9 @@ class Reader:
         self.done = True
         self._end_input()
         self._progress.unpark_all()
-        with trio.CancelScope(shield=True):
-            await self._owner._abort_stream()
+        if not self._transport_closed.is_set():
+            with trio.CancelScope(shield=True):
+                await self._owner._abort_stream()
 
     async def read_until_closed(self) -> None:
         """Feed the core and act on its events until no input is expected.
