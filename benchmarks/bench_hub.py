@@ -191,9 +191,16 @@ FANOUT_CONTENDERS: dict[str, Contender] = {
             socketio=True,
             server="python-socketio-redis",
         ),
+        Contender(
+            "trio_ws-app-socketio",
+            "trio_ws App, Socket.IO clients",
+            (("trio_ws.app", "App"),),
+            socketio=True,
+        ),
     )
 }
-#: Run unless --contenders says otherwise (trio_ws-loop, the stream rows and python-socketio are on request only).
+#: Run unless --contenders says otherwise (trio_ws-loop, the stream rows and python-socketio's Redis rows
+#: are on request only).
 DEFAULT_FANOUT = (
     "trio_ws-hub",
     "trio-websocket-loop",
@@ -201,6 +208,8 @@ DEFAULT_FANOUT = (
     "websockets.trio-broadcast",
     "trio_ws-hub-redis",
     "trio_ws-hub-redis-4",
+    "trio_ws-app-socketio",
+    "python-socketio",
 )
 MEMORY_VARIANTS: dict[str, str] = {
     "trio_ws-hub": "trio_ws Hub",
@@ -219,21 +228,30 @@ RATIOS = (
     ("trio_ws-hub-redis", "python-socketio-redis"),
     ("trio_ws-hub-redis-4", "python-socketio-redis-4"),
     ("trio_ws-hub", "python-socketio"),
+    # Socket.IO clients, same protocol and clients, same run (issue 9's target: at least 1.5).
+    ("trio_ws-app-socketio", "python-socketio"),
 )
 BASELINE = "trio_ws-hub-baseline"
+#: The trio_ws rows ``--baseline`` repeats with another checkout: name -> its baseline's name.
+BASELINES = {"trio_ws-hub": BASELINE, "trio_ws-app-socketio": "trio_ws-app-socketio-baseline"}
 
 
 def add_baseline(directory: Path) -> None:
-    """Make ``trio_ws-hub-baseline``: the Hub server with ``directory``'s trio_ws (a checkout of another commit)."""
+    """Make ``trio_ws-hub-baseline`` and ``trio_ws-app-socketio-baseline``: those servers with ``directory``'s trio_ws.
+
+    ``directory`` holds a checkout of another commit.
+    """
     if not (directory / "trio_ws" / "__init__.py").is_file():
         raise SystemExit(f"--baseline {directory}: no trio_ws package there")
-    FANOUT_CONTENDERS[BASELINE] = Contender(
-        BASELINE,
-        f"trio_ws Hub, baseline ({directory.name})",
-        (("trio_ws.hub", "Hub"),),
-        server="trio_ws-hub",
-        pythonpath=str(directory),
-    )
+    for name, baseline in BASELINES.items():
+        original = FANOUT_CONTENDERS[name]
+        FANOUT_CONTENDERS[baseline] = replace(
+            original,
+            name=baseline,
+            label=f"{original.label}, baseline ({directory.name})",
+            server=original.server or name,
+            pythonpath=str(directory),
+        )
 
 
 @dataclass(frozen=True)
@@ -700,7 +718,7 @@ def render_fanout(results: Results, names: list[str], settings: Settings, meta: 
                 f"{fmt(med('server_cpu_wait_seconds'))} / {fmt(med('client_cpu_wait_seconds'))}",
             ]
         )
-    ratios = [*RATIOS, ("trio_ws-hub", BASELINE)] if BASELINE in names else RATIOS
+    ratios = [*RATIOS, *((name, baseline) for name, baseline in BASELINES.items() if baseline in names)]
     for top, bottom in ratios:
         a = results.median("fanout", top, "deliveries_per_second")
         b = results.median("fanout", bottom, "deliveries_per_second")
@@ -726,7 +744,8 @@ def render_fanout(results: Results, names: list[str], settings: Settings, meta: 
         "other load on the machine inflates.",
         *(
             [
-                "python-socketio rows: the same client speaks Socket.IO over the same WebSocket client "
+                "Socket.IO rows (python-socketio, trio_ws App): the same client speaks Socket.IO over the same "
+                "WebSocket client "
                 f"(bench_hub_socketio.py), and each message is {settings.size} characters of text."
             ]
             if any(FANOUT_CONTENDERS[name].socketio for name in names)
@@ -940,7 +959,7 @@ def run_benchmark(argv: list[str] | None = None) -> int:
     requested = args.contenders or list(DEFAULT_FANOUT)
     if args.baseline is not None:
         add_baseline(args.baseline.resolve())
-        requested = [*requested, BASELINE] if "trio_ws-hub" in requested else requested
+        requested = [*requested, *(BASELINES[name] for name in requested if name in BASELINES)]
     available: list[str] = []
     for name in requested if {"fanout", "burst"} & set(tables) else []:
         reason = FANOUT_CONTENDERS[name].unavailable_reason()

@@ -233,6 +233,48 @@ async def serve_websockets_trio(on_ready: ReadyCallback) -> None:
 
 
 # --------------------------------------------------------------------------- #
+# trio_ws: the App serving Socket.IO clients
+# --------------------------------------------------------------------------- #
+
+
+async def serve_trio_ws_app_socketio(on_ready: ReadyCallback) -> None:
+    """A trio_ws App with ``enable_socketio()``: the handlers of the python-socketio server below.
+
+    Members join the room in the connect handler; ``go`` emits ``m`` to the
+    room once per message with ``app.emit``, then ``report`` to the trigger;
+    ``echo`` answers with its data as the acknowledgement. Same protocol,
+    same clients (see ``bench_hub_socketio.py``).
+    """
+    from bench_hub_socketio import socketio_round_messages
+
+    from trio_ws.app import App
+
+    app = App()
+    app.enable_socketio()
+
+    @app.on("connect")
+    async def connect(conn: Any, auth: Any) -> None:
+        if not (isinstance(auth, dict) and auth.get("role") == "trigger"):
+            await conn.join_room(ROOM)
+
+    @app.on("go")
+    async def go(conn: Any, request: str) -> None:
+        messages = socketio_round_messages(*parse_go(request))
+        start = now()
+        for message in messages:
+            await app.emit("m", message, to=ROOM)
+        await app.emit("report", {"loop": now() - start}, to=conn.id)
+
+    @app.on("echo")
+    async def echo(conn: Any, data: Any) -> Any:
+        return data  # the acknowledgement (bench_socketio.py)
+
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(partial(app.serve, HOST, 0, compression=None, ping_interval=None))
+        on_ready(server.port)
+
+
+# --------------------------------------------------------------------------- #
 # python-socketio: AsyncServer (optionally with AsyncRedisManager) under uvicorn
 # --------------------------------------------------------------------------- #
 
@@ -267,6 +309,10 @@ async def serve_python_socketio(on_ready: ReadyCallback, redis_url: str | None) 
         for message in messages:
             await sio.emit("m", message, room=ROOM)
         await sio.emit("report", {"loop": now() - start}, to=sid)
+
+    @sio.on("echo")
+    async def echo(sid: str, data: Any) -> Any:
+        return data  # the acknowledgement (bench_socketio.py)
 
     config = uvicorn.Config(
         socketio.ASGIApp(sio),
@@ -306,6 +352,7 @@ SERVERS = (
     "websockets.trio-broadcast",
     "python-socketio",
     "python-socketio-redis",
+    "trio_ws-app-socketio",
 )
 
 
@@ -323,6 +370,8 @@ def serve_forever(contender: str, on_ready: ReadyCallback, redis_url: str | None
         if (contender == "python-socketio-redis") != (redis_url is not None):
             raise SystemExit("--redis-url is required with python-socketio-redis, and only with it")
         asyncio.run(serve_python_socketio(on_ready, redis_url))
+    elif contender == "trio_ws-app-socketio":
+        trio.run(serve_trio_ws_app_socketio, on_ready)
     elif contender == "trio_ws-loop":
         trio.run(serve_trio_websocket_api, on_ready, "trio_ws")
     elif contender == "trio-websocket-loop":

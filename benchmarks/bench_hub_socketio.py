@@ -15,7 +15,10 @@ members and its trigger cannot use the plain protocol of
 * the payload of ``m`` is text of ``SIZE`` characters that starts with the
   sequence number in 8 hex digits (a binary payload would travel as a
   separate attachment frame, which would double the frames per delivery);
-* Engine.IO PINGs (``2``) are answered with PONGs (``3``) at any time.
+* Engine.IO PINGs (``2``) are answered with PONGs (``3``) at any time;
+* the echo benchmark (``bench_socketio.py``) emits ``echo`` with an ack id,
+  ``42<id>["echo","..."]``, and the server's handler returns its data, which
+  comes back as the ACK ``43<id>["..."]``.
 
 The clients are trio_ws connections, the same WebSocket client as for the
 other contenders.
@@ -107,3 +110,20 @@ class SocketIOClient:
     async def emit(self, *event: Any) -> None:
         """Send an EVENT packet ``[name, *args]``."""
         await self.ws.send_message("42" + json.dumps(list(event)))
+
+    async def call(self, ack_id: int, event: str, data: str) -> str:
+        """Send ``42<ack_id>[event, data]`` and return the one argument of its ACK ``43<ack_id>[...]``.
+
+        Raises:
+            RuntimeError: when the next Socket.IO packet is not that ACK with one string.
+        """
+        await self.ws.send_message(f"42{ack_id}" + json.dumps([event, data]))
+        packet = await self._next_packet()
+        prefix = f"43{ack_id}["
+        if not packet.startswith(prefix):
+            raise RuntimeError(f"expected the ACK {ack_id}, got {packet[:40]!r}")
+        answer = json.loads(packet[len(prefix) - 1 :])
+        if len(answer) != 1 or not isinstance(answer[0], str):
+            raise RuntimeError(f"unexpected ACK arguments {packet[:60]!r}")
+        result: str = answer[0]
+        return result

