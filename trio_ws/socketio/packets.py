@@ -65,6 +65,17 @@ _ACK_TYPES = (PacketType.ACK, PacketType.BINARY_ACK)
 _TYPE_BY_CHAR = {str(int(t)): t for t in PacketType}
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+# One encoder and one decoder for every packet: json.dumps and json.loads
+# build a new one on each call that passes options, which cost more than the
+# encoding of a short packet itself.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 @dataclass(frozen=True)
 class Packet:
     """One Socket.IO packet.
@@ -182,7 +193,7 @@ def encode_packet(packet: Packet) -> list[str | bytes]:
         parts.append(str(packet.id))
     if data is not None:
         try:
-            parts.append(json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False))
+            parts.append(_ENCODER.encode(data))
         except TypeError as err:
             raise TypeError(f"Socket.IO packet data is not JSON serializable: {err}") from err
         except ValueError as err:
@@ -297,13 +308,9 @@ def _decode_text(text: str, max_attachments: int) -> tuple[PacketType, int, Pack
     return packet_type, count, Packet(packet_type, namespace, data, ack_id)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _parse_json(text: str, packet_type: PacketType) -> Any:
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _DECODER.decode(text)
     except RecursionError as err:
         raise InvalidPacket(f"{packet_type.name} payload is nested too deeply") from err
     except ValueError as err:
@@ -311,6 +318,8 @@ def _parse_json(text: str, packet_type: PacketType) -> Any:
 
 
 def _check_namespace(namespace: Any) -> None:
+    if namespace == "/":
+        return  # the main namespace, in most packets
     if not isinstance(namespace, str) or not namespace.startswith("/"):
         raise InvalidPacket(f"invalid namespace {namespace!r}: a namespace starts with '/'")
     if len(namespace) > _MAX_NAMESPACE:
