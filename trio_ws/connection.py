@@ -233,7 +233,11 @@ class WebSocketConnection(trio.abc.AsyncResource):
         returned. Concurrent calls are allowed; they are served in turn, each
         getting whole messages.
         """
-        return await self._queue.get_message()
+        message = await self._queue.get_message()
+        # get_message always yields to the scheduler once: the reply a task
+        # sends next need not yield again (see Writer.receive_yielded).
+        self._writer.receive_yielded()
+        return message
 
     async def wait_closed(self) -> None:
         """Wait until the connection is closed and its transport released.

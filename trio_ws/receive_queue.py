@@ -121,14 +121,16 @@ class ReceiveQueue:
         return "".join(parts) if first.is_text else b"".join(parts)  # type: ignore[arg-type]
 
     async def _skip_partial_message(self) -> bool:
-        """Discard the rest of a message a streamed receive abandoned."""
+        """Discard the rest of a message a streamed receive abandoned; True if that had to wait."""
         if not self._partial:
             return False
+        parked = False
         while True:
-            chunk, _ = await self._next_chunk()
+            chunk, waited = await self._next_chunk()
+            parked = parked or waited
             if chunk.final:
                 self._partial = None
-                return True
+                return parked
 
     async def _next_chunk(self) -> tuple[MessageChunk, bool]:
         """Pop the next queued chunk; the flag tells whether we had to wait."""

@@ -15,6 +15,7 @@ or the sender was cancelled between fragments) fails the connection with 1011
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterable, Sequence
 from typing import TYPE_CHECKING, cast
 
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Writer"]
 
+#: ``os.write`` works on socket descriptors here (not on Windows).
+_POSIX = os.name == "posix"
+
 
 class _CountingSocket:
     """A socket's send calls, counting the bytes that reached the kernel."""
@@ -42,6 +46,9 @@ class _CountingSocket:
     def __init__(self, socket: trio.socket.SocketType) -> None:
         self._socket = socket
         self.sent = 0
+
+    def fileno(self) -> int:
+        return self._socket.fileno()
 
     async def send_all(self, data: bytes) -> None:
         view = memoryview(data)
@@ -72,6 +79,7 @@ class Writer:
     __slots__ = (
         "_core",
         "_gather_socket",
+        "_yielded",
         "_logger",
         "_message_lock",
         "_owner",
@@ -97,6 +105,20 @@ class Writer:
         self._logger = logger
         self._write_lock = FifoLock()  # one frame (or batch of frames) at a time
         self._message_lock = FifoLock()  # one message (all its fragments) at a time
+        # The task whose last receive on this connection yielded to the
+        # scheduler: its next whole-message send need not yield again.
+        self._yielded: trio.lowlevel.Task | None = None
+
+    def receive_yielded(self) -> None:
+        """Note that the current task's receive just yielded to the scheduler.
+
+        Its next :meth:`send_whole` then skips the yield that follows a write
+        which did not have to wait: a task that answers each message it
+        receives yields once per message (in the receive) instead of twice.
+        Every send still yields unless the same task's receive yielded since
+        its last send that did not, so a sending loop cannot starve others.
+        """
+        self._yielded = trio.lowlevel.current_task()
 
     def check_can_send(self) -> None:
         """Raise the closed error once a close frame was sent or received, or the connection ended."""
@@ -104,11 +126,15 @@ class Writer:
             raise self._owner.closed_error()
 
     async def send_whole(self, message: str | bytes | PreparedMessage, compress: bool) -> None:
-        """Send one whole message as one frame."""
+        """Send one whole message as one frame (see :meth:`receive_yielded` for when it yields)."""
+        yielded = self._yielded
+        if yielded is not None:
+            self._yielded = None
+            yielded = yielded if yielded is trio.lowlevel.current_task() else None
         await self._message_lock.acquire()
         try:
             self.check_can_send()
-            await self.write(self._core.encode_whole(message, compress=compress))
+            await self.write(self._core.encode_whole(message, compress=compress), schedule=yielded is None)
         finally:
             self._message_lock.release()
 
@@ -164,8 +190,12 @@ class Writer:
         frame = self._core.encode_fragment(payload, is_text=is_text, first=first, fin=fin, compress=compress)
         await self.write(frame)
 
-    async def write(self, data: bytes | list[bytes]) -> None:
+    async def write(self, data: bytes | list[bytes], *, schedule: bool = True) -> None:
         """Write bytes (or a list of frames, see ``gather.py``) to the transport, one writer at a time.
+
+        With ``schedule=False`` a write that goes out whole at once on a
+        plain socket does not yield to the scheduler afterwards (the caller
+        yielded just before); it still notices a cancellation first.
 
         Raises:
             ConnectionClosed: when the transport is closed, or failed while
@@ -182,10 +212,23 @@ class Writer:
             # Nothing written yet: cancelled here, the caller's frame is simply
             # not sent and the connection stays usable.
             await trio.lowlevel.checkpoint_if_cancelled()
-            counter = None if self._gather_socket is None else _CountingSocket(self._gather_socket)
+            sock = self._gather_socket
+            counter = None if sock is None else _CountingSocket(sock)
             try:
                 if counter is not None:
-                    if isinstance(data, bytes):
+                    if _POSIX and type(data) is bytes:
+                        # One system call, without trio's socket wrapper (a
+                        # closed socket's descriptor is -1: EBADF, an OSError).
+                        try:
+                            counter.sent = os.write(counter.fileno(), data)
+                        except BlockingIOError:
+                            pass
+                        if counter.sent == len(data):
+                            if schedule:
+                                await trio.lowlevel.cancel_shielded_checkpoint()
+                            return
+                        await counter.send_all(data)  # the rest, once there is room
+                    elif isinstance(data, bytes):
                         await counter.send_all(data)
                     else:
                         await send_frames(self._stream, cast("trio.socket.SocketType", counter), data)
