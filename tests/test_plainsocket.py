@@ -4,14 +4,31 @@ from __future__ import annotations
 
 import os
 import socket as stdlib_socket
+from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
 import trio.testing
 
-from trio_ws.plainsocket import plain_socket, read_socket
+from trio_ws.plainsocket import plain_socket, read_socket, read_socket_into
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="plain_socket reads POSIX descriptors")
+
+
+Read = Callable[[trio.socket.SocketType, int], Awaitable[bytes]]
+
+
+async def read_into(sock: trio.socket.SocketType, max_bytes: int) -> bytes:
+    """read_socket_into a fresh buffer of max_bytes: the bytes it read."""
+    buffer = bytearray(max_bytes)
+    count = await read_socket_into(sock, memoryview(buffer))
+    return bytes(buffer[:count])
+
+
+@pytest.fixture(params=[read_socket, read_into], ids=["read_socket", "read_socket_into"])
+def read(request: pytest.FixtureRequest) -> Read:
+    """Both ways of reading: as bytes, and into a buffer (the same rules apply)."""
+    return request.param  # type: ignore[no-any-return]
 
 
 def socket_pair() -> tuple[trio.SocketStream, trio.SocketStream]:
@@ -27,17 +44,17 @@ async def test_plain_socket_only_for_a_plain_socket_stream() -> None:
     assert plain_socket(memory) is None
 
 
-async def test_reads_what_is_there_then_waits_then_eof() -> None:
+async def test_reads_what_is_there_then_waits_then_eof(read: Read) -> None:
     left, right = socket_pair()
     async with left, right:
         await right.send_all(b"hello")
-        assert await read_socket(left.socket, 3) == b"hel"
-        assert await read_socket(left.socket, 100) == b"lo"
+        assert await read(left.socket, 3) == b"hel"
+        assert await read(left.socket, 100) == b"lo"
         async with trio.open_nursery() as nursery:
             got: list[bytes] = []
 
             async def reader() -> None:
-                got.append(await read_socket(left.socket, 100))
+                got.append(await read(left.socket, 100))
 
             nursery.start_soon(reader)
             await trio.testing.wait_all_tasks_blocked()
@@ -45,46 +62,46 @@ async def test_reads_what_is_there_then_waits_then_eof() -> None:
             await right.send_all(b"late")
         assert got == [b"late"]
         await right.send_eof()
-        assert await read_socket(left.socket, 100) == b""
+        assert await read(left.socket, 100) == b""
 
 
-async def test_a_read_that_does_not_wait_still_yields() -> None:
+async def test_a_read_that_does_not_wait_still_yields(read: Read) -> None:
     left, right = socket_pair()
     async with left, right:
         await right.send_all(b"x")
         with trio.testing.assert_checkpoints():
-            assert await read_socket(left.socket, 10) == b"x"
+            assert await read(left.socket, 10) == b"x"
 
 
-async def test_cancelled_read_consumes_nothing() -> None:
+async def test_cancelled_read_consumes_nothing(read: Read) -> None:
     left, right = socket_pair()
     async with left, right:
         with trio.move_on_after(0.01):
-            await read_socket(left.socket, 10)
+            await read(left.socket, 10)
         await right.send_all(b"kept")
         with trio.CancelScope() as scope:
             scope.cancel()
-            await read_socket(left.socket, 10)  # cancelled before reading
+            await read(left.socket, 10)  # cancelled before reading
         assert scope.cancelled_caught
-        assert await read_socket(left.socket, 10) == b"kept"
+        assert await read(left.socket, 10) == b"kept"
 
 
-async def test_closed_socket_is_closed_resource_error() -> None:
+async def test_closed_socket_is_closed_resource_error(read: Read) -> None:
     left, right = socket_pair()
     async with right:
         await left.aclose()
         with pytest.raises(trio.ClosedResourceError):
-            await read_socket(left.socket, 10)
+            await read(left.socket, 10)
 
 
-async def test_closing_while_waiting_is_closed_resource_error() -> None:
+async def test_closing_while_waiting_is_closed_resource_error(read: Read) -> None:
     left, right = socket_pair()
     async with right:
         errors: list[BaseException] = []
 
         async def reader() -> None:
             try:
-                await read_socket(left.socket, 10)
+                await read(left.socket, 10)
             except trio.ClosedResourceError as err:
                 errors.append(err)
 
@@ -96,7 +113,7 @@ async def test_closing_while_waiting_is_closed_resource_error() -> None:
         assert len(errors) == 1
 
 
-async def test_reset_is_broken_resource_error() -> None:
+async def test_reset_is_broken_resource_error(read: Read) -> None:
     listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
     async with listener:
         port = listener.socket.getsockname()[1]
@@ -108,4 +125,4 @@ async def test_reset_is_broken_resource_error() -> None:
             await client.aclose()
             with pytest.raises(trio.BrokenResourceError, match="socket connection broken"):
                 with trio.fail_after(5):
-                    await read_socket(server.socket, 10)
+                    await read(server.socket, 10)

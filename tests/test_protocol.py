@@ -23,6 +23,7 @@ from trio_ws.framing import (
 )
 from trio_ws.masking import apply_mask
 from trio_ws.protocol import (
+    DIRECT_READ_MIN_FRAME,
     FAST_PATH_MAX_FRAME,
     CloseReceived,
     Event,
@@ -815,3 +816,74 @@ def test_message_inflating_past_the_limit_in_its_tail_fails_with_1009() -> None:
 
     _, roomy = make_pair(compression=Deflate(), max_message_size=4)  # exactly the limit is fine
     assert roomy.receive_data(to_server(0x2, payload, rsv=4)) == [MessageChunk(b"\x00\x00\xff\xff", False, True)]
+
+
+# -- large frames read straight into their own buffer --------------------------------------
+
+
+@pytest.mark.parametrize("compression", COMPRESSION)
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("is_text", [True, False])
+def test_large_frame_is_read_into_a_buffer_of_its_length(
+    compression: Deflate | None, direction: str, is_text: bool
+) -> None:
+    client, server = make_pair(compression=compression, max_message_size=None)
+    sender, receiver = sides(client, server, direction)
+    raw: str | bytes = base64.b64encode(os.urandom(300_000)).decode() if is_text else os.urandom(400_000)
+    data = sender.encode_message(raw) + sender.encode_message("next")
+    header = parse_header(data, 0)
+    assert header is not None
+    end = header.size + header.length
+    assert header.length >= DIRECT_READ_MIN_FRAME
+    assert receiver.read_target() is None
+    assert receiver.receive_data(data[:1000]) == []
+    target = receiver.read_target()
+    assert target is not None and len(target) == end - 1000  # the rest of the payload, no more
+    events: list[Event] = []
+    position = 1000
+    while (target := receiver.read_target()) is not None:
+        count = min(len(target), 70_000)  # as a socket read would fill it
+        target[:count] = data[position : position + count]
+        position += count
+        events += receiver.received_into(count)
+    assert position == end
+    assert events == [MessageChunk(raw, is_text, True)]
+    assert receiver.receive_data(data[end:]) == [MessageChunk("next", True, True)]
+
+
+def test_large_frame_rest_fed_as_bytes_with_the_next_frame() -> None:
+    # A stream without direct reads (TLS) feeds bytes: the frame's rest is
+    # copied into its buffer and the bytes after it are parsed as usual.
+    client, server = make_pair(max_message_size=None)
+    raw = os.urandom(DIRECT_READ_MIN_FRAME)
+    data = client.encode_message(raw) + client.encode_message(b"next") + client.encode_message("x" * 50_000)
+    assert server.receive_data(data[:10]) == []
+    assert server.read_target() is not None
+    assert server.receive_data(data[10:-20]) == [MessageChunk(raw, False, True), MessageChunk(b"next", False, True)]
+    assert server.receive_data(data[-20:]) == [MessageChunk("x" * 50_000, True, True)]
+    assert server.read_target() is None
+
+
+def test_smaller_frames_do_not_get_a_read_target() -> None:
+    client, server = make_pair(max_message_size=None)
+    data = client.encode_message(os.urandom(DIRECT_READ_MIN_FRAME - 1))
+    assert server.receive_data(data[:100]) == []
+    assert server.read_target() is None
+    assert messages_of(server.receive_data(data[100:])) == [server_payload(data)]
+
+
+def server_payload(frame_bytes: bytes) -> bytes:
+    header = parse_header(frame_bytes, 0)
+    assert header is not None and header.masking_key is not None
+    return apply_mask(frame_bytes[header.size :], header.masking_key)
+
+
+def test_invalid_utf8_in_a_large_frame_read_directly() -> None:
+    client, server = make_pair(max_message_size=None)
+    data = to_server(OP_TEXT, b"a" * DIRECT_READ_MIN_FRAME + b"\xff")
+    assert server.receive_data(data[:50]) == []
+    target = server.read_target()
+    assert target is not None
+    target[:] = data[50:]
+    assert failure(server.received_into(len(target))).code == 1007
+    assert server.receive_data(client.encode_message("ignored")) == []

@@ -13,8 +13,8 @@ from collections import Counter
 import pytest
 import trio
 import trio.testing
-
 from support.pairs import ws_pair
+
 from trio_ws import WebSocketConnection
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="plain socket writes are POSIX-only")

@@ -19,7 +19,9 @@ with its owner, ``aclose`` itself) reads until the closing state expects no
 more input.
 
 The hot paths avoid locks that always yield: an uncontended receive or write
-costs one trip through Trio's scheduler, as Trio's checkpoint rules require.
+costs one trip through Trio's scheduler, as Trio's checkpoint rules require,
+and a whole message sent right after the same task's receive costs none (the
+receive just yielded), so answering a message costs one trip, not two.
 """
 
 from __future__ import annotations
@@ -318,6 +320,11 @@ class WebSocketConnection(trio.abc.AsyncResource):
         the connection is aborted with 1006 (a half-written frame cannot be
         taken back). Concurrent calls are allowed: messages are sent whole,
         one after the other.
+
+        It yields to other tasks once, except that a whole message sent right
+        after the same task's :meth:`get_message` returned (which yielded)
+        goes out without a second yield when a plain TCP or Unix socket takes
+        it at once; a cancellation is still noticed before anything is sent.
         """
         if isinstance(message, (str, bytes, PreparedMessage)):
             await self._writer.send_whole(message, compress)

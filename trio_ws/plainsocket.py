@@ -21,7 +21,7 @@ import os
 
 import trio
 
-__all__ = ["plain_socket", "read_socket"]
+__all__ = ["plain_socket", "read_socket", "read_socket_into"]
 
 #: errno values that mean "this socket was closed under us" (as trio reads them).
 _CLOSED_ERRNOS = {errno.EBADF, errno.ENOTSOCK}
@@ -65,5 +65,36 @@ async def read_socket(sock: trio.socket.SocketType, max_bytes: int) -> bytes:
             if not waited:
                 await trio.lowlevel.cancel_shielded_checkpoint()
             return data
+        waited = True
+        await trio.lowlevel.wait_readable(sock)
+
+
+async def read_socket_into(sock: trio.socket.SocketType, buffer: memoryview) -> int:
+    """Like :func:`read_socket`, but into ``buffer`` (not empty), without a copy.
+
+    Returns:
+        how many bytes were read into the start of ``buffer``; 0 at end of file.
+
+    Raises and cancels as :func:`read_socket` does (a cancelled call wrote
+    nothing into ``buffer``). A loop of its own rather than a helper shared
+    with :func:`read_socket`: an idle connection waits in that one, and
+    every frame on its stack costs memory.
+    """
+    await trio.lowlevel.checkpoint_if_cancelled()
+    waited = False
+    while True:
+        fd = sock.fileno()
+        try:
+            count = os.readv(fd, [buffer])
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            if exc.errno in _CLOSED_ERRNOS or fd < 0:
+                raise trio.ClosedResourceError("this socket was already closed") from None
+            raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+        else:
+            if not waited:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            return count
         waited = True
         await trio.lowlevel.wait_readable(sock)

@@ -58,6 +58,12 @@ __all__ = [
 #: buffered whole (see :meth:`~trio_ws.WebSocketConnection.receive_stream`).
 FAST_PATH_MAX_FRAME = 4 * 2**20
 
+#: A fast-path frame at least this big that has not fully arrived gets a
+#: buffer of its announced length: the rest of its payload is read straight
+#: into it (:meth:`ProtocolCore.read_target`), not appended to the receive
+#: buffer and copied out again.
+DIRECT_READ_MIN_FRAME = 16 * 1024
+
 
 @dataclass(slots=True)
 class MessageChunk:
@@ -132,6 +138,13 @@ class ProtocolCore:
         self._message_bytes = 0
         self._finished = False  # a close frame or a failure ended parsing
         self._expect_masked = not is_client
+        # A large fast-path frame being received into its own buffer: the
+        # payload so far, how much of it arrived, and how to finish it.
+        self._frame: bytearray | None = None
+        self._frame_filled = 0
+        self._frame_key: bytes | None = None
+        self._frame_text = False
+        self._frame_compressed = False
         #: The closing handshake (RFC 6455 §7): its state and decisions.
         self.closing = ClosingState(is_client=is_client)
 
@@ -167,15 +180,58 @@ class ProtocolCore:
         return self.closing.close_sent
 
     # -- receiving -----------------------------------------------------------
-    def receive_data(self, data: bytes) -> list[Event]:
+    def read_target(self) -> memoryview | None:
+        """Where the next received bytes may be read directly, or None.
+
+        While a large frame is arriving (see :data:`DIRECT_READ_MIN_FRAME`)
+        this is the unfilled rest of its payload buffer: read into it, then
+        call :meth:`received_into` with the count. Otherwise pass received
+        bytes to :meth:`receive_data`.
+        """
+        frame = self._frame
+        if frame is None:
+            return None
+        return memoryview(frame)[self._frame_filled :]
+
+    def received_into(self, count: int) -> list[Event]:
+        """``count`` bytes were read into :meth:`read_target`: the events they make."""
+        self._frame_filled += count
+        events: list[Event] = []
+        if self._frame is not None and self._frame_filled == len(self._frame):
+            self._finish_frame(events)
+        return events
+
+    def _finish_frame(self, events: list[Event]) -> None:
+        frame = self._frame
+        assert frame is not None
+        key = self._frame_key
+        self._frame = None
+        # The one copy out of the frame's buffer (unmasking on the way).
+        payload = bytes(frame) if key is None else apply_mask(frame, key)
+        del frame
+        self._fast_message(payload, self._frame_text, self._frame_compressed, events)
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
         """Process bytes received from the peer and return the events they make."""
         if self._finished:
             return []
+        events: list[Event] = []
+        frame = self._frame
+        if frame is not None:
+            filled = self._frame_filled
+            take = min(len(frame) - filled, len(data))
+            frame[filled : filled + take] = memoryview(data)[:take]
+            self._frame_filled = filled + take
+            if self._frame_filled < len(frame):
+                return events
+            self._finish_frame(events)
+            data = memoryview(data)[take:]
+            if not data or self._finished:
+                return events
         if self._position:
             del self._buffer[: self._position]
             self._position = 0
         self._buffer += data
-        events: list[Event] = []
         try:
             self._parse(events)
         finally:
@@ -191,7 +247,7 @@ class ProtocolCore:
                 take = min(self._to_wsproto, len(buffer) - self._position)
                 if not take:
                     return
-                chunk = bytes(buffer[self._position : self._position + take])
+                chunk = bytes(memoryview(buffer)[self._position : self._position + take])
                 self._position += take
                 self._to_wsproto -= take
                 self._feed_wsproto(chunk, events)
@@ -228,9 +284,19 @@ class ProtocolCore:
                 and self._state in (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING)
             ):
                 end = self._position + header.size + header.length
-                if len(buffer) < end:
-                    return
                 start = self._position + header.size
+                if len(buffer) < end:
+                    if header.length >= DIRECT_READ_MIN_FRAME:
+                        # Receive the rest straight into a buffer of the
+                        # announced length (see read_target).
+                        frame = bytearray(header.length)
+                        arrived = len(buffer) - start
+                        frame[:arrived] = memoryview(buffer)[start:]
+                        self._frame, self._frame_filled = frame, arrived
+                        self._frame_key = header.masking_key
+                        self._frame_text, self._frame_compressed = opcode == OP_TEXT, compressed
+                        self._position = len(buffer)
+                    return
                 self._position = end
                 # One copy out of the buffer: through a memoryview, not
                 # ``bytes(buffer[start:end])``, which copies twice (the slice

@@ -31,7 +31,7 @@ from .locks import LazyEvent, LazyParkingLot
 from .log import ConnectionLogger
 from .options import ConnectionOptions, seconds_or_inf
 from .pings import PingTracker
-from .plainsocket import plain_socket, read_socket
+from .plainsocket import plain_socket, read_socket, read_socket_into
 from .protocol import CloseReceived, Event, MessageChunk, PingReceived, PongReceived, ProtocolCore, ProtocolFailure
 from .receive_queue import ReceiveQueue
 from .writer import Writer
@@ -146,10 +146,12 @@ class Reader:
         size = self._options.receive_buffer_size
         data = self._trailing_data
         self._trailing_data = b""
+        filled = 0  # bytes read straight into the core's read_target()
         eof_deadline = float("inf")
         while True:
-            if data:
-                for event in core.receive_data(data):
+            if data or filled:
+                events = core.received_into(filled) if filled else core.receive_data(data)
+                for event in events:
                     if type(event) is MessageChunk:
                         if closing.accepts_messages:
                             queue.put(event)
@@ -179,12 +181,20 @@ class Reader:
                 # RFC 6455 §7.1.1: the client waits for the server to close
                 # TCP first, for at most disconnect_timeout.
                 eof_deadline = trio.current_time() + seconds_or_inf(self._options.disconnect_timeout)
+            data = b""
+            filled = 0
             try:
                 if eof_deadline == float("inf"):
                     if sock is None:
                         data = bytes(await stream.receive_some(size))
                     else:
-                        data = await read_socket(sock, size)
+                        target = core.read_target()
+                        if target is None:
+                            data = await read_socket(sock, size)
+                        else:
+                            # A large frame: its payload goes straight into
+                            # its own buffer (one copy fewer, see protocol.py).
+                            filled = await read_socket_into(sock, target[:size])
                 else:
                     data = b""
                     with trio.move_on_at(eof_deadline):
@@ -194,7 +204,7 @@ class Reader:
                     self._logger.debug("transport failed while receiving: %r", err)
                     await self._owner._abort(ABNORMAL_CLOSURE, f"transport failed: {err}")
                 return
-            if not data:
+            if not (data or filled):
                 # The peer closed TCP: after a closing handshake that is the
                 # normal end, otherwise the connection was lost (1006 unless
                 # a close code is already known).

@@ -79,13 +79,13 @@ class Writer:
     __slots__ = (
         "_core",
         "_gather_socket",
-        "_yielded",
         "_logger",
         "_message_lock",
         "_owner",
         "_stream",
         "_transport_closed",
         "_write_lock",
+        "_yielded",
     )
 
     def __init__(
@@ -219,7 +219,7 @@ class Writer:
                     if _POSIX and type(data) is bytes:
                         # One system call, without trio's socket wrapper (a
                         # closed socket's descriptor is -1: EBADF, an OSError).
-                        try:
+                        try:  # noqa: SIM105 - contextlib.suppress costs more on this hot path
                             counter.sent = os.write(counter.fileno(), data)
                         except BlockingIOError:
                             pass
