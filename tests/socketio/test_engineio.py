@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from trio_ws import PreparedMessage
 from trio_ws.socketio import (
     RECORD_SEPARATOR,
     EnginePacket,
@@ -18,6 +19,7 @@ from trio_ws.socketio import (
     encode_packet,
     encode_payload,
 )
+from trio_ws.socketio.engineio import websocket_frame
 
 
 @pytest.mark.parametrize(
@@ -184,3 +186,20 @@ def test_handshake_from_packet_names_the_bad_field(data: str, message: str) -> N
 def test_handshake_from_packet_needs_an_open_packet() -> None:
     with pytest.raises(InvalidPacket, match=r"expected an Engine\.IO open packet, got a message packet"):
         Handshake.from_packet(EnginePacket(EngineType.MESSAGE, "{}"))
+
+
+def test_a_prepared_message_is_the_message_packet_it_encodes() -> None:
+    text, binary = PreparedMessage('4["news",1]'), PreparedMessage(b"\x00\xff")
+    packets = [EnginePacket(EngineType.PING), text, binary]
+    body = encode_payload(packets)
+    assert body == '2\x1e4["news",1]\x1ebAP8='
+    assert decode_payload(body, max_payload=None) == [
+        EnginePacket(EngineType.PING),
+        EnginePacket(EngineType.MESSAGE, '["news",1]'),
+        EnginePacket(EngineType.MESSAGE, b"\x00\xff"),
+    ]
+    # On a WebSocket it is sent as it is (its frame shared), a packet as its encoding.
+    assert websocket_frame(text) is text
+    assert websocket_frame(EnginePacket(EngineType.PING)) == "2"
+    with pytest.raises(ValueError, match="record separator"):
+        encode_payload([PreparedMessage("4a\x1eb")])

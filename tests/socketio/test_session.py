@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from trio_ws import PreparedMessage
 from trio_ws.socketio import (
     EngineConfig,
     EnginePacket,
@@ -305,3 +306,20 @@ def test_max_buffered_may_be_disabled() -> None:
     assert len(session.data_to_send()) == 5000
     with pytest.raises(ValueError, match="max_buffered must be > 0, not 0"):
         EngineConfig(max_buffered=0)
+
+
+def test_a_prepared_message_packet_is_queued_as_it_is_and_counts_toward_max_buffered() -> None:
+    session = EngineSession("abc", "polling", now=0.0, config=EngineConfig(max_buffered=2))
+    message = PreparedMessage('4["news",1]')
+    session.send_prepared(message)
+    session.send_prepared(PreparedMessage(b"\x01"))
+    assert session.queued == 2
+    with pytest.raises(SessionClosed, match="max_buffered=2"):
+        session.send_prepared(message)
+    assert session.overflowed
+    other = EngineSession("def", "websocket", now=0.0, config=CONFIG)
+    other.send_prepared(message)
+    assert other.data_to_send()[0] is message
+    with pytest.raises(ValueError, match=r"not an Engine\.IO message packet"):
+        other.send_prepared(PreparedMessage("2"))
+    assert other.queued == 0

@@ -7,11 +7,14 @@ WebSocket, and the upgrade between them). The app's
 send to, close and watch (:class:`~trio_ws.hub.MemberConnection`):
 :class:`EngineLink` is that connection. What the
 hub writes to it (the Socket.IO variant of a message: the Engine.IO message
-``4<packet>`` and its binary attachments) is queued in the Engine.IO session,
-and whichever transport is active carries it. A write returns once the
-transport has taken what it queued, so a client that does not read (a
-WebSocket that is not read, or no ``GET`` to answer) keeps the messages in
-the member's hub outbox, where the hub's overflow policy applies.
+``4<packet>`` and its binary attachments, each a
+:class:`~trio_ws.PreparedMessage` shared by every member of a broadcast)
+goes out on whichever transport is active: written on a WebSocket as the
+frame built once for all of them, or queued in the Engine.IO session for
+the next long-polling ``GET`` (a write then returns once a ``GET`` took
+it). So a client that does not read (a WebSocket that is not read, or no
+``GET`` to answer) keeps the messages in the member's hub outbox, where the
+hub's overflow policy applies.
 
 :func:`serve_engine_request` routes the requests on the app's Socket.IO
 path: a new session (a WebSocket, or a long-polling ``GET`` without ``sid``)
@@ -127,30 +130,36 @@ class EngineLink(EngineConnection):
         return ConnectionClosed.for_reason(self.closed or CloseReason(ABNORMAL_CLOSURE, None))
 
     async def send_message(self, message: Frame) -> None:
-        """Send one Engine.IO message (see :meth:`send_many`)."""
+        """Send one Engine.IO message; raises and behaves as :meth:`send_many`."""
         await self.send_many([message])
 
     async def send_many(self, messages: Sequence[Frame]) -> None:
-        """Queue Engine.IO messages (text ``4<packet>``, or binary attachments) and wait until the transport took them.
+        """Send Engine.IO messages (text ``4<packet>``, or binary attachments) on the active transport.
+
+        On the WebSocket transport they are written at once, a
+        :class:`~trio_ws.PreparedMessage` as the frame it shares with every
+        other connection (see :meth:`~trio_ws.socketio.EngineConnection.send_messages`);
+        on long-polling they are queued, and the call returns once a ``GET``
+        (or the WebSocket of an upgrade) took them.
 
         Raises:
-            ConnectionClosed: the session has ended (or ends now: ``max_buffered``).
+            ConnectionClosed: the session has ended (or ends now: ``max_buffered``,
+                the WebSocket closed).
+            ValueError: for text that is not an Engine.IO message (``4`` first).
 
-        Cancelling is safe (what was queued may still be sent); concurrent calls are allowed.
+        Cancelling is safe while waiting; a write cut short ends the
+        session. Concurrent calls are allowed.
         """
         if self.end is not None:
             raise self.closed_error()
         try:
-            for message in messages:
-                self.session.send(_engine_message(message))
-        except SessionClosed as err:
-            if self.session.overflowed:
-                self.finish(SessionEnded("buffer full", str(err)))
+            written = await self.send_messages([_engine_message(message) for message in messages])
+        except SessionClosed:
             raise self.closed_error() from None
-        self.notify()
-        while self.session.queued and self.end is None:
-            await self._taken.wait()  # set by the transport taking them, or by the end
-        await trio.lowlevel.checkpoint()
+        if not written:
+            while self.session.queued and self.end is None:
+                await self._taken.wait()  # set by the transport taking them, or by the end
+            await trio.lowlevel.checkpoint()
 
     async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
         """End the session with a ``close`` packet (a WebSocket closes with ``code``). Idempotent; raises nothing."""
@@ -164,10 +173,9 @@ class EngineLink(EngineConnection):
         await self._ended.wait()
 
 
-def _engine_message(frame: Frame) -> str | bytes:
-    """The Engine.IO message of a Socket.IO frame: ``4<packet>`` loses its type, binary stays as is."""
-    if isinstance(frame, PreparedMessage):
-        frame = frame.payload.decode("utf-8") if frame.is_text else frame.payload
+def _engine_message(frame: Frame) -> str | bytes | PreparedMessage:
+    """What the session sends for a WebSocket message of a Socket.IO client: the data of a text
+    ``4<packet>``, binary as is, and a PreparedMessage unchanged (the session checks its type)."""
     if isinstance(frame, str):
         if not frame.startswith("4"):
             raise ValueError(f"not an Engine.IO message: {frame[:20]!r}")

@@ -10,6 +10,12 @@ Wire format (engine.io-protocol v4, "Packet encoding"):
   record separator ``\\x1e``, and a binary message is written as ``b``
   followed by its base64 text (v4 always uses base64 there).
 
+A message packet may also be a :class:`~trio_ws.PreparedMessage` that
+already holds its WebSocket encoding (text ``4<data>``, or the bytes of a
+binary message): the layer above encodes a broadcast once, every WebSocket
+session sends the frame it shares with the others, and long-polling
+sessions put its text in their payloads (:data:`OutgoingPacket`).
+
 Everything here is sans-IO: plain functions from packets to ``str``/``bytes``
 and back, raising :class:`~trio_ws.socketio.InvalidPacket` for malformed input.
 """
@@ -23,14 +29,17 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ..prepared import PreparedMessage
 from .errors import InvalidPacket, PayloadTooLarge
 
 __all__ = [
     "RECORD_SEPARATOR",
     "EngineType",
     "EnginePacket",
+    "OutgoingPacket",
     "Handshake",
     "encode_packet",
+    "websocket_frame",
     "decode_packet",
     "encode_payload",
     "decode_payload",
@@ -86,6 +95,16 @@ class EnginePacket:
         return isinstance(self.data, bytes)
 
 
+#: What a session sends: a packet, or a message packet already encoded for
+#: WebSocket (text ``4<data>``, or binary) and shared by many sessions.
+OutgoingPacket = EnginePacket | PreparedMessage
+
+
+def websocket_frame(packet: OutgoingPacket) -> str | bytes | PreparedMessage:
+    """What a WebSocket transport sends for ``packet``: its encoding, or the prepared message itself."""
+    return packet if isinstance(packet, PreparedMessage) else encode_packet(packet)
+
+
 def encode_packet(packet: EnginePacket) -> str | bytes:
     """Encode ``packet`` for one WebSocket frame: text, or the raw bytes of a binary message."""
     if isinstance(packet.data, bytes):
@@ -118,8 +137,10 @@ def decode_packet(frame: str | bytes) -> EnginePacket:
     return EnginePacket(packet_type, frame[1:])
 
 
-def encode_payload(packets: Iterable[EnginePacket]) -> str:
+def encode_payload(packets: Iterable[OutgoingPacket]) -> str:
     """Join ``packets`` into one long-polling body (binary messages as ``b`` + base64).
+
+    A :class:`~trio_ws.PreparedMessage` counts as the message packet it encodes.
 
     Raises:
         ValueError: when there is no packet, or a text packet contains the record
@@ -128,6 +149,17 @@ def encode_payload(packets: Iterable[EnginePacket]) -> str:
     """
     parts: list[str] = []
     for packet in packets:
+        if isinstance(packet, PreparedMessage):
+            data = packet.data
+            if isinstance(data, bytes):
+                parts.append("b" + base64.b64encode(data).decode("ascii"))
+                continue
+            if RECORD_SEPARATOR in data:
+                raise ValueError(
+                    "a text packet containing the record separator \\x1e cannot be sent over long-polling"
+                )
+            parts.append(data)
+            continue
         if isinstance(packet.data, bytes):
             parts.append("b" + base64.b64encode(packet.data).decode("ascii"))
             continue

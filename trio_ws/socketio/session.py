@@ -41,7 +41,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-from .engineio import EnginePacket, EngineType, Handshake
+from ..prepared import PreparedMessage
+from .engineio import EnginePacket, EngineType, Handshake, OutgoingPacket
 from .errors import SessionClosed
 
 __all__ = [
@@ -168,7 +169,7 @@ class EngineSession:
         self.sid = sid
         self._transport: Transport = transport
         self._state = SessionState.OPEN
-        self._outbox: deque[EnginePacket] = deque()
+        self._outbox: deque[OutgoingPacket] = deque()
         self._next_ping: float | None = now + self.config.ping_interval
         self._pong_deadline: float | None = None
         self._upgrade_deadline: float | None = None
@@ -207,6 +208,24 @@ class EngineSession:
                 ``max_buffered``: the session is then closed (the client is not
                 taking what it is sent) and :attr:`overflowed` is True.
         """
+        self._queue_message(EnginePacket(EngineType.MESSAGE, data))
+
+    def send_prepared(self, message: PreparedMessage) -> None:
+        """Queue a message packet already encoded for WebSocket: text ``4<data>``, or a binary message.
+
+        The WebSocket transport sends ``message`` as it is (its frame shared
+        with every other connection that sends it); long-polling puts its
+        text in the payload.
+
+        Raises:
+            ValueError: for text that is not a message packet (``4`` first).
+            SessionClosed: as :meth:`send`.
+        """
+        if message.is_text and not message.payload.startswith(b"4"):
+            raise ValueError(f"not an Engine.IO message packet: {message.payload[:20]!r}")
+        self._queue_message(message)
+
+    def _queue_message(self, packet: OutgoingPacket) -> None:
         if self._state is SessionState.CLOSED:
             raise SessionClosed(f"Engine.IO session {self.sid} is closed")
         limit = self.config.max_buffered
@@ -217,7 +236,7 @@ class EngineSession:
             raise SessionClosed(
                 f"Engine.IO session {self.sid} closed: {limit:,} packets unread by the client (max_buffered={limit:,})"
             )
-        self._outbox.append(EnginePacket(EngineType.MESSAGE, data))
+        self._outbox.append(packet)
 
     @property
     def overflowed(self) -> bool:
@@ -229,13 +248,18 @@ class EngineSession:
         """How many packets wait for the active transport to take them."""
         return len(self._outbox)
 
-    def data_to_send(self) -> list[EnginePacket]:
-        """Take every queued packet, in order, for the active transport."""
+    def data_to_send(self) -> list[OutgoingPacket]:
+        """Take every queued packet, in order, for the active transport.
+
+        A message queued with :meth:`send_prepared` comes out as its
+        :class:`~trio_ws.PreparedMessage` (see
+        :data:`~trio_ws.socketio.engineio.OutgoingPacket`).
+        """
         packets = list(self._outbox)
         self._outbox.clear()
         return packets
 
-    def poll(self) -> list[EnginePacket] | None:
+    def poll(self) -> list[OutgoingPacket] | None:
         """What a waiting long-polling ``GET`` should answer now, or None to keep waiting.
 
         Queued packets first; else a ``noop`` once an upgrade probe succeeded

@@ -13,9 +13,15 @@ Theory of operation
   the first long-polling ``GET``, whose answer has been sent by then), so
   cancelling the server ends every session and nothing outlives one.
 * **WebSocket.** :meth:`EngineConnection.websocket_transport` runs in the
-  WebSocket's own request task: a reader feeding the session and a single
-  writer sending what the session queues (only the writer sends, so no
-  write is cut half-way by the end of the session).
+  WebSocket's own request task: a reader feeding the session and a writer
+  sending what the session queues (pings, the close packet, messages
+  queued before an upgrade). :meth:`EngineConnection.send_messages` writes
+  messages on the WebSocket from the caller's task (the hub's sender of the
+  member), each batch in one write, and a
+  :class:`~trio_ws.PreparedMessage` as the frame it shares with every other
+  connection that sends it: a broadcast is encoded and framed once, not once
+  per session. Every write to the WebSocket holds one lock and first takes
+  what the session has queued, so packets keep their order.
 * **Long-polling.** Each ``GET`` (:meth:`EngineConnection.poll`) waits in
   its request task until the session has something to say (a packet, a
   ``noop`` releasing the poll during an upgrade, a ``close``), or the client
@@ -37,14 +43,24 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 
 import trio
 
 from ..close import GOING_AWAY, NORMAL_CLOSURE, POLICY_VIOLATION
 from ..connection import WebSocketConnection
 from ..errors import ConnectionClosed, RequestBodyError
+from ..prepared import PreparedMessage
 from ..request import WebSocketRequest
-from .engineio import EnginePacket, decode_packet, decode_payload, encode_packet, encode_payload
+from .engineio import (
+    EnginePacket,
+    EngineType,
+    decode_packet,
+    decode_payload,
+    encode_packet,
+    encode_payload,
+    websocket_frame,
+)
 from .errors import InvalidPacket, PayloadTooLarge, SessionClosed
 from .requests import EngineRequestError
 from .session import (
@@ -92,6 +108,7 @@ class EngineConnection:
         self.nursery: trio.Nursery | None = None
         self._wake = trio.Event()
         self._websocket: WebSocketConnection | None = None
+        self._write_lock = trio.Lock()  # held by every write on the active WebSocket
         self._reader_scope: trio.CancelScope | None = None
         self._get_busy = False
         self._post_busy = False
@@ -140,6 +157,64 @@ class EngineConnection:
         if self._reader_scope is not None:
             self._reader_scope.cancel()
         self.notify()
+
+    async def send_messages(self, messages: Sequence[str | bytes | PreparedMessage]) -> bool:
+        """Send message packets to the client on the active transport.
+
+        Args:
+            messages: message data (``str`` or ``bytes``), or a
+                :class:`~trio_ws.PreparedMessage` holding a whole message
+                packet's WebSocket encoding (text ``4<data>``, or binary).
+
+        Returns:
+            True when they were written on the WebSocket transport (after
+            what the session had queued, in one write); False when they
+            were queued for long-polling (or an upgrade under way), where
+            :meth:`taken` tells when a transport took them.
+
+        Raises:
+            SessionClosed: the session has ended, or ends now (the WebSocket
+                closed while writing; ``max_buffered`` packets waiting).
+            ValueError: for a prepared text that is not a message packet.
+
+        Cancelling is safe before the write starts; cut short, it ends the
+        session (a half-written frame cannot be taken back). Concurrent calls
+        are allowed: each batch is written whole.
+        """
+        ws = self._websocket
+        if self.end is None and ws is not None and self.session.transport == "websocket":
+            async with self._write_lock:
+                if self.end is not None:
+                    raise SessionClosed(f"Engine.IO session {self.sid} is closed")
+                queued = self.session.data_to_send()
+                if queued:
+                    self.taken()
+                frames = [websocket_frame(packet) for packet in queued]
+                for message in messages:
+                    if isinstance(message, PreparedMessage):
+                        if message.is_text and not message.payload.startswith(b"4"):
+                            raise ValueError(f"not an Engine.IO message packet: {message.payload[:20]!r}")
+                        frames.append(message)
+                    else:
+                        frames.append(encode_packet(EnginePacket(EngineType.MESSAGE, message)))
+                try:
+                    await ws.send_many(frames)
+                except ConnectionClosed:
+                    self.finish(SessionEnded("transport close"))
+                    raise SessionClosed(f"Engine.IO session {self.sid} is closed") from None
+            return True
+        try:
+            for message in messages:
+                if isinstance(message, PreparedMessage):
+                    self.session.send_prepared(message)
+                else:
+                    self.session.send(message)
+        except SessionClosed as err:
+            if self.session.overflowed:
+                self.finish(SessionEnded("buffer full", str(err)))
+            raise
+        self.notify()
+        return False
 
     def fail(self, reason: str, detail: str) -> None:
         """End the session from the server's side, with a close packet for the client."""
@@ -207,7 +282,8 @@ class EngineConnection:
         self._websocket = ws
         try:
             if opening:
-                await ws.send_message(encode_packet(self.session.open_packet()))
+                async with self._write_lock:
+                    await ws.send_message(encode_packet(self.session.open_packet()))
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._ws_writer, ws)
                 with trio.CancelScope() as self._reader_scope:
@@ -232,16 +308,19 @@ class EngineConnection:
     async def _ws_writer(self, ws: WebSocketConnection) -> None:
         while True:
             wake = self._wake
-            packets = self.session.data_to_send()
-            if not packets:
+            if not self.session.queued:
                 if self.end is not None:
                     return
                 await wake.wait()
                 continue
-            self.taken()
-            for packet in packets:
+            async with self._write_lock:
+                # Taken under the lock: a send_messages() that wrote first took them already.
+                packets = self.session.data_to_send()
+                if not packets:
+                    continue
+                self.taken()
                 try:
-                    await ws.send_message(encode_packet(packet))
+                    await ws.send_many([websocket_frame(packet) for packet in packets])
                 except ConnectionClosed:
                     self.finish(SessionEnded("transport close"))
                     return
