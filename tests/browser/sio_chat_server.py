@@ -78,7 +78,7 @@ PAGE = """<!doctype html>
     send = (text) => socket.emit("chat", text, (count) => log("delivered to " + count));
     window.upload = (values) =>
       socket.emit("upload", new Uint8Array(values).buffer, (answer) =>
-        log("upload answer " + Array.from(new Uint8Array(answer)).join(",")),
+        log("upload answer " + Array.from(new Uint8Array(answer)).join(",") + " (" + answer.constructor.name + ")"),
       );
   }
   document.getElementById("form").addEventListener("submit", (event) => {

@@ -162,9 +162,9 @@ def test_official_clients_and_the_apps_own_client_chat_in_one_room_of_an_app(
     for page, name in ((alice, "alice"), (bob, "bob"), (carol, "carol")):
         assert f"{name}: hi from {name}" not in page.locator("#log").inner_text()  # type: ignore[attr-defined]
 
-    # Bytes both ways for a Socket.IO client: an ArrayBuffer up, the reversed bytes back.
+    # Bytes both ways for a Socket.IO client: an ArrayBuffer up, the reversed bytes back as one.
     alice.evaluate("window.upload([1, 2, 250])")  # type: ignore[attr-defined]
-    _wait_log(alice, "upload answer 250,2,1")
+    _wait_log(alice, "upload answer 250,2,1 (ArrayBuffer)")
 
     # Pages close: the others see each leave, whichever client it was.
     carol.close()  # type: ignore[attr-defined]

@@ -1,8 +1,12 @@
 """python-socketio's asyncio client as a second, independent Socket.IO peer (run in a subprocess).
 
-Usage: python python_sio_peer.py URL [TRANSPORT] (``websocket``, the default,
-or ``polling``). Prints the same JSON records as the
-"full" scenario of sio_client.cjs, one per line, then exits.
+Usage: python python_sio_peer.py URL [TRANSPORT [SCENARIO]]: TRANSPORT is
+``websocket`` (the default) or ``polling``. SCENARIO "full" (the default)
+prints the same JSON records as the "full" scenario of sio_client.cjs, one
+per line; "app" (an App's handlers, see test_app_socketio.py) a refused
+namespace, two clients in a room with broadcasts that exclude the sender,
+a second namespace on the same connection, and (over WebSocket) a
+reconnection after the client's WebSocket drops. Then it exits.
 """
 
 from __future__ import annotations
@@ -51,5 +55,62 @@ async def main(url: str, transport: str) -> None:
     await client.disconnect()
 
 
+async def app_scenario(url: str, transport: str) -> None:
+    # A namespace the App refuses: connect_error gets its message and data, connect() raises.
+    refused = socketio.AsyncClient(reconnection=False)
+    errors: list[Any] = []
+
+    @refused.on("connect_error", namespace="/private")
+    async def refused_error(data: Any) -> None:
+        errors.append(data)
+
+    try:
+        await refused.connect(url, namespaces=["/private"], transports=[transport], auth={"token": "wrong"})
+    except socketio.exceptions.ConnectionError as err:
+        out({"event": "refused", "error": str(err), "data": errors})
+
+    # Two clients join "tea"; what each says reaches the other only.
+    heard: dict[str, list[Any]] = {"a": [], "b": []}
+    a = socketio.AsyncClient(reconnection=False)
+    b = socketio.AsyncClient(reconnection=True, reconnection_delay=0.1, reconnection_delay_max=0.1)
+    b_sids: list[str] = []
+    b_again = asyncio.Event()
+    for name, client in (("a", a), ("b", b)):
+
+        @client.on("said")
+        async def said(data: Any, name: str = name) -> None:
+            heard[name].append(data)
+
+    @b.on("connect")
+    async def b_connected() -> None:
+        b_sids.append(b.get_sid())
+        if len(b_sids) == 2:
+            b_again.set()
+
+    await a.connect(url, namespaces=["/", "/chat"], transports=[transport], auth={"name": "a"}, wait_timeout=5)
+    await b.connect(url, transports=[transport], auth={"name": "b"}, wait_timeout=5)
+    out({"event": "joined", "a": await a.call("join", "tea", timeout=5), "b": await b.call("join", "tea", timeout=5)})
+    out({"event": "say-ack", "answer": await a.call("say", "from a", timeout=5)})
+    out({"event": "say-ack", "answer": await b.call("say", "from b", timeout=5)})
+    out({"event": "where", "answer": await a.call("where", namespace="/chat", timeout=5)})
+    # The broadcasts went out before the acks; one more round trip to each lets them land.
+    await a.call("join", "tea", timeout=5)
+    await b.call("join", "tea", timeout=5)
+    out({"event": "heard", **heard})
+
+    if transport == "websocket":
+        # b's WebSocket drops (closed under the client, without a goodbye): the client
+        # reconnects by itself, as a new session. (Over long-polling python-socketio
+        # reconnects after no server close; there is no socket of its own to drop.)
+        await b.eio.ws.close()
+        await asyncio.wait_for(b_again.wait(), 10)
+        out({"event": "reconnected", "new_sid": b_sids[1] != b_sids[0], "whoami": await b.call("whoami", timeout=5)})
+    await a.disconnect()
+    await b.disconnect()
+
+
 if __name__ == "__main__":
-    asyncio.run(asyncio.wait_for(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "websocket"), 20))
+    url = sys.argv[1]
+    transport = sys.argv[2] if len(sys.argv) > 2 else "websocket"
+    scenario = sys.argv[3] if len(sys.argv) > 3 else "full"
+    asyncio.run(asyncio.wait_for((app_scenario if scenario == "app" else main)(url, transport), 20))

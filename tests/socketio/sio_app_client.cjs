@@ -75,7 +75,7 @@ if (scenario === "room") {
   socket.on("disconnect", (reason) => out({ event: "disconnect", reason }));
   socket.on("connect", async () => {
     connects += 1;
-    out({ event: "connect", id: socket.id, recovered: socket.recovered, connects });
+    out({ event: "connect", id: socket.id, recovered: socket.recovered === true, connects });
     if (connects === 1) {
       const answer = await call(socket, "join", "tea");
       out({ event: "joined", answer });
@@ -85,6 +85,27 @@ if (scenario === "room") {
       out({ event: "whoami", answer });
       socket.emit("again");
     }
+  });
+} else if (scenario === "binary") {
+  // Bytes up as an ArrayBuffer, a typed-array view and a Buffer (each answered reversed),
+  // then bytes down in an event.
+  const socket = io(url, options);
+  const kind = (value) => (Buffer.isBuffer(value) ? "Buffer" : value.constructor.name);
+  socket.on("blob", (label, buf) => {
+    out({ event: "blob", label, hex: hex(buf), kind: kind(buf) });
+    finish([socket]);
+  });
+  socket.on("connect", async () => {
+    const bytes = new Uint8Array([1, 2, 3, 250]);
+    for (const [sent, value] of [
+      ["ArrayBuffer", bytes.buffer],
+      ["Uint8Array view", bytes.subarray(1, 3)],
+      ["Buffer", Buffer.from([9, 8])],
+    ]) {
+      const [answer] = await call(socket, "reverse", value);
+      out({ event: "reverse-ack", sent, hex: hex(answer), kind: kind(answer) });
+    }
+    socket.emit("send-blob");
   });
 } else {
   out({ event: "unknown scenario", scenario });

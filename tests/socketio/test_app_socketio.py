@@ -151,6 +151,61 @@ async def test_python_socketio_client_auth_events_acks_and_binary_both_ways(
         await check_full_scenario(records, seen, disconnected, transport)
 
 
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_python_socketio_clients_namespaces_refusal_rooms_exclusion_and_reconnect(
+    python_socketio: None, transport: str
+) -> None:
+    app = fast_app()
+    sids: list[str] = []
+
+    @app.on("connect")
+    async def connect(conn: EventConnection, auth: Any) -> None:
+        conn.session["name"] = auth.get("name") if isinstance(auth, dict) else None
+        sids.append(conn.id)
+
+    @app.on("connect", namespace="/private")
+    async def private(conn: EventConnection, auth: Any) -> None:
+        raise EventError("Unauthorized", "Not authorized")
+
+    @app.on("join")
+    async def join(conn: EventConnection, room: str) -> list[str]:
+        await conn.join_room(room)
+        return sorted(conn.rooms())
+
+    @app.on("say")
+    async def say(conn: EventConnection, text: str) -> str:
+        await app.emit("said", {"text": text, "by": conn.session["name"]}, to="tea", exclude=conn.id)
+        return "ok"
+
+    @app.on("where", namespace="/chat")
+    async def where(conn: EventConnection, data: Any) -> str:
+        return "/chat"
+
+    @app.on("whoami")
+    async def whoami(conn: EventConnection, data: Any) -> list[Any]:
+        return [conn.session["name"], sorted(conn.rooms())]
+
+    async with serving(app) as server:
+        records = await run_python_peer(server.port, transport, "app")
+        with trio.fail_after(5):
+            await links_gone(app)  # every session ended with its client
+    reconnected = [{"event": "reconnected", "new_sid": True, "whoami": ["b", []]}] if transport == "websocket" else []
+    assert len(sids) == 2 + len(reconnected) and len(set(sids)) == len(sids)  # /private refused before its CONNECT
+    assert records == [
+        {
+            "event": "refused",
+            "error": "One or more namespaces failed to connect: /private",
+            "data": [{"message": "Not authorized", "data": {"type": "Unauthorized"}}],
+        },
+        {"event": "joined", "a": ["tea"], "b": ["tea"]},
+        {"event": "say-ack", "answer": "ok"},
+        {"event": "say-ack", "answer": "ok"},
+        {"event": "where", "answer": "/chat"},
+        {"event": "heard", "a": [{"text": "from b", "by": "b"}], "b": [{"text": "from a", "by": "a"}]},
+        *reconnected,
+    ]
+
+
 @TRANSPORTS
 async def test_official_client_namespaces_refused_connect_and_unknown_namespace(
     node_socketio: NodeWs, transports: str
@@ -300,6 +355,99 @@ async def test_disconnect_from_the_server_stops_the_official_client_reconnecting
         with trio.fail_after(5):
             await gone.wait()
     assert records == [{"event": "disconnect", "reason": "io server disconnect", "active": False}]
+
+
+@TRANSPORTS
+async def test_official_client_sends_arraybuffers_views_and_buffers_and_receives_bytes(
+    node_socketio: NodeWs, transports: str
+) -> None:
+    app = fast_app()
+    received: list[Any] = []
+
+    @app.on("reverse")
+    async def reverse(conn: EventConnection, data: bytes) -> bytes:
+        received.append(data)
+        return bytes(reversed(data))
+
+    @app.on("send-blob")
+    async def send_blob(conn: EventConnection, data: Any) -> None:
+        await conn.emit("blob", ("label", b"\x00\xff\x10"))
+
+    async with serving(app) as server:
+        url = f"http://127.0.0.1:{server.port}/"
+        records = await run_node(node_socketio, SIO_APP_CLIENT, url, "binary", transports)
+    assert received == [b"\x01\x02\x03\xfa", b"\x02\x03", b"\x09\x08"]
+    assert records == [
+        {"event": "reverse-ack", "sent": "ArrayBuffer", "hex": "fa030201", "kind": "Buffer"},
+        {"event": "reverse-ack", "sent": "Uint8Array view", "hex": "0302", "kind": "Buffer"},
+        {"event": "reverse-ack", "sent": "Buffer", "hex": "0809", "kind": "Buffer"},
+        {"event": "blob", "label": "label", "hex": "00ff10", "kind": "Buffer"},
+    ]
+
+
+@TRANSPORTS
+async def test_official_client_reconnects_after_a_dropped_transport_to_a_fresh_session(
+    node_socketio: NodeWs, transports: str
+) -> None:
+    app = fast_app()  # no connection-state recovery: a new sid, no rooms, nothing replayed
+    conns: list[EventConnection] = []
+    joined, got_first, gone = trio.Event(), trio.Event(), trio.Event()
+
+    @app.on("join")
+    async def join(conn: EventConnection, room: str) -> str:
+        await conn.join_room(room)
+        conn.session["name"] = "node"
+        conns.append(conn)
+        return "ok"
+
+    @app.on("ready")
+    async def ready(conn: EventConnection, data: Any) -> None:
+        joined.set()
+
+    @app.on("got")
+    async def got(conn: EventConnection, data: Any) -> None:
+        got_first.set()
+
+    @app.on("whoami")
+    async def whoami(conn: EventConnection, data: Any) -> list[Any]:
+        assert isinstance(conn, SocketIOConnection)
+        return [conn.id, conn.session.get("name"), sorted(conn.rooms()), conn.recovered]
+
+    @app.on("again")
+    async def again(conn: EventConnection, data: Any) -> None:
+        await app.emit("news", "last", to=conn.id)
+
+    @app.on("disconnect")
+    async def disconnected(conn: EventConnection) -> None:
+        gone.set()
+
+    async with serving(app) as server, trio.open_nursery() as nursery:
+        records: list[dict[str, Any]] = []
+
+        async def node() -> None:
+            url = f"http://127.0.0.1:{server.port}/"
+            records.extend(await run_node(node_socketio, SIO_APP_CLIENT, url, "recover", transports))
+
+        nursery.start_soon(node)
+        with trio.fail_after(PEER_TIMEOUT):
+            await joined.wait()
+            await app.emit("news", 1, to="tea")
+            await got_first.wait()
+            await conns[0].websocket.link.aclose(1011, "dropped")  # no Engine.IO close packet
+            await gone.wait()
+            await app.emit("news", "missed", to="tea")  # nobody is in the room now
+    first, second = records[0]["id"], records[4]["id"]
+    assert first != second
+    assert records == [
+        {"event": "connect", "id": first, "recovered": False, "connects": 1},
+        {"event": "joined", "answer": ["ok"]},
+        {"event": "news", "n": 1, "offset_is_string": False},
+        {"event": "disconnect", "reason": "transport close"},
+        {"event": "connect", "id": second, "recovered": False, "connects": 2},
+        {"event": "whoami", "answer": [[second, None, [], False]]},
+        {"event": "news", "n": "last", "offset_is_string": False},
+        {"event": "disconnect", "reason": "io client disconnect"},
+    ]
 
 
 # Raw frames ------------------------------------------------------------------------------------

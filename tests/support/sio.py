@@ -78,9 +78,9 @@ async def run_node(
     return await _run([node.node, str(script), url, scenario, *([transports] if transports else [])], node.env)
 
 
-async def run_python_peer(port: int, transport: str = "websocket") -> list[dict[str, Any]]:
-    """Run python-socketio's client against 127.0.0.1:``port`` over ``transport``; return its records."""
-    return await _run([sys.executable, str(PYTHON_SIO_PEER), f"http://127.0.0.1:{port}", transport])
+async def run_python_peer(port: int, transport: str = "websocket", scenario: str = "full") -> list[dict[str, Any]]:
+    """Run python-socketio's client's ``scenario`` against 127.0.0.1:``port`` over ``transport``; return its records."""
+    return await _run([sys.executable, str(PYTHON_SIO_PEER), f"http://127.0.0.1:{port}", transport, scenario])
 
 
 def open_raw(port: int, query: str = "EIO=4&transport=websocket", path: str = "/socket.io/") -> Any:
