@@ -22,13 +22,17 @@ The output directory receives, always under the same names:
   ``core_pipelined.png``, ``core_bulk.png``, ``core_handshake.png``,
   ``core_idle_memory.png``, ``core_idle_memory_deflate.png``);
 * ``hub_fanout.png`` and ``hub_memory.png`` when hub results are given;
-* ``results.json``: the one results file every figure above comes from (both
+* ``results.json``: the one results file every figure above comes from (the
   benchmarks' raw output, the commands that made them, the machine and its
   load); ``--results DIR/results.json`` rebuilds everything from it, byte for
   byte;
 * ``performance.inc`` and ``hub_burst.inc``: the figures quoted on the
   performance page and on the hub page, with the machine, its load and the
-  date, from the same results.
+  date, from the same results;
+* ``memory.inc`` and ``compression.inc``: the idle-memory figures of the
+  performance page (``bench_memory.py``: RSS and tracemalloc per idle
+  connection, allocation sites, object types) and the codec sizes of the
+  compression page, with the machine, its load and the date.
 
 Charts left over from an earlier report in the same directory under those
 names (for example a scenario not measured this time) are removed.
@@ -58,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from report_charts import core_chart, hub_fanout_chart, hub_memory_chart, ratio_chart, ratio_groups
+from report_memory import MemoryResults, codecs_rst, memory_markdown, memory_rst, memory_sentence, memory_summary_rst
 from report_results import (
     CORE_CELL_KEYS,
     CORE_META_KEYS,
@@ -75,10 +80,12 @@ from report_results import (
     HubResults,
     MetricInfo,
     ReportError,
+    Results,
     _num,
     _plural,
     load_core,
     load_hub,
+    load_memory,
     load_results,
 )
 from report_tables import (
@@ -94,6 +101,9 @@ from report_tables import (
 HERE = Path(__file__).resolve().parent
 CORE_SCRIPT = HERE / "bench_core.py"
 HUB_SCRIPT = HERE / "bench_hub.py"
+MEMORY_SCRIPT = HERE / "bench_memory.py"
+#: ``bench_memory.py``'s options under ``--run`` (10,000 connections, as the issue's target says).
+MEMORY_RUN_ARGS = ("--connections", "10000", "--reps", "1")
 PROJECT_ROOT = HERE.parent
 
 #: Names the tests and other scripts read from this module.
@@ -111,6 +121,7 @@ __all__ = [
     "fmt",
     "load_core",
     "load_hub",
+    "load_memory",
     "load_results",
     "main",
     "ratio_groups",
@@ -198,18 +209,18 @@ def _load_line(meta: dict[str, Any], what: str) -> str | None:
     return f"{load.get('before', 0):.1f} before / {load.get('after', 0):.1f} after the {what}"
 
 
-def _max_load(core: CoreResults | None, hub: HubResults | None, runs: list[BenchRun]) -> float:
+def _max_load(metas: list[dict[str, Any]], runs: list[BenchRun]) -> float:
     loads = [r.load_before for r in runs] + [r.load_after for r in runs]
-    for result in (core, hub):
-        if result is not None and isinstance(result.meta.get("load_average"), dict):
-            loads += [float(v) for v in result.meta["load_average"].values()]
+    for meta in metas:
+        if isinstance(meta.get("load_average"), dict):
+            loads += [float(v) for v in meta["load_average"].values()]
     return max(loads, default=0.0)
 
 
-def _cpu_count(core: CoreResults | None, hub: HubResults | None) -> int:
-    for result in (core, hub):
-        if result is not None and result.meta.get("cpu_count"):
-            return int(result.meta["cpu_count"])
+def _cpu_count(metas: list[dict[str, Any]]) -> int:
+    for meta in metas:
+        if meta.get("cpu_count"):
+            return int(meta["cpu_count"])
     return os.cpu_count() or 1
 
 
@@ -222,39 +233,36 @@ class Report:
     made_with: str
     generated: str
     runs: list[BenchRun] = field(default_factory=list)
+    memory: MemoryResults | None = None
     #: Chart file names written, in the order the report shows them.
     core_charts: list[tuple[MetricInfo, str]] = field(default_factory=list)
     hub_charts: list[tuple[str, str]] = field(default_factory=list)
 
+    def _named_parts(self) -> list[tuple[str, dict[str, Any]]]:
+        """(benchmark name, its meta) of each benchmark in the report."""
+        parts = (("core", self.core), ("hub", self.hub), ("memory", self.memory))
+        return [(name, part.meta) for name, part in parts if part is not None]
+
     def machine_lines(self) -> list[str]:
         """Date, machine, versions and load, as sentences (no markup)."""
-        cpus = _cpu_count(self.core, self.hub)
+        named = self._named_parts()
+        metas = [meta for _, meta in named]
+        cpus = _cpu_count(metas)
         lines = []
-        first = self.core or self.hub
-        meta = first.meta if first is not None else {}
-        dates = []
-        if self.core is not None:
-            dates.append(f"core benchmark {self.core.meta.get('date', '?')}")
-        if self.hub is not None:
-            dates.append(f"hub benchmark {self.hub.meta.get('date', '?')}")
+        meta = metas[0] if metas else {}
+        dates = [f"{name} benchmark {m.get('date', '?')}" for name, m in named]
         lines.append(f"Measured: {', '.join(dates)} (UTC); report generated {self.generated}.")
-        model = next((r.meta["cpu_model"] for r in (self.core, self.hub) if r and r.meta.get("cpu_model")), None)
+        model = next((m["cpu_model"] for m in metas if m.get("cpu_model")), None)
         cpu = f"{model}, {cpus} CPUs" if model else f"{cpus} CPUs (model not recorded)"
         lines.append(f"Machine: {cpu}, {meta.get('platform', '?')}, Python {meta.get('python', '?')}.")
         versions: dict[str, str] = {}
-        for result in (self.core, self.hub):
-            if result is not None:
-                versions.update(result.meta.get("versions", {}))
+        for m in metas:
+            versions.update(m.get("versions", {}))
         if versions:
             lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".")
-        loads = []
-        if self.core is not None:
-            loads.append(_load_line(self.core.meta, "core benchmark"))
-        if self.hub is not None:
-            loads.append(_load_line(self.hub.meta, "hub benchmark"))
-        known = [x for x in loads if x]
+        known = [x for name, m in named if (x := _load_line(m, f"{name} benchmark"))]
         if known:
-            peak = _max_load(self.core, self.hub, self.runs)
+            peak = _max_load(metas, self.runs)
             sentence = f"1-minute load average: {'; '.join(known)} ({cpus} CPUs)."
             if peak > 0.5 * cpus:
                 sentence += (
@@ -347,6 +355,37 @@ class Report:
             ]
         return "\n".join(out).rstrip() + "\n"
 
+    def memory_rst(self) -> str:
+        """The idle-memory figures of the performance page (reStructuredText)."""
+        if self.memory is None:
+            return ".. Generated by benchmarks/report.py from results.json; edits are overwritten.\n\n" + (
+                "No idle-memory measurement in the results.\n"
+            )
+        return memory_rst(self.memory)
+
+    def compression_rst(self) -> str:
+        """The codec sizes of the compression page, and websockets' idle connections with and without deflate."""
+        extra = []
+        if self.core is not None:
+            for peer in ("websockets.trio", "websockets.asyncio"):
+                plain = self.core.cell("idle_memory", peer)
+                deflate = self.core.cell("idle_memory_deflate", peer)
+                if plain is not None and deflate is not None:
+                    connections = self.core.meta.get("settings", {}).get("connections", "?")
+                    extra.append(
+                        rst_escape(
+                            f"For comparison, {peer} allocates its codecs during the handshake: its idle server "
+                            f"connections measured {fmt(deflate.median)} KiB each with deflate and "
+                            f"{fmt(plain.median)} KiB without (server RSS growth over {_num(connections)} "
+                            f"connections, benchmarks/bench_core.py, {self.core.meta.get('date', '?')} UTC)."
+                        )
+                    )
+                    break
+        if self.memory is None:
+            text = ".. Generated by benchmarks/report.py from results.json; edits are overwritten.\n\n"
+            return text + "\n\n".join(["No codec measurement in the results.", *extra]) + "\n"
+        return codecs_rst(self.memory, extra)
+
     def results_json(self) -> str:
         """The one results file: everything this report shows is computed from it."""
         payload = {
@@ -356,6 +395,7 @@ class Report:
             "runs": [asdict(run) for run in self.runs],
             "core": self.core.raw if self.core is not None else None,
             "hub": self.hub.raw if self.hub is not None else None,
+            "memory": self.memory.raw if self.memory is not None else None,
         }
         return json.dumps(payload, indent=1) + "\n"
 
@@ -403,6 +443,8 @@ class Report:
             out += ["Range (min - max over the repetitions):", "", *ranges.markdown(), ""]
             for metric, name in self.core_charts:
                 out += [f"![{metric.column}]({name})", ""]
+        if self.memory is not None:
+            out += [*memory_markdown(self.memory), ""]
         if self.hub is not None:
             if self.hub.contenders or self.hub.skipped:
                 out += ["## Hub fan-out", "", self._hub_intro(), "", *hub_fanout_table(self.hub).markdown(), ""]
@@ -436,6 +478,9 @@ class Report:
             medians, ranges = core_tables(self.core)
             out += ["", ".. rubric:: Core benchmark", "", rst_escape(self._core_intro()), "", *medians.rst()]
             out += ["", "Range (min - max over the repetitions):", "", *ranges.rst()]
+        if self.memory is not None:
+            out += ["", ".. rubric:: Idle memory per server connection", "", rst_escape(memory_sentence(self.memory))]
+            out += ["", *memory_summary_rst(self.memory)]
         if self.hub is not None:
             if self.hub.contenders or self.hub.skipped:
                 out += ["", ".. rubric:: Hub fan-out", "", rst_escape(self._hub_intro()), ""]
@@ -459,24 +504,19 @@ def _is_chart(name: str) -> bool:
     return name.endswith(".png") and (name == "ratios.png" or name.startswith(("core_", "hub_")))
 
 
-def build_report(
-    out: Path,
-    core: CoreResults | None,
-    hub: HubResults | None,
-    made_with: str,
-    runs: list[BenchRun] | None = None,
-    generated: str | None = None,
-) -> Report:
+def build_report(out: Path, results: Results) -> Report:
     """Write results.json, report.md, report.inc, the docs fragments and the charts into ``out``."""
-    if core is None and hub is None:
-        raise ReportError("nothing to report: give --core, --hub or --run")
+    core, hub, memory = results.core, results.hub, results.memory
+    if core is None and hub is None and memory is None:
+        raise ReportError("nothing to report: give --core, --hub, --memory or --run")
     out.mkdir(parents=True, exist_ok=True)
     report = Report(
         core,
         hub,
-        made_with,
-        generated or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        list(runs or []),
+        results.made_with,
+        results.generated or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        list(results.runs),
+        memory,
     )
     written = {"ratios.png"}
     if core is not None:
@@ -500,6 +540,8 @@ def build_report(
     (out / "report.inc").write_text(report.rst(), encoding="utf-8")
     (out / "performance.inc").write_text(report.performance_rst(), encoding="utf-8")
     (out / "hub_burst.inc").write_text(report.hub_burst_rst(), encoding="utf-8")
+    (out / "memory.inc").write_text(report.memory_rst(), encoding="utf-8")
+    (out / "compression.inc").write_text(report.compression_rst(), encoding="utf-8")
     (out / RESULTS_NAME).write_text(report.results_json(), encoding="utf-8")
     return report
 
@@ -517,6 +559,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--core", type=Path, metavar="CORE.json", help="output of bench_core.py --json")
     parser.add_argument("--hub", type=Path, metavar="HUB.json", help="output of bench_hub.py --json")
+    parser.add_argument("--memory", type=Path, metavar="MEMORY.json", help="output of bench_memory.py --json")
     parser.add_argument(
         "--results", type=Path, metavar="results.json", help="rebuild a report from its results.json (byte for byte)"
     )
@@ -524,21 +567,54 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--run",
         action="store_true",
-        help="run bench_core.py --quick (and bench_hub.py --quick) first, writing DIR/core.json and DIR/hub.json",
+        help="run bench_core.py --quick, bench_hub.py --quick and bench_memory.py "
+        f"{' '.join(MEMORY_RUN_ARGS)} first (their JSON is folded into DIR/results.json)",
     )
     parser.add_argument("--no-hub", action="store_true", help="with --run: do not run bench_hub.py")
+    parser.add_argument("--no-memory", action="store_true", help="with --run: do not run bench_memory.py")
     parser.add_argument("--core-args", default="", metavar="ARGS", help="with --run: more options for bench_core.py")
     parser.add_argument("--hub-args", default="", metavar="ARGS", help="with --run: more options for bench_hub.py")
+    parser.add_argument(
+        "--memory-args", default="", metavar="ARGS", help="with --run: more options for bench_memory.py"
+    )
     args = parser.parse_args(argv)
-    if args.run and (args.core or args.hub or args.results):
-        parser.error("--run writes its own results; do not combine it with --core, --hub or --results")
-    if args.results and (args.core or args.hub):
-        parser.error("--results holds both benchmarks' results; do not combine it with --core or --hub")
-    if not args.run and args.core is None and args.hub is None and args.results is None:
-        parser.error("give --core (and optionally --hub), --results, or --run")
-    if not args.run and (args.no_hub or args.core_args or args.hub_args):
-        parser.error("--no-hub, --core-args and --hub-args only apply with --run")
+    inputs = args.core or args.hub or args.memory
+    if args.run and (inputs or args.results):
+        parser.error("--run writes its own results; do not combine it with --core, --hub, --memory or --results")
+    if args.results and inputs:
+        parser.error("--results holds every benchmark's results; do not combine it with --core, --hub or --memory")
+    if not args.run and not inputs and args.results is None:
+        parser.error("give --core, --hub and/or --memory, --results, or --run")
+    if not args.run and (args.no_hub or args.no_memory or args.core_args or args.hub_args or args.memory_args):
+        parser.error("--no-hub, --no-memory, --core-args, --hub-args and --memory-args only apply with --run")
     return args
+
+
+def run_all(args: argparse.Namespace, made_with: str) -> Results:
+    """``--run``: each benchmark in turn, its JSON read back; the JSON files are removed afterwards."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = Results(made_with=made_with)
+    core_json = (args.out / "core.json").resolve()
+    hub_json = (args.out / "hub.json").resolve()
+    memory_json = (args.out / "memory.json").resolve()
+    try:
+        command = [sys.executable, str(CORE_SCRIPT), "--quick", *shlex.split(args.core_args)]
+        results.runs.append(run_benchmark([*command, "--json", str(core_json)], core_json))
+        results.core = load_core(core_json)
+        if not args.no_hub and HUB_SCRIPT.exists():
+            command = [sys.executable, str(HUB_SCRIPT), "--quick", *shlex.split(args.hub_args)]
+            results.runs.append(run_benchmark([*command, "--json", str(hub_json)], hub_json))
+            results.hub = load_hub(hub_json)
+        if not args.no_memory and MEMORY_SCRIPT.exists():
+            command = [sys.executable, str(MEMORY_SCRIPT), *MEMORY_RUN_ARGS, *shlex.split(args.memory_args)]
+            results.runs.append(run_benchmark([*command, "--json", str(memory_json)], memory_json))
+            results.memory = load_memory(memory_json)
+    finally:
+        # Their content lives in results.json, the report's one results file (and a failed
+        # run must not leave a stale one behind to stand in for it).
+        for path in (core_json, hub_json, memory_json):
+            path.unlink(missing_ok=True)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -547,33 +623,18 @@ def main(argv: list[str] | None = None) -> int:
     made_with = display_command([sys.executable, str(Path(__file__).resolve()), *arguments])
     args = parse_args(arguments)
     try:
-        runs: list[BenchRun] = []
-        core: CoreResults | None = None
-        hub: HubResults | None = None
         if args.run:
-            args.out.mkdir(parents=True, exist_ok=True)
-            core_json = (args.out / "core.json").resolve()
-            command = [sys.executable, str(CORE_SCRIPT), "--quick", *shlex.split(args.core_args)]
-            runs.append(run_benchmark([*command, "--json", str(core_json)], core_json))
-            core = load_core(core_json)
-            hub_json = (args.out / "hub.json").resolve()
-            if not args.no_hub and HUB_SCRIPT.exists():
-                command = [sys.executable, str(HUB_SCRIPT), "--quick", *shlex.split(args.hub_args)]
-                runs.append(run_benchmark([*command, "--json", str(hub_json)], hub_json))
-                hub = load_hub(hub_json)
-            else:
-                hub_json.unlink(missing_ok=True)
-            build_report(args.out, core, hub, made_with, runs)
-            # Their content now lives in results.json, the report's one results file.
-            core_json.unlink()
-            hub_json.unlink(missing_ok=True)
+            results = run_all(args, made_with)
         elif args.results is not None:
-            core, hub, runs, made_with, generated = load_results(args.results)
-            build_report(args.out, core, hub, made_with, runs, generated)
+            results = load_results(args.results)
         else:
-            core = load_core(args.core) if args.core is not None else None
-            hub = load_hub(args.hub) if args.hub is not None else None
-            build_report(args.out, core, hub, made_with, runs)
+            results = Results(
+                core=load_core(args.core) if args.core is not None else None,
+                hub=load_hub(args.hub) if args.hub is not None else None,
+                memory=load_memory(args.memory) if args.memory is not None else None,
+                made_with=made_with,
+            )
+        build_report(args.out, results)
     except ReportError as exc:
         print(f"report.py: error: {exc}", file=sys.stderr)
         return 2

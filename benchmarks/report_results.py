@@ -1,8 +1,14 @@
 """Reading the benchmarks' JSON output for ``report.py``: the checked schema and the results types.
 
-``bench_core.py --json`` and ``bench_hub.py --json`` each write one file;
-``report.py`` folds both (and the commands that made them) into one
-``results.json``, the single source of every figure in the docs.
+``bench_core.py --json``, ``bench_hub.py --json`` and ``bench_memory.py
+--json`` each write one file; ``report.py`` folds them (and the commands that
+made them) into one ``results.json``, the single source of every figure in
+the docs: each benchmark's output under its own key (``"core"``, ``"hub"``,
+``"memory"``), ``null`` when it did not run.
+
+Adding a benchmark to the report: a ``load_*``/``parse_*`` pair that checks
+its JSON (raising :class:`ReportError`), a key in :data:`PARTS` and a field of
+:class:`Results`; ``report.py`` runs it under ``--run`` and renders it.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from report_memory import MemoryFormatError, MemoryResults, parse_memory
 
 #: The contender this report is about, and the peers its ratios divide by.
 SUBJECT = "trio_ws"
@@ -53,9 +61,11 @@ HUB_FANOUT_KEYS = (
 )
 HUB_MEMORY_KEYS = ("elapsed_seconds", "deliveries_per_second", "call_seconds", "kib_per_member", "members")
 HUB_BURST_KEYS = ("peak_bytes_per_client", "deliveries_per_second", "server_peak_rss_kib", "server_rss_before_kib")
-#: The one results file of a report (both benchmarks' output and how they ran).
+#: The one results file of a report (the benchmarks' output and how they ran).
 RESULTS_NAME = "results.json"
 RESULTS_FORMAT = "trio_ws benchmark results 1"
+#: The benchmarks' keys in the results file, in the report's order.
+PARTS = ("core", "hub", "memory")
 
 
 class ReportError(Exception):
@@ -266,8 +276,45 @@ def parse_hub(data: dict[str, Any], path: Path) -> HubResults:
     )
 
 
-def load_results(path: Path) -> tuple[CoreResults | None, HubResults | None, list[BenchRun], str, str]:
-    """Read a report's ``results.json``: (core, hub, benchmark runs, report command, generation date).
+def load_memory(path: Path) -> MemoryResults:
+    """Read and check the output of ``bench_memory.py --json``.
+
+    Raises:
+        ReportError: when the file is missing, not JSON, or not in that format.
+    """
+    return parse_memory_part(_load_json(path, "memory"), path)
+
+
+def parse_memory_part(data: dict[str, Any], path: Path) -> MemoryResults:
+    """Check and read ``bench_memory.py``'s JSON (``path`` names it in errors).
+
+    Raises:
+        ReportError: when it is not in that format.
+    """
+    try:
+        return parse_memory(data)
+    except MemoryFormatError as exc:
+        raise ReportError(f"{path} {exc}") from None
+
+
+@dataclass
+class Results:
+    """Everything a results file holds: each benchmark's output (None when it did not run) and how they ran."""
+
+    core: CoreResults | None = None
+    hub: HubResults | None = None
+    memory: MemoryResults | None = None
+    runs: list[BenchRun] = field(default_factory=list)
+    made_with: str = ""
+    generated: str = ""
+
+    def parts(self) -> dict[str, dict[str, Any] | None]:
+        """Each benchmark's output as it wrote it, under its key in the results file."""
+        return {name: None if (part := getattr(self, name)) is None else part.raw for name in PARTS}
+
+
+def load_results(path: Path) -> Results:
+    """Read a report's ``results.json``.
 
     Raises:
         ReportError: when the file is missing, not JSON, or not a results file.
@@ -276,10 +323,14 @@ def load_results(path: Path) -> tuple[CoreResults | None, HubResults | None, lis
     if data.get("format") != RESULTS_FORMAT:
         raise ReportError(f"{path} is not a {RESULTS_NAME} written by report.py (no 'format': {RESULTS_FORMAT!r})")
     _require(data, ("made_with", "generated", "runs"), path, "the top level", "report.py")
-    core = parse_core(data["core"], path) if data.get("core") is not None else None
-    hub = parse_hub(data["hub"], path) if data.get("hub") is not None else None
-    runs = [BenchRun(**run) for run in data["runs"]]
-    return core, hub, runs, str(data["made_with"]), str(data["generated"])
+    return Results(
+        core=parse_core(data["core"], path) if data.get("core") is not None else None,
+        hub=parse_hub(data["hub"], path) if data.get("hub") is not None else None,
+        memory=parse_memory_part(data["memory"], path) if data.get("memory") is not None else None,
+        runs=[BenchRun(**run) for run in data["runs"]],
+        made_with=str(data["made_with"]),
+        generated=str(data["generated"]),
+    )
 
 
 @dataclass

@@ -3,7 +3,8 @@
 One module-scoped fixture runs ``report.py --run`` for real with tiny amounts
 of work (``bench_core.py``: raw TCP, trio_ws and trio-websocket, one 0.2 s
 repetition of ``rtt`` and of ``memory`` with 20 connections; ``bench_hub.py``:
-two servers, 10 clients, 100 in-memory members), about 30 s. Its JSON files
+two servers, 10 clients, 100 in-memory members; ``bench_memory.py``: 20 idle
+connections, 5 codecs), about 40 s. Its JSON files
 are the benchmarks' real output, so the report is tested against the schema
 the benchmarks actually write. The other tests use hand-written results in the
 same schema (checked against the real files) for exact table contents.
@@ -39,6 +40,7 @@ HUB_ARGS = (
     "--reps 1 --clients 10 --messages 3 --warmup-messages 1 --members 100 --burst-clients 10"
     " --contenders trio_ws-hub,trio-websocket-loop"
 )
+MEMORY_ARGS = "--connections 20 --reps 1 --codecs 5"
 
 
 def _load_report_module() -> ModuleType:
@@ -330,7 +332,8 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, s
         str(out),
         f"--core-args={CORE_ARGS}",
         f"--hub-args={HUB_ARGS}",
-        timeout=300,
+        f"--memory-args={MEMORY_ARGS}",
+        timeout=400,
     )
     assert proc.returncode == 0, f"report.py --run failed:\n{proc.stderr[-4000:]}"
     yield out, proc
@@ -365,6 +368,15 @@ def test_run_mode_writes_results_report_and_commands(
     # The performance page says how its figures were measured.
     assert_valid_rst(out / "performance.inc")
     assert "benchmarks/bench_core.py --quick" in (out / "performance.inc").read_text(encoding="utf-8")
+    # The idle-memory benchmark is part of the same results file and report.
+    memory = real_part(out, "memory")
+    assert memory is not None and set(memory["variants"]) == {"trio_ws", "trio_ws (deflate)"}
+    assert "bench_memory.py --connections 10000 --reps 1 " + MEMORY_ARGS in text
+    assert "## Idle memory per server connection" in text and "memory benchmark " in text
+    assert not (out / "memory.json").exists()
+    for name in ("memory.inc", "compression.inc"):
+        assert_valid_rst(out / name)
+    assert "20 idle server connections per measurement" in (out / "memory.inc").read_text(encoding="utf-8")
     if (BENCHMARKS / "bench_hub.py").exists():
         assert real_part(out, "hub") is not None
         assert "bench_hub.py --quick " + HUB_ARGS in text
@@ -539,7 +551,7 @@ def test_results_file_rebuilds_the_report_byte_for_byte(fixture_files: tuple[Pat
     assert report.main(["--results", str(first / report.RESULTS_NAME), "--out", str(second)]) == 0
     names = sorted(p.name for p in first.iterdir())
     assert names == sorted(p.name for p in second.iterdir())
-    assert {"results.json", "report.md", "report.inc", "performance.inc", "hub_burst.inc"} <= set(names)
+    assert {"results.json", "report.md", "report.inc", "performance.inc", "hub_burst.inc", "memory.inc"} <= set(names)
     for name in names:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     assert report.main(["--results", str(core_json), "--out", str(tmp_path / "bad")]) == 2
@@ -574,8 +586,10 @@ def test_output_names_are_fixed_and_stale_charts_go(fixture_files: tuple[Path, P
     core_json = write_json(tmp_path / "rtt.json", data)
     assert report.main(["--core", str(core_json), "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
+        "compression.inc",
         "core_rtt.png",
         "hub_burst.inc",
+        "memory.inc",
         "notes.txt",
         "performance.inc",
         "ratios.png",
@@ -617,18 +631,19 @@ def test_run_mode_with_stand_in_benchmarks(tmp_path: Path, monkeypatch: pytest.M
     )
     monkeypatch.setattr(report, "CORE_SCRIPT", fake)
     out = tmp_path / "out"
-    assert report.main(["--run", "--no-hub", "--core-args=--only rtt", "--out", str(out)]) == 0
+    assert report.main(["--run", "--no-hub", "--no-memory", "--core-args=--only rtt", "--out", str(out)]) == 0
     text = (out / "report.md").read_text(encoding="utf-8")
     assert f"fake_core.py --quick --only rtt --json {out / 'core.json'}" in text
     assert "fake_core.py: exit status 1 (some measurements failed)" in text
-    assert "--run --no-hub '--core-args=--only rtt' --out" in text
+    assert "--run --no-hub --no-memory '--core-args=--only rtt' --out" in text
     assert not (out / "core.json").exists() and not (out / "hub.json").exists()
     assert real_part(out, "core") == core_fixture() and real_part(out, "hub") is None
+    assert real_part(out, "memory") is None
 
     silent = tmp_path / "silent.py"
     silent.write_text("raise SystemExit(3)\n")
     monkeypatch.setattr(report, "CORE_SCRIPT", silent)
-    assert report.main(["--run", "--no-hub", "--out", str(out)]) == 2
+    assert report.main(["--run", "--no-hub", "--no-memory", "--out", str(out)]) == 2
     assert not (out / "core.json").exists(), "a stale results file must not stand in for a failed run"
 
 
@@ -684,11 +699,13 @@ def test_summary_cell_without_median_is_a_clear_error(tmp_path: Path, capsys: py
 
 def test_options_are_checked() -> None:
     proc = run_cli("--out", "somewhere")
-    assert proc.returncode == 2 and "give --core (and optionally --hub), --results, or --run" in proc.stderr
+    assert proc.returncode == 2 and "give --core, --hub and/or --memory, --results, or --run" in proc.stderr
     proc = run_cli("--run", "--core", "x.json", "--out", "somewhere")
-    assert proc.returncode == 2 and "do not combine it with --core, --hub or --results" in proc.stderr
+    assert proc.returncode == 2 and "do not combine it with --core, --hub, --memory or --results" in proc.stderr
     proc = run_cli("--results", "r.json", "--hub", "x.json", "--out", "somewhere")
-    assert proc.returncode == 2 and "--results holds both benchmarks' results" in proc.stderr
+    assert proc.returncode == 2 and "--results holds every benchmark's results" in proc.stderr
+    proc = run_cli("--memory-args=--reps 1", "--results", "r.json", "--out", "somewhere")
+    assert proc.returncode == 2 and "only apply with --run" in proc.stderr
 
 
 def test_interrupted_hub_run_is_reported(tmp_path: Path) -> None:
@@ -707,13 +724,17 @@ def test_interrupted_hub_run_is_reported(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- #
 
 STATIC = ROOT / "docs" / "_static" / "benchmarks"
-#: What a quoted benchmark figure looks like: a ratio (``1.86x``, ``0.96`` with a multiplication sign) or a
-#: number with a rate or per-connection unit.
+#: The files report.py generates from the results file (the docs include the ``.inc`` ones).
+GENERATED = ("report.md", "report.inc", "performance.inc", "hub_burst.inc", "memory.inc", "compression.inc")
+#: What a quoted benchmark figure looks like: a ratio (``1.86x``, ``0.96`` with a multiplication sign), a
+#: number with a rate or a per-connection (member, client, codec) unit, or a size said to be extra
+#: or measured with or without something.
 FIGURE = re.compile(
     r"(?<![\w.])(\d[\d,]*\.\d+)\s?[x\u00d7](?![\w\d])"
     r"|(?<![\w.])(\d[\d,]*(?:\.\d+)?)\s?(?:msg/s|messages/s|MB/s|deliveries/s|round trips/s|handshakes/s"
     r"|rt/s|(?:messages|deliveries|handshakes|round trips) per second"
-    r"|(?:KiB|bytes|MiB)\s?(?:per|/)\s?(?:member|connection|conn|client))"
+    r"|(?:KiB|bytes|MiB)\s?(?:per|/)\s?(?:member|connection|conn|client|codec)"
+    r"|(?:KiB|MiB)\s(?:extra|without|with|each))"
 )
 NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
@@ -733,13 +754,17 @@ def test_the_figure_pattern_finds_what_the_old_performance_page_quoted() -> None
     # The hand-written table that disagreed with the report, and prose figures.
     text = "trio_ws / trio-websocket 1.86x 0.96\u00d7, about 570 MB/s, 4,336 round trips/s, 16.6 KiB per connection"
     assert quoted_figures(text) == ["1.86x", "0.96\u00d7", "570 MB/s", "4,336 round trips/s", "16.6 KiB per connection"]
+    # What the compression and delivery pages quoted by hand before their figures were generated.
+    text = "about 49.5 KiB extra; measured 55 KiB with deflate and 21 KiB without"
+    assert quoted_figures(text) == ["49.5 KiB extra", "55 KiB with", "21 KiB without"]
     # Arithmetic and limits are not benchmark figures.
     assert quoted_figures("16 \u00d7 1 MiB; message_queue_size \u00d7 1 MiB; 10 per second; 1.0 (the line)") == []
 
 
 def test_the_docs_quote_no_figure_that_is_not_in_the_results_file() -> None:
-    generated = (STATIC / "report.md").read_text(encoding="utf-8")
-    known = set(NUMBER.findall(generated))
+    known = set()
+    for name in GENERATED:
+        known |= set(NUMBER.findall((STATIC / name).read_text(encoding="utf-8")))
     results = json.loads((STATIC / report.RESULTS_NAME).read_text(encoding="utf-8"))
     known.add(str(results["hub"]["meta"]["burst_bound_bytes"] // 1024))
     stray = []
@@ -755,9 +780,10 @@ def test_the_docs_quote_no_figure_that_is_not_in_the_results_file() -> None:
 def test_the_generated_docs_fragments_are_what_the_results_file_gives(tmp_path: Path) -> None:
     # Nobody edited a generated file by hand, and no figure comes from another run.
     assert report.main(["--results", str(STATIC / report.RESULTS_NAME), "--out", str(tmp_path)]) == 0
-    for name in ("report.md", "report.inc", "performance.inc", "hub_burst.inc", report.RESULTS_NAME):
+    for name in (*GENERATED, report.RESULTS_NAME):
         assert (STATIC / name).read_text(encoding="utf-8") == (tmp_path / name).read_text(encoding="utf-8"), name
-    assert not (STATIC / "core.json").exists() and not (STATIC / "hub.json").exists(), "one results file only"
+    for other in ("core.json", "hub.json", "memory.json"):
+        assert not (STATIC / other).exists(), f"one results file only, but {other} is there too"
 
 
 def test_the_pages_include_the_generated_figures_and_state_the_burst_bound() -> None:

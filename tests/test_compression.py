@@ -609,3 +609,36 @@ async def test_client_refuses_an_answer_with_a_superscript_digit(nursery: trio.N
     with trio.fail_after(TIMEOUT):
         with pytest.raises(HandshakeError, match="invalid permessage-deflate answer"):
             await client_given_answer(nursery, b"permessage-deflate; server_max_window_bits=1\xb2")
+
+
+def _traced_bytes_per_codec(make: Any, count: int = 50) -> float:
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [make() for _ in range(count)]
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(kept) == count
+    return held / count
+
+
+def test_zlib_objects_are_made_with_the_first_compressed_message() -> None:
+    # compression.rst and performance.rst: negotiated but idle, a codec holds no zlib stream.
+    client_ext, _ = negotiate()
+    payload = client_ext.compress_message(b"hello " * 100)
+
+    def idle() -> DeflateExtension:
+        return negotiate()[1]
+
+    def after_traffic() -> DeflateExtension:
+        codec = negotiate()[1]
+        codec.compress_message(b"hello " * 100)
+        assert codec.decompress_message(payload) == b"hello " * 100
+        return codec
+
+    assert _traced_bytes_per_codec(idle) < 2048
+    # A 4 KiB window and mem_level 5 on each side: tens of KiB, made by the first message each way.
+    assert _traced_bytes_per_codec(after_traffic) > 20 * 1024
+    codec = idle()
+    assert codec._compressor is None and codec._decompressor is None
