@@ -887,3 +887,118 @@ def test_invalid_utf8_in_a_large_frame_read_directly() -> None:
     target[:] = data[50:]
     assert failure(server.received_into(len(target))).code == 1007
     assert server.receive_data(client.encode_message("ignored")) == []
+
+
+# -- closing without wsproto ---------------------------------------------------------------
+# A core that only carried whole data messages writes and reads a plain close
+# frame itself; wsproto is made only if a later frame needs it, with the close
+# replayed into it. Each case is checked against a reference core whose
+# wsproto was made before the close (by a ping), which takes wsproto's path.
+
+
+def with_wsproto(core: ProtocolCore, *, from_client: bool) -> ProtocolCore:
+    """``core`` after a ping made its wsproto (the reference for wsproto's behaviour)."""
+    assert core.receive_data(frame(OP_PING, b"p", masked=from_client)) == [PingReceived(b"p")]
+    return core
+
+
+def close_payload(code: int, reason: bytes = b"") -> bytes:
+    return struct.pack("!H", code) + reason
+
+
+CLOSE_FRAMES = [
+    pytest.param({"payload": close_payload(1000)}, id="1000"),
+    pytest.param({"payload": close_payload(1001, b"going away")}, id="1001-reason"),
+    pytest.param({"payload": close_payload(1000, "é日本".encode())}, id="1000-utf8-reason"),
+    pytest.param({"payload": close_payload(1000, b"x" * 123)}, id="1000-longest-reason"),
+    pytest.param({"payload": close_payload(1002)}, id="1002-wsproto"),
+    pytest.param({"payload": close_payload(3000, b"app")}, id="3000-wsproto"),
+    pytest.param({"payload": b""}, id="no-code-wsproto"),
+    pytest.param({"payload": b"\x03"}, id="one-byte-1002"),
+    pytest.param({"payload": close_payload(1000, b"\xff\xfe")}, id="bad-utf8-1007"),
+    pytest.param({"payload": close_payload(999)}, id="code-999-1002"),
+    pytest.param({"payload": close_payload(1005)}, id="code-1005-1002"),
+    pytest.param({"payload": close_payload(1000), "rsv": 4}, id="rsv1-1002"),
+    pytest.param({"payload": close_payload(1000), "fin": False}, id="fragmented-1002"),
+    pytest.param({"payload": close_payload(1000), "wrong_mask": True}, id="wrong-masking-1002"),
+    pytest.param({"payload": close_payload(1000, b"x" * 124)}, id="too-long-1002"),
+]
+
+
+@pytest.mark.parametrize("case", CLOSE_FRAMES)
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_a_close_frame_reads_as_wsproto_reads_it(case: dict[str, object], direction: str) -> None:
+    from_client = direction == "c2s"
+    masked = from_client != bool(case.get("wrong_mask"))
+    data = frame(
+        OP_CLOSE,
+        case["payload"],  # type: ignore[arg-type]
+        fin=bool(case.get("fin", True)),
+        rsv=int(case.get("rsv", 0)),  # type: ignore[call-overload]
+        masked=masked,
+    )
+    fresh = ProtocolCore(is_client=not from_client, extension=None, max_message_size=None)
+    reference = with_wsproto(
+        ProtocolCore(is_client=not from_client, extension=None, max_message_size=None), from_client=from_client
+    )
+    # Byte by byte too: a plain close split across reads is read whole.
+    split = ProtocolCore(is_client=not from_client, extension=None, max_message_size=None)
+    split_events = [event for byte in data for event in split.receive_data(bytes([byte]))]
+    expected = reference.receive_data(data)
+    assert fresh.receive_data(data) == expected
+    assert split_events == expected
+    for core in (fresh, split):
+        assert (core.can_send_data, core.can_send_close) == (reference.can_send_data, reference.can_send_close)
+
+
+CLOSES_SENT = [
+    (1000, None),
+    (1000, ""),
+    (1001, "bye"),
+    (4000, "é" * 61),
+    (1000, "é" * 62),
+    (1011, "internal error"),
+    (None, None),
+]
+
+
+@pytest.mark.parametrize(("code", "reason"), CLOSES_SENT)
+@pytest.mark.parametrize("is_client", [False, True])
+def test_a_close_frame_is_written_as_wsproto_writes_it(code: int | None, reason: str | None, is_client: bool) -> None:
+    fresh = ProtocolCore(is_client=is_client, extension=None, max_message_size=None)
+    reference = with_wsproto(
+        ProtocolCore(is_client=is_client, extension=None, max_message_size=None), from_client=not is_client
+    )
+    ours, theirs = fresh.encode_close(code, reason), reference.encode_close(code, reason)
+    if is_client:  # masked with different keys: compare what the server reads
+        ours_header, theirs_header = parse_header(ours, 0), parse_header(theirs, 0)
+        assert ours_header is not None and theirs_header is not None
+        assert ours_header._replace(masking_key=None) == theirs_header._replace(masking_key=None)
+        assert ours_header.masking_key is not None and theirs_header.masking_key is not None
+        ours = apply_mask(ours[ours_header.size :], ours_header.masking_key)
+        theirs = apply_mask(theirs[theirs_header.size :], theirs_header.masking_key)
+    assert ours == theirs
+    assert (fresh.can_send_data, fresh.can_send_close, fresh.close_sent) == (False, False, True)
+
+
+@pytest.mark.parametrize("close_first", ["ours", "peers"])
+def test_a_close_without_wsproto_is_replayed_when_a_later_frame_needs_it(close_first: str) -> None:
+    """After plain closes, a ping (then an unusual close) takes wsproto's path with the closes replayed."""
+
+    def run(core: ProtocolCore) -> list[object]:
+        seen: list[object] = []
+        if close_first == "ours":
+            seen.append(core.encode_close(1000, None)[:2])
+        else:
+            seen.append(core.receive_data(frame(OP_CLOSE, close_payload(1000), masked=True)))
+            seen.append(core.receive_close(CloseReceived(1000, "")) is not None)
+        seen.append((core.can_send_data, core.can_send_close, core.close_sent))
+        seen.append(core.receive_data(frame(OP_PING, b"late", masked=True)))
+        seen.append(core.answer_ping(b"late"))
+        seen.append(core.receive_data(frame(OP_CLOSE, close_payload(4001, b"odd"), masked=True)))
+        seen.append((core.can_send_data, core.can_send_close, core.close_sent))
+        return seen
+
+    fresh = ProtocolCore(is_client=False, extension=None, max_message_size=None)
+    reference = with_wsproto(ProtocolCore(is_client=False, extension=None, max_message_size=None), from_client=True)
+    assert run(fresh) == run(reference)

@@ -8,6 +8,7 @@ fails in a way no socket does is a memory stream handed to a listener.
 from __future__ import annotations
 
 import base64
+import errno
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -32,6 +33,7 @@ from trio_ws import (
     WebSocketRequest,
     WebSocketServer,
 )
+from trio_ws.scopes import leaves
 
 #: Hang guard for one test.
 TIMEOUT = 30.0
@@ -979,6 +981,48 @@ async def test_unexpected_transport_error_is_logged_and_the_server_serves_on(
     assert len(errors) == 1
     assert "unexpected error while serving a connection" in errors[0].message
     assert errors[0].exc_info is not None and isinstance(errors[0].exc_info[1], RuntimeError)
+
+
+class FailingListener(MemoryListener):
+    """A MemoryListener whose first accepts raise the given errors."""
+
+    def __init__(self, *errors: OSError) -> None:
+        super().__init__()
+        self.errors = list(errors)
+
+    async def accept(self) -> trio.abc.Stream:
+        if self.errors:
+            await trio.lowlevel.checkpoint()
+            raise self.errors.pop(0)
+        return await super().accept()
+
+
+async def test_accept_out_of_descriptors_is_logged_and_retried(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server's own accept loop keeps trio.serve_listeners' policy: EMFILE and kin are waited out."""
+    listener = FailingListener(OSError(errno.EMFILE, "Too many open files"), OSError(errno.ENOBUFS, "No buffers"))
+    server = WebSocketServer(echo_handler, [listener], ping_interval=None)
+    with trio.fail_after(TIMEOUT):
+        await nursery.start(server.run)
+        client_stream, server_stream = trio.testing.memory_stream_pair()
+        await listener.incoming.send(server_stream)
+        ws = await trio_ws.wrap_client_stream(nursery, client_stream, "localhost", "/", ping_interval=None)
+        await ws.send_message("served after the retries")
+        assert await ws.get_message() == "served after the retries"
+        await ws.aclose()
+    retries = [record for record in caplog.records if "accept returned" in record.message]
+    assert [record.message.split()[2] for record in retries] == ["EMFILE", "ENOBUFS"]
+    assert all(record.levelno == logging.ERROR and record.name == "trio_ws.server" for record in retries)
+
+
+async def test_another_accept_error_stops_the_server() -> None:
+    listener = FailingListener(OSError(errno.EBADF, "Bad file descriptor"))
+    server = WebSocketServer(echo_handler, [listener], ping_interval=None)
+    with trio.fail_after(TIMEOUT), pytest.raises(BaseException) as info:  # a group or not: its leaf is checked
+        await server.run()
+    [error] = leaves(info.value)
+    assert isinstance(error, OSError) and error.errno == errno.EBADF
 
 
 async def test_server_shutdown_while_the_handler_runs_its_own_nursery_closes_with_1001(

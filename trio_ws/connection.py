@@ -53,7 +53,7 @@ from .writer import Writer
 if TYPE_CHECKING:
     from .handshake import RawHeaders as Headers
 
-__all__ = ["WebSocketConnection", "Message", "CANCELLED_CLOSE_GRACE"]
+__all__ = ["WebSocketConnection", "Message", "CANCELLED_CLOSE_GRACE", "close_transport"]
 
 
 #: A close that runs shielded because its owner was cancelled (the end of a
@@ -61,6 +61,21 @@ __all__ = ["WebSocketConnection", "Message", "CANCELLED_CLOSE_GRACE"]
 #: ``disconnect_timeout`` for the peer, or this many seconds when
 #: ``disconnect_timeout`` is None: a shielded wait always has a deadline.
 CANCELLED_CLOSE_GRACE = 2.0
+
+
+async def close_transport(stream: trio.abc.Stream) -> None:
+    """Close ``stream`` at once; never raises, even when cancelled. Closing twice is harmless.
+
+    ``SocketStream.aclose()`` is ``socket.close()`` and a checkpoint: a plain
+    TCP or Unix stream is closed directly, without the two cancel scopes and
+    the ``Cancelled`` that :func:`trio.aclose_forcefully` raises and catches
+    (a socket cannot fail to close). Other streams (TLS) are closed forcefully.
+    """
+    if type(stream) is trio.SocketStream:
+        stream.socket.close()
+        return
+    with trio.CancelScope(shield=True), contextlib.suppress(*TRANSPORT_ERRORS):
+        await trio.aclose_forcefully(stream)
 
 
 class WebSocketConnection(trio.abc.AsyncResource):
@@ -444,14 +459,17 @@ class WebSocketConnection(trio.abc.AsyncResource):
                 frame = core.encode_close(code, reason)
                 self._end_input()
                 self._queue.wake_reader()  # the reader must read on to find the peer's close
-            with trio.move_on_after(seconds_or_inf(self._options.disconnect_timeout)) as scope:
-                if frame is not None:
-                    with contextlib.suppress(ConnectionClosed):
-                        await self._writer.write(frame)
-                await self._finish_closing()
-            if scope.cancelled_caught and frame is not None:
-                self._close_timed_out = True
-                self._logger.debug("closing handshake timed out")
+            if frame is not None or not self._transport_closed.is_set():
+                # (Closed already and nothing to send, as when a handler ends
+                # after the peer's close: no deadline needed.)
+                with trio.move_on_after(seconds_or_inf(self._options.disconnect_timeout)) as scope:
+                    if frame is not None:
+                        with contextlib.suppress(ConnectionClosed):
+                            await self._writer.write(frame)
+                    await self._finish_closing()
+                if scope.cancelled_caught and frame is not None:
+                    self._close_timed_out = True
+                    self._logger.debug("closing handshake timed out")
             await self._abort_stream()
         except BaseException:
             await self._abort_stream()
@@ -545,16 +563,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._core.closing.transport_closed()
         if not self._transport_closed.is_set():
             self._transport_closed.set()
-            stream = self._stream
-            if type(stream) is trio.SocketStream:
-                # SocketStream.aclose() is socket.close() and a checkpoint:
-                # closing the socket directly is the same close without the
-                # two cancel scopes and the Cancelled that aclose_forcefully
-                # raises and catches (a closed socket cannot fail to close).
-                stream.socket.close()
-            else:
-                with trio.CancelScope(shield=True), contextlib.suppress(*TRANSPORT_ERRORS):
-                    await trio.aclose_forcefully(stream)
+            await close_transport(self._stream)
         self._wake_all()
 
     def closed_error(self) -> ConnectionClosed:

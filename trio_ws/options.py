@@ -182,8 +182,7 @@ class ConnectionOptions:
             TypeError: for an unknown option or a value of the wrong type.
             ValueError: for a value out of range.
         """
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
+        unknown = sorted(set(options) - _OPTION_NAMES)
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(unknown)}")
         values: dict[str, Any] = dict(options)
@@ -204,6 +203,9 @@ class ConnectionOptions:
             values["compression"] = _compression(values["compression"])
         return cls(**values)
 
+
+#: The names ``from_kwargs`` accepts (read once: it runs for every connection).
+_OPTION_NAMES = frozenset(f.name for f in fields(ConnectionOptions))
 
 _F = TypeVar("_F")
 

@@ -15,6 +15,13 @@ ones, a frame streamed to its end) and stays in sync with the scanner.
 Sending data messages is ours too (wsproto is only used for control frames),
 so its ``_outbound_opcode`` is never involved.
 
+A connection that never needed wsproto before its closing handshake (one
+that only carried whole data messages) closes without it too: our close frame
+with a common code, and the peer's close frame with 1000 or 1001 and a valid
+reason, are written and read here. What that did to the state is kept, and
+replayed into wsproto should a later frame need it, so wsproto's state is
+always what it would have been had it seen them.
+
 Closing: :class:`~trio_ws.closing.ClosingState` (``core.closing``) owns the
 closing handshake's decisions; :meth:`ProtocolCore.receive_close`,
 :meth:`ProtocolCore.fail` and :meth:`ProtocolCore.answer_ping` return the
@@ -38,7 +45,16 @@ from wsproto.utilities import LocalProtocolError
 from .close import INVALID_FRAME_PAYLOAD_DATA, MESSAGE_TOO_BIG, PROTOCOL_ERROR
 from .closing import ClosePhase, ClosingState
 from .compression import DeflateExtension
-from .framing import OP_BINARY, OP_CONTINUATION, OP_TEXT, encode_frame, length_error, parse_header
+from .framing import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONTINUATION,
+    OP_TEXT,
+    FrameHeader,
+    encode_frame,
+    length_error,
+    parse_header,
+)
 from .masking import apply_mask
 from .prepared import FramingKey, PreparedMessage
 
@@ -63,6 +79,10 @@ FAST_PATH_MAX_FRAME = 4 * 2**20
 #: into it (:meth:`ProtocolCore.read_target`), not appended to the receive
 #: buffer and copied out again.
 DIRECT_READ_MIN_FRAME = 16 * 1024
+#: Close codes read without wsproto (any other goes to wsproto, which checks it).
+_PLAIN_CLOSE_CODES = frozenset({1000, 1001})
+#: Close codes wsproto would not send as they are (it rewrites or drops them).
+_LOCAL_ONLY_CLOSE_CODES = frozenset({1005, 1006, 1015})
 
 
 @dataclass(slots=True)
@@ -130,6 +150,9 @@ class ProtocolCore:
         # control frame, a fragment, our close): an idle connection, or one
         # that only carries whole data messages, does without its 1.7 KiB.
         self._ws: Connection | None = None
+        # Close frames sent (``(code, reason)``) and received (the frame's
+        # bytes) while wsproto was not made, in order: its state to replay.
+        self._closes: list[tuple[int, str | None] | bytes] | None = None
         self._buffer = bytearray()
         self._position = 0
         self._to_wsproto = 0  # bytes of the current frame still owed to wsproto
@@ -157,12 +180,27 @@ class ProtocolCore:
                 ConnectionType.CLIENT if self.is_client else ConnectionType.SERVER,
                 extensions=[self.extension] if self.extension is not None else None,
             )
+            for close in self._closes or ():
+                if isinstance(close, bytes):
+                    ws.receive_data(close)
+                    for _ in ws.events():
+                        pass
+                else:
+                    ws.send(CloseConnection(code=close[0], reason=close[1]))
+            self._closes = None
         return ws
 
     @property
     def _state(self) -> ConnectionState:
-        """wsproto's state; OPEN until wsproto is needed (nothing else can change it)."""
-        return ConnectionState.OPEN if self._ws is None else self._ws.state
+        """wsproto's state, or what it would be: OPEN until a close frame went either way."""
+        if self._ws is not None:
+            return self._ws.state
+        closes = self._closes
+        if not closes:
+            return ConnectionState.OPEN
+        if len(closes) == 2:
+            return ConnectionState.CLOSED
+        return ConnectionState.REMOTE_CLOSING if isinstance(closes[0], bytes) else ConnectionState.LOCAL_CLOSING
 
     @property
     def can_send_data(self) -> bool:
@@ -261,6 +299,8 @@ class ProtocolCore:
                 self._fail(events, PROTOCOL_ERROR, malformed)
                 return
             opcode = header.opcode
+            if opcode == OP_CLOSE and self._ws is None and self._plain_close(header, events):
+                return
             is_data = opcode in (OP_TEXT, OP_BINARY, OP_CONTINUATION)
             # RFC 7692 §6.1: only a message's first frame carries RSV1.
             compressed = self._fragment_compressed if opcode == OP_CONTINUATION else bool(header.rsv & 4)
@@ -319,6 +359,43 @@ class ProtocolCore:
                 if not compressed:
                     self._message_bytes += header.length
             self._to_wsproto = header.size + header.length
+
+    def _plain_close(self, header: FrameHeader, events: list[Event]) -> bool:
+        """Read a plain close frame without wsproto; False (nothing consumed) for wsproto to read it.
+
+        Plain: whole, unfragmented, no reserved bits, masked as it must be,
+        code 1000 or 1001 and a UTF-8 reason. wsproto would report exactly
+        this close; it is kept to replay into wsproto if one is made later.
+        """
+        if not (
+            header.fin
+            and header.rsv == 0
+            and (header.masking_key is not None) is self._expect_masked
+            and 2 <= header.length <= 125
+            and self._state in (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING)
+        ):
+            return False
+        buffer = self._buffer
+        start = self._position + header.size
+        end = start + header.length
+        if len(buffer) < end:
+            return False
+        payload = bytes(buffer[start:end])
+        if header.masking_key is not None:
+            payload = apply_mask(payload, header.masking_key)
+        code = int.from_bytes(payload[:2], "big")
+        if code not in _PLAIN_CLOSE_CODES:
+            return False
+        try:
+            reason = payload[2:].decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        frame = bytes(buffer[self._position : end])
+        self._position = end
+        self._closes = [*(self._closes or ()), frame]
+        events.append(CloseReceived(code, reason))
+        self._finished = True
+        return True
 
     def _fast_message(self, payload: bytes, is_text: bool, compressed: bool, events: list[Event]) -> None:
         if compressed:
@@ -443,17 +520,41 @@ class ProtocolCore:
         """
         if self.closing.close_sent or self.closing.phase is ClosePhase.CLOSED:
             raise RuntimeError(f"cannot send a close frame: the connection is {self.closing.phase.value}")
-        try:
-            event = (
-                CloseConnection(code=WsprotoCloseReason.NO_STATUS_RCVD)
-                if code is None
-                else CloseConnection(code=code, reason=reason)
-            )
-            data = self._wsproto.send(event)
-        except LocalProtocolError as err:
-            raise RuntimeError(str(err)) from err
+        payload = self._plain_close_payload(code, reason)
+        if payload is not None:
+            # wsproto not made, a code it sends as it is, a reason that needs
+            # no truncating: the frame wsproto would write (its state is
+            # replayed if it is ever made).
+            assert code is not None
+            self._closes = [*(self._closes or ()), (code, reason)]
+            data = encode_frame(OP_CLOSE, payload, mask=self.is_client)
+        else:
+            try:
+                event = (
+                    CloseConnection(code=WsprotoCloseReason.NO_STATUS_RCVD)
+                    if code is None
+                    else CloseConnection(code=code, reason=reason)
+                )
+                data = self._wsproto.send(event)
+            except LocalProtocolError as err:
+                raise RuntimeError(str(err)) from err
         self.closing.send_close(code, reason)
         return data
+
+    def _plain_close_payload(self, code: int | None, reason: str | None) -> bytes | None:
+        """Our close frame's payload when it can be written without wsproto, else None."""
+        if (
+            self._ws is not None
+            or code is None
+            or not 1000 <= code <= 4999
+            or code in _LOCAL_ONLY_CLOSE_CODES
+            or self._state not in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING)
+        ):
+            return None
+        encoded = reason.encode("utf-8") if reason else b""
+        if len(encoded) > 123:
+            return None
+        return code.to_bytes(2, "big") + encoded
 
     # -- acting on events: what to write next --------------------------------
     def answer_ping(self, payload: bytes) -> bytes | None:

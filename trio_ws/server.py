@@ -12,17 +12,17 @@ holds the connection's reader and keepalive tasks. Whatever the handler does
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket as stdlib_socket
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from .close import GOING_AWAY, INTERNAL_ERROR, NORMAL_CLOSURE
-from .connection import CANCELLED_CLOSE_GRACE, WebSocketConnection
+from .connection import CANCELLED_CLOSE_GRACE, WebSocketConnection, close_transport
 from .endpoint import Endpoint
 from .errors import ConnectionClosed
 from .log import ConnectionLogger, next_connection_id, server_logger
@@ -48,6 +48,10 @@ __all__ = [
 Handler = Callable[[WebSocketRequest], Awaitable[None]]
 #: A hook called with each request before the handler; it may answer it.
 ProcessRequest = Callable[[WebSocketRequest], Awaitable[None]]
+
+#: accept() errors that mean "out of descriptors or memory": retried after a pause.
+_ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+_ACCEPT_RETRY_DELAY = 0.1
 
 _SERVER_OPTION_DOCS = (
     (
@@ -141,15 +145,40 @@ class WebSocketServer:
         within ``disconnect_timeout``, before this returns. Not re-entrant.
         """
         async with trio.open_nursery() as nursery:
-            await nursery.start(
-                partial(
-                    trio.serve_listeners,
-                    self._serve_transport,
-                    self._listeners,
-                    handler_nursery=self._handler_nursery,
-                )
-            )
+            handler_nursery = nursery if self._handler_nursery is None else self._handler_nursery
+            for listener in self._listeners:
+                nursery.start_soon(self._accept_loop, listener, handler_nursery)
+            # The listeners already queue connections: a client may connect now.
             task_status.started(self)
+
+    async def _accept_loop(self, listener: trio.abc.Listener[Any], handler_nursery: trio.Nursery) -> None:
+        """Accept transports from ``listener`` and serve each in its own task, until cancelled.
+
+        What :func:`trio.serve_listeners` does, without its wrapper task
+        around each connection: that wrapper's frame stayed on every idle
+        connection's stack, and its ``aclose_forcefully`` raised and caught
+        a ``Cancelled`` per connection. :meth:`_serve_transport` closes its
+        transport itself.
+        """
+        async with listener:
+            while True:
+                try:
+                    stream = await listener.accept()
+                except OSError as exc:
+                    if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                        raise
+                    # Out of descriptors or memory: wait for connections to
+                    # end instead of failing the server (trio's policy too).
+                    server_logger.error(
+                        "accept returned %s (%s); retrying in %s seconds",
+                        errno.errorcode[exc.errno],
+                        os.strerror(exc.errno),
+                        _ACCEPT_RETRY_DELAY,
+                        exc_info=True,
+                    )
+                    await trio.sleep(_ACCEPT_RETRY_DELAY)
+                else:
+                    handler_nursery.start_soon(self._serve_transport, stream)
 
     async def _serve_transport(self, stream: trio.abc.Stream) -> None:
         """Serve one accepted transport from the handshake to the last byte.
@@ -177,10 +206,10 @@ class WebSocketServer:
                     await self._run_handler(request, logger)
         except Exception:  # a bug of ours: log it, never crash the server
             logger.exception("unexpected error while serving a connection")
-            await trio.aclose_forcefully(stream)
         finally:
             if request is not None and request.connection is not None:
                 self._connections.discard(request.connection)
+            await close_transport(stream)
 
     async def _preflight(self, request: WebSocketRequest, logger: ConnectionLogger) -> bool:
         """Run the hook and answer what the handler must not see; True if the handler runs."""
