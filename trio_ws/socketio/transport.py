@@ -279,11 +279,11 @@ class EngineConnection:
         With ``opening`` the open packet is sent first (a WebSocket-only
         session). Packets queued before (during an upgrade) are sent first.
         """
-        self._websocket = ws
         try:
             if opening:
-                async with self._write_lock:
-                    await ws.send_message(encode_packet(self.session.open_packet()))
+                await ws.send_message(encode_packet(self.session.open_packet()))
+            # From here on send_messages() writes on it too: the open packet is first.
+            self._websocket = ws
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._ws_writer, ws)
                 with trio.CancelScope() as self._reader_scope:
