@@ -1116,12 +1116,13 @@ async def test_cors_allowed_origins_is_the_allow_list_of_every_request_and_of_th
                     assert engine_error(refused) == (403, 4), (method, target, headers)
                     assert "access-control-allow-origin" not in refused.headers
             assert list(app._engine_links) == [sid]
-            # The WebSocket handshake obeys the same list.
+            # The WebSocket handshake obeys the same list, with the same answer.
             ws_url = f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
             with pytest.raises(ConnectionRejected) as caught:
                 async with open_websocket_url(ws_url, extra_headers=list(evil.items())):
                     pass  # pragma: no cover - refused
             assert caught.value.status_code == 403
+            assert json.loads(caught.value.body) == {"code": 4, "message": "Forbidden"}
             async with open_websocket_url(ws_url, extra_headers=list(allowed.items())) as ws:
                 assert (await ws.get_message()).startswith("0{")
 

@@ -243,7 +243,9 @@ class App:
                 raise ValueError("Socket.IO connection-state recovery needs an in-memory hub for now (not a backend)")
             policy = recovery_history or default_policy(max_disconnection_duration)
             self._recovery = RecoveryLog(policy, max_disconnection_duration)
-        self._router.add(path, Route(self._serve_socketio, origins=allowed, wire_format=SOCKETIO))
+        # No route-level origin check: the Engine.IO endpoint checks every request itself
+        # (WebSocket handshakes too), so a refused origin always gets 403 with error code 4.
+        self._router.add(path, Route(self._serve_socketio, wire_format=SOCKETIO))
         self.socketio = settings
 
     async def _serve_socketio(self, websocket: WebSocket) -> None:
