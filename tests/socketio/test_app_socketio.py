@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import trio
 from support.node_ws import NodeWs
-from support.rawhttp import Answer, http
+from support.rawhttp import Answer, build_request, http
 from support.sio import PEER_TIMEOUT, SIO_APP_CLIENT, SIO_CLIENT, open_raw, run_node, run_python_peer
 
 from trio_ws import ConnectionClosed, ConnectionRejected, WebSocketServer, open_websocket_url
@@ -1011,6 +1011,8 @@ async def test_bad_polling_requests_get_the_engineio_error(method: str, target: 
     ("body", "status"),
     [
         (b"abc", 400),  # malformed Engine.IO payload
+        (b"9", 400),  # unknown Engine.IO packet type
+        (b"40\x1e42[", 400),  # the second packet of the payload is malformed JSON
         (b"4abc", 400),  # malformed Socket.IO packet
         (b"4" + b"x" * 200, 413),  # over max_payload
         (None, 411),  # no length
@@ -1048,6 +1050,23 @@ async def test_overlapping_gets_end_the_session_and_a_wrong_method_does_not() ->
                 assert engine_error(await poll(server.port, sid)) == (400, 3)
             assert first[0].text == "1"  # the waiting GET gets the close packet
             await links_gone(app)
+
+
+async def test_overlapping_posts_get_400_and_end_the_session() -> None:
+    """engine.io-protocol: a second POST while one is active gets 400 and the session is closed."""
+    app = polling_app()
+    async with serving(app) as server:
+        with trio.fail_after(10):
+            sid = await poll_open(server.port)
+            slow = await trio.open_tcp_stream("127.0.0.1", server.port)
+            async with slow:
+                # The first POST announces 5 bytes and sends 2: it stays active.
+                head = build_request("POST", f"{POLLING}&sid={sid}", headers={"Content-Length": "5"})
+                await slow.send_all(head + b"40")
+                await trio.testing.wait_all_tasks_blocked()
+                assert engine_error(await post(server.port, sid, b"40")) == (400, 3)
+                await links_gone(app)
+            assert engine_error(await poll(server.port, sid)) == (400, 1)
 
 
 async def test_cors_on_the_apps_polling_answers_and_refused_origins() -> None:
