@@ -1241,6 +1241,33 @@ async def test_a_session_that_connects_no_namespace_ends_at_connect_timeout(
         assert engine_error(await poll(server.port, sid)) == (400, 1)
 
 
+async def test_an_abandoned_upgrade_is_closed_at_upgrade_timeout_and_polling_goes_on(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    app = App()
+    app.enable_socketio(config=EngineConfig(ping_interval=25, ping_timeout=20, upgrade_timeout=10))
+    async with serving(app) as server:
+        sid = await poll_open(server.port)
+        assert (await post(server.port, sid, b"40")).text == "ok"
+        connected = json.loads((await poll(server.port, sid)).text[2:])
+        await trio.testing.wait_all_tasks_blocked()
+        polling_only = task_count()
+        url = f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket&sid={sid}"
+        async with open_websocket_url(url) as ws:
+            await ws.send_message("2probe")
+            assert await ws.get_message() == "3probe"
+            await trio.testing.wait_all_tasks_blocked()
+            mock_clock.jump(10)  # no "5" came: the probe WebSocket is closed, long-polling stays
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.get_message()
+            assert closed.value.reason.code == 1008
+            assert closed.value.reason.reason == "upgrade not completed within upgrade_timeout=10 s"
+        await trio.testing.wait_all_tasks_blocked()
+        assert task_count() == polling_only  # the probe's tasks ended with it
+        await app.emit("news", 1, to=connected["sid"])
+        assert (await poll(server.port, sid)).text == '42["news",1]'
+
+
 async def test_an_ack_for_an_unknown_id_is_ignored_and_the_session_goes_on() -> None:
     app = fast_app()
 
