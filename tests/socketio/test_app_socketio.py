@@ -809,17 +809,27 @@ async def test_raw_frames_bad_input_closes_the_session_with_1008(frame: str | by
                 assert why in (closed.value.reason.reason or "")
 
 
-async def test_raw_frames_a_client_that_misses_its_pong_is_closed() -> None:
+async def test_raw_frames_a_client_that_misses_its_pong_is_closed_and_leaves_no_task(
+    mock_clock: trio.testing.MockClock,
+) -> None:
     app = App()
-    app.enable_socketio(config=EngineConfig(ping_interval=0.2, ping_timeout=0.2))
+    app.enable_socketio(config=EngineConfig(ping_interval=25, ping_timeout=20))
     async with serving(app) as server:
-        with trio.fail_after(10):
-            async with raw_session(server) as (ws, _):
-                with pytest.raises(ConnectionClosed) as closed:
-                    while True:
-                        assert await ws.get_message() == "2"  # never answered
-                assert closed.value.reason.code == 1000
-                assert closed.value.reason.reason == "no pong within ping_timeout=0.2 s"
+        await trio.testing.wait_all_tasks_blocked()
+        idle = task_count()
+        async with raw_session(server) as (ws, _):
+            await trio.testing.wait_all_tasks_blocked()
+            mock_clock.jump(25)
+            assert await ws.get_message() == "2"  # never answered
+            await trio.testing.wait_all_tasks_blocked()
+            mock_clock.jump(20)
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.get_message()
+            assert closed.value.reason.code == 1000
+            assert closed.value.reason.reason == "no pong within ping_timeout=20 s"
+        await trio.testing.wait_all_tasks_blocked()
+        assert not app._engine_links
+        assert task_count() == idle
 
 
 async def test_raw_frames_namespace_broadcast_leave_namespace_and_answers_json_cannot_encode() -> None:
