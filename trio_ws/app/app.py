@@ -25,7 +25,7 @@ from ..hub import DeliveryReport, HistoryPolicy, Hub, MessageVariants
 from ..request import WebSocketRequest
 from ..scopes import background_tasks
 from ..server import WebSocketServer, serve_websocket
-from ..socketio.packets import MAX_ATTACHMENTS
+from ..socketio.packets import MAX_ATTACHMENTS, has_binary
 from ..socketio.server import CONNECT_TIMEOUT
 from ..socketio.session import EngineConfig
 from .endpoint import WebSocketHandler
@@ -37,9 +37,17 @@ from .registry import HandlerRegistry
 from .resume import stream_event
 from .routing import Router
 from .session import EventSession, SessionSettings
-from .socketio import SOCKETIO, SocketIOSettings, event_variants, positioned_variants, serve_socketio
+from .socketio import (
+    SOCKETIO,
+    SocketIOSettings,
+    event_variants,
+    positioned_variants,
+    serve_socketio,
+    socketio_event_frames,
+)
 from .socketio_link import EngineLink
 from .socketio_recovery import RecoveryLog, default_policy, personal_room
+from .socketio_recovery_redis import StreamedRecovery
 from .static import CLIENT_SCRIPT as CLIENT_SCRIPT  # re-exported: it was defined here
 from .static import StaticFiles, client_script
 from .websocket import DecodeError, WebSocket
@@ -131,7 +139,7 @@ class App:
         #: How Socket.IO clients are served, once :meth:`enable_socketio` was called (else None).
         self.socketio: SocketIOSettings | None = None
         self._engine_links: dict[str, EngineLink] = {}
-        self._recovery: RecoveryLog | None = None
+        self._recovery: RecoveryLog | StreamedRecovery | None = None
 
     # -- routes ------------------------------------------------------------------
     def add_route(
@@ -221,15 +229,18 @@ class App:
                 connection drops and that comes back within this many
                 seconds gets its sid, rooms and ``session`` back and the
                 events it missed (see :mod:`trio_ws.app.socketio_recovery`).
-                None (default): off. In one process (an in-memory hub) for now.
+                None (default): off. With a Redis backend the client may
+                come back to any process (see
+                :mod:`trio_ws.app.socketio_recovery_redis`).
             recovery_history: the bounds of the log of events kept for
-                recovery (default: 10,000 events, 8 MiB, and no older than
-                ``max_disconnection_duration``).
+                recovery, per namespace with a backend (default: 10,000
+                events, 8 MiB, and no older than ``max_disconnection_duration``).
 
         Raises:
             ValueError: for an invalid setting, when Socket.IO is already
                 enabled, ``origins`` and ``cors_allowed_origins`` that differ,
-                or recovery with a hub that has a backend.
+                or recovery with a backend that cannot keep it (one without
+                streams and parking: RedisBackend has both).
             TypeError: ``cors_allowed_origins`` is a string other than ``"*"``.
         """
         if self.socketio is not None:
@@ -239,10 +250,11 @@ class App:
         if max_disconnection_duration is not None:
             if not max_disconnection_duration > 0:
                 raise ValueError(f"max_disconnection_duration must be > 0, not {max_disconnection_duration!r}")
-            if self.hub.process_id is not None:
-                raise ValueError("Socket.IO connection-state recovery needs an in-memory hub for now (not a backend)")
             policy = recovery_history or default_policy(max_disconnection_duration)
-            self._recovery = RecoveryLog(policy, max_disconnection_duration)
+            if self.hub.backend is not None:
+                self._recovery = StreamedRecovery(self.hub, policy, max_disconnection_duration)
+            else:
+                self._recovery = RecoveryLog(policy, max_disconnection_duration)
         # No route-level origin check: the Engine.IO endpoint checks every request itself
         # (WebSocket handshakes too), so a refused origin always gets 403 with error code 4.
         self._router.add(path, Route(self._serve_socketio, wire_format=SOCKETIO))
@@ -355,6 +367,12 @@ class App:
         Concurrent calls are allowed, from any task; see
         :meth:`~trio_ws.Hub.broadcast` for cancellation.
         """
+        recovery = self._recovery
+        if isinstance(recovery, StreamedRecovery):
+            marker = recovery.marker()
+            frames = MessageVariants({SOCKETIO: socketio_event_frames(event, data, namespace, offset=marker)})
+            envelope = None if has_binary(data) else MessageVariants({None: event_envelope(event, data, namespace)})
+            return await recovery.emit(frames, marker, envelope, to=to, exclude=exclude, namespace=namespace)
         if to is None:
             message = self._logged_message(event, data, namespace, namespace_room(namespace), exclude)
             return await self.hub.broadcast(namespace_room(namespace), message, exclude=exclude)
@@ -380,7 +398,7 @@ class App:
     ) -> str | MessageVariants:
         """The event's message; with recovery, its Socket.IO variant ends with its offset and is logged."""
         log = self._recovery
-        if log is None:
+        if not isinstance(log, RecoveryLog):
             return self.event_message(event, data, namespace=namespace)
         message = event_variants(event, data, namespace, log.next_offset())
         excluded = {exclude} if isinstance(exclude, str) else set(exclude or ())

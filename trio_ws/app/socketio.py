@@ -62,6 +62,7 @@ from .registry import HandlerRegistry
 from .session import EventConnection, EventSession, SessionSettings
 from .socketio_link import EngineLink, serve_engine_request
 from .socketio_recovery import ParkedState, RecoveryLog, new_pid, parse_offset, personal_room
+from .socketio_recovery_redis import StreamedRecovery
 from .websocket import WebSocket
 
 __all__ = [
@@ -201,7 +202,7 @@ class SocketIOConnection(EventConnection):
 
     wire_format = SOCKETIO
     recovered = False
-    _recovery: RecoveryLog | None = None
+    _recovery: RecoveryLog | StreamedRecovery | None = None
     _goodbye = False
 
     def _queue(self, frames: list[str | bytes]) -> None:
@@ -234,6 +235,14 @@ class SocketIOConnection(EventConnection):
         log = self._recovery
         if log is None:
             self._queue(socketio_event_frames(event, data, namespace))
+        elif isinstance(log, StreamedRecovery):
+            # Through the namespace's log, like every event of a recovering namespace (see
+            # socketio_recovery_redis): in order with room emits, not with acks and calls.
+            marker = log.marker()
+            frames = _socketio_only(socketio_event_frames(event, data, namespace, offset=marker))
+            if not self.websocket.member.active:
+                raise self._closed_error()
+            await log.send(namespace, self.id, frames, marker, set())
         else:
             message = _socketio_only(socketio_event_frames(event, data, namespace, offset=log.next_offset()))
             log.record(namespace, personal_room(self.id), (), message, trio.current_time())
@@ -305,7 +314,7 @@ class SocketIOSession(EventSession):
         websocket: WebSocket,
         settings: SessionSettings,
         socketio: SocketIOSettings,
-        recovery: RecoveryLog | None = None,
+        recovery: RecoveryLog | StreamedRecovery | None = None,
         links: dict[str, EngineLink] | None = None,
     ) -> None:
         super().__init__(registry, websocket, settings)
@@ -317,6 +326,7 @@ class SocketIOSession(EventSession):
         self._offsets: dict[str, Any] = {}
         self._replayed: set[str] = set()
         self._connected_at: dict[str, StreamPosition] = {}
+        self._to_park: ParkedState | None = None
         self.links = links if links is not None else {}
         self.link: EngineLink | None = None
         self.decoder = PacketDecoder(max_attachments=socketio.max_attachments)
@@ -356,6 +366,11 @@ class SocketIOSession(EventSession):
         finally:
             self.links.pop(link.sid, None)
             self._queue.close()
+            state, self._to_park = self._to_park, None
+            if state is not None and isinstance(self.recovery, StreamedRecovery):
+                with trio.CancelScope(shield=True):  # bounded by the backend's command_timeout
+                    for pid in self._pids:
+                        await self.recovery.park(pid, state)
             await self._end()
 
     async def engine_message(self, data: str | bytes) -> None:
@@ -407,7 +422,12 @@ class SocketIOSession(EventSession):
         recovery = self.recovery
         if recovery is not None:
             pid = auth.get("pid") if isinstance(auth, dict) else None
-            state = recovery.take(pid, trio.current_time()) if isinstance(pid, str) else None
+            state: ParkedState | None = None
+            if isinstance(pid, str):
+                if isinstance(recovery, StreamedRecovery):
+                    state = await recovery.take(pid)
+                else:
+                    state = recovery.take(pid, trio.current_time())
             if state is not None and self.settings.hub.member(state.sid) is None:
                 assert isinstance(pid, str)
                 websocket.id = state.sid
@@ -437,6 +457,9 @@ class SocketIOSession(EventSession):
             positions = {ns: self._connected_at[ns] for ns in namespaces if ns in self._connected_at}
             deadline = now + recovery.max_disconnection_duration
             state = ParkedState(conn.id, rooms, conn.session, deadline, positions)
+            if isinstance(recovery, StreamedRecovery):
+                self._to_park = state  # parked in Redis by run(), which may wait
+                return
             for pid in self._pids:
                 recovery.park(pid, state, now)
 
@@ -480,6 +503,9 @@ class SocketIOSession(EventSession):
         if recovery is None:
             await self._queue_packet(Packet(PacketType.CONNECT, namespace, {"sid": self.conn.id}))
             return
+        if isinstance(recovery, StreamedRecovery):
+            await self._reply_connected_streamed(namespace, recovery)
+            return
         state = self._restored
         missed = None
         if state is not None and namespace in state.rooms and namespace not in self._replayed:
@@ -510,6 +536,42 @@ class SocketIOSession(EventSession):
             pass
         await trio.lowlevel.checkpoint()
 
+    async def _reply_connected_streamed(self, namespace: str, recovery: StreamedRecovery) -> None:
+        """Answer a CONNECT with recovery through Redis: join the namespace's log, from the offset if recovering."""
+        state = self._restored
+        since: StreamPosition | None = None
+        restoring = state is not None and namespace in state.rooms and namespace not in self._replayed
+        websocket = self.conn.websocket
+        try:
+            if restoring:
+                assert state is not None
+                self._replayed.add(namespace)
+                offset = self._offsets.get(namespace)
+                # No offset: the client received no event since it connected.
+                since = state.positions.get(namespace) if offset is None else parse_offset(offset)
+                for room in sorted(state.rooms[namespace]):
+                    await websocket.join_room(room)
+        except ConnectionClosed:
+            return
+
+        def answer(result: JoinResult) -> None:
+            # Called by the hub with no checkpoint before the replay: the CONNECT answer comes first,
+            # with the client's pid only when every missed event follows.
+            if not restoring or (since is not None and result.recovered):
+                pid = self._pids[0]
+            else:
+                pid = new_pid()  # one the client does not know: socket.recovered is false
+                self._pids.append(pid)
+            if result.position is not None:
+                self._connected_at.setdefault(namespace, result.position)
+            with contextlib.suppress(ConnectionClosed):
+                self._sio_conn._queue_packet(Packet(PacketType.CONNECT, namespace, {"sid": self.conn.id, "pid": pid}))
+
+        member_id = websocket.member.id
+        with contextlib.suppress(ConnectionClosed, KeyError):
+            await self.settings.hub.join(member_id, recovery.room(namespace), since=since, before_replay=answer)
+        await trio.lowlevel.checkpoint()
+
     async def _reply_connect_error(self, namespace: str, error_type: str, message: str) -> None:
         if error_type == "UnknownNamespace":
             body: dict[str, Any] = {"message": "Invalid namespace"}
@@ -526,7 +588,7 @@ async def serve_socketio(
     registry: HandlerRegistry,
     settings: SessionSettings,
     socketio: SocketIOSettings,
-    recovery: RecoveryLog | None,
+    recovery: RecoveryLog | StreamedRecovery | None,
     links: dict[str, EngineLink],
 ) -> None:
     """Serve one request on the app's Socket.IO path: a new session runs here until it ends."""

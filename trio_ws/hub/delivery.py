@@ -37,6 +37,7 @@ __all__ = [
     "run_sender",
     "interrupt_send",
     "request_close",
+    "addressed",
 ]
 
 logger = logging.getLogger("trio_ws.hub")
@@ -47,6 +48,13 @@ logger = logging.getLogger("trio_ws.hub")
 SLOW_CLOSE_GRACE = 1.0
 #: The most bytes of queued messages a member's sender writes at once.
 BATCH_BYTES = 256 * 1024
+
+
+def addressed(members: Iterable[Member], within: str | None) -> Iterable[Member]:
+    """The ``members`` a message sent ``within`` reaches: those in the room ``within``, or whose id it is."""
+    if within is None:
+        return members
+    return [member for member in members if member.id == within or within in member._rooms]
 
 
 def fan_out(members: Iterable[Member], message: HubMessage, skip: Collection[str], stats: HubStats) -> DeliveryReport:

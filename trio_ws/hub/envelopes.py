@@ -13,7 +13,7 @@ id). Per kind:
 ============== ================================================= ==========================
 ``kind``       fields                                            built by
 ============== ================================================= ==========================
-``room``       ``room``, ``exclude``, payload                    :func:`room_envelope`
+``room``       ``room``, ``exclude``, ``within``, payload        :func:`room_envelope`
 ``all``        ``exclude``, payload                              :func:`all_envelope`
 ``member``     ``id``, payload                                   :func:`member_envelope`
 ``disconnect`` ``id``, ``code``, ``reason``                      :func:`disconnect_envelope`
@@ -24,13 +24,16 @@ id). Per kind:
 The payload is ``text`` (a text message) or ``b64`` (a binary one, base64
 encoded), or ``variants`` for a :class:`~trio_ws.hub.MessageVariants`: a
 list of ``[wire format, [{"text"|"b64": ...}, ...]]`` pairs; ``exclude`` is
-a sorted list of member ids. Nothing is ever pickled.
+a sorted list of member ids; ``within`` (optional) narrows a ``room``
+message to the members that are also in the room ``within``, or to the
+member whose id it is. Nothing is ever pickled.
 
 An entry of a room's stream (a room with history on a backend that keeps
 streams) is a ``room`` envelope built by :func:`stream_envelope`; its payload
 may also be ``json`` and ``json_extra`` (a
 :class:`~trio_ws.hub.positioned.PositionedJSON`: each receiver renders it at
-the entry's position). :func:`parse_stream_entry` reads it.
+the entry's position), or ``variants`` with a ``marker`` (a
+:class:`~trio_ws.hub.positioned.PositionedVariants`, rendered the same way). :func:`parse_stream_entry` reads it.
 :func:`parse_envelope` turns an envelope into one of the typed values below
 and ignores fields it does not know, so a backend's own fields and fields
 added by a later version pass through harmlessly.
@@ -47,7 +50,7 @@ from typing import Any, Literal
 
 from ..prepared import PreparedMessage
 from .history import StreamPosition
-from .positioned import PositionedJSON
+from .positioned import PositionedJSON, PositionedVariants
 from .variants import HubMessage, MessageVariants
 
 __all__ = [
@@ -81,11 +84,15 @@ EnvelopeKind = Literal["room", "all", "member", "disconnect", "close_room", "pre
 
 @dataclass(frozen=True)
 class RoomMessage:
-    """A message for the local members of ``room``, except those in ``exclude``."""
+    """A message for the local members of ``room``, except those in ``exclude``.
+
+    With ``within``, only for those also in the room ``within``, or whose id it is.
+    """
 
     room: str
     message: HubMessage
     exclude: frozenset[str]
+    within: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,10 +156,17 @@ def _exclusion(exclude: str | Iterable[str] | None) -> list[str]:
 
 
 def room_envelope(
-    origin: str | None, room: str, message: HubMessage, exclude: str | Iterable[str] | None = None
+    origin: str | None,
+    room: str,
+    message: HubMessage,
+    exclude: str | Iterable[str] | None = None,
+    within: str | None = None,
 ) -> HubEnvelope:
-    """An envelope delivering ``message`` to the members of ``room`` but ``exclude``."""
-    return {**_header("room", origin), "room": room, "exclude": _exclusion(exclude), **encode_payload(message)}
+    """An envelope delivering ``message`` to the members of ``room`` but ``exclude`` (``within``: see RoomMessage)."""
+    envelope = {**_header("room", origin), "room": room, "exclude": _exclusion(exclude), **encode_payload(message)}
+    if within is not None:
+        envelope["within"] = within
+    return envelope
 
 
 def all_envelope(
@@ -185,10 +199,11 @@ def presence_envelope(origin: str | None, room: str, member_id: str, event: Lite
 def stream_envelope(
     origin: str | None,
     room: str,
-    message: HubMessage | PositionedJSON,
+    message: HubMessage | PositionedJSON | PositionedVariants,
     exclude: str | Iterable[str] | None = None,
+    within: str | None = None,
 ) -> HubEnvelope:
-    """An entry of ``room``'s stream: a ``room`` envelope whose message may be a PositionedJSON.
+    """An entry of ``room``'s stream: a ``room`` envelope whose message may be positioned.
 
     Raises:
         TypeError: when a PositionedJSON holds something JSON cannot encode
@@ -197,8 +212,12 @@ def stream_envelope(
     if isinstance(message, PositionedJSON):
         payload: dict[str, Any] = {"json": dict(message.value), "json_extra": dict(message.extra)}
         json.dumps(payload)
+    elif isinstance(message, PositionedVariants):
+        payload = {**encode_payload(message.message), "marker": message.marker}
     else:
         payload = encode_payload(message)
+    if within is not None:
+        payload["within"] = within
     return {**_header("room", origin), "room": room, "exclude": _exclusion(exclude), **payload}
 
 
@@ -269,6 +288,13 @@ def _excluded(envelope: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(value)
 
 
+def _within(envelope: Mapping[str, Any]) -> str | None:
+    value = envelope.get("within")
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"envelope field 'within' must be a string, not {value!r}")
+    return value
+
+
 def parse_stream_entry(envelope: Mapping[str, Any], position: StreamPosition) -> RoomMessage:
     """Read an entry of a room's stream, delivered at ``position``.
 
@@ -279,13 +305,20 @@ def parse_stream_entry(envelope: Mapping[str, Any], position: StreamPosition) ->
     if envelope.get("kind") != "room":
         raise ValueError(f"a stream entry must be a room envelope, not {envelope.get('kind')!r}")
     value, extra = envelope.get("json"), envelope.get("json_extra") or {}
-    if value is None:
+    marker = envelope.get("marker")
+    message: HubMessage
+    if marker is not None:
+        variants = decode_payload(envelope)
+        if not isinstance(marker, str) or not marker or not isinstance(variants, MessageVariants):
+            raise ValueError("envelope field marker must be a non-empty string, with variants")
+        message = PositionedVariants(variants, marker)(position)
+    elif value is None:
         message = decode_payload(envelope)
     elif isinstance(value, dict) and isinstance(extra, dict):
         message = PreparedMessage(PositionedJSON(value, extra)(position))
     else:
         raise ValueError("envelope fields json and json_extra must be objects")
-    return RoomMessage(_string(envelope, "room"), message, _excluded(envelope))
+    return RoomMessage(_string(envelope, "room"), message, _excluded(envelope), _within(envelope))
 
 
 def parse_envelope(envelope: Mapping[str, Any]) -> ParsedEnvelope:
@@ -299,7 +332,7 @@ def parse_envelope(envelope: Mapping[str, Any]) -> ParsedEnvelope:
     """
     kind = envelope.get("kind")
     if kind == "room":
-        return RoomMessage(_string(envelope, "room"), decode_payload(envelope), _excluded(envelope))
+        return RoomMessage(_string(envelope, "room"), decode_payload(envelope), _excluded(envelope), _within(envelope))
     if kind == "all":
         return AllMessage(decode_payload(envelope), _excluded(envelope))
     if kind == "member":

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -35,7 +35,7 @@ import trio
 from ..close import NORMAL_CLOSURE
 from ..scopes import background_tasks
 from .backend import BackendEvent, HubBackend
-from .delivery import fan_out, offer, offer_message, request_close, run_sender
+from .delivery import addressed, fan_out, offer, offer_message, request_close, run_sender
 from .history import Histories, HistoryPolicy, JoinResult, StreamPosition
 from .member import (
     INTERNAL_ROOM_PREFIX,
@@ -49,6 +49,7 @@ from .member import (
     _prepare,
 )
 from .outbox import Outbox, Outcome, OverflowPolicy
+from .positioned import PositionedVariants
 from .publisher import Publisher
 from .remote import RemoteSide
 from .room_history import HistoryControl
@@ -151,6 +152,11 @@ class Hub(StreamRooms, HistoryControl, RemoteSide):
         return await self._context.__aexit__(*exc_info)
 
     @property
+    def backend(self) -> HubBackend | None:
+        """The backend shared with other processes, or None for an in-memory hub."""
+        return self._backend
+
+    @property
     def process_id(self) -> str | None:
         """This process's id on the backend, or None without one."""
         return None if self._backend is None else self._backend.process_id
@@ -249,7 +255,12 @@ class Hub(StreamRooms, HistoryControl, RemoteSide):
 
     # -- rooms -----------------------------------------------------------------
     async def join(
-        self, member_id: str, room: str, *, since: StreamPosition | tuple[str, int] | None = None
+        self,
+        member_id: str,
+        room: str,
+        *,
+        since: StreamPosition | tuple[str, int] | None = None,
+        before_replay: Callable[[JoinResult], None] | None = None,
     ) -> JoinResult:
         """Add a local member to ``room`` (no effect if already in it).
 
@@ -261,6 +272,12 @@ class Hub(StreamRooms, HistoryControl, RemoteSide):
         offset ahead, no history, more missed messages than the member's
         outbox holds) the member still joins, from the live stream, and the
         result says ``recovered=False`` and why: the client should resync.
+
+        ``before_replay`` is called with the result once it is known, just
+        before the replay is queued, with no checkpoint in between: what it
+        queues for the member comes before the replayed messages (the
+        Socket.IO layer answers the client's CONNECT there). It must not
+        raise.
 
         Returns:
             a :class:`~trio_ws.hub.history.JoinResult` with the room's position.
@@ -281,14 +298,20 @@ class Hub(StreamRooms, HistoryControl, RemoteSide):
         if room in member._rooms:
             history = self._histories.get(room)
             position = self._stream_position(room) if history is None else history.position
-            return JoinResult(position, reason=None if since is None else "already_joined")
+            result = JoinResult(position, reason=None if since is None else "already_joined")
+            if before_replay is not None:
+                before_replay(result)
+            return result
         first_local = room not in self._rooms
         try:
             if self._streamed_policy(room) is not None:
                 start = None if since is None else StreamPosition.parse(since)
-                result = await self._stream_join(member, room, start)  # in the room at once, then replays
+                # In the room at once, then replays.
+                result = await self._stream_join(member, room, start, before_replay)
             else:
                 result, missed = self._histories.replay(room, since, member._outbox.space, trio.current_time())
+                if before_replay is not None:
+                    before_replay(result)
                 for message in missed:
                     self._offer_message(member, message)
                 member._rooms.add(room)
@@ -379,7 +402,12 @@ class Hub(StreamRooms, HistoryControl, RemoteSide):
 
     # -- fan-out ---------------------------------------------------------------
     async def broadcast(
-        self, room: str, message: MessageSource, *, exclude: str | Iterable[str] | None = None
+        self,
+        room: str,
+        message: MessageSource | PositionedVariants,
+        *,
+        exclude: str | Iterable[str] | None = None,
+        within: str | None = None,
     ) -> DeliveryReport:
         """Send a message to every member of ``room`` (in every process).
 
@@ -405,12 +433,18 @@ class Hub(StreamRooms, HistoryControl, RemoteSide):
                 :class:`~trio_ws.hub.history.StreamPosition` (None for a room
                 without history) that returns one, to put the offset in it.
             exclude: a member id, or several, to skip (for example the sender).
+            within: only the members of ``room`` that are also in the room
+                ``within``, or the member whose id it is (in every process).
+                A room with history replays such a message only to the
+                members it reached (see :meth:`join`); not available for a
+                room with history in an in-memory hub.
 
         Returns:
             what happened locally, whether it was published to other
             processes, and the message's position in the room's history.
 
         Raises:
+            ValueError: ``within`` in a room with history of an in-memory hub.
             TypeError: when the message is not one of those.
                 Whatever ``message`` raises, when it is a function, comes out
                 unchanged and nothing is sent.
@@ -424,18 +458,20 @@ class Hub(StreamRooms, HistoryControl, RemoteSide):
         skip = _as_set(exclude)
         policy = self._streamed_policy(room)
         if policy is not None:
-            return await self._stream_broadcast(room, policy, message, skip)
+            return await self._stream_broadcast(room, policy, message, skip, within)
         history = self._histories.open(room)
+        if history is not None and within is not None:
+            raise ValueError(f"within= needs a room without history in an in-memory hub; {room!r} keeps one")
         position = None if history is None else StreamPosition(history.epoch, history.position.offset + 1)
         prepared = _prepare(message(position) if callable(message) else message)
         if history is not None:
             now = trio.current_time()
             history.append(prepared, now)
             self._histories.sweep(now, self._rooms)
-        report = self._fan_out(self._rooms.get(room, {}).values(), prepared, skip)
+        report = self._fan_out(addressed(self._rooms.get(room, {}).values(), within), prepared, skip)
         published = False
         if self._publisher is not None:
-            published = await self._publisher.room(room, prepared, skip)
+            published = await self._publisher.room(room, prepared, skip, within)
         return _with_published(report, published, position)
 
     async def broadcast_json(

@@ -7,6 +7,8 @@ room streamed through Redis learns its position only in Redis, and a
 function cannot travel there; a :class:`PositionedJSON` can: it travels as
 its JSON value (:func:`~trio_ws.hub.envelopes.stream_envelope`), and each
 process that delivers it adds the position once, for all its members.
+:class:`PositionedVariants` does the same for a message encoded once per
+wire format (the app's Socket.IO events carry their offset this way).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..prepared import PreparedMessage
 from .history import StreamPosition
+from .variants import MessageVariants
 
-__all__ = ["PositionedJSON"]
+__all__ = ["PositionedJSON", "PositionedVariants"]
 
 
 def _dumps(value: Any) -> str:
@@ -49,3 +53,47 @@ class PositionedJSON:
         if position is None:
             return _dumps(dict(self.value))
         return _dumps({**self.value, **self.extra, "epoch": position.epoch, "offset": position.offset})
+
+
+@dataclass(frozen=True)
+class PositionedVariants:
+    """A :class:`~trio_ws.hub.MessageVariants` whose text frames carry the message's position.
+
+    Each text frame holds ``marker`` (a string its builder chose, unique
+    enough not to occur in the data); the last occurrence is replaced by
+    the position written ``"<epoch>:<offset>"`` (an empty string without a
+    position). In a room streamed through a backend it travels as its
+    variants and its marker, and each process that delivers it renders it
+    once, at the entry's position, for all its members.
+
+    Args:
+        message: the variants, with ``marker`` in their text frames.
+        marker: the placeholder (non-empty; JSON leaves it unchanged if it
+            is printable ASCII without quotes or backslashes).
+
+    Raises:
+        ValueError: for an empty marker.
+    """
+
+    message: MessageVariants
+    marker: str
+
+    def __post_init__(self) -> None:
+        if not self.marker:
+            raise ValueError("the marker of a PositionedVariants must not be empty")
+
+    def __call__(self, position: StreamPosition | None) -> MessageVariants:
+        """The variants with the position in place of the marker."""
+        written = "" if position is None else f"{position.epoch}:{position.offset}"
+        rendered: dict[str | None, list[PreparedMessage]] = {}
+        for fmt, frames in self.message.items():
+            rendered[fmt] = [_render(frame, self.marker, written) for frame in frames]
+        return MessageVariants(rendered)
+
+
+def _render(frame: PreparedMessage, marker: str, written: str) -> PreparedMessage:
+    text = frame.data
+    if not isinstance(text, str):
+        return frame
+    head, found, tail = text.rpartition(marker)
+    return PreparedMessage(head + written + tail) if found else frame

@@ -24,7 +24,7 @@ from .envelopes import (
     stream_envelope,
 )
 from .history import HistoryPolicy
-from .positioned import PositionedJSON
+from .positioned import PositionedJSON, PositionedVariants
 from .variants import HubMessage
 
 if TYPE_CHECKING:
@@ -49,25 +49,36 @@ class Publisher:
     def __init__(self, backend: HubBackend) -> None:
         self.backend = backend
 
-    async def room(self, room: str, message: HubMessage, exclude: str | Iterable[str] | None = None) -> bool:
-        """Deliver ``message`` to the members of ``room`` in other processes, but ``exclude``."""
+    async def room(
+        self,
+        room: str,
+        message: HubMessage,
+        exclude: str | Iterable[str] | None = None,
+        within: str | None = None,
+    ) -> bool:
+        """Deliver ``message`` to the members of ``room`` in other processes, but ``exclude``.
+
+        With ``within``, only to those also in the room ``within``, or whose id it is.
+        """
         backend = self.backend
-        return await backend.publish_room(room, room_envelope(backend.process_id, room, message, exclude))
+        return await backend.publish_room(room, room_envelope(backend.process_id, room, message, exclude, within))
 
     async def stream(
         self,
         backend: StreamingBackend,
         room: str,
-        message: HubMessage | PositionedJSON,
+        message: HubMessage | PositionedJSON | PositionedVariants,
         exclude: str | Iterable[str] | None,
         policy: HistoryPolicy,
+        within: str | None = None,
     ) -> bool:
         """Append ``message`` to ``room``'s stream (a room with history), which every process reads.
 
         Raises:
             TypeError: when a PositionedJSON holds something JSON cannot encode.
         """
-        return await backend.append_stream(room, stream_envelope(backend.process_id, room, message, exclude), policy)
+        envelope = stream_envelope(backend.process_id, room, message, exclude, within)
+        return await backend.append_stream(room, envelope, policy)
 
     async def all(self, message: HubMessage, exclude: str | Iterable[str] | None = None) -> bool:
         """Deliver ``message`` to every member of other processes, but ``exclude``."""

@@ -64,6 +64,7 @@ from ..scopes import leaves
 from .backend import BackendEvent, BackendSink
 from .envelopes import HubEnvelope
 from .redis_membership import RedisMembership
+from .redis_parking import RedisParking
 from .redis_publishing import MAX_SEQ_ENTRIES, RedisPublishing
 from .redis_streams import RedisStreams, _Append
 
@@ -138,7 +139,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-class RedisBackend(RedisMembership, RedisPublishing, RedisStreams):
+class RedisBackend(RedisMembership, RedisPublishing, RedisStreams, RedisParking):
     """Share a hub's rooms between processes through Redis pub/sub (coredis).
 
     Pass it to ``Hub(backend=...)`` in every process (or to

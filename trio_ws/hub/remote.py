@@ -17,7 +17,7 @@ from abc import abstractmethod
 import trio
 
 from .backend import BackendEvent, HubBackend
-from .delivery import fan_out, offer_message, request_close
+from .delivery import addressed, fan_out, offer_message, request_close
 from .envelopes import (
     AllMessage,
     CloseRoom,
@@ -73,7 +73,8 @@ class RemoteSide:
 
     def _apply_remote(self, envelope: ParsedEnvelope) -> None:
         if isinstance(envelope, RoomMessage):
-            fan_out(self._rooms.get(envelope.room, {}).values(), envelope.message, envelope.exclude, self.stats)
+            members = addressed(self._rooms.get(envelope.room, {}).values(), envelope.within)
+            fan_out(members, envelope.message, envelope.exclude, self.stats)
         elif isinstance(envelope, AllMessage):
             fan_out(self._members.values(), envelope.message, envelope.exclude, self.stats)
         elif isinstance(envelope, MemberMessage):

@@ -19,21 +19,29 @@ kept aside that come after ``P``, and releases the hold. The replay ends
 exactly where the rest begins: nothing is missed or received twice at the
 seam, even while other processes broadcast and whatever the reader
 delivered while the join waited for Redis.
+
+An entry sent ``within`` a room (or to one member id: see
+:meth:`Hub.broadcast <trio_ws.hub.Hub.broadcast>`) reaches only the members
+of the streamed room that are also in that room, or have that id, both live
+and in a replay; a replay also skips it for the members it excluded. So one
+stream can carry the messages of many rooms in one order (the Socket.IO
+connection-state recovery log of a namespace does).
 """
 
 from __future__ import annotations
 
 import logging
 from abc import abstractmethod
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from .backend import HubBackend
-from .envelopes import HubEnvelope, parse_stream_entry
+from .delivery import addressed
+from .envelopes import HubEnvelope, RoomMessage, parse_stream_entry
 from .history import Histories, HistoryLost, HistoryPolicy, JoinResult, StreamPosition
 from .member import DeliveryReport, HubStats, Member, MessageSource, _prepare
 from .outbox import Outcome
-from .positioned import PositionedJSON
+from .positioned import PositionedJSON, PositionedVariants
 from .publisher import Publisher
 from .variants import Frames, HubMessage, MessageVariants
 
@@ -99,17 +107,24 @@ class StreamRooms:
         return self._histories.policy(room) if self._streams is not None else None
 
     async def _stream_broadcast(
-        self, room: str, policy: HistoryPolicy, message: MessageSource, skip: set[str]
+        self,
+        room: str,
+        policy: HistoryPolicy,
+        message: MessageSource | PositionedVariants,
+        skip: set[str],
+        within: str | None = None,
     ) -> DeliveryReport:
         streams, publisher = self._streams, self._publisher
         assert streams is not None and publisher is not None
-        if not isinstance(message, PositionedJSON) and callable(message):
+        if not isinstance(message, (PositionedJSON, PositionedVariants)) and callable(message):
             raise TypeError(
                 "a message builder cannot travel to other processes: in a room streamed through the backend, "
                 "broadcast a str, bytes, PreparedMessage, MessageVariants or PositionedJSON"
             )
-        prepared = message if isinstance(message, (PositionedJSON, MessageVariants)) else _prepare(message)
-        published = await publisher.stream(streams, room, prepared, skip, policy)
+        prepared = (
+            message if isinstance(message, (PositionedJSON, PositionedVariants, MessageVariants)) else _prepare(message)
+        )
+        published = await publisher.stream(streams, room, prepared, skip, policy, within)
         return DeliveryReport(published=published)
 
     def deliver_stream(self, room: str, position: StreamPosition, envelope: HubEnvelope) -> None:
@@ -130,12 +145,19 @@ class StreamRooms:
         held = self._held.get(room)
         if held:
             for member_id, kept in held.items():
-                if member_id not in skip and member_id in members:
+                member = members.get(member_id)
+                if member_id not in skip and member is not None and _reaches(entry, member):
                     kept.append((position, message))
             skip = skip | held.keys()
-        self._fan_out(members.values(), message, skip)
+        self._fan_out(addressed(members.values(), entry.within), message, skip)
 
-    async def _stream_join(self, member: Member, room: str, since: StreamPosition | None) -> JoinResult:
+    async def _stream_join(
+        self,
+        member: Member,
+        room: str,
+        since: StreamPosition | None,
+        before_replay: Callable[[JoinResult], None] | None = None,
+    ) -> JoinResult:
         """Add ``member`` to the streamed ``room`` (from ``since`` when given); see the module's docstring."""
         streams = self._streams
         assert streams is not None
@@ -163,7 +185,7 @@ class StreamRooms:
                     if len(entries) > space:
                         result = JoinResult(position, reason="queue_full")
                     else:
-                        missed = self._parse_entries(entries)
+                        missed = self._parse_entries(entries, member)
                         result = JoinResult(position, recovered=True, replayed=len(missed))
         finally:
             # No checkpoint from here on: the replay (up to ``position``), then what arrived
@@ -173,6 +195,8 @@ class StreamRooms:
                 del held[member.id]
                 if not held:
                     self._held.pop(room, None)
+            if before_replay is not None:
+                before_replay(result)
             if room in member._rooms:
                 for message in missed:
                     self._offer_room_message(member, message)
@@ -190,17 +214,27 @@ class StreamRooms:
         if frames is not None:
             self._offer(member, frames)
 
-    def _parse_entries(self, entries: list[tuple[StreamPosition, HubEnvelope]]) -> list[HubMessage]:
+    def _parse_entries(self, entries: list[tuple[StreamPosition, HubEnvelope]], member: Member) -> list[HubMessage]:
+        """The messages of ``entries`` to replay to ``member`` (an entry sent ``within``: only if it reached it)."""
         messages = []
         for position, envelope in entries:
             try:
-                messages.append(parse_stream_entry(envelope, position).message)
+                entry = parse_stream_entry(envelope, position)
             except (TypeError, ValueError) as err:
                 self.stats.remote_malformed += 1
                 logger.warning("ignored a malformed stream entry: %s", err)
+                continue
+            if entry.within is None or (member.id not in entry.exclude and _reaches(entry, member)):
+                messages.append(entry.message)
         return messages
 
     def _stream_position(self, room: str) -> StreamPosition | None:
         streams = self._streams
         cursor = None if streams is None else streams.stream_cursor(room)
         return None if cursor is None else cursor.position
+
+
+def _reaches(entry: RoomMessage, member: Member) -> bool:
+    """Whether an entry of a streamed room is for ``member`` (see ``within``)."""
+    within = entry.within
+    return within is None or member.id == within or within in member._rooms
