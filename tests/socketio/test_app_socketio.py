@@ -763,13 +763,14 @@ async def test_raw_frames_recovery_needs_a_known_pid_a_valid_offset_and_no_goodb
             assert app._recovery.take(answer["pid"], trio.current_time()) is None
 
 
-def test_recovery_is_refused_with_a_hub_backend() -> None:
+def test_recovery_is_refused_with_a_backend_that_cannot_park_states() -> None:
     class Backend:
         process_id = "P"
 
     app = App(hub=Hub(backend=Backend()))  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="in-memory hub"):
+    with pytest.raises(ValueError, match="parks states and keeps streams"):
         app.enable_socketio(max_disconnection_duration=10)
+    assert app.socketio is None
 
 
 # Bad input and the less travelled paths, with raw frames ---------------------------------------

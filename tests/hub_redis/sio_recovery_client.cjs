@@ -1,0 +1,76 @@
+// Two official socket.io-client sockets against two App processes over one Redis
+// (run by test_socketio_recovery_processes.py).
+// Usage: node sio_recovery_client.cjs URL_A URL_B RECONNECT_DELAY_MS
+// "alice" starts on A with the client's default transports (long-polling, then the
+// upgrade); "bob" is on B over WebSocket. A drops alice's transport; alice reconnects
+// to B (as a load balancer would send her there) while bob speaks.
+// Prints one JSON object per line, then exits.
+"use strict";
+
+const { io } = require("socket.io-client");
+
+const [urlA, urlB, delay] = process.argv.slice(2);
+const out = (record) => process.stdout.write(JSON.stringify(record) + "\n");
+const call = (socket, ev, ...args) => new Promise((resolve) => socket.emit(ev, ...args, (...res) => resolve(res)));
+
+setTimeout(() => {
+  out({ event: "timeout" });
+  process.exit(2);
+}, 20000).unref();
+
+const alice = io(urlA, {
+  reconnection: true,
+  reconnectionDelay: Number(delay),
+  reconnectionDelayMax: Number(delay),
+  randomizationFactor: 0,
+  timeout: 5000,
+});
+const bob = io(urlB, { transports: ["websocket"], reconnection: false, timeout: 5000 });
+
+const waiters = { alice: {}, bob: {} };
+const expect = (who, text) => new Promise((resolve) => (waiters[who][text] = resolve));
+for (const [who, socket] of [["alice", alice], ["bob", bob]]) {
+  socket.on("news", (text, offset) => {
+    out({ who, event: "news", text, offset_is_string: typeof offset === "string" });
+    const resolve = waiters[who][text];
+    if (resolve) resolve();
+  });
+  socket.on("add", (a, b, callback) => callback(a + b));
+}
+alice.on("disconnect", (reason) => {
+  out({ who: "alice", event: "disconnect", reason });
+  alice.io.uri = urlB; // the next connection goes to B
+  // Missed by alice while away.
+  call(bob, "say", "b2").then(() => call(bob, "say", "b3")).then(() => out({ who: "bob", event: "said while away" }));
+});
+const connected = (socket) => new Promise((resolve) => socket.once("connect", resolve));
+
+(async () => {
+  await Promise.all([connected(alice), connected(bob)]);
+  out({ who: "alice", event: "connect", recovered: alice.recovered });
+  const sid = alice.id;
+  out({ who: "alice", event: "joined", on: await call(alice, "join", "tea") });
+  out({ who: "bob", event: "joined", on: await call(bob, "join", "tea") });
+  let got = expect("bob", "a1");
+  out({ who: "alice", event: "said", on: await call(alice, "say", "a1") });
+  await got;
+  got = expect("alice", "b1");
+  out({ who: "bob", event: "said", on: await call(bob, "say", "b1") });
+  await got;
+  out({ who: "alice", event: "asked", answer: await call(alice, "ask") });
+  await new Promise((resolve) => (alice.io.engine.transport.name === "websocket" ? resolve() : alice.io.engine.once("upgrade", resolve)));
+  out({ who: "alice", event: "transport", name: alice.io.engine.transport.name });
+  const back = connected(alice);
+  alice.emit("drop-me");
+  await back;
+  out({ who: "alice", event: "connect", recovered: alice.recovered, same_sid: alice.id === sid });
+  out({ who: "alice", event: "whoami", answer: await call(alice, "whoami") });
+  if (alice.recovered) {
+    got = expect("alice", "b4"); // still in "tea"
+    out({ who: "bob", event: "said", on: await call(bob, "say", "b4") });
+    await got;
+  }
+  alice.disconnect();
+  bob.disconnect();
+  setTimeout(() => process.exit(0), 50);
+})();
