@@ -1353,3 +1353,21 @@ async def test_leaving_the_watch_block_stops_the_events() -> None:
                 await hub.join("a", "r")
                 event = await again.receive()
                 assert (event.kind, event.member_id, event.count) == ("join", "a", 1)
+
+
+async def test_broadcast_within_reaches_the_members_also_in_that_room_or_with_that_id() -> None:
+    hub = Hub()
+    with trio.fail_after(5):
+        async with hub_peers(hub, 3, room="all") as [a, b, c]:
+            await a.member.join("vip")
+            await b.member.join("vip")
+            report = await hub.broadcast("all", "for vips", within="vip", exclude=b.id)
+            assert report.queued == 1
+            assert await hub.broadcast("all", "for c", within=c.id) == DeliveryReport(queued=1)
+            assert await expect_next(hub, a) == "for vips"
+            await assert_nothing_pending(hub, b)
+            assert await expect_next(hub, c) == "for c"
+            # A room with history in an in-memory hub cannot replay such a message to the right members only.
+            hub.enable_history("all")
+            with pytest.raises(ValueError, match="within"):
+                await hub.broadcast("all", "x", within="vip")

@@ -49,6 +49,7 @@ def test_every_kind_round_trips_through_json() -> None:
         (room_envelope("p1", "lobby", text, ["b", "a", "b"]), RoomMessage("lobby", text, frozenset({"a", "b"}))),
         (room_envelope("p1", "lobby", binary, "a"), RoomMessage("lobby", binary, frozenset({"a"}))),
         (room_envelope("p1", "lobby", text), RoomMessage("lobby", text, frozenset())),
+        (room_envelope("p1", "lobby", text, None, "vip"), RoomMessage("lobby", text, frozenset(), "vip")),
         (all_envelope("p1", binary, None), AllMessage(binary, frozenset())),
         (all_envelope("p1", text, {"x"}), AllMessage(text, frozenset({"x"}))),
         (member_envelope("p1", "m7", binary), MemberMessage("m7", binary)),
@@ -141,3 +142,25 @@ def test_a_stream_entry_carries_a_positioned_json_and_is_rendered_at_its_positio
         parse_stream_entry({**envelope, "json": [1]}, StreamPosition("e", 1))
     with pytest.raises(ValueError, match="must be a room envelope"):
         parse_stream_entry(presence_envelope("p1", "r", "m", "join"), StreamPosition("e", 1))
+
+
+def test_a_stream_entry_carries_positioned_variants_and_a_within() -> None:
+    from trio_ws.hub import MessageVariants, StreamPosition
+    from trio_ws.hub.envelopes import parse_stream_entry, stream_envelope
+    from trio_ws.hub.positioned import PositionedVariants
+
+    message = PositionedVariants(MessageVariants({"sio": ['42["ev","@@"]', b"\x01"], None: "plain"}), "@@")
+    envelope = json.loads(json.dumps(stream_envelope("p1", "ns", message, exclude="m1", within="tea")))
+    entry = parse_stream_entry(envelope, StreamPosition("e", 9))
+    assert (entry.room, entry.exclude, entry.within) == ("ns", frozenset({"m1"}), "tea")
+    assert isinstance(entry.message, MessageVariants)
+    text, binary = entry.message.variant("sio")  # type: ignore[misc]
+    assert (text.data, binary.data) == ('42["ev","e:9"]', b"\x01")
+    unaddressed = json.loads(json.dumps(stream_envelope("p1", "ns", message)))
+    assert parse_stream_entry(unaddressed, StreamPosition("e", 1)).within is None
+    with pytest.raises(ValueError, match="marker"):
+        parse_stream_entry({**envelope, "marker": 5}, StreamPosition("e", 1))
+    with pytest.raises(ValueError, match="within"):
+        parse_stream_entry({**envelope, "within": ["tea"]}, StreamPosition("e", 1))
+    with pytest.raises(ValueError, match="within"):
+        parse_envelope({**room_envelope("p1", "r", PreparedMessage("x")), "within": 3})

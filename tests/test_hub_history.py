@@ -522,3 +522,25 @@ def test_history_needs_a_backend_that_keeps_streams() -> None:
         HubClient(_PubSubOnly()).enable_history("room")  # type: ignore[arg-type]
     # The Redis backend keeps streams: history is accepted there.
     Hub(backend=RedisBackend(), history=HistoryPolicy()).enable_history("room")
+
+
+async def test_before_replay_queues_its_message_ahead_of_the_replay() -> None:
+    hub = Hub(history=HistoryPolicy())
+    seen: list[JoinResult] = []
+    with trio.fail_after(TIMEOUT):
+        async with hub_peers(hub, 1) as [peer]:
+            for _ in range(2):
+                await hub.broadcast("r", stamped)
+            epoch = hub.history_position("r").epoch  # type: ignore[union-attr]
+
+            def first(result: JoinResult) -> None:
+                seen.append(result)
+                peer.member.send("answer first")
+
+            result = await hub.join(peer.id, "r", since=(epoch, 0), before_replay=first)
+            assert seen == [result] and result.replayed == 2
+            assert await peer.client.get_message() == "answer first"
+            assert await received_offsets(peer, 2) == [1, 2]
+            # Already in the room: called too, with the result.
+            again = await hub.join(peer.id, "r", before_replay=seen.append)
+            assert seen[-1] is again

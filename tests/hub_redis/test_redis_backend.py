@@ -708,3 +708,25 @@ async def test_hub_and_hub_client_keep_an_exception_raised_while_the_block_is_ca
                 await trio.sleep_forever()
             finally:
                 raise _BlockError
+
+
+async def test_a_broadcast_within_a_room_reaches_only_its_members_in_other_processes(redis_server: RedisServer) -> None:
+    from test_hub import hub_peers
+
+    prefix = f"w{uuid.uuid4().hex[:12]}"
+
+    def backend(process_id: str) -> RedisBackend:
+        return RedisBackend(redis_server.url, prefix=prefix, process_id=process_id, **FAST)
+
+    with trio.fail_after(15):
+        async with (
+            Hub(backend=backend("A")) as hub_a,
+            Hub(backend=backend("B")) as hub_b,
+            hub_peers(hub_b, 2, room="all") as [vip, other],
+        ):
+            await vip.member.join("vip")
+            report = await hub_a.broadcast("all", "for vips", within="vip")
+            assert report.published and report.queued == 0
+            await hub_a.broadcast("all", "for other", within=other.id)
+            assert await vip.client.get_message() == "for vips"
+            assert await other.client.get_message() == "for other"

@@ -420,3 +420,45 @@ class TcpRelay:
 
     def restore(self) -> None:
         self._open = True
+
+
+async def test_entries_within_a_room_reach_and_replay_to_its_members_only(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    from test_hub import hub_peers
+
+    from trio_ws.hub import Hub, JoinResult
+
+    def backend(process_id: str) -> RedisBackend:
+        return RedisBackend(redis_server.url, prefix=prefix, process_id=process_id, **FAST)
+
+    with trio.fail_after(TIMEOUT):
+        async with Hub(backend=backend("A")) as hub_a, Hub(backend=backend("B")) as hub_b:
+            for hub in (hub_a, hub_b):
+                hub.enable_history("s", POLICY)
+            async with hub_peers(hub_a, 3) as [x, y, w], hub_peers(hub_b, 1) as [z]:
+                for peer in (x, z):
+                    await peer.member.join("t")
+                start = (await x.member.join("s")).position
+                assert start is not None
+                for peer in (y, z):
+                    await peer.member.join("s")
+                await hub_b.broadcast("s", "to t", within="t")
+                await hub_a.broadcast("s", "to y", within=y.id)
+                await hub_a.broadcast("s", "to t but w", within="t", exclude=w.id)
+                for peer in (x, z):
+                    assert [await peer.client.get_message() for _ in range(2)] == ["to t", "to t but w"]
+                assert await y.client.get_message() == "to y"
+                # w joins later, from the start: only what was for t and did not exclude it, after its answer.
+                await w.member.join("t")
+                seen: list[JoinResult] = []
+
+                def answer(result: JoinResult) -> None:
+                    seen.append(result)
+                    w.member.send("answer")
+
+                result = await hub_a.join(w.id, "s", since=start, before_replay=answer)
+                assert seen == [result] and result.recovered and result.replayed == 1
+                assert [await w.client.get_message() for _ in range(2)] == ["answer", "to t"]
+                await hub_b.broadcast("s", "live", within=w.id)
+                assert await w.client.get_message() == "live"

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 import trio
-
 from support.node_ws import NodeWs
 from support.processes import Output, stop
 from support.sio import NODE_SIO_DIR, PEER_TIMEOUT, SIO_PACKAGE_JSON, install_socketio_client, parse_records
