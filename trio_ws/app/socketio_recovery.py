@@ -1,5 +1,9 @@
 """Socket.IO connection-state recovery on an App, in one process (no I/O here).
 
+With a hub backend, :mod:`trio_ws.app.socketio_recovery_redis` keeps the
+log and the parked states in Redis instead, so a client may come back to
+another process.
+
 Socket.IO 4.6 clients remember a private id (``pid``) from the CONNECT
 answer and the offset that ends every event they receive; when their
 connection drops they reconnect with both in the CONNECT's ``auth``. If the

@@ -19,7 +19,7 @@ from .member import (
     PresenceEvent,
 )
 from .outbox import OutboxStats, Outcome, OverflowPolicy
-from .positioned import PositionedJSON
+from .positioned import PositionedJSON, PositionedVariants
 from .stream_rooms import StreamingBackend
 from .variants import MessageVariants
 
@@ -45,6 +45,7 @@ __all__ = [
     "OutboxStats",
     "OverflowPolicy",
     "PositionedJSON",
+    "PositionedVariants",
     "PresenceEvent",
     "StreamPosition",
     "StreamingBackend",
