@@ -445,7 +445,7 @@ async def test_entries_within_a_room_reach_and_replay_to_its_members_only(
                     await peer.member.join("s")
                 await hub_b.broadcast("s", "to t", within="t")
                 await hub_a.broadcast("s", "to y", within=y.id)
-                await hub_a.broadcast("s", "to t but w", within="t", exclude=w.id)
+                await hub_b.broadcast("s", "to t but w", within="t", exclude=w.id)  # after "to t": same process
                 for peer in (x, z):
                     assert [await peer.client.get_message() for _ in range(2)] == ["to t", "to t but w"]
                 assert await y.client.get_message() == "to y"

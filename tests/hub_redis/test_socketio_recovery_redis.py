@@ -166,7 +166,9 @@ async def test_an_offset_the_log_cannot_cover_gives_back_the_sid_but_not_recover
     app_a = recovering_app(redis_server.url, prefix, "A", HistoryPolicy(max_messages=2))
     app_b = recovering_app(redis_server.url, prefix, "B", HistoryPolicy(max_messages=2))
     with trio.fail_after(TIMEOUT):
-        async with serving(app_a) as server_a, serving(app_b) as server_b:
+        async with serving(app_a) as server_a, serving(app_b) as server_b, session(server_b) as (bob, _):
+            await bob.send_message('421["join","tea"]')
+            assert await next_event(bob) == "431[]"
             async with session(server_a) as (alice, answer):
                 await alice.send_message('421["join","tea"]')
                 assert await next_event(alice) == "431[]"
@@ -174,8 +176,11 @@ async def test_an_offset_the_log_cannot_cover_gives_back_the_sid_but_not_recover
                 offset = (await event(alice))[2]
                 await alice.aclose(1011)
             await wait_parked(app_a, redis_server, prefix, answer["pid"])
+            assert (await event(bob))[1] == 1
             for n in range(4):  # the log keeps 2: the offset's successor is trimmed
                 await app_b.emit("news", n, to="tea")
+                # One at a time: a reader more than the log's bound behind would miss some (a gap).
+                assert (await event(bob))[1] == n
             async with session(server_b, {"pid": answer["pid"], "offset": offset}) as (alice, back):
                 assert back["sid"] == answer["sid"] and back["pid"] != answer["pid"]
                 # Live from here on (in its rooms still).
