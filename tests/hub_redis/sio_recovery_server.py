@@ -58,7 +58,7 @@ def build(url: str, prefix: str, process_id: str, window: float) -> App:
 
     @app.on("drop-me")
     async def drop(conn: EventConnection, data: Any) -> None:
-        await conn.websocket.connection.aclose(1011, "dropped")
+        await conn.websocket.link.aclose(1011, "dropped")
 
     return app
 
