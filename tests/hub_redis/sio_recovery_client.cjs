@@ -1,15 +1,16 @@
 // Two official socket.io-client sockets against two App processes over one Redis
 // (run by test_socketio_recovery_processes.py).
-// Usage: node sio_recovery_client.cjs URL_A URL_B RECONNECT_DELAY_MS
+// Usage: node sio_recovery_client.cjs URL_A URL_B
 // "alice" starts on A with the client's default transports (long-polling, then the
-// upgrade); "bob" is on B over WebSocket. A drops alice's transport; alice reconnects
-// to B (as a load balancer would send her there) while bob speaks.
+// upgrade); "bob" is on B over WebSocket. A drops alice's transport; bob speaks; alice
+// reconnects to B (as a load balancer would send her there) when the test writes a
+// line on stdin (once it saw her state parked in Redis, or expired).
 // Prints one JSON object per line, then exits.
 "use strict";
 
 const { io } = require("socket.io-client");
 
-const [urlA, urlB, delay] = process.argv.slice(2);
+const [urlA, urlB] = process.argv.slice(2);
 const out = (record) => process.stdout.write(JSON.stringify(record) + "\n");
 const call = (socket, ev, ...args) => new Promise((resolve) => socket.emit(ev, ...args, (...res) => resolve(res)));
 
@@ -18,13 +19,7 @@ setTimeout(() => {
   process.exit(2);
 }, 20000).unref();
 
-const alice = io(urlA, {
-  reconnection: true,
-  reconnectionDelay: Number(delay),
-  reconnectionDelayMax: Number(delay),
-  randomizationFactor: 0,
-  timeout: 5000,
-});
+const alice = io(urlA, { reconnection: false, timeout: 5000 });
 const bob = io(urlB, { transports: ["websocket"], reconnection: false, timeout: 5000 });
 
 const waiters = { alice: {}, bob: {} };
@@ -37,11 +32,15 @@ for (const [who, socket] of [["alice", alice], ["bob", bob]]) {
   });
   socket.on("add", (a, b, callback) => callback(a + b));
 }
-alice.on("disconnect", (reason) => {
+alice.on("disconnect", async (reason) => {
   out({ who: "alice", event: "disconnect", reason });
+  if (reason !== "transport close") return;
   alice.io.uri = urlB; // the next connection goes to B
   // Missed by alice while away.
-  call(bob, "say", "b2").then(() => call(bob, "say", "b3")).then(() => out({ who: "bob", event: "said while away" }));
+  await call(bob, "say", "b2");
+  await call(bob, "say", "b3");
+  out({ who: "bob", event: "said while away" });
+  process.stdin.once("data", () => alice.connect()); // with her pid and last offset
 });
 const connected = (socket) => new Promise((resolve) => socket.once("connect", resolve));
 

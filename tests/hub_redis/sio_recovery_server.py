@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout, wh
 
 from trio_ws.app import App, EventConnection
 from trio_ws.app.socketio import SocketIOConnection
-from trio_ws.hub import Hub
+from trio_ws.hub import HistoryPolicy, Hub
 from trio_ws.hub.redis import RedisBackend
 from trio_ws.socketio.session import EngineConfig
 
@@ -34,7 +34,10 @@ from trio_ws.socketio.session import EngineConfig
 def build(url: str, prefix: str, process_id: str, window: float) -> App:
     backend = RedisBackend(url, prefix=prefix, process_id=process_id, heartbeat_interval=0.25, member_ttl=1.0)
     app = App(hub=Hub(backend=backend))
-    app.enable_socketio(config=EngineConfig(ping_interval=1.0, ping_timeout=2.0), max_disconnection_duration=window)
+    # The log outlives a short window: live delivery reads it too, and a loaded machine may read late.
+    history = HistoryPolicy(max_messages=10_000, max_bytes=8 * 1024 * 1024, max_age=60)
+    config = EngineConfig(ping_interval=1.0, ping_timeout=2.0)
+    app.enable_socketio(config=config, max_disconnection_duration=window, recovery_history=history)
 
     @app.on("join")
     async def join(conn: EventConnection, room: str) -> str:
