@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from trio_ws.plainsocket import plain_socket, read_socket, read_socket_into
+from trio_ws.plainsocket import plain_socket, read_socket, read_socket_into, write_socket
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="plain_socket reads POSIX descriptors")
 
@@ -126,3 +126,60 @@ async def test_reset_is_broken_resource_error(read: Read) -> None:
             with pytest.raises(trio.BrokenResourceError, match="socket connection broken"):
                 with trio.fail_after(5):
                     await read(server.socket, 10)
+
+
+# -- write_socket -----------------------------------------------------------------------
+
+
+async def test_write_socket_writes_everything_waiting_for_room() -> None:
+    left, right = socket_pair()
+    data = os.urandom(4 * 2**20)  # far more than the socket buffers hold
+    received = bytearray()
+    async with left, right:
+
+        async def reader() -> None:
+            while len(received) < len(data):
+                received.extend(await right.receive_some(65536))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader)
+            await write_socket(left.socket, data)
+    assert received == data
+
+
+async def test_write_socket_that_does_not_wait_still_yields() -> None:
+    left, right = socket_pair()
+    async with left, right:
+        with trio.testing.assert_checkpoints():
+            await write_socket(left.socket, b"x")
+        with trio.testing.assert_checkpoints():
+            await write_socket(left.socket, b"")
+        assert await right.receive_some(10) == b"x"
+
+
+async def test_write_socket_cancelled_before_writing_sends_nothing() -> None:
+    left, right = socket_pair()
+    async with left, right:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await write_socket(left.socket, b"never")
+        assert scope.cancelled_caught
+        await left.send_all(b"after")
+        assert await right.receive_some(100) == b"after"
+
+
+async def test_write_socket_on_a_closed_socket_is_closed_resource_error() -> None:
+    left, right = socket_pair()
+    async with right:
+        left.socket.close()
+        with pytest.raises(trio.ClosedResourceError):
+            await write_socket(left.socket, b"x")
+
+
+async def test_write_socket_to_a_gone_peer_is_broken_resource_error() -> None:
+    left, right = socket_pair()
+    async with left:
+        await right.aclose()
+        with pytest.raises(trio.BrokenResourceError):
+            for _ in range(100):  # the first write may still be accepted by the kernel
+                await write_socket(left.socket, b"x" * 65536)

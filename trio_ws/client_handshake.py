@@ -38,6 +38,7 @@ from .handshake import (
 )
 from .log import ConnectionLogger, client_logger, next_connection_id
 from .options import ConnectionOptions
+from .plainsocket import plain_socket, read_socket, write_socket
 from .protocol import ProtocolCore
 
 __all__ = ["ClientRequest", "client_handshake", "encode_client_request", "parse_switching_response"]
@@ -174,10 +175,15 @@ async def client_handshake(
     received = bytearray()
     trailing = b""
     headers: RawHeaders | None = None
+    sock = plain_socket(stream)
+    size = options.receive_buffer_size
     try:
-        await stream.send_all(request.data)
+        if sock is None:
+            await stream.send_all(request.data)
+        else:
+            await write_socket(sock, request.data)
         while headers is None:
-            chunk = await stream.receive_some(options.receive_buffer_size)
+            chunk = await (stream.receive_some(size) if sock is None else read_socket(sock, size))
             if not chunk:
                 _closed_before_answer(stream, answered=bool(received), informational=None)
             searched = max(0, len(received) - 2)  # a blank line may straddle two reads

@@ -1,4 +1,4 @@
-"""Reading a plain socket without :meth:`trio.SocketStream.receive_some`'s layers.
+"""Reading and writing a plain socket without :class:`trio.SocketStream`'s layers.
 
 A connection's reader spends most of its life waiting for the next bytes. On
 a plain :class:`trio.SocketStream` that wait goes through ``receive_some``,
@@ -10,8 +10,12 @@ socket is readable. Trio's checkpoint rules are kept (a cancellation is
 noticed before reading; a read that did not wait still yields once), and
 errors are translated as ``SocketStream`` translates them.
 
-Only for POSIX sockets (``os.read`` on the descriptor); :func:`plain_socket`
-says when it applies. TLS and other streams keep using ``receive_some``.
+:func:`write_socket` does the same for ``send_all``: the opening handshake
+writes its request or its 101 with it (one frame instead of five per write).
+
+Only for POSIX sockets (``os.read``/``os.write`` on the descriptor);
+:func:`plain_socket` says when it applies. TLS and other streams keep using
+``receive_some`` and ``send_all``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import os
 
 import trio
 
-__all__ = ["plain_socket", "read_socket", "read_socket_into"]
+__all__ = ["plain_socket", "read_socket", "read_socket_into", "write_socket"]
 
 #: errno values that mean "this socket was closed under us" (as trio reads them).
 _CLOSED_ERRNOS = {errno.EBADF, errno.ENOTSOCK}
@@ -98,3 +102,34 @@ async def read_socket_into(sock: trio.socket.SocketType, buffer: memoryview) -> 
             return count
         waited = True
         await trio.lowlevel.wait_readable(sock)
+
+
+async def write_socket(sock: trio.socket.SocketType, data: bytes) -> None:
+    """Like ``SocketStream.send_all(data)`` on the stream of ``sock``.
+
+    Raises:
+        trio.ClosedResourceError: when the socket was closed (by us).
+        trio.BrokenResourceError: when the connection failed.
+
+    Cancelling is safe until the first byte is written (a cancellation is
+    noticed before writing); cancelled while waiting for room after part of
+    ``data`` went out, the rest is not sent, as with ``send_all``. One writer
+    at a time (a second one waiting raises ``trio.BusyResourceError``).
+    """
+    await trio.lowlevel.checkpoint_if_cancelled()
+    view = memoryview(data)
+    sent = 0
+    waited = False
+    while sent < len(view):
+        fd = sock.fileno()
+        try:
+            sent += os.write(fd, view[sent:])
+        except BlockingIOError:
+            waited = True
+            await trio.lowlevel.wait_writable(sock)
+        except OSError as exc:
+            if exc.errno in _CLOSED_ERRNOS or fd < 0:
+                raise trio.ClosedResourceError("this socket was already closed") from None
+            raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+    if not waited:
+        await trio.lowlevel.cancel_shielded_checkpoint()

@@ -25,6 +25,7 @@ from .handshake import (
 )
 from .log import ConnectionLogger
 from .options import ConnectionOptions
+from .plainsocket import plain_socket, read_socket, write_socket
 from .protocol import ProtocolCore
 from .tls import peer_certificate
 
@@ -203,7 +204,11 @@ class WebSocketRequest:
             data = _switching_protocols(headers)
         try:
             assert data is not None
-            await self._stream.send_all(data)
+            sock = plain_socket(self._stream)
+            if sock is None:
+                await self._stream.send_all(data)
+            else:
+                await write_socket(sock, data)
         except TRANSPORT_ERRORS as err:
             await trio.aclose_forcefully(self._stream)
             raise HandshakeError(f"client went away during the handshake: {err}") from err
@@ -465,10 +470,12 @@ async def read_request(
         error response, if any, has been sent and the transport closed).
     """
     reader = HeadReader(options.max_handshake_line, options.max_handshake_headers)
+    sock = plain_socket(stream)
+    size = options.receive_buffer_size
     try:
         while True:
             try:
-                data = await stream.receive_some(options.receive_buffer_size)
+                data = await (stream.receive_some(size) if sock is None else read_socket(sock, size))
             except TRANSPORT_ERRORS as err:
                 logger.debug("client went away during the handshake: %r", err)
                 await trio.aclose_forcefully(stream)
