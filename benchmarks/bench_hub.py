@@ -720,6 +720,8 @@ def render_fanout(results: Results, names: list[str], settings: Settings, meta: 
         )
     ratios = [*RATIOS, *((name, baseline) for name, baseline in BASELINES.items() if baseline in names)]
     for top, bottom in ratios:
+        if top not in names or bottom not in names:
+            continue  # a pair that did not run in this table: no row of n/a
         a = results.median("fanout", top, "deliveries_per_second")
         b = results.median("fanout", bottom, "deliveries_per_second")
         ratio = f"{a / b:.2f}x" if a is not None and b else "n/a"
