@@ -32,7 +32,10 @@ The output directory receives, always under the same names:
 * ``memory.inc`` and ``compression.inc``: the idle-memory figures of the
   performance page (``bench_memory.py``: RSS and tracemalloc per idle
   connection, allocation sites, object types) and the codec sizes of the
-  compression page, with the machine, its load and the date.
+  compression page, with the machine, its load and the date;
+* ``socketio.inc``: the Socket.IO figures of the performance page
+  (``bench_socketio.py``'s echo table and the Socket.IO rows of the hub
+  fan-out table, trio_ws App against python-socketio).
 
 Charts left over from an earlier report in the same directory under those
 names (for example a scenario not measured this time) are removed.
@@ -48,14 +51,10 @@ render them.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shlex
-import subprocess
 import sys
-import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -87,7 +86,10 @@ from report_results import (
     load_hub,
     load_memory,
     load_results,
+    load_socketio,
 )
+from report_run import display_command, run_benchmark
+from report_socketio import SocketIOResults
 from report_tables import (
     burst_sentence,
     core_tables,
@@ -96,15 +98,18 @@ from report_tables import (
     hub_fanout_table,
     hub_memory_table,
     rst_escape,
+    socketio_echo_table,
+    socketio_fragment,
+    socketio_intro,
 )
 
 HERE = Path(__file__).resolve().parent
 CORE_SCRIPT = HERE / "bench_core.py"
 HUB_SCRIPT = HERE / "bench_hub.py"
 MEMORY_SCRIPT = HERE / "bench_memory.py"
+SOCKETIO_SCRIPT = HERE / "bench_socketio.py"
 #: ``bench_memory.py``'s options under ``--run`` (10,000 connections, as the issue's target says).
 MEMORY_RUN_ARGS = ("--connections", "10000", "--reps", "1")
-PROJECT_ROOT = HERE.parent
 
 #: Names the tests and other scripts read from this module.
 __all__ = [
@@ -127,74 +132,6 @@ __all__ = [
     "ratio_groups",
     "rst_escape",
 ]
-
-
-# --------------------------------------------------------------------------- #
-# Running the benchmarks
-# --------------------------------------------------------------------------- #
-
-
-def portable_command(command: Sequence[str]) -> list[str]:
-    """A command with paths inside the project made relative to its root.
-
-    The results file is committed: it must read the same in every checkout,
-    so it never holds the absolute path of the one that measured.
-    """
-    parts = []
-    for part in command:
-        candidate = Path(part)
-        if candidate.is_absolute():
-            with contextlib.suppress(ValueError):
-                part = str(candidate.relative_to(PROJECT_ROOT))
-        parts.append(part)
-    return parts
-
-
-def display_command(command: Sequence[str]) -> str:
-    """A command as a shell line, with paths inside the project made relative to its root."""
-    return shlex.join(portable_command(command))
-
-
-def run_benchmark(command: list[str], results: Path) -> BenchRun:
-    """Run one benchmark in a subprocess; its progress goes to our stderr.
-
-    Raises:
-        ReportError: when it wrote no results file.
-    """
-    results.unlink(missing_ok=True)
-    print(f"running: {display_command(command)}", file=sys.stderr, flush=True)
-    load_before = os.getloadavg()[0]
-    start = time.monotonic()
-    # The benchmark's own table (its stdout) goes to our stderr with its progress.
-    proc = subprocess.Popen(command, stdout=sys.stderr.fileno() if _has_fileno(sys.stderr) else None)
-    try:
-        returncode = proc.wait()
-    except BaseException:
-        # Ctrl-C reaches the child too, which stops its servers and exits: give it time to, then
-        # SIGTERM (which it handles the same way), then SIGKILL.
-        for stop in (None, proc.terminate, proc.kill):
-            if stop is not None:
-                stop()
-            try:
-                proc.wait(timeout=30)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        raise
-    seconds = time.monotonic() - start
-    if returncode == 130:
-        raise KeyboardInterrupt
-    if not results.exists():
-        raise ReportError(f"{display_command(command)} exited with status {returncode} and wrote no results")
-    return BenchRun(portable_command(command), returncode, seconds, load_before, os.getloadavg()[0])
-
-
-def _has_fileno(stream: Any) -> bool:
-    try:
-        stream.fileno()
-    except (AttributeError, OSError, ValueError):
-        return False
-    return True
 
 
 # --------------------------------------------------------------------------- #
@@ -234,13 +171,14 @@ class Report:
     generated: str
     runs: list[BenchRun] = field(default_factory=list)
     memory: MemoryResults | None = None
+    socketio: SocketIOResults | None = None
     #: Chart file names written, in the order the report shows them.
     core_charts: list[tuple[MetricInfo, str]] = field(default_factory=list)
     hub_charts: list[tuple[str, str]] = field(default_factory=list)
 
     def _named_parts(self) -> list[tuple[str, dict[str, Any]]]:
         """(benchmark name, its meta) of each benchmark in the report."""
-        parts = (("core", self.core), ("hub", self.hub), ("memory", self.memory))
+        parts = (("core", self.core), ("hub", self.hub), ("memory", self.memory), ("Socket.IO", self.socketio))
         return [(name, part.meta) for name, part in parts if part is not None]
 
     def machine_lines(self) -> list[str]:
@@ -355,6 +293,12 @@ class Report:
             ]
         return "\n".join(out).rstrip() + "\n"
 
+    def socketio_rst(self) -> str:
+        """The Socket.IO figures of the performance page: echo and the Socket.IO fan-out rows (reStructuredText)."""
+        commands = [line for line in self.command_lines() if "bench_socketio.py" in line or "bench_hub.py" in line]
+        load = _load_line(self.socketio.meta, "Socket.IO benchmark") if self.socketio is not None else None
+        return socketio_fragment(self.socketio, self.hub, commands, load or "load not recorded")
+
     def memory_rst(self) -> str:
         """The idle-memory figures of the performance page (reStructuredText)."""
         if self.memory is None:
@@ -396,6 +340,7 @@ class Report:
             "core": self.core.raw if self.core is not None else None,
             "hub": self.hub.raw if self.hub is not None else None,
             "memory": self.memory.raw if self.memory is not None else None,
+            "socketio": self.socketio.raw if self.socketio is not None else None,
         }
         return json.dumps(payload, indent=1) + "\n"
 
@@ -410,7 +355,7 @@ class Report:
 
     def _problems(self) -> list[str]:
         lines = []
-        for name, result in (("core", self.core), ("hub", self.hub)):
+        for name, result in (("core", self.core), ("hub", self.hub), ("Socket.IO", self.socketio)):
             if result is None:
                 continue
             if result.meta.get("interrupted"):
@@ -418,7 +363,7 @@ class Report:
             for contender, reason in result.skipped.items():
                 lines.append(f"{name}: {contender} skipped: {reason}")
             for error in result.errors:
-                where = error.get("metric") or error.get("table")
+                where = error.get("metric") or error.get("table") or error.get("scenario")
                 lines.append(f"{name}: {error.get('contender')} failed in {where}: {error.get('error')}")
         return lines
 
@@ -456,6 +401,9 @@ class Report:
                 out += ["## Hub in memory", "", self._memory_intro(), "", *hub_memory_table(self.hub).markdown(), ""]
             for title, name in self.hub_charts:
                 out += [f"![{title}]({name})", ""]
+        if self.socketio is not None:
+            out += ["## Socket.IO echo", "", socketio_intro(self.socketio), ""]
+            out += [*socketio_echo_table(self.socketio).markdown(), ""]
         problems = self._problems()
         if problems:
             out += ["## Skipped and failed", "", *(f"- {p}" for p in problems), ""]
@@ -493,6 +441,9 @@ class Report:
             if self.hub.memory_variants:
                 out += ["", ".. rubric:: Hub in memory", "", rst_escape(self._memory_intro()), ""]
                 out += hub_memory_table(self.hub).rst()
+        if self.socketio is not None:
+            out += ["", ".. rubric:: Socket.IO echo", "", rst_escape(socketio_intro(self.socketio)), ""]
+            out += socketio_echo_table(self.socketio).rst()
         problems = self._problems()
         if problems:
             out += ["", ".. rubric:: Skipped and failed", ""] + [f"* {rst_escape(p)}" for p in problems]
@@ -507,8 +458,8 @@ def _is_chart(name: str) -> bool:
 def build_report(out: Path, results: Results) -> Report:
     """Write results.json, report.md, report.inc, the docs fragments and the charts into ``out``."""
     core, hub, memory = results.core, results.hub, results.memory
-    if core is None and hub is None and memory is None:
-        raise ReportError("nothing to report: give --core, --hub, --memory or --run")
+    if core is None and hub is None and memory is None and results.socketio is None:
+        raise ReportError("nothing to report: give --core, --hub, --memory, --socketio or --run")
     out.mkdir(parents=True, exist_ok=True)
     report = Report(
         core,
@@ -517,6 +468,7 @@ def build_report(out: Path, results: Results) -> Report:
         results.generated or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         list(results.runs),
         memory,
+        results.socketio,
     )
     written = {"ratios.png"}
     if core is not None:
@@ -542,6 +494,7 @@ def build_report(out: Path, results: Results) -> Report:
     (out / "hub_burst.inc").write_text(report.hub_burst_rst(), encoding="utf-8")
     (out / "memory.inc").write_text(report.memory_rst(), encoding="utf-8")
     (out / "compression.inc").write_text(report.compression_rst(), encoding="utf-8")
+    (out / "socketio.inc").write_text(report.socketio_rst(), encoding="utf-8")
     (out / RESULTS_NAME).write_text(report.results_json(), encoding="utf-8")
     return report
 
@@ -560,6 +513,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--core", type=Path, metavar="CORE.json", help="output of bench_core.py --json")
     parser.add_argument("--hub", type=Path, metavar="HUB.json", help="output of bench_hub.py --json")
     parser.add_argument("--memory", type=Path, metavar="MEMORY.json", help="output of bench_memory.py --json")
+    parser.add_argument("--socketio", type=Path, metavar="SIO.json", help="output of bench_socketio.py --json")
     parser.add_argument(
         "--results", type=Path, metavar="results.json", help="rebuild a report from its results.json (byte for byte)"
     )
@@ -567,26 +521,39 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--run",
         action="store_true",
-        help="run bench_core.py --quick, bench_hub.py --quick and bench_memory.py "
-        f"{' '.join(MEMORY_RUN_ARGS)} first (their JSON is folded into DIR/results.json)",
+        help="run bench_core.py --quick, bench_hub.py --quick, bench_memory.py "
+        f"{' '.join(MEMORY_RUN_ARGS)} and bench_socketio.py --quick first (their JSON is folded into "
+        "DIR/results.json)",
     )
     parser.add_argument("--no-hub", action="store_true", help="with --run: do not run bench_hub.py")
     parser.add_argument("--no-memory", action="store_true", help="with --run: do not run bench_memory.py")
+    parser.add_argument("--no-socketio", action="store_true", help="with --run: do not run bench_socketio.py")
     parser.add_argument("--core-args", default="", metavar="ARGS", help="with --run: more options for bench_core.py")
     parser.add_argument("--hub-args", default="", metavar="ARGS", help="with --run: more options for bench_hub.py")
     parser.add_argument(
         "--memory-args", default="", metavar="ARGS", help="with --run: more options for bench_memory.py"
     )
+    parser.add_argument(
+        "--socketio-args", default="", metavar="ARGS", help="with --run: more options for bench_socketio.py"
+    )
     args = parser.parse_args(argv)
-    inputs = args.core or args.hub or args.memory
+    inputs = args.core or args.hub or args.memory or args.socketio
     if args.run and (inputs or args.results):
-        parser.error("--run writes its own results; do not combine it with --core, --hub, --memory or --results")
+        parser.error(
+            "--run writes its own results; do not combine it with --core, --hub, --memory, --socketio or --results"
+        )
     if args.results and inputs:
-        parser.error("--results holds every benchmark's results; do not combine it with --core, --hub or --memory")
+        parser.error(
+            "--results holds every benchmark's results; do not combine it with --core, --hub, --memory or --socketio"
+        )
     if not args.run and not inputs and args.results is None:
-        parser.error("give --core, --hub and/or --memory, --results, or --run")
-    if not args.run and (args.no_hub or args.no_memory or args.core_args or args.hub_args or args.memory_args):
-        parser.error("--no-hub, --no-memory, --core-args, --hub-args and --memory-args only apply with --run")
+        parser.error("give --core, --hub, --memory and/or --socketio, --results, or --run")
+    run_only = (args.no_hub, args.no_memory, args.no_socketio, args.core_args, args.hub_args, args.memory_args)
+    if not args.run and (any(run_only) or args.socketio_args):
+        parser.error(
+            "--no-hub, --no-memory, --no-socketio, --core-args, --hub-args, --memory-args and --socketio-args "
+            "only apply with --run"
+        )
     return args
 
 
@@ -597,6 +564,7 @@ def run_all(args: argparse.Namespace, made_with: str) -> Results:
     core_json = (args.out / "core.json").resolve()
     hub_json = (args.out / "hub.json").resolve()
     memory_json = (args.out / "memory.json").resolve()
+    socketio_json = (args.out / "socketio.json").resolve()
     try:
         command = [sys.executable, str(CORE_SCRIPT), "--quick", *shlex.split(args.core_args)]
         results.runs.append(run_benchmark([*command, "--json", str(core_json)], core_json))
@@ -609,10 +577,14 @@ def run_all(args: argparse.Namespace, made_with: str) -> Results:
             command = [sys.executable, str(MEMORY_SCRIPT), *MEMORY_RUN_ARGS, *shlex.split(args.memory_args)]
             results.runs.append(run_benchmark([*command, "--json", str(memory_json)], memory_json))
             results.memory = load_memory(memory_json)
+        if not args.no_socketio and SOCKETIO_SCRIPT.exists():
+            command = [sys.executable, str(SOCKETIO_SCRIPT), "--quick", *shlex.split(args.socketio_args)]
+            results.runs.append(run_benchmark([*command, "--json", str(socketio_json)], socketio_json))
+            results.socketio = load_socketio(socketio_json)
     finally:
         # Their content lives in results.json, the report's one results file (and a failed
         # run must not leave a stale one behind to stand in for it).
-        for path in (core_json, hub_json, memory_json):
+        for path in (core_json, hub_json, memory_json, socketio_json):
             path.unlink(missing_ok=True)
     return results
 
@@ -632,6 +604,7 @@ def main(argv: list[str] | None = None) -> int:
                 core=load_core(args.core) if args.core is not None else None,
                 hub=load_hub(args.hub) if args.hub is not None else None,
                 memory=load_memory(args.memory) if args.memory is not None else None,
+                socketio=load_socketio(args.socketio) if args.socketio is not None else None,
                 made_with=made_with,
             )
         build_report(args.out, results)

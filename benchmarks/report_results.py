@@ -1,10 +1,11 @@
 """Reading the benchmarks' JSON output for ``report.py``: the checked schema and the results types.
 
-``bench_core.py --json``, ``bench_hub.py --json`` and ``bench_memory.py
---json`` each write one file; ``report.py`` folds them (and the commands that
-made them) into one ``results.json``, the single source of every figure in
-the docs: each benchmark's output under its own key (``"core"``, ``"hub"``,
-``"memory"``), ``null`` when it did not run.
+``bench_core.py --json``, ``bench_hub.py --json``, ``bench_memory.py
+--json`` and ``bench_socketio.py --json`` each write one file; ``report.py``
+folds them (and the commands that made them) into one ``results.json``, the
+single source of every figure in the docs: each benchmark's output under its
+own key (``"core"``, ``"hub"``, ``"memory"``, ``"socketio"``), ``null`` when
+it did not run.
 
 Adding a benchmark to the report: a ``load_*``/``parse_*`` pair that checks
 its JSON (raising :class:`ReportError`), a key in :data:`PARTS` and a field of
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from report_memory import MemoryFormatError, MemoryResults, parse_memory
+from report_socketio import SocketIOFormatError, SocketIOResults, parse_socketio
 
 #: The contender this report is about, and the peers its ratios divide by.
 SUBJECT = "trio_ws"
@@ -65,7 +67,7 @@ HUB_BURST_KEYS = ("peak_bytes_per_client", "deliveries_per_second", "server_peak
 RESULTS_NAME = "results.json"
 RESULTS_FORMAT = "trio_ws benchmark results 1"
 #: The benchmarks' keys in the results file, in the report's order.
-PARTS = ("core", "hub", "memory")
+PARTS = ("core", "hub", "memory", "socketio")
 
 
 class ReportError(Exception):
@@ -297,6 +299,27 @@ def parse_memory_part(data: dict[str, Any], path: Path) -> MemoryResults:
         raise ReportError(f"{path} {exc}") from None
 
 
+def load_socketio(path: Path) -> SocketIOResults:
+    """Read and check the output of ``bench_socketio.py --json``.
+
+    Raises:
+        ReportError: when the file is missing, not JSON, or not in that format.
+    """
+    return parse_socketio_part(_load_json(path, "Socket.IO"), path)
+
+
+def parse_socketio_part(data: dict[str, Any], path: Path) -> SocketIOResults:
+    """Check and read ``bench_socketio.py``'s JSON (``path`` names it in errors).
+
+    Raises:
+        ReportError: when it is not in that format.
+    """
+    try:
+        return parse_socketio(data)
+    except SocketIOFormatError as exc:
+        raise ReportError(f"{path} {exc}") from None
+
+
 @dataclass
 class Results:
     """Everything a results file holds: each benchmark's output (None when it did not run) and how they ran."""
@@ -304,6 +327,7 @@ class Results:
     core: CoreResults | None = None
     hub: HubResults | None = None
     memory: MemoryResults | None = None
+    socketio: SocketIOResults | None = None
     runs: list[BenchRun] = field(default_factory=list)
     made_with: str = ""
     generated: str = ""
@@ -327,6 +351,7 @@ def load_results(path: Path) -> Results:
         core=parse_core(data["core"], path) if data.get("core") is not None else None,
         hub=parse_hub(data["hub"], path) if data.get("hub") is not None else None,
         memory=parse_memory_part(data["memory"], path) if data.get("memory") is not None else None,
+        socketio=parse_socketio_part(data["socketio"], path) if data.get("socketio") is not None else None,
         runs=[BenchRun(**run) for run in data["runs"]],
         made_with=str(data["made_with"]),
         generated=str(data["generated"]),

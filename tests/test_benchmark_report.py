@@ -41,6 +41,7 @@ HUB_ARGS = (
     " --contenders trio_ws-hub,trio-websocket-loop"
 )
 MEMORY_ARGS = "--connections 20 --reps 1 --codecs 5"
+SOCKETIO_ARGS = "--reps 1 --duration 0.2 --warmup 0.1 --clients 3"
 
 
 def _load_report_module() -> ModuleType:
@@ -333,6 +334,7 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, s
         f"--core-args={CORE_ARGS}",
         f"--hub-args={HUB_ARGS}",
         f"--memory-args={MEMORY_ARGS}",
+        f"--socketio-args={SOCKETIO_ARGS}",
         timeout=400,
     )
     assert proc.returncode == 0, f"report.py --run failed:\n{proc.stderr[-4000:]}"
@@ -382,6 +384,23 @@ def test_run_mode_writes_results_report_and_commands(
         assert "bench_hub.py --quick " + HUB_ARGS in text
         assert_png(out / "hub_fanout.png")
         assert_png(out / "hub_memory.png")
+    # The Socket.IO echo benchmark ran too; its table is in the report and on the performance page.
+    sio = real_part(out, "socketio")
+    assert (
+        sio is not None
+        and sio["errors"] == []
+        and {s["scenario"] for s in sio["samples"]}
+        == {
+            "echo",
+            "echo_concurrent",
+        }
+    )
+    assert "bench_socketio.py --quick " + SOCKETIO_ARGS in text
+    assert "## Socket.IO echo" in text and "Socket.IO benchmark " in text
+    assert not (out / "socketio.json").exists()
+    assert_valid_rst(out / "socketio.inc")
+    fragment = (out / "socketio.inc").read_text(encoding="utf-8")
+    assert "benchmarks/bench_socketio.py --quick" in fragment and ".. list-table::" in fragment
 
 
 def test_real_core_results_have_the_keys_report_reads(real_run: tuple[Path, Any]) -> None:
@@ -596,6 +615,7 @@ def test_output_names_are_fixed_and_stale_charts_go(fixture_files: tuple[Path, P
         "report.inc",
         "report.md",
         "results.json",
+        "socketio.inc",
     ]
     # The same results give the same charts, byte for byte.
     first = (out / "core_rtt.png").read_bytes()
@@ -631,19 +651,20 @@ def test_run_mode_with_stand_in_benchmarks(tmp_path: Path, monkeypatch: pytest.M
     )
     monkeypatch.setattr(report, "CORE_SCRIPT", fake)
     out = tmp_path / "out"
-    assert report.main(["--run", "--no-hub", "--no-memory", "--core-args=--only rtt", "--out", str(out)]) == 0
+    run = ["--run", "--no-hub", "--no-memory", "--no-socketio", "--core-args=--only rtt", "--out", str(out)]
+    assert report.main(run) == 0
     text = (out / "report.md").read_text(encoding="utf-8")
     assert f"fake_core.py --quick --only rtt --json {out / 'core.json'}" in text
     assert "fake_core.py: exit status 1 (some measurements failed)" in text
-    assert "--run --no-hub --no-memory '--core-args=--only rtt' --out" in text
+    assert "--run --no-hub --no-memory --no-socketio '--core-args=--only rtt' --out" in text
     assert not (out / "core.json").exists() and not (out / "hub.json").exists()
     assert real_part(out, "core") == core_fixture() and real_part(out, "hub") is None
-    assert real_part(out, "memory") is None
+    assert real_part(out, "memory") is None and real_part(out, "socketio") is None
 
     silent = tmp_path / "silent.py"
     silent.write_text("raise SystemExit(3)\n")
     monkeypatch.setattr(report, "CORE_SCRIPT", silent)
-    assert report.main(["--run", "--no-hub", "--no-memory", "--out", str(out)]) == 2
+    assert report.main(["--run", "--no-hub", "--no-memory", "--no-socketio", "--out", str(out)]) == 2
     assert not (out / "core.json").exists(), "a stale results file must not stand in for a failed run"
 
 
@@ -699,9 +720,16 @@ def test_summary_cell_without_median_is_a_clear_error(tmp_path: Path, capsys: py
 
 def test_options_are_checked() -> None:
     proc = run_cli("--out", "somewhere")
-    assert proc.returncode == 2 and "give --core, --hub and/or --memory, --results, or --run" in proc.stderr
+    assert proc.returncode == 2 and "give --core, --hub, --memory and/or --socketio, --results, or --run" in proc.stderr
     proc = run_cli("--run", "--core", "x.json", "--out", "somewhere")
-    assert proc.returncode == 2 and "do not combine it with --core, --hub, --memory or --results" in proc.stderr
+    assert (
+        proc.returncode == 2
+        and "do not combine it with --core, --hub, --memory, --socketio or --results" in proc.stderr
+    )
+    proc = run_cli("--results", "r.json", "--socketio", "x.json", "--out", "somewhere")
+    assert proc.returncode == 2 and "--results holds every benchmark's results" in proc.stderr
+    proc = run_cli("--socketio-args=--reps 1", "--core", "x.json", "--out", "somewhere")
+    assert proc.returncode == 2 and "only apply with --run" in proc.stderr
     proc = run_cli("--results", "r.json", "--hub", "x.json", "--out", "somewhere")
     assert proc.returncode == 2 and "--results holds every benchmark's results" in proc.stderr
     proc = run_cli("--memory-args=--reps 1", "--results", "r.json", "--out", "somewhere")
@@ -725,7 +753,15 @@ def test_interrupted_hub_run_is_reported(tmp_path: Path) -> None:
 
 STATIC = ROOT / "docs" / "_static" / "benchmarks"
 #: The files report.py generates from the results file (the docs include the ``.inc`` ones).
-GENERATED = ("report.md", "report.inc", "performance.inc", "hub_burst.inc", "memory.inc", "compression.inc")
+GENERATED = (
+    "report.md",
+    "report.inc",
+    "performance.inc",
+    "hub_burst.inc",
+    "memory.inc",
+    "compression.inc",
+    "socketio.inc",
+)
 #: What a quoted benchmark figure looks like: a ratio (``1.86x``, ``0.96`` with a multiplication sign), a
 #: number with a rate or a per-connection (member, client, codec) unit, or a size said to be extra
 #: or measured with or without something.
@@ -782,13 +818,14 @@ def test_the_generated_docs_fragments_are_what_the_results_file_gives(tmp_path: 
     assert report.main(["--results", str(STATIC / report.RESULTS_NAME), "--out", str(tmp_path)]) == 0
     for name in (*GENERATED, report.RESULTS_NAME):
         assert (STATIC / name).read_text(encoding="utf-8") == (tmp_path / name).read_text(encoding="utf-8"), name
-    for other in ("core.json", "hub.json", "memory.json"):
+    for other in ("core.json", "hub.json", "memory.json", "socketio.json"):
         assert not (STATIC / other).exists(), f"one results file only, but {other} is there too"
 
 
 def test_the_pages_include_the_generated_figures_and_state_the_burst_bound() -> None:
     performance = (ROOT / "docs" / "topics" / "performance.rst").read_text(encoding="utf-8")
     assert ".. include:: /_static/benchmarks/performance.inc" in performance
+    assert ".. include:: /_static/benchmarks/socketio.inc" in performance
     hub = (ROOT / "docs" / "topics" / "hub.rst").read_text(encoding="utf-8")
     assert ".. include:: /_static/benchmarks/hub_burst.inc" in hub
     results = json.loads((STATIC / report.RESULTS_NAME).read_text(encoding="utf-8"))
@@ -827,3 +864,120 @@ def test_hub_ratio_rows_against_python_socketio(tmp_path: Path) -> None:
         assert md_row(bold([label, ratio, "", "", "", ""])) in text
     # The 4-process pair did not run: no row for it.
     assert "4 uvicorn processes" not in text
+
+
+def socketio_fixture() -> dict[str, Any]:
+    """Hand-written ``bench_socketio.py --json`` output: 3 repetitions per cell."""
+    rates = {
+        ("echo", "trio_ws-app-socketio"): [6000.0, 6200.0, 5800.0],
+        ("echo", "python-socketio"): [5000.0, 4000.0, 4800.0],
+        ("echo_concurrent", "trio_ws-app-socketio"): [9000.0, 9000.0, 9000.0],
+        ("echo_concurrent", "python-socketio"): [6000.0, 6000.0, 6000.0],
+    }
+    samples = [
+        {
+            "scenario": scenario,
+            "contender": name,
+            "rep": rep,
+            "round_trips_per_second": rate,
+            "server_cpu_us_per_round_trip": 50.0 if name == "trio_ws-app-socketio" else 80.0,
+            "client_cpu_us_per_round_trip": 40.0,
+        }
+        for (scenario, name), values in rates.items()
+        for rep, rate in enumerate(values)
+    ]
+    return {
+        "meta": {
+            "date": "2026-12-06T08:00:00+00:00",
+            "python": "3.11.7",
+            "platform": "Linux",
+            "cpu_count": 2,
+            "reps": 3,
+            "payload_characters": 32,
+            "settings": {"reps": 3, "duration": 2.0, "warmup": 0.5, "concurrent_clients": 100},
+            "load_average": {"before": 0.3, "after": 0.5},
+            "versions": {"python-socketio": "5.18.1"},
+        },
+        "contenders": {
+            "trio_ws-app-socketio": "trio_ws App, Socket.IO clients",
+            "python-socketio": "python-socketio AsyncServer under uvicorn",
+        },
+        "scenarios": {"echo": "Echo round trips/s, 1 client", "echo_concurrent": "Echo round trips/s, 100 clients"},
+        "samples": samples,
+        "errors": [],
+        "skipped": {},
+    }
+
+
+def test_socketio_echo_table_and_fragment(fixture_files: tuple[Path, Path], tmp_path: Path) -> None:
+    core_json, hub_json = fixture_files
+    hub = hub_fixture()
+    template = next(s for s in hub["samples"] if s["table"] == "fanout" and s["contender"] == "trio_ws-hub")
+    for name, label, rate in (
+        ("trio_ws-app-socketio", "trio_ws App, Socket.IO clients", 30000.0),
+        ("python-socketio", "python-socketio AsyncServer under uvicorn", 15000.0),
+    ):
+        hub["contenders"][name] = label
+        hub["samples"].append({**template, "contender": name, "deliveries_per_second": rate})
+    hub_json = write_json(tmp_path / "hub-sio.json", hub)
+    sio_json = write_json(tmp_path / "socketio.json", socketio_fixture())
+    out = tmp_path / "out"
+    args = ["--core", str(core_json), "--hub", str(hub_json), "--socketio", str(sio_json), "--out", str(out)]
+    assert report.main(args) == 0
+    text = (out / "report.md").read_text(encoding="utf-8")
+    assert "Socket.IO benchmark 2026-12-06T08:00:00+00:00" in text
+    assert (
+        md_row(
+            bold(
+                [
+                    "Echo round trips/s, 1 client: trio_ws App, Socket.IO clients",
+                    "6,000",
+                    "5,800 - 6,200",
+                    "50.0",
+                    "40.0",
+                ]
+            )
+        )
+        in text
+    )
+    assert (
+        md_row(
+            [
+                "Echo round trips/s, 1 client: python-socketio AsyncServer under uvicorn",
+                "4,800",
+                "4,000 - 5,000",
+                "80.0",
+                "40.0",
+            ]
+        )
+        in text
+    )
+    ratio = "Echo round trips/s, 1 client: trio_ws App, Socket.IO clients / python-socketio AsyncServer under uvicorn"
+    assert md_row(bold([ratio, "1.25x", "", "0.62x", ""])) in text
+    ratio = (
+        "Echo round trips/s, 100 clients: trio_ws App, Socket.IO clients / python-socketio AsyncServer under uvicorn"
+    )
+    assert md_row(bold([ratio, "1.50x", "", "0.62x", ""])) in text
+    fragment = (out / "socketio.inc").read_text(encoding="utf-8")
+    assert_valid_rst(out / "socketio.inc")
+    # The fan-out table's Socket.IO rows, with their ratio, are on the performance page too.
+    assert "**trio\\_ws App, Socket.IO clients / python-socketio AsyncServer under uvicorn**" in fragment
+    assert "**2.00x**" in fragment and "**1.25x**" in fragment and "**1.50x**" in fragment
+    # One results file: it holds the Socket.IO results and rebuilds every file byte for byte.
+    assert real_part(out, "socketio") == socketio_fixture()
+    again = tmp_path / "again"
+    assert report.main(["--results", str(out / report.RESULTS_NAME), "--out", str(again)]) == 0
+    for name in ("report.md", "report.inc", "performance.inc", "socketio.inc", report.RESULTS_NAME):
+        assert (out / name).read_bytes() == (again / name).read_bytes(), name
+
+
+def test_socketio_results_in_the_wrong_format_are_a_clear_error(tmp_path: Path) -> None:
+    data = socketio_fixture()
+    del data["samples"][0]["server_cpu_us_per_round_trip"]
+    bad = write_json(tmp_path / "socketio.json", data)
+    proc = run_cli("--socketio", str(bad), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert (
+        "does not look like the --json output of bench_socketio.py: sample 0 has no 'server_cpu_us_per_round_trip'"
+        in proc.stderr
+    )
