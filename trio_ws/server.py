@@ -143,15 +143,30 @@ class WebSocketServer:
 
         Cancelling closes every open connection with 1001 (Going Away), each
         within ``disconnect_timeout``, before this returns. Not re-entrant.
+
+        Raises:
+            OSError: a listener's ``accept()`` failed with an error other than
+                running out of descriptors or memory (those are logged and
+                retried). The server stops as if cancelled, then raises it,
+                never wrapped in an exception group.
         """
+        failures: list[OSError] = []
         async with trio.open_nursery() as nursery:
             handler_nursery = nursery if self._handler_nursery is None else self._handler_nursery
             for listener in self._listeners:
-                nursery.start_soon(self._accept_loop, listener, handler_nursery)
+                nursery.start_soon(self._accept_loop, listener, handler_nursery, failures, nursery.cancel_scope)
             # The listeners already queue connections: a client may connect now.
             task_status.started(self)
+        if failures:
+            raise failures[0]
 
-    async def _accept_loop(self, listener: trio.abc.Listener[Any], handler_nursery: trio.Nursery) -> None:
+    async def _accept_loop(
+        self,
+        listener: trio.abc.Listener[Any],
+        handler_nursery: trio.Nursery,
+        failures: list[OSError],
+        server_scope: trio.CancelScope,
+    ) -> None:
         """Accept transports from ``listener`` and serve each in its own task, until cancelled.
 
         What :func:`trio.serve_listeners` does, without its wrapper task
@@ -166,7 +181,10 @@ class WebSocketServer:
                     stream = await listener.accept()
                 except OSError as exc:
                     if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
-                        raise
+                        # Stop the whole server; run() raises this, unwrapped.
+                        failures.append(exc)
+                        server_scope.cancel()
+                        return
                     # Out of descriptors or memory: wait for connections to
                     # end instead of failing the server (trio's policy too).
                     server_logger.error(
