@@ -34,8 +34,14 @@ from trio_ws.hub.redis import RedisBackend  # noqa: E402
 TIMEOUT = 20.0
 
 
-def recovering_app(url: str, prefix: str, process_id: str, history: HistoryPolicy | None = None, **options: Any) -> App:
-    app = App(hub=Hub(backend=RedisBackend(url, prefix=prefix, process_id=process_id, **{**FAST, **options})))
+def recovering_app(
+    url: str, prefix: str, process_id: str, history: HistoryPolicy | None = None, **options: Any
+) -> App:
+    return recovering_app_on(RedisBackend(url, prefix=prefix, process_id=process_id, **{**FAST, **options}), history)
+
+
+def recovering_app_on(backend: RedisBackend, history: HistoryPolicy | None = None) -> App:
+    app = App(hub=Hub(backend=backend))
     app.enable_socketio(max_disconnection_duration=30, recovery_history=history)
 
     @app.on("join")
@@ -265,3 +271,30 @@ def test_a_parked_state_is_json_and_a_session_json_cannot_encode_is_refused() ->
     assert decode_state("{}") is None and decode_state("not json") is None
     with pytest.raises(TypeError):
         encode_state(ParkedState("s1", {}, {"x": object()}, 0.0, {}))
+
+
+async def test_recovery_across_processes_on_a_redis_cluster(redis_cluster: Any) -> None:
+    from trio_ws.hub.redis_cluster import RedisClusterBackend
+
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+
+    def backend(process_id: str) -> RedisClusterBackend:
+        nodes = redis_cluster.startup_nodes
+        return RedisClusterBackend(startup_nodes=nodes, prefix=prefix, process_id=process_id, **FAST)
+
+    app_a, app_b = recovering_app_on(backend("A")), recovering_app_on(backend("B"))
+    with trio.fail_after(TIMEOUT):
+        async with serving(app_a) as server_a, serving(app_b) as server_b:
+            async with session(server_a) as (alice, answer):
+                await alice.send_message('421["join","tea"]')
+                assert await next_event(alice) == "431[]"
+                await app_b.emit("news", 1, to="tea")
+                offset = (await event(alice))[2]
+                await alice.aclose(1011)
+            while app_a.hub.local_members:  # noqa: ASYNC110 - parked before the session leaves the hub
+                await trio.sleep(0.02)
+            await app_b.emit("news", 2, to="tea")
+            await app_a.emit("news", "direct", to=answer["sid"])
+            async with session(server_b, {"pid": answer["pid"], "offset": offset}) as (alice, back):
+                assert back == {"sid": answer["sid"], "pid": answer["pid"]}
+                assert sorted([str((await event(alice))[1]) for _ in range(2)]) == ["2", "direct"]
