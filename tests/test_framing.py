@@ -17,6 +17,7 @@ from trio_ws.framing import (
     OP_TEXT,
     FrameHeader,
     encode_frame,
+    encode_frame_parts,
     length_error,
     parse_header,
 )
@@ -225,3 +226,19 @@ def test_length_error_names_64_bit_length_with_top_bit() -> None:
     header = parse_header(bytes((0x82, 127)) + struct.pack("!Q", 2**63 + 7), 0)
     assert header is not None
     assert length_error(header) == "64-bit payload length has its most significant bit set"
+
+
+@pytest.mark.parametrize("mask", [False, True])
+@pytest.mark.parametrize("length", [0, 125, 126, 65535, 65536])
+def test_frame_parts_are_the_frame(mask: bool, length: int) -> None:
+    payload = os.urandom(length)
+    header, body = encode_frame_parts(OP_BINARY, payload, fin=False, rsv1=True, mask=mask)
+    parsed = parse_header(header + body, 0)
+    assert parsed is not None
+    expected = (False, 4, OP_BINARY, length, len(header))
+    assert (parsed.fin, parsed.rsv, parsed.opcode, parsed.length, parsed.size) == expected
+    if mask:
+        assert parsed.masking_key is not None
+        assert apply_mask(body, parsed.masking_key) == payload
+    else:
+        assert body is payload

@@ -15,7 +15,9 @@ import trio
 import trio.testing
 from support.pairs import ws_pair
 
+import trio_ws.writer
 from trio_ws import WebSocketConnection
+from trio_ws.writer import SPLIT_FRAME_MIN
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="plain socket writes are POSIX-only")
 
@@ -110,4 +112,40 @@ async def test_a_reply_in_a_cancelled_scope_sends_nothing() -> None:
         assert scope.cancelled_caught
         await client.send_message("after")
         assert await server.get_message() == "after"  # "never" was not sent
+        await client.aclose()
+
+
+@pytest.mark.parametrize("side", ["server", "client"])
+async def test_a_large_message_is_not_copied_after_its_header(side: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The frame goes out as two buffers in one gather write: its header and
+    # its body. A server's body is the caller's bytes object itself; a
+    # client's is the masked copy (the one copy masking needs).
+    written: list[list[bytes]] = []
+    send_frames = trio_ws.writer.send_frames
+
+    async def recording_send_frames(
+        stream: trio.abc.Stream, socket: trio.socket.SocketType | None, frames: list[bytes]
+    ) -> None:
+        written.append(list(frames))
+        await send_frames(stream, socket, frames)
+
+    monkeypatch.setattr(trio_ws.writer, "send_frames", recording_send_frames)
+    options = {"compression": None}
+    async with trio.open_nursery() as nursery:
+        client, server = await ws_pair(nursery, streams=socket_streams(), client=options, server=options)
+        sender, receiver = (server, client) if side == "server" else (client, server)
+        payload = os.urandom(SPLIT_FRAME_MIN)
+        async with trio.open_nursery() as sending:
+            sending.start_soon(sender.send_message, payload)
+            assert await receiver.get_message() == payload
+        [[header, body]] = written
+        assert len(header) == (14 if side == "client" else 10)  # 64-bit length (+ masking key)
+        if side == "server":
+            assert body is payload
+        else:
+            assert len(body) == len(payload) and body != payload
+        written.clear()
+        await sender.send_message(payload[:-1])  # one byte shorter: one frame, one buffer
+        assert written == []
+        assert await receiver.get_message() == payload[:-1]
         await client.aclose()

@@ -25,6 +25,7 @@ __all__ = [
     "parse_header",
     "length_error",
     "encode_frame",
+    "encode_frame_parts",
 ]
 
 OP_CONTINUATION = 0x0
@@ -121,6 +122,24 @@ def encode_frame(
     Returns:
         the frame's bytes.
     """
+    header, body = encode_frame_parts(opcode, payload, fin=fin, rsv1=rsv1, mask=mask)
+    return header + body
+
+
+def encode_frame_parts(
+    opcode: int,
+    payload: bytes,
+    *,
+    fin: bool = True,
+    rsv1: bool = False,
+    mask: bool,
+) -> list[bytes]:
+    """Serialise one frame as two buffers: its header (with the masking key) and its body.
+
+    Takes the arguments of :func:`encode_frame`. Unmasked, the body is
+    ``payload`` itself: written with a gather write, a large frame's payload
+    is never copied in user space.
+    """
     first = opcode | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
     length = len(payload)
     mask_bit = 0x80 if mask else 0
@@ -133,5 +152,5 @@ def encode_frame(
     if mask:
         # §5.3: a fresh, unpredictable key for every frame.
         key = os.urandom(4)
-        return header + key + apply_mask(payload, key)
-    return header + payload
+        return [header + key, apply_mask(payload, key)]
+    return [header, payload]

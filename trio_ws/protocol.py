@@ -52,6 +52,7 @@ from .framing import (
     OP_TEXT,
     FrameHeader,
     encode_frame,
+    encode_frame_parts,
     length_error,
     parse_header,
 )
@@ -79,6 +80,7 @@ FAST_PATH_MAX_FRAME = 4 * 2**20
 #: into it (:meth:`ProtocolCore.read_target`), not appended to the receive
 #: buffer and copied out again.
 DIRECT_READ_MIN_FRAME = 16 * 1024
+
 #: Close codes read without wsproto (any other goes to wsproto, which checks it).
 _PLAIN_CLOSE_CODES = frozenset({1000, 1001})
 #: Close codes wsproto would not send as they are (it rewrites or drops them).
@@ -461,6 +463,23 @@ class ProtocolCore:
         if self.extension is not None and compress:
             return encode_frame(opcode, self.extension.compress_message(payload), rsv1=True, mask=self.is_client)
         return encode_frame(opcode, payload, mask=self.is_client)
+
+    def encode_message_parts(self, data: bytes | str, *, compress: bool = True) -> list[bytes]:
+        """:meth:`encode_message` as two buffers, the frame's header and its body (see ``encode_frame_parts``).
+
+        Raises:
+            RuntimeError: if called after a close frame was sent or received.
+        """
+        if not self.can_send_data:
+            raise RuntimeError("cannot send data: the connection is closing")
+        if isinstance(data, str):
+            opcode, payload = OP_TEXT, data.encode("utf-8")
+        else:
+            opcode, payload = OP_BINARY, data
+        if self.extension is not None and compress:
+            payload = self.extension.compress_message(payload)
+            return encode_frame_parts(opcode, payload, rsv1=True, mask=self.is_client)
+        return encode_frame_parts(opcode, payload, mask=self.is_client)
 
     def encode_whole(self, message: str | bytes | PreparedMessage, *, compress: bool = True) -> bytes:
         """Serialise a whole message, plain or prepared, as one frame."""

@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Writer"]
 
+#: A message at least this long is written as two buffers, the frame's
+#: header and its body (one gather write), instead of being copied after the
+#: header into one frame.
+SPLIT_FRAME_MIN = 64 * 1024
+
 #: ``os.write`` works on socket descriptors here (not on Windows).
 _POSIX = os.name == "posix"
 
@@ -134,7 +139,10 @@ class Writer:
         await self._message_lock.acquire()
         try:
             self.check_can_send()
-            await self.write(self._core.encode_whole(message, compress=compress), schedule=yielded is None)
+            if type(message) is not PreparedMessage and len(message) >= SPLIT_FRAME_MIN:
+                await self.write(self._core.encode_message_parts(message, compress=compress))
+            else:
+                await self.write(self._core.encode_whole(message, compress=compress), schedule=yielded is None)
         finally:
             self._message_lock.release()
 
