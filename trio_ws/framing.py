@@ -122,8 +122,12 @@ def encode_frame(
     Returns:
         the frame's bytes.
     """
-    header, body = encode_frame_parts(opcode, payload, fin=fin, rsv1=rsv1, mask=mask)
-    return header + body
+    header = _header(opcode, len(payload), fin, rsv1, mask)
+    if mask:
+        # §5.3: a fresh, unpredictable key for every frame.
+        key = os.urandom(4)
+        return header + key + apply_mask(payload, key)
+    return header + payload
 
 
 def encode_frame_parts(
@@ -140,17 +144,20 @@ def encode_frame_parts(
     ``payload`` itself: written with a gather write, a large frame's payload
     is never copied in user space.
     """
-    first = opcode | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
-    length = len(payload)
-    mask_bit = 0x80 if mask else 0
-    if length < 126:
-        header = bytes((first, mask_bit | length))
-    elif length < 65536:
-        header = bytes((first, mask_bit | 126)) + _LEN16.pack(length)
-    else:
-        header = bytes((first, mask_bit | 127)) + _LEN64.pack(length)
+    header = _header(opcode, len(payload), fin, rsv1, mask)
     if mask:
         # §5.3: a fresh, unpredictable key for every frame.
         key = os.urandom(4)
         return [header + key, apply_mask(payload, key)]
     return [header, payload]
+
+
+def _header(opcode: int, length: int, fin: bool, rsv1: bool, mask: bool) -> bytes:
+    """A frame header up to (not including) the masking key."""
+    first = opcode | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
+    mask_bit = 0x80 if mask else 0
+    if length < 126:
+        return bytes((first, mask_bit | length))
+    if length < 65536:
+        return bytes((first, mask_bit | 126)) + _LEN16.pack(length)
+    return bytes((first, mask_bit | 127)) + _LEN64.pack(length)

@@ -52,9 +52,6 @@ class _CountingSocket:
         self._socket = socket
         self.sent = 0
 
-    def fileno(self) -> int:
-        return self._socket.fileno()
-
     async def send_all(self, data: bytes) -> None:
         view = memoryview(data)
         total = len(view)
@@ -139,7 +136,7 @@ class Writer:
         await self._message_lock.acquire()
         try:
             self.check_can_send()
-            if type(message) is not PreparedMessage and len(message) >= SPLIT_FRAME_MIN:
+            if not isinstance(message, PreparedMessage) and len(message) >= SPLIT_FRAME_MIN:
                 await self.write(self._core.encode_message_parts(message, compress=compress))
             else:
                 await self.write(self._core.encode_whole(message, compress=compress), schedule=yielded is None)
@@ -221,25 +218,29 @@ class Writer:
             # not sent and the connection stays usable.
             await trio.lowlevel.checkpoint_if_cancelled()
             sock = self._gather_socket
-            counter = None if sock is None else _CountingSocket(sock)
+            counter = None
             try:
-                if counter is not None:
+                if sock is not None:
                     if _POSIX and type(data) is bytes:
                         # One system call, without trio's socket wrapper (a
                         # closed socket's descriptor is -1: EBADF, an OSError).
-                        try:  # noqa: SIM105 - contextlib.suppress costs more on this hot path
-                            counter.sent = os.write(counter.fileno(), data)
+                        try:
+                            sent = os.write(sock.fileno(), data)
                         except BlockingIOError:
-                            pass
-                        if counter.sent == len(data):
+                            sent = 0
+                        if sent == len(data):
                             if schedule:
                                 await trio.lowlevel.cancel_shielded_checkpoint()
                             return
+                        counter = _CountingSocket(sock)
+                        counter.sent = sent
                         await counter.send_all(data)  # the rest, once there is room
-                    elif isinstance(data, bytes):
-                        await counter.send_all(data)
                     else:
-                        await send_frames(self._stream, cast("trio.socket.SocketType", counter), data)
+                        counter = _CountingSocket(sock)
+                        if isinstance(data, bytes):
+                            await counter.send_all(data)
+                        else:
+                            await send_frames(self._stream, cast("trio.socket.SocketType", counter), data)
                 elif isinstance(data, bytes):
                     await self._stream.send_all(data)
                 else:
