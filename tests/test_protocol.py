@@ -24,6 +24,7 @@ from trio_ws.framing import (
 from trio_ws.masking import apply_mask
 from trio_ws.protocol import (
     DIRECT_READ_MIN_FRAME,
+    DIRECT_READ_SHARE,
     FAST_PATH_MAX_FRAME,
     CloseReceived,
     Event,
@@ -837,10 +838,13 @@ def test_large_frame_is_read_into_a_buffer_of_its_length(
     assert header.length >= DIRECT_READ_MIN_FRAME
     assert receiver.read_target() is None
     assert receiver.receive_data(data[:1000]) == []
+    assert receiver.read_target() is None  # too little of it arrived yet
+    quarter = header.size + -(-header.length // DIRECT_READ_SHARE)  # rounded up
+    assert receiver.receive_data(data[1000:quarter]) == []
     target = receiver.read_target()
-    assert target is not None and len(target) == end - 1000  # the rest of the payload, no more
+    assert target is not None and len(target) == end - quarter  # the rest of the payload, no more
     events: list[Event] = []
-    position = 1000
+    position = quarter
     while (target := receiver.read_target()) is not None:
         count = min(len(target), 70_000)  # as a socket read would fill it
         target[:count] = data[position : position + count]
@@ -857,9 +861,10 @@ def test_large_frame_rest_fed_as_bytes_with_the_next_frame() -> None:
     client, server = make_pair(max_message_size=None)
     raw = os.urandom(DIRECT_READ_MIN_FRAME)
     data = client.encode_message(raw) + client.encode_message(b"next") + client.encode_message("x" * 50_000)
-    assert server.receive_data(data[:10]) == []
+    assert server.receive_data(data[: DIRECT_READ_MIN_FRAME // 2]) == []
     assert server.read_target() is not None
-    assert server.receive_data(data[10:-20]) == [MessageChunk(raw, False, True), MessageChunk(b"next", False, True)]
+    events = server.receive_data(data[DIRECT_READ_MIN_FRAME // 2 : -20])
+    assert events == [MessageChunk(raw, False, True), MessageChunk(b"next", False, True)]
     assert server.receive_data(data[-20:]) == [MessageChunk("x" * 50_000, True, True)]
     assert server.read_target() is None
 
@@ -881,10 +886,10 @@ def server_payload(frame_bytes: bytes) -> bytes:
 def test_invalid_utf8_in_a_large_frame_read_directly() -> None:
     client, server = make_pair(max_message_size=None)
     data = to_server(OP_TEXT, b"a" * DIRECT_READ_MIN_FRAME + b"\xff")
-    assert server.receive_data(data[:50]) == []
+    assert server.receive_data(data[:5000]) == []
     target = server.read_target()
     assert target is not None
-    target[:] = data[50:]
+    target[:] = data[5000:]
     assert failure(server.received_into(len(target))).code == 1007
     assert server.receive_data(client.encode_message("ignored")) == []
 
@@ -1002,3 +1007,26 @@ def test_a_close_without_wsproto_is_replayed_when_a_later_frame_needs_it(close_f
     fresh = ProtocolCore(is_client=False, extension=None, max_message_size=None)
     reference = with_wsproto(ProtocolCore(is_client=False, extension=None, max_message_size=None), from_client=True)
     assert run(fresh) == run(reference)
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads the resident set size from /proc")
+def test_an_announced_frame_takes_memory_only_as_its_payload_arrives() -> None:
+    # A header announcing a 4 MiB frame must not make the process hold 4 MiB
+    # at once: twenty such headers (and a few KiB of payload each) stay far
+    # below the 80 MiB they announce. The frame's own buffer is made once a
+    # quarter of it has arrived.
+    cores = []
+    before = _resident_bytes()
+    for _ in range(20):
+        client, server = make_pair(max_message_size=None)
+        data = client.encode_message(os.urandom(FAST_PATH_MAX_FRAME))
+        assert server.receive_data(data[:4096]) == []
+        assert server.read_target() is None
+        cores.append(server)
+    grown = _resident_bytes() - before
+    assert grown < 16 * 2**20, f"{grown:,} bytes resident after 20 announced 4 MiB frames"

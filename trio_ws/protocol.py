@@ -76,10 +76,16 @@ __all__ = [
 FAST_PATH_MAX_FRAME = 4 * 2**20
 
 #: A fast-path frame at least this big that has not fully arrived gets a
-#: buffer of its announced length: the rest of its payload is read straight
+#: buffer of its announced length once a part of it has (see
+#: :data:`DIRECT_READ_SHARE`): the rest of its payload is read straight
 #: into it (:meth:`ProtocolCore.read_target`), not appended to the receive
 #: buffer and copied out again.
 DIRECT_READ_MIN_FRAME = 16 * 1024
+
+#: The buffer of a frame's announced length is made once 1/DIRECT_READ_SHARE
+#: of the frame has arrived: a peer that announces a large frame and sends
+#: little of it cannot make us hold more than four times what it sent.
+DIRECT_READ_SHARE = 4
 
 #: Close codes read without wsproto (any other goes to wsproto, which checks it).
 _PLAIN_CLOSE_CODES = frozenset({1000, 1001})
@@ -328,7 +334,9 @@ class ProtocolCore:
                 end = self._position + header.size + header.length
                 start = self._position + header.size
                 if len(buffer) < end:
-                    if header.length >= DIRECT_READ_MIN_FRAME:
+                    if header.length >= DIRECT_READ_MIN_FRAME and (
+                        (len(buffer) - start) * DIRECT_READ_SHARE >= header.length
+                    ):
                         # Receive the rest straight into a buffer of the
                         # announced length (see read_target).
                         frame = bytearray(header.length)
