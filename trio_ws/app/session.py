@@ -341,6 +341,15 @@ class EventSession:
         if envelope.type == "ack":
             self.conn._calls.answer(envelope)
             return
+        # Room in the queue (the usual case): no timer, no trip through the
+        # scheduler. Only a full queue waits, for flood_timeout at most.
+        try:
+            queue.send_nowait(envelope)
+            return
+        except trio.WouldBlock:
+            pass
+        except trio.BrokenResourceError:
+            return  # the workers are gone: the connection is ending
         with trio.move_on_after(self.settings.flood_timeout):
             # Waits while the queue is full (backpressure); a broken channel
             # means the workers are gone because the connection is ending.
