@@ -586,7 +586,9 @@ async def test_cancel_while_waiting_for_the_servers_eof_returns_promptly() -> No
 
                 async def cancel_when_answered() -> None:
                     await server.answered.wait()
-                    await trio.sleep(0.05)  # the client now waits for EOF
+                    # Once every task is blocked the client has read the
+                    # server's close frame and waits for EOF (not a guess in time).
+                    await trio.testing.wait_all_tasks_blocked()
                     scope.cancel()
 
                 nursery.start_soon(cancel_when_answered)
@@ -930,7 +932,9 @@ async def test_rejection_body_cut_by_a_reset_keeps_what_arrived(nursery: trio.Nu
     async def raw_server(stream: trio.SocketStream) -> None:
         await rawhttp.read_head(stream)
         await stream.send_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 100\r\n\r\n0123456789")
-        await trio.sleep(0.3)  # let the client read that, then reset
+        # Reset only once the client has read that: it is then blocked waiting
+        # for the rest of the body, like every other task.
+        await trio.testing.wait_all_tasks_blocked()
         reset_on_close(stream)
         await stream.aclose()
 

@@ -15,6 +15,10 @@ from trio_ws.hub import Hub, Member, MessageVariants
 from trio_ws.hub.envelopes import decode_payload, encode_payload
 from trio_ws.hub.outbox import Outbox, Outcome
 
+#: In virtual seconds: the async tests run on Trio's autojump clock (memory
+#: streams only, no real peer), so a pause of the process (a full garbage
+#: collection, a loaded machine) cannot trip the timeout while a real hang
+#: still fails at once.
 TIMEOUT = 10
 
 
@@ -68,7 +72,7 @@ def test_variants_need_frames_and_report_their_size() -> None:
     assert "sio" in repr(message)
 
 
-async def test_each_member_receives_its_variant_built_once_per_format() -> None:
+async def test_each_member_receives_its_variant_built_once_per_format(autojump_clock: trio.testing.MockClock) -> None:
     hub = Hub()
     message = MessageVariants({None: "envelope", "sio": ["text", b"attachment"]})
     with trio.fail_after(TIMEOUT):
@@ -119,7 +123,7 @@ def test_variants_cross_processes_through_the_backend_payload() -> None:
             decode_payload({"variants": bad})
 
 
-async def test_a_room_history_replays_each_member_its_variant() -> None:
+async def test_a_room_history_replays_each_member_its_variant(autojump_clock: trio.testing.MockClock) -> None:
     hub = Hub()
     hub.enable_history("r")
     with trio.fail_after(TIMEOUT):

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 import trustme
 from apphelpers import SERVE_MODES, TIMEOUT, connect, serving, wait_until
 from support.envelopes import RawEvents
@@ -147,14 +148,16 @@ def real_app(state: State, **options: Any) -> App:
         return i
 
     @app.on("work")
-    async def work(conn: EventConnection, spec: dict) -> int:
+    async def work(conn: EventConnection, i: int) -> int:
+        # The test decides when each call ends: it sets work-<i>-release.
         state.active += 1
         state.peak = max(state.peak, state.active)
+        state.flags[f"work-{i}-started"].set()
         try:
-            await trio.sleep(spec["delay"])
+            await state.flags[f"work-{i}-release"].wait()
         finally:
             state.active -= 1
-        return int(spec["i"])
+        return i
 
     @app.on("gate")
     async def gate(conn: EventConnection, i: int) -> int:
@@ -507,19 +510,40 @@ async def test_ordering_of_200_events(mode: str) -> None:
 
 @modes
 async def test_concurrent_results_return_as_they_complete(mode: str) -> None:
+    """With max_concurrency=3, three calls run at once and each result goes out
+    when its call ends, whatever the order the calls came in. The test ends the
+    calls itself (events, not sleeps): 2, then 3 and 4 on the worker 2 freed,
+    then 1, then 0; each is released only after the previous result arrived."""
     state = State()
-    delays = [0.5, 0.35, 0.1, 0.1, 0.05]
+    for i in range(5):
+        state.flags[f"work-{i}-started"] = trio.Event()
+        state.flags[f"work-{i}-release"] = trio.Event()
+    started = [state.flags[f"work-{i}-started"] for i in range(5)]
+
+    def running() -> list[int]:
+        return [i for i in range(5) if started[i].is_set() and not state.flags[f"work-{i}-release"].is_set()]
+
     with trio.fail_after(TIMEOUT):
         async with serving(real_app(state, max_concurrency=3), mode) as server, connect(server, "/ws") as ws:
             events = RawEvents(ws)
-            for i, delay in enumerate(delays):
-                await events.emit("work", {"i": i, "delay": delay}, call_id=100 + i)
-            order = []
-            for _ in delays:
+            for i in range(5):
+                await events.emit("work", i, call_id=100 + i)
+            for i in (0, 1, 2):
+                await started[i].wait()
+            # The server has read all five calls and has nothing left to do:
+            # 3 and 4 wait for a free worker.
+            await trio.testing.wait_all_tasks_blocked()
+            assert running() == [0, 1, 2] and state.active == 3
+            order: list[int] = []
+            for i in (2, 3, 4, 1, 0):
+                state.flags[f"work-{i}-release"].set()
                 ack = await events.receive_type("ack")
+                assert ack["id"] == 100 + i, ack
                 order.append(ack["data"])
-    # three at once: 0 (ends at 0.5 s), 1 (0.35 s) and 2 (0.1 s) start; 3 runs from 0.1 s
-    # to 0.2 s and 4 from 0.2 s to 0.25 s on the worker 2 freed
+                if i in (2, 3):  # the freed worker takes the next waiting call
+                    await started[i + 1].wait()
+                await trio.testing.wait_all_tasks_blocked()
+                assert state.active == len(running()) <= 3, running()
     assert state.peak == 3
     assert order == [2, 3, 4, 1, 0]
 
@@ -540,14 +564,14 @@ async def test_flood_gets_too_many_requests_while_others_carry_on(mode: str) -> 
             # flood_timeout for room, one after the other, before its refusal.
             for i in range(FLOOD):
                 await flood.emit("gate", i, call_id=i + 1)
-            refused = []
+            refused: list[int] = []
             while len(refused) < FLOOD - (2 + 4):
                 ack = await flood.receive_type("ack")
                 assert ack["error"]["type"] == "TooManyRequests", ack
                 refused.append(ack["id"])
             assert (await other.call("echo", "served"))["data"] == "served"
             state.flags["gate"].set()
-            accepted = []
+            accepted: list[int] = []
             while len(accepted) < FLOOD - len(refused):
                 ack = await flood.receive_type("ack")
                 assert "error" not in ack, ack
