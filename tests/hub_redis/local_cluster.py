@@ -103,6 +103,17 @@ class LocalCluster:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
         return done.stdout
 
+    def poll_cli(self, port: int, *args: str) -> str:
+        """Like :meth:`cli_call` for a loop that polls with its own deadline: a slow answer is no answer yet.
+
+        On a loaded machine redis-cli itself may take seconds to start; the
+        caller's deadline, not one redis-cli run, decides when to give up.
+        """
+        try:
+            return self.cli_call(port, *args, timeout=5)
+        except subprocess.TimeoutExpired:
+            return ""
+
     def _launch(self, node: ClusterNode) -> None:
         node.directory.mkdir(parents=True, exist_ok=True)
         command = [self.server, "--port", str(node.port), "--bind", "127.0.0.1"]
@@ -111,7 +122,7 @@ class LocalCluster:
         command += ["--dir", str(node.directory), "--save", "", "--appendonly", "no"]
         node.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
-        while self.cli_call(node.port, "PING", timeout=2).strip() != "PONG":
+        while self.poll_cli(node.port, "PING").strip() != "PONG":
             if node.process.poll() is not None:
                 raise RuntimeError(f"redis-server exited with {node.process.returncode} (port {node.port} taken?)")
             if time.monotonic() > deadline:
@@ -149,7 +160,7 @@ class LocalCluster:
         """Wait until every running master says ``cluster_state:ok`` and knows all slots."""
         deadline = time.monotonic() + timeout
         while True:
-            infos = [self.cli_call(node.port, "CLUSTER", "INFO", timeout=2) for node in self.nodes if node.running]
+            infos = [self.poll_cli(node.port, "CLUSTER", "INFO") for node in self.nodes if node.running]
             if all("cluster_state:ok" in info and f"cluster_slots_ok:{SLOTS}" in info for info in infos):
                 return
             if time.monotonic() > deadline:
