@@ -34,9 +34,17 @@ Theory of operation
   the waiting ``GET``, then the ``5`` that moves the session onto the
   WebSocket, which from then on is served as above.
 
-Every change a waiter may care about (a packet queued, a deadline moved, the
-end) goes through :meth:`EngineConnection.notify`, which wakes them all; each
-re-checks the session and waits again.
+Waking. The WebSocket writer and a waiting ``GET`` wait for output: a
+packet queued, the session ended, a probe answered or the upgrade done. Each
+of those calls :meth:`EngineConnection.notify`, which wakes them all; each
+re-checks the session and waits again. The clock sleeps until the earliest
+deadline (the next ping, the pong deadline, the upgrade timeout, the layer's
+:meth:`~EngineConnection.deadlines`) on an event of its own, woken only when
+a deadline comes earlier than the one it sleeps until (a pong that moves the
+next ping before the pong deadline it replaces, an upgrade starting); one
+that moves later needs no wake-up, the clock re-checks when it wakes. So a
+packet that queues nothing (a message whose answer the layer writes itself,
+a pong) wakes no task of the session.
 """
 
 from __future__ import annotations
@@ -106,7 +114,9 @@ class EngineConnection:
         self.end: SessionEnded | None = None
         #: The owner's nursery, for tasks that must end with the session (None before :meth:`run`).
         self.nursery: trio.Nursery | None = None
-        self._wake = trio.Event()
+        self._wake = trio.Event()  # the output waiters: the WebSocket writer, a waiting GET
+        self._clock_wake = trio.Event()
+        self._clock_at = math.inf  # when the clock wakes unless _clock_wake is set
         self._websocket: WebSocketConnection | None = None
         self._write_lock = trio.Lock()  # held by every write on the active WebSocket
         self._reader_scope: trio.CancelScope | None = None
@@ -124,7 +134,11 @@ class EngineConnection:
         """A message from the client. Raise :exc:`InvalidPacket` to end the session as a parse error."""
 
     def deadlines(self) -> list[float]:
-        """Times at which :meth:`tick` must run, besides the session's own."""
+        """Times at which :meth:`tick` must run, besides the session's own.
+
+        The clock reads them after each wake-up; a subclass whose deadline
+        comes earlier than before calls :meth:`notify` to re-arm it.
+        """
         return []
 
     def tick(self, now: float) -> None:
@@ -139,9 +153,23 @@ class EngineConnection:
     # Shared ----------------------------------------------------------------
 
     def notify(self) -> None:
-        """Wake every task waiting on the session: something was queued, a deadline moved, or it ended."""
+        """Wake the tasks waiting for output: a packet was queued, the session ended, or its upgrade moved on.
+
+        Also re-arms the clock if a deadline came earlier than the one it sleeps until.
+        """
         self._wake.set()
         self._wake = trio.Event()
+        self._rearm_clock()
+
+    def _next_time(self) -> float:
+        """The earliest deadline of the session and of the layer above (inf for none)."""
+        times = [t for t in (self.session.next_deadline(), *self.deadlines()) if t is not None]
+        return min(times) if times else math.inf
+
+    def _rearm_clock(self) -> None:
+        """Wake the clock only if it would wake too late; a deadline moved later is seen at its next wake-up."""
+        if self._next_time() < self._clock_at:
+            self._clock_wake.set()
 
     def finish(self, end: SessionEnded) -> None:
         """Record that the session ended: cancel its tasks and the WebSocket reader, wake the rest. Idempotent."""
@@ -242,17 +270,20 @@ class EngineConnection:
 
     async def _clock(self) -> None:
         while True:
-            wake = self._wake
-            times = [t for t in (self.session.next_deadline(), *self.deadlines()) if t is not None]
-            with trio.move_on_at(min(times) if times else math.inf):
+            self._clock_wake = wake = trio.Event()
+            self._clock_at = self._next_time()
+            with trio.move_on_at(self._clock_at):
                 await wake.wait()
+            self._clock_at = -math.inf  # awake: no re-arm needed until it sleeps again
             now = trio.current_time()
             for event in self.session.tick(now):
                 if isinstance(event, SessionEnded):
                     self.finish(event)
-                # An UpgradeAborted is seen by the probing WebSocket on its next packet.
+                # An UpgradeAborted is seen by the probing WebSocket on its next packet; a waiting
+                # GET needs no wake-up (its answer goes from noop back to "keep waiting").
             self.tick(now)
-            self.notify()
+            if self.session.queued:  # a ping (an end, from either tick, has woken everyone)
+                self.notify()
 
     async def receive(self, packets: list[EnginePacket]) -> None:
         """Feed packets from the client's active transport to the session and the layer above.
@@ -260,6 +291,12 @@ class EngineConnection:
         Raises:
             InvalidPacket: from the session or the layer above; the caller ends the session.
         """
+        await self._feed(packets)
+        # Let the tasks the packets started (a connect handler) run before the next packet.
+        await trio.lowlevel.checkpoint()
+
+    async def _feed(self, packets: list[EnginePacket]) -> None:
+        """:meth:`receive` without its final yield (the WebSocket reader's next receive yields once anyway)."""
         now = trio.current_time()
         for packet in packets:
             for event in self.session.receive(packet, now):
@@ -267,9 +304,10 @@ class EngineConnection:
                     await self.message_received(event.data)
                 elif isinstance(event, SessionEnded):
                     self.finish(event)
-        self.notify()
-        # Let the tasks the packets started (a connect handler) run before the next packet.
-        await trio.lowlevel.checkpoint()
+        if self.session.queued:
+            self.notify()  # an answer queued (a pong to a ping, what the layer queued without notifying)
+        else:
+            self._rearm_clock()  # a pong sets the next ping, which may come before the pong deadline
 
     # WebSocket -----------------------------------------------------------
 
@@ -337,7 +375,8 @@ class EngineConnection:
                 size = len(message) if isinstance(message, bytes) else len(message.encode("utf-8", "surrogatepass"))
                 if size > limit:
                     raise PayloadTooLarge("Engine.IO packet", size, limit)
-                await self.receive([decode_packet(message)])
+                # get_message() yielded once: the tasks the packet starts run before the next one.
+                await self._feed([decode_packet(message)])
             except InvalidPacket as err:
                 logger.info("Engine.IO session %s: invalid input, closing: %s", self.sid, err)
                 self.fail("parse error", str(err))
@@ -355,6 +394,7 @@ class EngineConnection:
         except (SessionClosed, ValueError) as err:
             await ws.aclose(POLICY_VIOLATION, str(err)[:100])
             return
+        self._rearm_clock()  # the upgrade timeout may come before the next ping
         problem = f"upgrade not completed within upgrade_timeout={self.config.upgrade_timeout:g} s"
         try:
             upgraded, problem = await self._probe(ws, problem)
