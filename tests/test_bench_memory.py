@@ -63,6 +63,14 @@ def test_the_results_hold_both_rows_their_breakdown_and_the_codecs() -> None:
     assert len(labels) == 3 and all(codec["codecs"] >= 100 for codec in results["codecs"])
 
 
+def test_the_idle_connection_target_holds_in_the_results() -> None:
+    # Issue 14: at most 12 KiB per idle server connection without compression, by RSS and by tracemalloc.
+    memory = report_memory.parse_memory(memory_part())
+    plain = memory.variant("trio_ws")
+    assert plain is not None and plain.traced_median is not None
+    assert plain.rss_median <= 12.0 and plain.traced_median <= 12.0
+
+
 def test_codecs_are_measured_after_traffic() -> None:
     defaults, zlib_defaults, no_takeover = bench_memory.measure_codecs(20)
     # A 4 KiB window with mem_level 5 is a fraction of zlib's 32 KiB window with mem_level 8; without

@@ -1126,3 +1126,35 @@ async def test_accept_response_is_what_h11_writes(
     h11_server.receive_data(upgrade_request(extra=offer))
     assert isinstance(h11_server.next_event(), h11.Request)
     assert head == h11_server.send(h11.InformationalResponse(status_code=101, headers=expected_headers))
+
+
+@pytest.mark.parametrize("own_nursery", [False, True])
+async def test_a_connection_has_no_nursery_of_its_own(own_nursery: bool) -> None:
+    # performance.rst: in the server's own nursery, the reader runs next to the handler's task (a
+    # nursery per connection would be held by every idle connection). A caller's handler_nursery
+    # gets one task per connection, as trio-websocket's does.
+    seen: list[tuple[trio.Nursery | None, list[str]]] = []
+
+    async def handler(request: WebSocketRequest) -> None:
+        ws = await request.accept()
+        nursery = trio.lowlevel.current_task().parent_nursery
+        names = [] if nursery is None else [task.name for task in nursery.child_tasks]
+        seen.append((nursery, names))
+        await ws.send_message("ok")
+
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            options: dict[str, Any] = {"handler_nursery": nursery} if own_nursery else {}
+            server = await nursery.start(partial(trio_ws.serve_websocket, handler, "127.0.0.1", 0, None, **options))
+            async with trio_ws.open_websocket("127.0.0.1", server.port, "/", use_ssl=False) as ws:
+                assert await ws.get_message() == "ok"
+            nursery.cancel_scope.cancel()
+    [(parent, names)] = seen
+    assert parent is not None
+    readers = sum(name.startswith("trio_ws reader") for name in names)
+    keepalives = sum(name.startswith("trio_ws keepalive") for name in names)
+    if own_nursery:
+        assert parent is nursery and (readers, keepalives) == (0, 0), names
+    else:
+        # The reader is a sibling of the handler's task (keepalive is on by default: so is its task).
+        assert (readers, keepalives) == (1, 1), names

@@ -3,10 +3,15 @@
 Each accepted transport is served by one task (in ``handler_nursery`` if
 given, else in the server's own nursery): it reads the request within
 ``connect_timeout``, applies the ``origins`` policy and the
-``process_request`` hook, then runs the user's handler inside a nursery that
-holds the connection's reader and keepalive tasks. Whatever the handler does
-— return, raise, or get cancelled — the connection is closed (1000, 1011 or
-1001) before that task ends, and no exception escapes to the server.
+``process_request`` hook, then runs the user's handler. In the server's own
+nursery, the connection's reader and keepalive tasks run next to that task,
+not in a nursery of their own: a nursery per connection (its cancel scope,
+status and task set) would be held by every idle connection. They end once
+the connection's transport is closed. In a caller's ``handler_nursery`` a
+connection keeps one task (as in trio-websocket), with its reader and
+keepalive in a nursery of that task. Whatever the handler does — return,
+raise, or get cancelled — the connection is closed (1000, 1011 or 1001)
+before that task ends, and no exception escapes to the server.
 """
 
 from __future__ import annotations
@@ -99,6 +104,8 @@ class WebSocketServer:
         self._process_request = process_request
         self._options = ConnectionOptions.from_kwargs(**options)
         self._connections: set[WebSocketConnection] = set()
+        #: Where connections' tasks run (set by run()): handler_nursery, or the server's own.
+        self._task_nursery: trio.Nursery | None = handler_nursery
         # Read once: a listener's socket may be closed later.
         self._listener_info = [_describe_listener(listener) for listener in self._listeners]
 
@@ -153,6 +160,7 @@ class WebSocketServer:
         failures: list[OSError] = []
         async with trio.open_nursery() as nursery:
             handler_nursery = nursery if self._handler_nursery is None else self._handler_nursery
+            self._task_nursery = handler_nursery
             for listener in self._listeners:
                 nursery.start_soon(self._accept_loop, listener, handler_nursery, failures, nursery.cancel_scope)
             # The listeners already queue connections: a client may connect now.
@@ -218,10 +226,19 @@ class WebSocketServer:
                 logger.info("refused origin %r", request.origin)
                 await request.reject(403, body=b"origin not allowed")
                 return
-            async with trio.open_nursery() as nursery:
-                request._bind(nursery, self._connections.add)
+            if self._handler_nursery is None:
+                # The connection's tasks go next to this one (see the module's docstring).
+                assert self._task_nursery is not None
+                request._bind(self._task_nursery, self._connections.add)
                 if await self._preflight(request, logger):
                     await self._run_handler(request, logger)
+            else:
+                # A caller's handler_nursery holds one task per connection, as
+                # trio-websocket's does (its tests count them).
+                async with trio.open_nursery() as nursery:
+                    request._bind(nursery, self._connections.add)
+                    if await self._preflight(request, logger):
+                        await self._run_handler(request, logger)
         except Exception:  # a bug of ours: log it, never crash the server
             logger.exception("unexpected error while serving a connection")
         finally:
