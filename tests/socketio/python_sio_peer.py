@@ -6,7 +6,9 @@ prints the same JSON records as the "full" scenario of sio_client.cjs, one
 per line; "app" (an App's handlers, see test_app_socketio.py) a refused
 namespace, two clients in a room with broadcasts that exclude the sender,
 a second namespace on the same connection, and (over WebSocket) a
-reconnection after the client's WebSocket drops. Then it exits.
+reconnection after the client's WebSocket drops; "serverend" a client that
+the server ends twice (``upgrade`` as TRANSPORT: long-polling, then the
+upgrade), reconnecting after the first end only. Then it exits.
 """
 
 from __future__ import annotations
@@ -109,8 +111,34 @@ async def app_scenario(url: str, transport: str) -> None:
     await b.disconnect()
 
 
+async def server_end_scenario(url: str, transport: str) -> None:
+    # Over "websocket" only, or (for "upgrade") long-polling first and then the upgrade,
+    # which python-socketio completes before connect() returns. On each connect the
+    # client says "ready" (with its transport); the server ends the first session
+    # from its side, and disconnects the second one deliberately. The client reconnects
+    # after the first end only; wait() returns once it has given up for good.
+    transports = ["polling", "websocket"] if transport == "upgrade" else [transport]
+    client = socketio.AsyncClient(
+        reconnection=True, reconnection_delay=0.1, reconnection_delay_max=0.1, randomization_factor=0
+    )
+
+    @client.on("connect")
+    async def connected() -> None:
+        out({"event": "connect", "transport": client.transport()})
+        await client.emit("ready")
+
+    @client.on("disconnect")
+    async def disconnected(reason: str) -> None:
+        out({"event": "disconnect", "reason": reason})
+
+    await client.connect(url, transports=transports, wait_timeout=5)
+    await client.wait()
+    out({"event": "ended"})
+
+
 if __name__ == "__main__":
     url = sys.argv[1]
     transport = sys.argv[2] if len(sys.argv) > 2 else "websocket"
     scenario = sys.argv[3] if len(sys.argv) > 3 else "full"
-    asyncio.run(asyncio.wait_for((app_scenario if scenario == "app" else main)(url, transport), 20))
+    scenarios = {"app": app_scenario, "serverend": server_end_scenario}
+    asyncio.run(asyncio.wait_for(scenarios.get(scenario, main)(url, transport), 20))

@@ -142,13 +142,31 @@ def test_client_close_ends_the_session_and_a_waiting_poll_gets_a_noop() -> None:
         session.send("x")
 
 
-def test_server_close_sends_pending_messages_then_close_once() -> None:
-    session = EngineSession("s", "websocket", now=0.0)
+def test_server_close_over_polling_sends_pending_messages_then_close_once() -> None:
+    session = EngineSession("s", "polling", now=0.0)
     session.send("bye")
     assert session.close() == SessionEnded("server close")
     assert session.close() == SessionEnded("server close")
-    assert session.data_to_send() == [EnginePacket(E.MESSAGE, "bye"), EnginePacket(E.CLOSE)]
+    assert session.poll() == [EnginePacket(E.MESSAGE, "bye"), EnginePacket(E.CLOSE)]
     assert session.next_deadline() is None
+
+
+def test_server_close_during_an_upgrade_still_tells_the_polling_client() -> None:
+    session = upgrading_session()
+    session.close()
+    assert session.poll() == [EnginePacket(E.CLOSE)]
+
+
+def test_server_close_over_websocket_sends_pending_messages_and_no_close_packet() -> None:
+    # As the reference server: the WebSocket itself closing tells the client, and a
+    # close packet would make python-socketio's client give up reconnecting.
+    for session in (EngineSession("s", "websocket", now=0.0), upgraded_session()):
+        session.send("bye")
+        assert session.close() == SessionEnded("server close")
+        assert session.data_to_send() == [EnginePacket(E.MESSAGE, "bye")]
+        assert session.close() == SessionEnded("server close")
+        assert session.data_to_send() == []
+        assert session.next_deadline() is None
 
 
 def test_transport_closed_ends_the_session_once() -> None:
@@ -171,6 +189,14 @@ def test_poll_waits_until_there_is_something_to_send() -> None:
 def upgrading_session() -> EngineSession:
     session = EngineSession("s", "polling", now=0.0, config=CONFIG)
     session.start_upgrade(now=5.0)
+    return session
+
+
+def upgraded_session() -> EngineSession:
+    session = upgrading_session()
+    session.receive_probe(pkt("2probe"), now=6.0)
+    assert session.receive_probe(pkt("5"), now=6.0) == [UpgradeCompleted()]
+    assert session.transport == "websocket"
     return session
 
 

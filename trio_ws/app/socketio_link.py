@@ -162,7 +162,8 @@ class EngineLink(EngineConnection):
             await trio.lowlevel.checkpoint()
 
     async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
-        """End the session with a ``close`` packet (a WebSocket closes with ``code``). Idempotent; raises nothing."""
+        """End the session: a WebSocket closes with ``code`` (no Engine.IO ``close`` packet, so clients
+        reconnect), a long-polling client gets a ``close`` packet. Idempotent; raises nothing."""
         if self.end is None:
             self._close_code = code
             self.fail("server close", reason or "")

@@ -277,12 +277,21 @@ class EngineSession:
         return None
 
     def close(self) -> SessionEnded:
-        """Close the session from the server's side: a ``close`` packet is queued last.
+        """Close the session from the server's side, after the packets already queued.
+
+        On long-polling a ``close`` packet is queued last: a poll is the only
+        way to tell the client. On a WebSocket nothing is added: closing the
+        WebSocket tells the client, as the reference server does (its
+        WebSocket transport closes without a close packet). Clients treat a
+        ``close`` packet as a deliberate end (python-socketio's client then
+        does not reconnect), whereas a WebSocket closing under them is a
+        dropped transport that they reconnect after.
 
         Idempotent: closing a closed session returns the event again and queues nothing.
         """
         if self._state is not SessionState.CLOSED:
-            self._outbox.append(EnginePacket(EngineType.CLOSE))
+            if self._transport == "polling":
+                self._outbox.append(EnginePacket(EngineType.CLOSE))
             self._end()
         return SessionEnded("server close")
 

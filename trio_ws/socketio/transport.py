@@ -14,8 +14,9 @@ Theory of operation
   cancelling the server ends every session and nothing outlives one.
 * **WebSocket.** :meth:`EngineConnection.websocket_transport` runs in the
   WebSocket's own request task: a reader feeding the session and a writer
-  sending what the session queues (pings, the close packet, messages
-  queued before an upgrade). :meth:`EngineConnection.send_messages` writes
+  sending what the session queues (pings, messages queued before an
+  upgrade); a session the server ends closes the WebSocket without an
+  Engine.IO close packet, as the reference server does. :meth:`EngineConnection.send_messages` writes
   messages on the WebSocket from the caller's task (the hub's sender of the
   member), each batch in one write, and a
   :class:`~trio_ws.PreparedMessage` as the frame it shares with every other
@@ -88,7 +89,7 @@ __all__ = ["EngineConnection", "FLUSH_TIMEOUT"]
 
 logger = logging.getLogger("trio_ws.socketio")
 
-#: Seconds a WebSocket is given to send what is left (the close packet) once its session ended.
+#: Seconds a WebSocket is given to send what is left once its session ended.
 FLUSH_TIMEOUT = 5.0
 
 Header = tuple[str, str]
@@ -245,7 +246,7 @@ class EngineConnection:
         return False
 
     def fail(self, reason: str, detail: str) -> None:
-        """End the session from the server's side, with a close packet for the client."""
+        """End the session from the server's side: a close packet for a polling client; a WebSocket just closes."""
         self.session.close()
         self.finish(SessionEnded(reason, detail))
 
@@ -327,7 +328,7 @@ class EngineConnection:
                 with trio.CancelScope() as self._reader_scope:
                     if self.end is None:
                         await self._ws_reader(ws)
-                # Ended: the writer sends what is left (the close packet), then returns.
+                # Ended: the writer sends what is left, then returns.
                 nursery.cancel_scope.deadline = trio.current_time() + FLUSH_TIMEOUT
         except ConnectionClosed:
             self.finish(SessionEnded("transport close"))
