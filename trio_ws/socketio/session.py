@@ -282,10 +282,9 @@ class EngineSession:
         On long-polling a ``close`` packet is queued last: a poll is the only
         way to tell the client. On a WebSocket nothing is added: closing the
         WebSocket tells the client, as the reference server does (its
-        WebSocket transport closes without a close packet). Clients treat a
-        ``close`` packet as a deliberate end (python-socketio's client then
-        does not reconnect), whereas a WebSocket closing under them is a
-        dropped transport that they reconnect after.
+        WebSocket transport closes without a close packet): python-socketio's
+        client takes a ``close`` packet as a deliberate end and does not
+        reconnect, whereas it reconnects after a WebSocket that just closed.
 
         Idempotent: closing a closed session returns the event again and queues nothing.
         """

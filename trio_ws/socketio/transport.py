@@ -16,9 +16,10 @@ Theory of operation
   WebSocket's own request task: a reader feeding the session and a writer
   sending what the session queues (pings, messages queued before an
   upgrade); a session the server ends closes the WebSocket without an
-  Engine.IO close packet, as the reference server does. :meth:`EngineConnection.send_messages` writes
-  messages on the WebSocket from the caller's task (the hub's sender of the
-  member), each batch in one write, and a
+  Engine.IO close packet, as the reference server does.
+  :meth:`EngineConnection.send_messages` writes messages on the WebSocket
+  from the caller's task (the hub's sender of the member), each batch in
+  one write, and a
   :class:`~trio_ws.PreparedMessage` as the frame it shares with every other
   connection that sends it: a broadcast is encoded and framed once, not once
   per session. Every write to the WebSocket holds one lock and first takes
