@@ -371,18 +371,27 @@ async def test_gaps_and_malformed_messages_are_reported(pair: tuple[Node, Node],
 async def test_envelopes_are_opaque_to_the_backend(redis_server: RedisServer, prefix: str) -> None:
     """The backend hands over any envelope unchanged (but for its ``seq``) and acts on no kind."""
     hub, other = FakeHub(), FakeHub()
-    backend = RedisBackend(redis_server.url, prefix=prefix, process_id="P", **FAST)
-    sender = RedisBackend(redis_server.url, prefix=prefix, process_id="Q", **FAST)
+    # Default heartbeat and member_ttl: FAST's 1 s TTL lapsed while a loaded process
+    # stalled for over a second, and room_members() below then found nobody.
+    backend = RedisBackend(redis_server.url, prefix=prefix, process_id="P")
+    sender = RedisBackend(redis_server.url, prefix=prefix, process_id="Q")
     invented = {"kind": "invented", "origin": "Q", "nested": {"list": [1, "two", None]}}
     close_room = {"kind": "close_room", "origin": "Q", "room": "r"}
     with trio.fail_after(TIMEOUT):
-        async with trio.open_nursery() as nursery:
+        async with (
+            trio.open_nursery() as nursery,
+            coredis.Redis(host="127.0.0.1", port=redis_server.port, decode_responses=True) as raw,
+        ):
             await nursery.start(backend.run, hub)
             await nursery.start(sender.run, other)
             hub.members, hub.rooms = {"m1"}, {"r"}
             await backend.add_member("m1", None)
             await backend.add_member("m1", "r")
             await backend.subscribe("r")
+            # subscribe() stops waiting once Redis has not answered for WRITE_WAIT (1 s; on a
+            # loaded machine the writer's first round trip took longer) and subscribes in the
+            # background: a publish before SUBSCRIBE is in Redis reaches nobody (at most once).
+            await subscribers_become(raw, backend.room_channel("r"), 1)
             assert await sender.publish_room("r", invented)
             assert await sender.publish_room("r", close_room)
             while True:
