@@ -213,7 +213,14 @@ class EngineConnection:
         """
         ws = self._websocket
         if self.end is None and ws is not None and self.session.transport == "websocket":
-            async with self._write_lock:
+            lock = self._write_lock
+            try:
+                # Free (the usual case): taken without a trip through the scheduler;
+                # ws.send_many() checks for cancellation and yields once anyway.
+                lock.acquire_nowait()
+            except trio.WouldBlock:
+                await lock.acquire()
+            try:
                 if self.end is not None:
                     raise SessionClosed(f"Engine.IO session {self.sid} is closed")
                 queued = self.session.data_to_send()
@@ -232,6 +239,8 @@ class EngineConnection:
                 except ConnectionClosed:
                     self.finish(SessionEnded("transport close"))
                     raise SessionClosed(f"Engine.IO session {self.sid} is closed") from None
+            finally:
+                lock.release()
             return True
         try:
             for message in messages:
