@@ -440,6 +440,9 @@ class _Connection(EngineConnection):
         handler = self.server._connect[namespace]
         if self.nursery is not None:
             self.nursery.start_soon(self._run_connect, socket, handler)
+            # With the yield of the reader's next receive, the handler starts before the next
+            # packet is handled (one that does not wait has connected the namespace by then).
+            await trio.lowlevel.checkpoint()
 
     async def _run_connect(self, socket: Socket, handler: ConnectHandler | None) -> None:
         try:
