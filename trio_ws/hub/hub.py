@@ -1,4 +1,4 @@
-"""The hub: members, rooms, fan-out, presence.
+"""The hub: members, rooms, fan-out (presence queries and watchers: :mod:`trio_ws.hub.presence`).
 
 Theory of operation. A server handler registers its connection with
 ``async with hub.connect(ws) as member:``. That starts two tasks for the member
@@ -28,7 +28,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any
 
 import trio
 
@@ -50,6 +50,7 @@ from .member import (
 )
 from .outbox import Outbox, Outcome, OverflowPolicy
 from .positioned import PositionedVariants
+from .presence import Presence
 from .publisher import Publisher
 from .remote import RemoteSide
 from .room_history import HistoryControl
@@ -61,7 +62,7 @@ __all__ = ["Hub", "Member", "DeliveryReport", "PresenceEvent", "HubStats", "Mess
 
 logger = logging.getLogger("trio_ws.hub")
 
-class Hub(StreamRooms, HistoryControl, RemoteSide):
+class Hub(Presence, StreamRooms, HistoryControl, RemoteSide):
     """Rooms of WebSocket connections with non-blocking fan-out.
 
     Use it as ``async with Hub(...) as hub:`` around the server (the block
@@ -360,32 +361,6 @@ class Hub(StreamRooms, HistoryControl, RemoteSide):
                         await self._backend.unsubscribe(room)
             await self._presence("leave", room, member.id)
 
-    def rooms(self, member_id: str) -> frozenset[str]:
-        """The rooms of a local member (empty for an unknown id); internal rooms are not listed. Raises nothing."""
-        member = self._members.get(member_id)
-        return member.rooms if member is not None else frozenset()
-
-    def local_room_members(self, room: str) -> frozenset[str]:
-        """This process's members of ``room``."""
-        return frozenset(self._rooms.get(room, ()))
-
-    async def members(self, room: str) -> frozenset[str]:
-        """Every member of ``room``: across processes with a backend, else local.
-
-        When the backend cannot answer (it is down), the local members.
-        Raises what the backend raises (the Redis backend: nothing);
-        cancelling is safe (nothing changes); concurrent calls are allowed.
-        """
-        if self._backend is not None:
-            found = await self._backend.room_members(room)
-            if found is not None:
-                return frozenset(found) | self.local_room_members(room)
-        return self.local_room_members(room)
-
-    async def member_count(self, room: str) -> int:
-        """How many members ``room`` has (see :meth:`members`)."""
-        return len(await self.members(room))
-
     async def close_room(self, room: str) -> None:
         """Remove every member from ``room``, in every process; they stay connected.
 
@@ -562,49 +537,6 @@ class Hub(StreamRooms, HistoryControl, RemoteSide):
 
     def _offer(self, member: Member, message: Frames) -> Outcome:
         return offer(member, message, self.stats)
-
-    # -- presence --------------------------------------------------------------
-    @asynccontextmanager
-    async def watch(self, room: str) -> AsyncIterator[trio.MemoryReceiveChannel[PresenceEvent]]:
-        """Observe joins and leaves of ``room`` (local, and remote with a backend).
-
-        Yields:
-            a channel of :class:`PresenceEvent`. Events that find its buffer
-            (256) full are dropped, so a slow watcher cannot hold up the hub.
-
-        Raises nothing; several watchers of one room may be open at once,
-        each seeing every event.
-        """
-        watchers = self._watchers.setdefault(room, Watchers())
-        try:
-            async with watchers.watch() as receive:
-                yield receive
-        finally:
-            if not watchers and self._watchers.get(room) is watchers:
-                del self._watchers[room]
-
-    @asynccontextmanager
-    async def backend_events(self) -> AsyncIterator[trio.MemoryReceiveChannel[BackendEvent]]:
-        """Observe the backend's state changes (down, up, gap) to resync after an outage.
-
-        Yields a channel of :class:`~trio_ws.hub.BackendEvent`, dropping
-        events that find its buffer (256) full. Raises nothing; several
-        watchers may be open at once, each seeing every event.
-        """
-        async with self._event_watchers.watch() as receive:
-            yield receive
-
-    async def _presence(self, kind: Literal["join", "leave"], room: str, member_id: str) -> None:
-        count = len(self._rooms.get(room, ()))
-        self._notify(PresenceEvent(kind, room, member_id, count))
-        if self._publisher is not None:
-            with trio.move_on_after(1):
-                await self._publisher.presence(room, member_id, kind)
-
-    def _notify(self, event: PresenceEvent) -> None:
-        watchers = self._watchers.get(event.room)
-        if watchers is not None:
-            watchers.notify(event)
 
     def _local(self, member_id: str) -> Member:
         member = self._members.get(member_id)
