@@ -35,8 +35,6 @@ arrives, before its payload is buffered; compressed messages are bounded by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 from wsproto.frame_protocol import CloseReason as WsprotoCloseReason
@@ -58,6 +56,7 @@ from .framing import (
 )
 from .masking import apply_mask
 from .prepared import FramingKey, PreparedMessage
+from .protocol_events import CloseReceived, Event, MessageChunk, PingReceived, PongReceived, ProtocolFailure
 
 __all__ = [
     "MessageChunk",
@@ -91,48 +90,6 @@ DIRECT_READ_SHARE = 4
 _PLAIN_CLOSE_CODES = frozenset({1000, 1001})
 #: Close codes wsproto would not send as they are (it rewrites or drops them).
 _LOCAL_ONLY_CLOSE_CODES = frozenset({1005, 1006, 1015})
-
-
-@dataclass(slots=True)
-class MessageChunk:
-    """A piece of a data message (the whole message when ``final`` and first)."""
-
-    data: bytes | str
-    is_text: bool
-    final: bool
-
-
-@dataclass(slots=True)
-class PingReceived:
-    """The peer sent a ping; it must be answered with a pong of this payload."""
-
-    payload: bytes
-
-
-@dataclass(slots=True)
-class PongReceived:
-    """The peer sent a pong."""
-
-    payload: bytes
-
-
-@dataclass(slots=True)
-class CloseReceived:
-    """The peer sent a close frame with this code (1005 for none) and reason."""
-
-    code: int
-    reason: str
-
-
-@dataclass(slots=True)
-class ProtocolFailure:
-    """The peer broke the protocol; fail the connection with this close code."""
-
-    code: int
-    reason: str
-
-
-Event = MessageChunk | PingReceived | PongReceived | CloseReceived | ProtocolFailure
 
 
 class ProtocolCore:
