@@ -12,8 +12,9 @@ state decide (:mod:`trio_ws.protocol`, :mod:`trio_ws.closing`); the receive
 queue holds what was read until :meth:`WebSocketConnection.get_message`
 takes it (:mod:`trio_ws.receive_queue`); the writer serialises what is sent
 (:mod:`trio_ws.writer`); the ping tracker matches pongs to pings
-(:mod:`trio_ws.pings`). This module wires them to a stream and holds the
-public API, including closing: :meth:`WebSocketConnection.aclose` sends our
+(:mod:`trio_ws.pings`); the properties that describe the connection are
+:mod:`trio_ws.connection_details`. This module wires them to a stream and
+holds the public API, including closing: :meth:`WebSocketConnection.aclose` sends our
 close frame and waits while the reader (or, when the reader was cancelled
 with its owner, ``aclose`` itself) reads until the closing state expects no
 more input.
@@ -29,12 +30,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
 from .close import ABNORMAL_CLOSURE, INTERNAL_ERROR, NORMAL_CLOSURE, CloseReason, is_sendable_close_code
-from .endpoint import Endpoint, stream_address
+from .connection_details import ConnectionDetails
 from .errors import TRANSPORT_ERRORS, ConnectionClosed, MessageTypeError
 from .heartbeat import keep_alive
 from .locks import LazyEvent, LazyParkingLot
@@ -42,12 +43,9 @@ from .log import ConnectionLogger
 from .options import ConnectionOptions, seconds_or_inf
 from .pings import PingTracker
 from .prepared import PreparedMessage
-from .protocol import (
-    ProtocolCore,
-)
+from .protocol import ProtocolCore
 from .reader import Reader
 from .receive_queue import Message, ReceiveQueue
-from .tls import peer_certificate
 from .writer import Writer
 
 if TYPE_CHECKING:
@@ -78,7 +76,7 @@ async def close_transport(stream: trio.abc.Stream) -> None:
         await trio.aclose_forcefully(stream)
 
 
-class WebSocketConnection(trio.abc.AsyncResource):
+class WebSocketConnection(ConnectionDetails, trio.abc.AsyncResource):
     """An open WebSocket connection, client or server side.
 
     Do not create one directly: get it from :func:`~trio_ws.open_websocket`,
@@ -167,70 +165,6 @@ class WebSocketConnection(trio.abc.AsyncResource):
         :class:`~trio_ws.DisconnectionTimeout` then).
         """
         return self._close_timed_out
-
-    @property
-    def is_client(self) -> bool:
-        """True on the client side of the connection."""
-        return self._core.is_client
-
-    @property
-    def is_server(self) -> bool:
-        """True on the server side of the connection."""
-        return not self._core.is_client
-
-    @property
-    def local(self) -> Endpoint | str:
-        """The local address: an :class:`Endpoint`, a Unix socket path, or the stream's repr()."""
-        return stream_address(self._stream, remote=False)
-
-    @property
-    def remote(self) -> Endpoint | str:
-        """The peer's address: an :class:`Endpoint`, a Unix socket path, or the stream's repr()."""
-        return stream_address(self._stream, remote=True)
-
-    @property
-    def peer_certificate(self) -> dict[str, Any] | None:
-        """The peer's TLS certificate as ``ssl`` decodes it, or None (see :func:`trio_ws.tls.peer_certificate`).
-
-        A server sees a client certificate only when its ``ssl.SSLContext``
-        asks for one (``verify_mode``) and it passed verification.
-        """
-        return peer_certificate(self._stream)
-
-    @property
-    def path(self) -> str:
-        """The request target (path and query) of the opening handshake."""
-        return self._path
-
-    @property
-    def subprotocol(self) -> str | None:
-        """The negotiated subprotocol, or None."""
-        return self._subprotocol
-
-    @property
-    def handshake_headers(self) -> Headers:
-        """The headers the peer sent in the opening handshake, as bytes pairs."""
-        return self._handshake_headers
-
-    @property
-    def latency(self) -> float | None:
-        """The round trip of the last answered ping in seconds, or None yet."""
-        return self._pings.latency
-
-    @property
-    def compression(self) -> bool:
-        """True when permessage-deflate was negotiated."""
-        return self._core.extension is not None
-
-    @property
-    def shares_frames(self) -> bool:
-        """True when prepared messages go out here as shared, pre-built frames."""
-        return self._core.shared_framing_key()[0]
-
-    @property
-    def connection_id(self) -> int:
-        """A process-wide id of this connection, as shown in log records."""
-        return self._logger.conn_id
 
     # -- receiving -----------------------------------------------------------
     async def get_message(self) -> Message:
