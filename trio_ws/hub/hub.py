@@ -287,11 +287,17 @@ class Hub(Presence, StreamRooms, HistoryControl, RemoteSide):
             KeyError: when ``member_id`` is not a member of this process.
             ValueError: when ``since`` is not an (epoch, offset) pair.
 
+        With a backend, this returns once the backend has the room's
+        subscription and the member (Redis confirmed them: another process's
+        publish from then on reaches the member), unless the link is declared
+        down first (with Redis, at most ``command_timeout`` after Redis stops
+        answering; the reconnection subscribes and registers it before ``up``).
+
         Cancelling is safe: the member is in the room before the first
         checkpoint, and the backend's part (the room's subscription, the
         shared membership, presence) finishes shielded, so a cancelled join
-        has joined everywhere. The replay is queued before the first
-        checkpoint too, except in a room streamed through the backend, where
+        has joined everywhere, on those terms. The replay is queued before
+        the first checkpoint too, except in a room streamed through the backend, where
         a replay still being read when the call is cancelled is not queued.
         Concurrent calls are allowed.
         """
@@ -338,7 +344,8 @@ class Hub(Presence, StreamRooms, HistoryControl, RemoteSide):
 
         Cancelling is safe: the member is out of the room before the first
         checkpoint, and the backend's part finishes shielded, so a cancelled
-        leave has left everywhere. Concurrent calls are allowed.
+        leave has left everywhere. Unlike :meth:`join`, the removal may reach
+        other processes after this returns. Concurrent calls are allowed.
         """
         member = self._local(member_id)
         if room in member._rooms:

@@ -169,7 +169,8 @@ class RedisBackend(RedisMembership, RedisPublishing, RedisStreams, RedisParking)
         command_timeout: seconds any single Redis command may take before the
             link counts as down. Default 3.0: a process busy fanning out to
             thousands of clients can take over a second to run a command, and
-            1 s made such a process flap down/up and lose envelopes.
+            1 s made such a process flap down/up and lose envelopes. It is
+            also the longest a join waits for a Redis that does not answer.
         publish_queue_size: envelopes that may wait to be sent to Redis;
             beyond it publishing returns False (the envelope is lost and
             counted). Default 10,000.
@@ -251,7 +252,7 @@ class RedisBackend(RedisMembership, RedisPublishing, RedisStreams, RedisParking)
         self._init_streams()
         self._ops = deque()
         self._ops_queued = trio.Event()
-        self._op_started: float | None = None
+        self._op_running: trio.Event | None = None
 
     # -- names -----------------------------------------------------------------
     def room_channel(self, room: str) -> str:
@@ -324,6 +325,7 @@ class RedisBackend(RedisMembership, RedisPublishing, RedisStreams, RedisParking)
             finally:
                 self._up = False
                 self._streams_down()
+                self._release_writes()
                 self._client = self._pubsub = self._scope = None
             # Cancelled from outside, coredis may have turned it into a ConnectionError:
             # then we are stopping, not disconnected.
@@ -408,6 +410,7 @@ class RedisBackend(RedisMembership, RedisPublishing, RedisStreams, RedisParking)
             self._up = False
             self._streams_down()
             self._generation_number += 1  # what is queued is lost: never sent late
+            self._release_writes()
             self._scope.cancel()
 
     def _failed(self, what: str, exc: BaseException) -> None:
@@ -548,12 +551,15 @@ class RedisBackend(RedisMembership, RedisPublishing, RedisStreams, RedisParking)
     async def subscribe(self, room: str) -> None:
         """Receive ``room``'s envelopes (the first local member joined).
 
-        The writer task subscribes, in order with the other changes; this
-        waits for it while Redis answers, and stops waiting once Redis has
-        not answered for ``WRITE_WAIT`` (1 s). Never raises; while down,
-        the next connection subscribes it. Cancelling is safe (the
-        subscription is queued before the first checkpoint and made anyway);
-        concurrent calls are allowed.
+        The writer task subscribes, in order with the other changes. This
+        returns once Redis has confirmed the subscription (a message published
+        from then on is received), however long Redis takes while the link is
+        up; or, without it, once the link is declared down (at most
+        ``command_timeout`` after Redis stops answering): the next connection
+        subscribes the hub's rooms before it reports ``up``, and what is
+        published meanwhile is lost (at most once). Never raises. Cancelling
+        is safe (the subscription is queued before the first checkpoint and
+        made anyway); concurrent calls are allowed.
         """
         await self._run_op(f"subscribe to {room!r}", partial(self._subscribe, room))
 
@@ -571,8 +577,8 @@ class RedisBackend(RedisMembership, RedisPublishing, RedisStreams, RedisParking)
     async def unsubscribe(self, room: str) -> None:
         """Stop receiving ``room``'s envelopes (the last local member left).
 
-        The writer task unsubscribes; this waits for it while Redis answers
-        (at most ``WRITE_WAIT``, 1 s, without an answer). Never raises;
+        The writer task unsubscribes; this returns once it is done or the
+        link is declared down, as :meth:`subscribe`. Never raises;
         cancelling is safe (as for :meth:`subscribe`); concurrent calls are
         allowed.
         """
@@ -590,5 +596,7 @@ class RedisBackend(RedisMembership, RedisPublishing, RedisStreams, RedisParking)
             with trio.fail_after(self._timeout):
                 await pubsub.unsubscribe(channel)
         except Exception as exc:
-            # Harmless: the hub ignores envelopes of rooms it does not have.
-            logger.debug("unsubscribe from %s failed: %s", channel, _describe(exc))
+            if isinstance(exc, (RedisConnectionError, OSError, trio.TooSlowError)):
+                self._lose(f"unsubscribe from {room!r}: {_describe(exc)}")  # unanswered: the link is down
+            else:  # harmless: the hub ignores envelopes of rooms it does not have
+                logger.debug("unsubscribe from %s failed: %s", channel, _describe(exc))

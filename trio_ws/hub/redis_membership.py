@@ -28,12 +28,6 @@ __all__ = ["RedisMembership"]
 
 logger = logging.getLogger("trio_ws.hub.redis")
 
-#: Seconds without an answer from Redis after which a join or leave stops
-#: waiting for its write and lets it finish in the background (see ``_run_op``).
-#: Far above a healthy round trip, even on a loaded machine, and a third of
-#: the default ``command_timeout``.
-WRITE_WAIT = 1.0
-
 # Deletes KEYS[1] only while it still names this process (ids may move).
 _DELETE_IF_OURS = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 # Drops a process from a room's index once its member set is gone (expired).
@@ -49,9 +43,10 @@ class RedisMembership(RedisLink):
     _version: int
     _dirty: bool
     _ttl_ms: int
-    _ops: deque[tuple[str, Callable[[], Awaitable[Any]], trio.Event]]
+    _generation_number: int
+    _ops: deque[tuple[int, str, Callable[[], Awaitable[Any]], trio.Event]]
     _ops_queued: trio.Event
-    _op_started: float | None
+    _op_running: trio.Event | None
 
     def _members_key(self, room: str, process_id: str) -> str:
         return f"{self._prefix}:members:{{{room}}}:{process_id}"
@@ -160,34 +155,36 @@ class RedisMembership(RedisLink):
 
     # -- the writer: membership writes and subscription changes, in order --------
     async def _run_op(self, what: str, op: Callable[[], Awaitable[Any]]) -> None:
-        """Run ``op`` in the writer task, after the ones queued before, and wait for it while Redis answers.
+        """Run ``op`` in the writer task, after the ones queued before, and wait until it is done or the link is down.
 
-        The caller waits until ``op`` is done for as long as the writer makes
-        progress: a burst of joins queued behind each other each returns once
-        its own write (and subscription) is in Redis, so what a caller does
-        next sees it. The wait stops when the operation the writer is running
-        has had no answer for ``WRITE_WAIT`` seconds (and at once when the
-        writer is already stuck that long): a paused Redis never holds up a
-        join or a leave for ``command_timeout``; the operation then completes
-        in the background, in order. Skipped while the link is down: the
-        next generation rewrites the membership and resubscribes from the
-        hub's state. Cancelling the wait is safe (the operation still runs).
+        While the link is up the caller waits for its own operation, however
+        slow Redis is to answer: when this returns with the link still up, the
+        write (or subscription) is in Redis, so what the caller does next
+        (another process's publish, a membership read) sees it. The wait ends
+        early only when the link is declared down (an error, or a command of
+        the link, this one included, unanswered for ``command_timeout``):
+        then a paused Redis holds a caller up for at most ``command_timeout``,
+        the hub receives ``down``, and the next connection writes the
+        membership again and resubscribes from the hub's state before it
+        reports ``up``. Skipped at once while the link is down (same rewrite).
+        An error reply from Redis (not a transport failure) also ends the
+        wait; the next heartbeat writes the membership again. Cancelling the
+        wait is safe (the operation still runs).
         """
         if not self._up:
             self._dirty = True
             return
         done = trio.Event()
-        self._ops.append((what, op, done))
+        self._ops.append((self._generation_number, what, op, done))
         self._ops_queued.set()
-        while not done.is_set():
-            # Wait until the operation now running has had WRITE_WAIT to answer;
-            # a writer that moves on to the next operation restarts that clock.
-            started = self._op_started
-            now = trio.current_time()
-            if started is not None and now - started >= WRITE_WAIT:
-                return
-            with trio.move_on_at((now if started is None else started) + WRITE_WAIT):
-                await done.wait()
+        await done.wait()
+
+    def _release_writes(self) -> None:
+        """The link is down: the callers waiting for the writer stop waiting (the next generation rewrites all)."""
+        for _, _, _, done in self._ops:
+            done.set()
+        if self._op_running is not None:
+            self._op_running.set()
 
     async def _writer(self) -> None:
         """Run the queued operations in order (one Redis round trip each), for as long as the backend runs."""
@@ -195,19 +192,21 @@ class RedisMembership(RedisLink):
             await self._ops_queued.wait()
             self._ops_queued = trio.Event()
             while self._ops:
-                what, op, done = self._ops.popleft()
-                if not self._up:
+                generation, what, op, done = self._ops.popleft()
+                if not self._up or generation != self._generation_number:
+                    # Queued before the link was lost: the new generation rewrote the
+                    # state after this change, and running it late could undo a later one.
                     self._dirty = True
                     done.set()
                     continue
-                self._op_started = trio.current_time()
+                self._op_running = done
                 try:
                     await op()
                 except Exception as exc:
                     self._dirty = True
                     self._failed(what, exc)
                 finally:
-                    self._op_started = None
+                    self._op_running = None
                     done.set()
 
     async def _write(self, what: str, build: Callable[[AnyPipeline], list[Any]]) -> None:
@@ -219,8 +218,9 @@ class RedisMembership(RedisLink):
         """Record a local member (``room`` None) or its joining ``room``.
 
         Never raises; a write that fails is redone by the next heartbeat.
-        Waits for the write while Redis answers (at most ``WRITE_WAIT``,
-        1 s, without an answer). Cancelling is safe (the member is recorded
+        Returns once the write is in Redis, or once the link is declared down
+        (at most ``command_timeout`` after Redis stops answering; the next
+        connection writes it). Cancelling is safe (the member is recorded
         and its write queued before the first checkpoint); concurrent calls
         are allowed and written in order.
         """
