@@ -828,7 +828,10 @@ async def test_cleanup_when_the_handler_raises() -> None:
 
 async def test_cleanup_on_keepalive_timeout() -> None:
     hub = Hub()
-    options = {"ping_interval": 0.2, "ping_timeout": 0.3, "disconnect_timeout": 0.5}
+    # ping_timeout is what the witness (a real client in this process) has to
+    # answer each ping: 1 s leaves room for a loaded machine, and the victim is
+    # still gone well within the 5 s checked below.
+    options = {"ping_interval": 0.2, "ping_timeout": 1.0, "disconnect_timeout": 0.5}
     with trio.fail_after(TIMEOUT):
         async with victim_and_witness(hub, **options) as (port, server, _nursery, witness, events):
             # A client that completes the handshake by hand, then never reads or answers a ping.
@@ -841,8 +844,9 @@ async def test_cleanup_on_keepalive_timeout() -> None:
             assert closed is not None
             assert closed.code == 1011
             assert closed.reason == "keepalive ping timeout"
-            # The witness answers pings by itself and stays.
-            await trio.sleep(0.8)
+            # The witness answers pings by itself and stays (one more full
+            # interval + timeout: a witness that did not answer would be gone).
+            await trio.sleep(1.2)
             assert hub.local_room_members("room") == {"witness"}
             await stream.aclose()
 
