@@ -14,7 +14,14 @@ from support.sio import SIO_CLIENT, check_full_scenario, open_raw, run_node, run
 
 from trio_ws import ConnectionClosed, ConnectionRejected, WebSocketServer, open_websocket_url, serve_websocket
 from trio_ws.socketio import EngineConfig, Handshake, SessionClosed, decode_packet
-from trio_ws.socketio.server import ConnectRefused, EngineRequestError, Socket, SocketIOServer, check_request
+from trio_ws.socketio.server import (
+    MAX_EARLY_PACKETS,
+    ConnectRefused,
+    EngineRequestError,
+    Socket,
+    SocketIOServer,
+    check_request,
+)
 
 
 @pytest.fixture
@@ -78,8 +85,12 @@ async def test_raw_pings_are_answered(nursery: trio.Nursery) -> None:
             handshake = Handshake.from_packet(decode_packet(await ws.get_message()))
             assert (handshake.ping_interval, handshake.ping_timeout) == (0.05, 2.0)
             await ws.send_message("40")
-            assert (await ws.get_message()).startswith('40{"sid":"')
-            for _ in range(3):
+            pings = 0
+            while (message := await ws.get_message()) == "2":  # a ping may come before the answer
+                pings += 1
+                await ws.send_message("3")
+            assert message.startswith('40{"sid":"')
+            for _ in range(3 - min(pings, 2)):
                 assert await ws.get_message() == "2"  # the server's ping
                 await ws.send_message("3")
 
@@ -153,6 +164,117 @@ async def test_raw_bad_input_closes_the_session(
     assert [m for m in messages if not str(m).startswith("40{")] == []
     assert reason.code == close_code
     assert calls == []
+
+
+async def test_packets_sent_while_the_connect_handler_runs_are_handled_after_it(
+    served: tuple[SocketIOServer, WebSocketServer],
+) -> None:
+    """A client's packets wait for a slow connect handler, then are handled: an ack comes back."""
+    sio, server = served
+    release = trio.Event()
+    seen: list[str] = []
+
+    @sio.on_connect()
+    async def slow(socket: Socket, auth: Any) -> None:
+        await release.wait()
+
+    @sio.on("note")
+    async def note(socket: Socket, text: str) -> str:
+        seen.append(text)
+        return text.upper()
+
+    with trio.fail_after(10):
+        async with open_raw(server.port) as ws:
+            await ws.get_message()
+            for frame in ("40", '42["note","a"]', '421["note","b"]'):
+                await ws.send_message(frame)
+            await trio.sleep(0.2)  # the server has read them (it has nothing to answer yet)
+            assert seen == []  # nothing handled while the namespace is connecting
+            release.set()
+            assert (await ws.get_message()).startswith('40{"sid":"')
+            assert await ws.get_message() == '431["B"]'
+    assert sorted(seen) == ["a", "b"]
+
+
+async def test_a_disconnect_sent_while_the_connect_handler_runs_applies_after_it(
+    served: tuple[SocketIOServer, WebSocketServer],
+) -> None:
+    """CONNECT, DISCONNECT, EVENT sent at once: the event is for a left namespace, however slow the connect."""
+    sio, server = served
+    release = trio.Event()
+    seen: list[str] = []
+
+    @sio.on_connect()
+    async def slow(socket: Socket, auth: Any) -> None:
+        await release.wait()
+
+    @sio.on("note")
+    async def note(socket: Socket, text: str) -> None:
+        seen.append(text)
+
+    @sio.on_disconnect()
+    async def gone(socket: Socket, reason: str) -> None:
+        seen.append(reason)
+
+    with trio.fail_after(10):
+        async with open_raw(server.port) as ws:
+            await ws.get_message()
+            for frame in ("40", '42["note","before"]', "41", '42["note","after disconnect"]'):
+                await ws.send_message(frame)
+            await trio.sleep(0.2)  # the server has read them
+            release.set()
+            assert (await ws.get_message()).startswith('40{"sid":"')
+            await ws.send_message("1")  # end the session: every handler has run when it is closed
+            await messages_until_closed(ws)
+    assert sorted(seen) == ["before", "client namespace disconnect"]
+
+
+async def test_packets_sent_while_a_refused_connect_ran_are_dropped(
+    served: tuple[SocketIOServer, WebSocketServer],
+) -> None:
+    sio, server = served
+    release = trio.Event()
+    seen: list[str] = []
+
+    @sio.on_connect()
+    async def refuse(socket: Socket, auth: Any) -> None:
+        await release.wait()
+        raise ConnectRefused("no")
+
+    @sio.on("note")
+    async def note(socket: Socket, text: str) -> None:
+        seen.append(text)
+
+    with trio.fail_after(10):
+        async with open_raw(server.port) as ws:
+            await ws.get_message()
+            await ws.send_message("40")
+            await ws.send_message('42["note","early"]')
+            await trio.sleep(0.2)  # the server has read it
+            release.set()
+            assert await ws.get_message() == '44{"message":"no"}'
+            await ws.send_message('42["note","late"]')
+            await trio.testing.wait_all_tasks_blocked()
+    assert seen == []
+
+
+async def test_too_many_packets_before_the_namespace_connected_close_the_session(
+    served: tuple[SocketIOServer, WebSocketServer],
+) -> None:
+    sio, server = served
+
+    @sio.on_connect()
+    async def never(socket: Socket, auth: Any) -> None:
+        await trio.sleep_forever()
+
+    with trio.fail_after(10):
+        async with open_raw(server.port) as ws:
+            await ws.get_message()
+            await ws.send_message("40")
+            for _ in range(MAX_EARLY_PACKETS + 1):
+                await ws.send_message('42["note"]')
+            messages, reason = await messages_until_closed(ws)
+    assert (messages, reason.code) == ([], 1008)
 
 
 async def test_client_close_packet_ends_the_session(served: tuple[SocketIOServer, WebSocketServer]) -> None:

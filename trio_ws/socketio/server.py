@@ -41,7 +41,15 @@ from .requests import (
 from .session import EngineConfig, SessionEnded, SessionState, Transport, new_sid
 from .transport import EngineConnection
 
-__all__ = ["SocketIOServer", "Socket", "ConnectRefused", "EngineRequestError", "check_request", "RESERVED_EVENTS"]
+__all__ = [
+    "SocketIOServer",
+    "Socket",
+    "ConnectRefused",
+    "EngineRequestError",
+    "check_request",
+    "RESERVED_EVENTS",
+    "MAX_EARLY_PACKETS",
+]
 
 logger = logging.getLogger("trio_ws.socketio")
 
@@ -89,6 +97,11 @@ def _ack_args(result: Any) -> list[Any]:
     return [result]
 
 
+#: Packets a client may send for a namespace while its connect handler runs
+#: (held, then handled in order); more closes the session as bad input.
+MAX_EARLY_PACKETS = 256
+
+
 class Socket:
     """One client connected to one namespace.
 
@@ -106,6 +119,9 @@ class Socket:
         self.auth = auth
         self.engine_sid = connection.session.sid
         self.connected = False
+        # Packets for this namespace that arrived while its connect handler
+        # ran: handled in order once it accepts, dropped if it refuses.
+        self._early: list[Packet] | None = []
         self._ack_ids = itertools.count()
         self._pending: dict[int, trio.MemorySendChannel[list[Any]]] = {}
 
@@ -256,7 +272,10 @@ class SocketIOServer:
 
         Raise :exc:`ConnectRefused` to refuse. Registering it (or any event
         handler) for a namespace makes the namespace exist; a client asking
-        for any other gets CONNECT_ERROR ``Invalid namespace``.
+        for any other gets CONNECT_ERROR ``Invalid namespace``. Packets the
+        client sends for the namespace while the handler runs are held and
+        handled in order once it accepts (dropped if it refuses); more than
+        :data:`MAX_EARLY_PACKETS` of them close the session as bad input.
         """
 
         def register(handler: ConnectHandler) -> ConnectHandler:
@@ -417,9 +436,21 @@ class _Connection(EngineConnection):
             await self._on_connect(packet)
         elif kind is PacketType.CONNECT_ERROR:
             raise InvalidPacket("a client does not send CONNECT_ERROR packets")
-        elif socket is None or not socket.connected:
+        elif socket is not None and socket.connected:
+            self._handle_packet(socket, packet)
+        elif socket is not None and socket._early is not None:
+            if len(socket._early) >= MAX_EARLY_PACKETS:
+                raise InvalidPacket(
+                    f"more than {MAX_EARLY_PACKETS} packets before namespace {packet.namespace!r} connected"
+                )
+            socket._early.append(packet)
+        else:
             logger.debug("packet for namespace %r, which is not connected: ignored", packet.namespace)
-        elif kind is PacketType.DISCONNECT:
+
+    def _handle_packet(self, socket: Socket, packet: Packet) -> None:
+        """Act on a DISCONNECT, EVENT or ACK for a connected namespace."""
+        kind = packet.type
+        if kind is PacketType.DISCONNECT:
             self.detach(socket, "client namespace disconnect")
         elif kind in (PacketType.EVENT, PacketType.BINARY_EVENT):
             handler = self.server._events.get((packet.namespace, packet.data[0]))
@@ -440,9 +471,6 @@ class _Connection(EngineConnection):
         handler = self.server._connect[namespace]
         if self.nursery is not None:
             self.nursery.start_soon(self._run_connect, socket, handler)
-            # With the yield of the reader's next receive, the handler starts before the next
-            # packet is handled (one that does not wait has connected the namespace by then).
-            await trio.lowlevel.checkpoint()
 
     async def _run_connect(self, socket: Socket, handler: ConnectHandler | None) -> None:
         try:
@@ -452,16 +480,23 @@ class _Connection(EngineConnection):
             body: dict[str, Any] = {"message": refusal.message}
             if refusal.data is not None:
                 body["data"] = refusal.data
+            socket._early = None
             self.sockets.pop(socket.namespace, None)
             self.reply(Packet(PacketType.CONNECT_ERROR, socket.namespace, body))
         except Exception:
             logger.exception("connect handler of namespace %r failed", socket.namespace)
+            socket._early = None
             self.sockets.pop(socket.namespace, None)
             self.reply(Packet(PacketType.CONNECT_ERROR, socket.namespace, {"message": "Internal error"}))
         else:
+            early, socket._early = socket._early or [], None
             if self.sockets.get(socket.namespace) is socket and self.session.state is not SessionState.CLOSED:
                 socket.connected = True
                 self.reply(Packet(PacketType.CONNECT, socket.namespace, {"sid": socket.sid}))
+                for packet in early:
+                    if not socket.connected:  # an early DISCONNECT: what follows it is ignored
+                        break
+                    self._handle_packet(socket, packet)
         await self.flush()
 
     async def _run_event(self, socket: Socket, handler: EventHandler, packet: Packet) -> None:
