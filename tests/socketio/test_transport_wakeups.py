@@ -2,8 +2,9 @@
 
 A packet that queues nothing for the client (an event whose ack the layer
 writes itself) wakes neither the session's clock nor its WebSocket writer,
-and the hub's sender that writes the ack takes the session's write lock
-without a trip through the scheduler:
+the App's worker that handles the event runs once (it queues the ack without
+yielding), and the hub's sender that writes the ack takes the session's
+write lock without a trip through the scheduler:
 counted with a Trio instrument over real round trips on 127.0.0.1, so no
 timing is involved. The wake-ups that must stay are pinned too: a pong that
 brings the next ping before the pong deadline re-arms the clock (on the
@@ -30,6 +31,7 @@ from trio_ws.socketio.server import Socket, SocketIOServer
 CLOCK = "trio_ws.socketio.transport.EngineConnection._clock"
 WRITER = "trio_ws.socketio.transport.EngineConnection._ws_writer"
 SENDER = "trio_ws.hub.hub.Hub._sender"
+WORKER = "_worker"  # the App session's event worker (WebSocket.start_soon names a task by its function)
 SLOW_PINGS = EngineConfig(ping_interval=30, ping_timeout=30)  # no ping within a test
 
 
@@ -97,7 +99,7 @@ async def test_app_echo_round_trips_wake_neither_the_clock_nor_the_writer() -> N
         async with app_session(app) as ws:
             await ws.send_message('420["echo","warm"]')
             assert await ws.get_message() == '430["warm"]'
-            async with counting(CLOCK, WRITER, SENDER) as counter:
+            async with counting(CLOCK, WRITER, SENDER, WORKER) as counter:
                 for i in range(1, 21):
                     await ws.send_message(f'42{i}["echo",{i}]')
                     assert await ws.get_message() == f"43{i}[{i}]"
@@ -106,6 +108,9 @@ async def test_app_echo_round_trips_wake_neither_the_clock_nor_the_writer() -> N
     # The sender wakes for the ack and yields once in the write: the session's free
     # write lock is taken without a trip through the scheduler.
     assert counter.steps[SENDER] <= 2 * 20
+    # The worker runs once per event: it wakes for the event, queues the ack in the
+    # member's outbox without yielding, and parks in its next receive from the queue.
+    assert counter.steps[WORKER] <= 20
 
 
 async def test_standalone_server_echo_round_trips_do_not_wake_the_clock() -> None:

@@ -484,7 +484,9 @@ class SocketIOSession(EventSession):
         if self.conn.websocket.in_hub:  # else: before any CONNECT, ignored
             with contextlib.suppress(ConnectionClosed):
                 self._sio_conn._queue(frames)
-        await trio.lowlevel.checkpoint()
+        # No checkpoint: only a worker answers, and its next receive from the
+        # queue yields anyway (it parks, or checkpoints if an event waits), so
+        # the handler's task runs once per event, not twice.
 
     async def _answer_error(
         self, error_type: str, message: str, call_id: int | None, *, namespace: str = DEFAULT_NAMESPACE
