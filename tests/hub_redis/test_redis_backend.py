@@ -22,7 +22,7 @@ import trio.lowlevel
 import trio.testing
 from conftest import RedisServer
 
-from trio_ws.hub import BackendEvent, Hub
+from trio_ws.hub import BackendEvent, Hub, MessageVariants, PositionedVariants
 from trio_ws.hub.client import HubClient
 
 coredis = pytest.importorskip("coredis", reason="coredis is not installed (test extra)")
@@ -740,3 +740,15 @@ async def test_a_broadcast_within_a_room_reaches_only_its_members_in_other_proce
             await hub_a.broadcast("all", "for other", within=other.id)
             assert await vip.client.get_message() == "for vips"
             assert await other.client.get_message() == "for other"
+            # A publish-only client narrows its broadcasts the same way; a PositionedVariants
+            # in a room without history goes without a position.
+            client = HubClient(backend("W"))
+            assert not client.running
+            async with client:
+                assert client.running
+                assert await client.broadcast("all", "vips, from a worker", within="vip")
+                positioned = PositionedVariants(MessageVariants({None: "other at [~at~]"}), "~at~")
+                assert await client.broadcast("all", positioned, within=other.id)
+            assert not client.running
+            assert await vip.client.get_message() == "vips, from a worker"
+            assert await other.client.get_message() == "other at []"

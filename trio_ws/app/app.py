@@ -25,11 +25,11 @@ from ..hub import DeliveryReport, Hub, MessageVariants
 from ..request import WebSocketRequest
 from ..scopes import background_tasks
 from ..server import WebSocketServer, serve_websocket
-from ..socketio.packets import has_binary
 from .endpoint import WebSocketHandler
 from .envelope import DEFAULT_NAMESPACE, event_envelope
 from .handlers import ErrorHook, HandlerFunction
 from .namespaces import Namespace, hub_room, is_connection_id, namespace_room
+from .publishing import WorkerPublishing, logged_event
 from .registry import CATCH_ALL as CATCH_ALL  # re-exported: it was defined here
 from .registry import HandlerRegistry
 from .resume import stream_event
@@ -41,7 +41,6 @@ from .socketio import (
     event_variants,
     positioned_variants,
     serve_socketio,
-    socketio_event_frames,
 )
 from .socketio_link import EngineLink
 from .socketio_mount import SocketIOMount
@@ -77,7 +76,7 @@ class Route:
     wire_format: str | None = None
 
 
-class App(SocketIOMount):
+class App(SocketIOMount, WorkerPublishing):
     """A WebSocket application.
 
     Args:
@@ -304,10 +303,10 @@ class App(SocketIOMount):
         """
         recovery = self._recovery
         if isinstance(recovery, StreamedRecovery):
-            marker = recovery.marker()
-            frames = MessageVariants({SOCKETIO: socketio_event_frames(event, data, namespace, offset=marker)})
-            envelope = None if has_binary(data) else MessageVariants({None: event_envelope(event, data, namespace)})
-            return await recovery.emit(frames, marker, envelope, to=to, exclude=exclude, namespace=namespace)
+            frames, envelope = logged_event(event, data, namespace)
+            return await recovery.emit(
+                frames.message, frames.marker, envelope, to=to, exclude=exclude, namespace=namespace
+            )
         if to is None:
             message = self._logged_message(event, data, namespace, namespace_room(namespace), exclude)
             return await self.hub.broadcast(namespace_room(namespace), message, exclude=exclude)

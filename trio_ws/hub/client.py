@@ -22,7 +22,7 @@ from .backend import BackendEvent, HubBackend
 from .envelopes import HubEnvelope
 from .history import Histories, HistoryPolicy, StreamPosition
 from .member import INTERNAL_ROOM_PREFIX, MessageLike, _prepare
-from .positioned import PositionedJSON
+from .positioned import PositionedJSON, PositionedVariants
 from .publisher import Publisher
 from .stream_rooms import StreamingBackend
 from .variants import MessageVariants
@@ -63,6 +63,7 @@ class HubClient:
         self._publisher = Publisher(backend)
         self._histories = Histories(history, exempt=INTERNAL_ROOM_PREFIX)
         self._event_watchers: Watchers[BackendEvent] = Watchers()
+        self._running = False
 
     def enable_history(self, room: str, policy: HistoryPolicy | None = None) -> None:
         """Treat ``room`` as a room with history (``policy``, default ``HistoryPolicy()``), as the servers do.
@@ -82,7 +83,11 @@ class HubClient:
     async def _run(self) -> AsyncIterator[HubClient]:
         async with background_tasks() as nursery:
             await nursery.start(self._backend.run, self)
-            yield self
+            self._running = True
+            try:
+                yield self
+            finally:
+                self._running = False
 
     async def __aenter__(self) -> HubClient:
         """Start the backend; it is ready, or has reported ``down``, when this returns.
@@ -97,12 +102,22 @@ class HubClient:
         return await self._context.__aexit__(*exc_info)
 
     @property
+    def running(self) -> bool:
+        """Whether the client's ``async with`` block runs its backend (it publishes only then)."""
+        return self._running
+
+    @property
     def process_id(self) -> str:
         """This client's id on the bus (the ``origin`` of what it publishes)."""
         return self._backend.process_id
 
     async def broadcast(
-        self, room: str, message: MessageLike | PositionedJSON, *, exclude: str | Iterable[str] | None = None
+        self,
+        room: str,
+        message: MessageLike | PositionedJSON | PositionedVariants,
+        *,
+        exclude: str | Iterable[str] | None = None,
+        within: str | None = None,
     ) -> bool:
         """Send a message to every member of ``room``, in every process.
 
@@ -111,10 +126,14 @@ class HubClient:
             message: ``str`` (text), ``bytes`` (binary), a PreparedMessage, or
                 a :class:`~trio_ws.hub.MessageVariants` (each member gets the
                 variant of its wire format); or a
-                :class:`~trio_ws.hub.positioned.PositionedJSON`, which in a
+                :class:`~trio_ws.hub.positioned.PositionedJSON` or
+                :class:`~trio_ws.hub.positioned.PositionedVariants`, which in a
                 room with history (see ``history``) carries its position
                 (each process adds it) and elsewhere goes without.
             exclude: a member id, or several, to skip.
+            within: only the members of ``room`` that are also in the room
+                ``within``, or the member whose id it is (as
+                :meth:`Hub.broadcast <trio_ws.hub.Hub.broadcast>`).
 
         Returns:
             True when the backend took it (the Redis backend queues it while
@@ -132,11 +151,12 @@ class HubClient:
         backend = self._backend
         policy = self._histories.policy(room) if isinstance(backend, StreamingBackend) else None
         if policy is not None and isinstance(backend, StreamingBackend):
-            prepared = message if isinstance(message, (PositionedJSON, MessageVariants)) else _prepare(message)
-            return await self._publisher.stream(backend, room, prepared, exclude, policy)
-        if isinstance(message, PositionedJSON):
+            positioned = (PositionedJSON, PositionedVariants, MessageVariants)
+            prepared = message if isinstance(message, positioned) else _prepare(message)
+            return await self._publisher.stream(backend, room, prepared, exclude, policy, within)
+        if isinstance(message, (PositionedJSON, PositionedVariants)):
             message = message(None)
-        return await self._publisher.room(room, _prepare(message), exclude)
+        return await self._publisher.room(room, _prepare(message), exclude, within)
 
     async def broadcast_json(self, room: str, value: Any, *, exclude: str | Iterable[str] | None = None) -> bool:
         """Encode ``value`` as JSON and broadcast it as a text message (see :meth:`broadcast`).
