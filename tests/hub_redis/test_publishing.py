@@ -200,6 +200,9 @@ async def test_a_dropped_client_gets_back_exactly_the_worker_events_it_missed(re
                 assert closed.value.reason.code == 1011
             while not redis_server.cli("EXISTS", f"{prefix}:parked:sio:{pid}").strip().endswith("1"):  # noqa: ASYNC110
                 await trio.sleep(0.02)  # Redis has no event for it
+            # A worker without the servers' recovery settings delivers outside the log: no offset, no replay.
+            assert await worker_app(recovery=False).publish(client, "news", "outside the log", to="tea")
+            assert await next_event(carol) == '42["news","outside the log"]'
             # Missed while away, in an order carol's process pins: from the worker and from a server.
             await worker.publish(client, "news", 2, to="tea")
             two = await event(carol)

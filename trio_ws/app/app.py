@@ -344,10 +344,12 @@ class App(SocketIOMount, WorkerPublishing):
     ) -> str | MessageVariants:
         """The hub message of an event, encoded once per wire format this app serves.
 
-        Hand it to a :class:`~trio_ws.hub.HubClient` (``broadcast`` to
-        ``hub_room(namespace, room)`` or ``namespace_room(namespace)``,
-        ``unicast`` to a connection id) to emit from a process that serves no
-        connections. Without Socket.IO it is the envelope text.
+        :meth:`publish` sends it from a process that serves no connections
+        (through the Socket.IO recovery log when there is one, which this
+        message alone bypasses); a :class:`~trio_ws.hub.HubClient` may also
+        ``broadcast`` it to ``hub_room(namespace, room)`` or
+        ``namespace_room(namespace)``, or ``unicast`` it to a connection id.
+        Without Socket.IO it is the envelope text.
 
         Raises:
             TypeError, ValueError: as :meth:`emit`.
