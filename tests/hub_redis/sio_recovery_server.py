@@ -30,14 +30,16 @@ from trio_ws.hub import HistoryPolicy, Hub
 from trio_ws.hub.redis import RedisBackend
 from trio_ws.socketio.session import EngineConfig
 
+#: The recovery log's bounds (a worker publishing into it is given the same). The log outlives a
+#: short window: live delivery reads it too, and a loaded machine may read late.
+HISTORY = HistoryPolicy(max_messages=10_000, max_bytes=8 * 1024 * 1024, max_age=60)
+
 
 def build(url: str, prefix: str, process_id: str, window: float) -> App:
     backend = RedisBackend(url, prefix=prefix, process_id=process_id, heartbeat_interval=0.25, member_ttl=1.0)
     app = App(hub=Hub(backend=backend))
-    # The log outlives a short window: live delivery reads it too, and a loaded machine may read late.
-    history = HistoryPolicy(max_messages=10_000, max_bytes=8 * 1024 * 1024, max_age=60)
     config = EngineConfig(ping_interval=1.0, ping_timeout=2.0)
-    app.enable_socketio(config=config, max_disconnection_duration=window, recovery_history=history)
+    app.enable_socketio(config=config, max_disconnection_duration=window, recovery_history=HISTORY)
 
     @app.on("join")
     async def join(conn: EventConnection, room: str) -> str:

@@ -4,7 +4,8 @@ Two App processes (tests/hub_redis/sio_recovery_server.py) share one real
 redis-server; the official socket.io-client in Node (sio_recovery_client.cjs)
 runs "alice" on A with its default transports (long-polling, then the
 upgrade) and "bob" on B over WebSocket. Events and acks cross between the
-processes; A drops alice's transport and she reconnects to B.
+processes; A drops alice's transport and she reconnects to B. While she is
+away, a worker (this process, with App.publish) sends to her room too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,14 @@ from support.node_ws import NodeWs
 from support.processes import Output, stop
 from support.sio import NODE_SIO_DIR, PEER_TIMEOUT, SIO_PACKAGE_JSON, install_socketio_client, parse_records
 
+from trio_ws.app import App
+from trio_ws.hub import HubClient
+
 pytest.importorskip("coredis", reason="coredis is not installed (test extra)")
+
+from sio_recovery_server import HISTORY
+
+from trio_ws.hub.redis import RedisBackend
 
 HERE = Path(__file__).resolve().parent
 SERVER = HERE / "sio_recovery_server.py"
@@ -61,8 +69,17 @@ async def app_process(redis_url: str, prefix: str, process_id: str, window: floa
         await stop(process)
 
 
-async def run_client(node: NodeWs, port_a: int, port_b: int, redis_server: Any, prefix: str, window: float) -> Any:
-    """Run the client; when alice is away, let her reconnect once her state is parked (or has expired)."""
+async def run_client(
+    node: NodeWs,
+    port_a: int,
+    port_b: int,
+    redis_server: Any,
+    prefix: str,
+    window: float,
+    while_away: Callable[[], Awaitable[None]],
+) -> Any:
+    """Run the client; when alice is away, run ``while_away``, then let her reconnect once her state is
+    parked (or has expired)."""
     command = [node.node, str(CLIENT), f"http://127.0.0.1:{port_a}/", f"http://127.0.0.1:{port_b}/"]
     process = await trio.lowlevel.open_process(
         command, env=node.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -85,6 +102,7 @@ async def run_client(node: NodeWs, port_a: int, port_b: int, redis_server: Any, 
                 while not parked_states():  # noqa: ASYNC110 - Redis has no event for it
                     await trio.sleep(0.02)
                 await out.wait_for(b'"said while away"')
+                await while_away()
                 if window < 5:  # ...and, for a short window, until Redis has let it expire
                     while parked_states():  # noqa: ASYNC110 - Redis has no event for it
                         await trio.sleep(0.05)
@@ -106,11 +124,21 @@ async def test_official_client_dropped_on_one_process_recovers_on_another(
     node_socketio: NodeWs, redis_server: Any, window: float, recovered: bool
 ) -> None:
     prefix = f"t{uuid.uuid4().hex[:12]}"
+    # A worker (this process: no connections, a HubClient) with the servers' Socket.IO settings.
+    worker = App()
+    worker.enable_socketio(max_disconnection_duration=window, recovery_history=HISTORY)
+
+    async def worker_says_while_alice_is_away() -> None:
+        async with HubClient(RedisBackend(redis_server.url, prefix=prefix, process_id="W")) as client:
+            assert await worker.publish(client, "news", "w1", to="tea")
+
     async with (
         app_process(redis_server.url, prefix, "A", window) as port_a,
         app_process(redis_server.url, prefix, "B", window) as port_b,
     ):
-        records = await run_client(node_socketio, port_a, port_b, redis_server, prefix, window)
+        records = await run_client(
+            node_socketio, port_a, port_b, redis_server, prefix, window, worker_says_while_alice_is_away
+        )
     alice = of(records, "alice")
     news = lambda text: {"event": "news", "text": text, "offset_is_string": True}  # noqa: E731
     assert alice[:7] == [
@@ -124,18 +152,20 @@ async def test_official_client_dropped_on_one_process_recovers_on_another(
     ]
     whoami = next(r for r in alice if r["event"] == "whoami")["answer"][0]
     if recovered:
-        # Back on B: the same sid, rooms and session; what bob said meanwhile, once, in order.
+        # Back on B: the same sid, rooms and session; what bob said and the worker sent meanwhile,
+        # once, in order, with offsets.
         assert alice[7:] == [
             {"event": "connect", "recovered": True, "same_sid": True},
             news("b2"),
             news("b3"),
+            news("w1"),
             {"event": "whoami", "answer": [whoami]},
             news("b4"),
             {"event": "disconnect", "reason": "io client disconnect"},
         ]
         assert whoami[1:] == ["joined on A", ["tea"], True, "B"]
     else:
-        # Past the window: a fresh session on B, without the rooms; b2 and b3 are not replayed.
+        # Past the window: a fresh session on B, without the rooms; b2, b3 and w1 are not replayed.
         assert alice[7:] == [
             {"event": "connect", "recovered": False, "same_sid": False},
             {"event": "whoami", "answer": [whoami]},

@@ -10,7 +10,8 @@ Theory of operation.
 *The log.* Each namespace has one *recovery room*, an internal hub room with
 history, hence a Redis Stream (:mod:`trio_ws.hub.redis_streams`) that every
 Socket.IO connection of the namespace joins. Every event the app sends to
-Socket.IO clients of the namespace (to a room, to all, to one sid) is
+Socket.IO clients of the namespace (to a room, to all, to one sid; from a
+worker too, with :meth:`App.publish <trio_ws.app.App.publish>`) is
 appended to that stream once, with the room it was sent to as ``within``
 and its exclusions (:meth:`Hub.broadcast <trio_ws.hub.Hub.broadcast>`);
 every process reads the stream and hands each entry to its own members that
