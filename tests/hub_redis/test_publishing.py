@@ -171,6 +171,11 @@ async def test_a_workers_events_reach_socketio_clients_with_offsets_and_envelope
             header = await next_event(alice)
             assert header.startswith('451-["blob",{"_placeholder":true,"num":0},"'), header
             assert await next_event(alice) == b"\x00\xff"
+            assert await worker.publish(client, "blob", b"\x01", to=carol_sid) is True
+            for payload in (b"\x00\xff", b"\x01"):
+                header = await next_event(carol)
+                assert header.startswith('451-["blob",{"_placeholder":true,"num":0},"'), header
+                assert await next_event(carol) == payload
             await worker.publish(client, "news", 5, to="tea")
             assert await envelope(bob) == ("news", 5)
 
