@@ -22,6 +22,7 @@ import trio
 from trio_ws import ConnectionClosed, WebSocketConnection, WebSocketServer, open_websocket_url
 from trio_ws.app import App, EventConnection
 from trio_ws.app.socketio import SocketIOConnection
+from trio_ws.app.socketio_recovery_redis import recovery_room
 from trio_ws.hub import Hub, HubClient
 
 coredis = pytest.importorskip("coredis", reason="coredis is not installed (test extra)")
@@ -264,6 +265,29 @@ async def test_without_recovery_a_worker_still_delivers(redis_server: Any) -> No
             assert await envelope(bob) == ("news", 4)
             # A sid no process knows: nothing could be sent.
             assert await worker.publish(client, "direct", "hi", to="0" * 32) is False
+
+
+@pytest.mark.parametrize("recovery", [True, False])
+async def test_an_event_a_worker_cannot_hand_to_redis_is_reported_lost(restartable_redis: Any, recovery: bool) -> None:
+    worker = worker_app(recovery=recovery)
+    backend = RedisBackend(restartable_redis.url, prefix=f"t{uuid.uuid4().hex[:12]}", command_timeout=0.5)
+    client = HubClient(backend)
+    with trio.fail_after(TIMEOUT):
+        async with client, client.backend_events() as events:
+            restartable_redis.stop()
+            async for backend_event in events:
+                if backend_event.kind == "down":
+                    break
+            # The envelope clients' message is lost (with recovery the log entry waits for the link).
+            assert await worker.publish(client, "news", 1, to="tea") is False
+            assert await worker.publish(client, "news", 2) is False
+            if not recovery:
+                assert await worker.publish(client, "news", 3, to="0" * 32) is False
+                return
+            restartable_redis.start()
+            key = backend.stream_key(recovery_room("/"))
+            while restartable_redis.cli("XLEN", key).strip() != ":2":  # noqa: ASYNC110
+                await trio.sleep(0.05)  # Redis has no event for it
 
 
 class _PubSubOnly:

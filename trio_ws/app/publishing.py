@@ -107,10 +107,14 @@ class WorkerPublishing:
             namespace: the namespace.
 
         Returns:
-            True when the backend took the event (with recovery: its log
-            entry, and for a room or a namespace also the envelope clients'
-            message; for a connection id without recovery: False when the id
-            is unknown); False when it is lost (backend down or its queue full).
+            True when the backend took the event for every kind of client
+            it is for; False when some of it is lost. Without recovery, what
+            the client's ``broadcast`` (or ``unicast`` for a connection id:
+            False for an id no process knows) returns: False while the
+            backend is down or its queue is full. With recovery, the log
+            entry waits in the backend's queue while the link is down (lost
+            only when that queue is full), the envelope clients' message is
+            lost then; for a connection id, True when either was taken.
 
         Raises:
             TypeError: ``client`` is not a HubClient, or ``data`` cannot be
@@ -122,7 +126,7 @@ class WorkerPublishing:
                 streams (nothing is sent).
 
         Cancelling is safe (the event may or may not have been handed to
-        the backend); concurrent calls are allowed.
+        the backend, for either kind of client); concurrent calls are allowed.
         """
         if not isinstance(client, HubClient):
             raise TypeError(
