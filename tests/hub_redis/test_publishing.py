@@ -36,7 +36,11 @@ WINDOW = 30.0
 
 
 def server_app(url: str, prefix: str, process_id: str, *, recovery: bool) -> App:
-    app = App(hub=Hub(backend=RedisBackend(url, prefix=prefix, process_id=process_id, **FAST)))
+    return server_app_on(RedisBackend(url, prefix=prefix, process_id=process_id, **FAST), recovery=recovery)
+
+
+def server_app_on(backend: RedisBackend, *, recovery: bool) -> App:
+    app = App(hub=Hub(backend=backend))
     app.enable_socketio(max_disconnection_duration=WINDOW if recovery else None)
 
     @app.on("join")
@@ -265,6 +269,39 @@ async def test_without_recovery_a_worker_still_delivers(redis_server: Any) -> No
             assert await envelope(bob) == ("news", 4)
             # A sid no process knows: nothing could be sent.
             assert await worker.publish(client, "direct", "hi", to="0" * 32) is False
+
+
+async def test_a_worker_on_a_redis_cluster_goes_through_the_log_too(redis_cluster: Any) -> None:
+    from trio_ws.hub.redis_cluster import RedisClusterBackend
+
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+
+    def backend(process_id: str) -> RedisClusterBackend:
+        nodes = redis_cluster.startup_nodes
+        return RedisClusterBackend(startup_nodes=nodes, prefix=prefix, process_id=process_id, **FAST)
+
+    app_a, app_b = server_app_on(backend("A"), recovery=True), server_app_on(backend("B"), recovery=True)
+    worker = worker_app(recovery=True)
+    with trio.fail_after(TIMEOUT):
+        async with serving(app_a) as server_a, serving(app_b) as server_b, HubClient(backend("W")) as client:
+            async with socketio_client(server_a) as (alice, answer):
+                assert await worker.publish(client, "news", 1, to="tea")
+                seen = await event(alice)
+                assert seen[:2] == ["news", 1]
+                await alice.send_message('42["drop-me"]')
+                with pytest.raises(ConnectionClosed):
+                    while True:
+                        await next_event(alice)
+            while app_a.hub.local_members:  # noqa: ASYNC110 - parked before the session leaves the hub
+                await trio.sleep(0.02)
+            assert await worker.publish(client, "news", 2, to="tea")
+            assert await worker.publish(client, "direct", "for alice", to=answer["sid"])
+            auth = {"pid": answer["pid"], "offset": seen[2]}
+            async with socketio_client(server_b, None, auth) as (alice, back):
+                assert back == {"sid": answer["sid"], "pid": answer["pid"]}
+                missed = [await event(alice) for _ in range(2)]
+                assert [m[:2] for m in missed] == [["news", 2], ["direct", "for alice"]]
+                assert position(seen[2]) < position(missed[0][2]) < position(missed[1][2])
 
 
 @pytest.mark.parametrize("recovery", [True, False])
