@@ -26,6 +26,7 @@ import trio.testing
 from support.pairs import ws_pair
 
 import trio_ws
+import trio_ws.hub.delivery
 from trio_ws import (
     ConnectionClosed,
     Deflate,
@@ -1375,3 +1376,68 @@ async def test_broadcast_within_reaches_the_members_also_in_that_room_or_with_th
             hub.enable_history("all")
             with pytest.raises(ValueError, match="within"):
                 await hub.broadcast("all", "x", within="vip")
+
+
+# -- the sender's trips through the scheduler ---------------------------------------------
+
+
+class SenderSteps(trio.abc.Instrument):
+    """Steps of the hub's sender tasks (a step is one run of a task between two yields)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.name == "trio_ws.hub.hub.Hub._sender":
+            self.steps += 1
+
+
+def socket_streams() -> tuple[trio.SocketStream, trio.SocketStream]:
+    a, b = socket.socketpair()
+    return trio.SocketStream(trio.socket.from_stdlib_socket(a)), trio.SocketStream(trio.socket.from_stdlib_socket(b))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="plain socket writes are POSIX-only")
+async def test_the_sender_yields_once_per_batch_it_waited_for_and_in_every_other_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A sender woken for a message has just yielded: it writes without yielding
+    # again. Batches it finds already queued (here: one message per batch) are
+    # written with a yield each, so a sender that always has work still lets
+    # the other tasks run between its writes.
+    monkeypatch.setattr(trio_ws.hub.delivery, "BATCH_BYTES", 1)
+    counter = SenderSteps()
+    with trio.fail_after(TIMEOUT):
+        async with Hub() as hub, trio.open_nursery() as nursery:
+            client, server = await ws_pair(nursery, streams=socket_streams(), server={"ping_interval": None})
+            async with hub.connect(server) as member:
+                assert member.send("warm-up") is Outcome.QUEUED
+                assert await client.get_message() == "warm-up"
+                await trio.testing.wait_all_tasks_blocked()
+                trio.lowlevel.add_instrument(counter)
+                for index in range(10):  # one at a time: the sender waits for each
+                    assert member.send(f"one {index}") is Outcome.QUEUED
+                    assert await client.get_message() == f"one {index}"
+                    await trio.testing.wait_all_tasks_blocked()
+                one_at_a_time, counter.steps = counter.steps, 0
+                for index in range(5):  # a burst: five batches queued at once
+                    assert member.send(f"burst {index}") is Outcome.QUEUED
+                assert [await client.get_message() for _ in range(5)] == [f"burst {index}" for index in range(5)]
+                await trio.testing.wait_all_tasks_blocked()
+                trio.lowlevel.remove_instrument(counter)
+            nursery.cancel_scope.cancel()
+    assert one_at_a_time == 10
+    assert counter.steps == 5
+
+
+async def test_member_closing_once_the_hub_closes_it() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with Hub(queue_size=1) as hub, hub_peers(hub, 2) as (left, overflowing):
+            assert not left.member.closing and not overflowing.member.closing
+            await hub.disconnect(left.id)
+            assert left.member.closing
+            assert left.member.send("refused") is Outcome.CLOSED
+            # No checkpoint between the sends: the sender cannot drain the one-message outbox.
+            assert overflowing.member.send("one") is Outcome.QUEUED
+            assert overflowing.member.send("two") is Outcome.DROPPED
+            assert overflowing.member.closing

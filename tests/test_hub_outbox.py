@@ -136,6 +136,26 @@ async def test_get_waits_for_a_put() -> None:
     assert got == [message]
 
 
+async def test_waited_tells_whether_the_last_get_yielded() -> None:
+    outbox = Outbox(4, "close")
+    outbox.put(PreparedMessage("queued"))
+    with trio.testing.assert_no_checkpoints():
+        batch = await outbox.get_batch(1024)  # something was queued: taken without yielding
+    assert [str(message.data) for message in batch] == ["queued"]  # type: ignore[union-attr]
+    assert not outbox.waited
+    got: list[str] = []
+
+    async def getter() -> None:
+        got.extend(str(message.data) for message in await outbox.get_batch(1024))  # type: ignore[union-attr]
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(getter)
+        await trio.testing.wait_all_tasks_blocked()
+        outbox.put(PreparedMessage("later"))
+    assert got == ["later"]
+    assert outbox.waited
+
+
 async def test_several_waiting_gets_each_get_one_message() -> None:
     outbox = Outbox(4, "close")
     got: list[str] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket as stdlib_socket
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
@@ -98,6 +99,35 @@ async def test_sends_that_do_not_follow_a_receive_yield() -> None:
             assert await client.get_message() == "f"
             inner.start_soon(other_task)
         assert await server.get_message() == "e"
+        await client.aclose()
+
+
+async def yields(send: Callable[[], Awaitable[None]]) -> bool:
+    """Whether ``send()`` let the scheduler run another step of the current task (it yielded)."""
+    counter = StepCounter()
+    me = trio.lowlevel.current_task().name
+    trio.lowlevel.add_instrument(counter)
+    counter.counting = True
+    try:
+        await send()
+    finally:
+        counter.counting = False
+        trio.lowlevel.remove_instrument(counter)
+    return counter.steps[me] > 0
+
+
+async def test_send_many_without_schedule_skips_only_the_yield_after_a_write() -> None:
+    async with trio.open_nursery() as nursery:
+        client, server = await ws_pair(nursery, streams=socket_streams())
+        assert await yields(lambda: server.send_many(["a"]))  # the default: every call yields
+        assert not await yields(lambda: server.send_many(["b"], schedule=False))  # taken at once
+        assert await yields(lambda: server.send_many(["c", "d"], schedule=False))  # a gather write yields
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await server.send_many(["never"], schedule=False)  # still notices a cancellation first
+        assert scope.cancelled_caught
+        await server.send_message("e")
+        assert [await client.get_message() for _ in range(5)] == ["a", "b", "c", "d", "e"]
         await client.aclose()
 
 

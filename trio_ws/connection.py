@@ -288,7 +288,9 @@ class WebSocketConnection(ConnectionDetails, trio.abc.AsyncResource):
                 f"message must be str, bytes-like or an iterable of them, not {type(message).__name__}"
             )
 
-    async def send_many(self, messages: Iterable[str | bytes | PreparedMessage], *, compress: bool = True) -> None:
+    async def send_many(
+        self, messages: Iterable[str | bytes | PreparedMessage], *, compress: bool = True, schedule: bool = True
+    ) -> None:
         """Send several whole messages, in order, as one write to the transport.
 
         Fan-out uses it to flush a member's queue. The frames are not joined:
@@ -302,6 +304,12 @@ class WebSocketConnection(ConnectionDetails, trio.abc.AsyncResource):
         Args:
             messages: ``str``, ``bytes`` or :class:`PreparedMessage` values.
             compress: as for :meth:`send_message`.
+            schedule: False for a caller that has just yielded to the
+                scheduler (it waited for these messages, as the hub's sender
+                does): a single message that the transport takes at once then
+                returns without yielding again (it still raises
+                ``Cancelled`` first when cancelled). True (the default):
+                every call yields, as every Trio I/O call does.
 
         Raises:
             ConnectionClosed: when the connection is closed or closing.
@@ -316,7 +324,7 @@ class WebSocketConnection(ConnectionDetails, trio.abc.AsyncResource):
         for item in items:
             if not isinstance(item, (str, bytes, PreparedMessage)):
                 raise TypeError(f"send_many takes str, bytes or PreparedMessage, not {type(item).__name__}")
-        await self._writer.send_many(items, compress)
+        await self._writer.send_many(items, compress, schedule=schedule)
 
     async def ping(self, payload: bytes | None = None) -> None:
         """Send a ping and wait for the matching pong.

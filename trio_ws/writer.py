@@ -143,14 +143,16 @@ class Writer:
         finally:
             self._message_lock.release()
 
-    async def send_many(self, items: list[str | bytes | PreparedMessage], compress: bool) -> None:
-        """Send whole messages in order, as one write."""
+    async def send_many(
+        self, items: list[str | bytes | PreparedMessage], compress: bool, *, schedule: bool = True
+    ) -> None:
+        """Send whole messages in order, as one write (``schedule`` as for :meth:`write`)."""
         await self._message_lock.acquire()
         try:
             self.check_can_send()
             frames = [self._core.encode_whole(item, compress=compress) for item in items]
             if frames:
-                await self.write(frames[0] if len(frames) == 1 else frames)
+                await self.write(frames[0] if len(frames) == 1 else frames, schedule=schedule)
         finally:
             self._message_lock.release()
 
@@ -200,7 +202,8 @@ class Writer:
 
         With ``schedule=False`` a write that goes out whole at once on a
         plain socket does not yield to the scheduler afterwards (the caller
-        yielded just before); it still notices a cancellation first.
+        yielded just before); it still notices a cancellation first. A list
+        of frames, a write that has to wait, and other streams yield as usual.
 
         Raises:
             ConnectionClosed: when the transport is closed, or failed while

@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,18 +47,27 @@ import trio
 
 from ..close import NORMAL_CLOSURE
 from ..errors import ConnectionClosed
-from ..hub import JoinResult, MessageVariants, StreamPosition
+from ..hub import JoinResult, StreamPosition
 from ..hub.outbox import Outcome
 from ..socketio.engineio import encode_payload
 from ..socketio.errors import InvalidPacket
-from ..socketio.packets import MAX_ATTACHMENTS, Packet, PacketDecoder, PacketType, has_binary
-from ..socketio.packets import encode_packet as encode_sio
-from ..socketio.server import CONNECT_TIMEOUT, RESERVED_EVENTS
+from ..socketio.packets import MAX_ATTACHMENTS, Packet, PacketDecoder, PacketType
+from ..socketio.server import CONNECT_TIMEOUT
 from ..socketio.session import EngineConfig, SessionEnded
-from .envelope import DEFAULT_NAMESPACE, EventEnvelope, event_envelope
+from .envelope import DEFAULT_NAMESPACE, EventEnvelope
 from .namespaces import hub_room, namespace_room
 from .registry import HandlerRegistry
 from .session import EventConnection, EventSession, SessionSettings
+from .socketio_encoding import (
+    SOCKETIO,
+    arguments_to_data,
+    data_to_arguments,
+    event_variants,
+    packet_frames,
+    positioned_variants,
+    socketio_event_frames,
+    socketio_only,
+)
 from .socketio_link import EngineLink, serve_engine_request
 from .socketio_recovery import ParkedState, RecoveryLog, new_pid, parse_offset, personal_room
 from .socketio_recovery_redis import StreamedRecovery
@@ -79,10 +87,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("trio_ws.app.socketio")
-
-#: The hub wire format of Socket.IO members.
-SOCKETIO = "socketio"
-
 
 @dataclass(frozen=True)
 class SocketIOSettings:
@@ -110,83 +114,6 @@ class SocketIOSettings:
             raise ValueError(f"connect_timeout must be > 0, not {self.connect_timeout!r}")
 
 
-def data_to_arguments(data: Any) -> list[Any]:
-    """The Socket.IO arguments of an app value: None none, a tuple its items, else one."""
-    if data is None:
-        return []
-    if isinstance(data, tuple):
-        return list(data)
-    return [data]
-
-
-def arguments_to_data(arguments: Sequence[Any]) -> Any:
-    """The app value of Socket.IO arguments: none None, one itself, several a list."""
-    if not arguments:
-        return None
-    if len(arguments) == 1:
-        return arguments[0]
-    return list(arguments)
-
-
-def _frames(packet: Packet) -> list[str | bytes]:
-    """The WebSocket messages of ``packet``: the Engine.IO message ``4<text>``, then its attachments."""
-    text, *attachments = encode_sio(packet)
-    return ["4" + str(text), *attachments]
-
-
-def socketio_event_frames(
-    event: str, data: Any, namespace: str = DEFAULT_NAMESPACE, call_id: int | None = None, *, offset: str | None = None
-) -> list[str | bytes]:
-    """The WebSocket messages that carry an app event to a Socket.IO client.
-
-    With ``offset`` (connection-state recovery), it is the event's last argument.
-
-    Raises:
-        ValueError: ``event`` is a name the Socket.IO clients reserve
-            (``"connect"``, ``"disconnect"``...), or data JSON cannot encode.
-        TypeError: data JSON cannot encode (bytes aside).
-    """
-    if event in RESERVED_EVENTS:
-        raise ValueError(f"{event!r} is reserved by Socket.IO clients and cannot be emitted")
-    arguments = data_to_arguments(data)
-    if offset is not None:
-        arguments.append(offset)
-    return _frames(Packet(PacketType.EVENT, namespace, [event, *arguments], call_id))
-
-
-def event_variants(event: str, data: Any, namespace: str, offset: str | None = None) -> MessageVariants:
-    """An app event encoded once per wire format: the envelope (unless ``data`` holds bytes) and Socket.IO.
-
-    Raises:
-        TypeError, ValueError: as :func:`socketio_event_frames`.
-    """
-    frames = socketio_event_frames(event, data, namespace, offset=offset)
-    if has_binary(data):
-        return MessageVariants({SOCKETIO: frames})
-    return MessageVariants({None: event_envelope(event, data, namespace), SOCKETIO: frames})
-
-
-def positioned_variants(
-    message: MessageVariants, envelope: Callable[[StreamPosition | None], str]
-) -> Callable[[StreamPosition | None], MessageVariants]:
-    """A message builder for a room with history: the Socket.IO variant of ``message``, and the
-    envelope built at the room's position (only when ``message`` has an envelope variant)."""
-    socketio_frames = message.variant(SOCKETIO)
-    has_envelope = message.variant(None) is not None
-
-    def build(position: StreamPosition | None) -> MessageVariants:
-        variants: dict[str | None, Any] = {SOCKETIO: socketio_frames}
-        if has_envelope:
-            variants[None] = envelope(position)
-        return MessageVariants(variants)
-
-    return build
-
-
-def _socketio_only(frames: list[str | bytes]) -> MessageVariants:
-    return MessageVariants({SOCKETIO: frames})
-
-
 class SocketIOConnection(EventConnection):
     """A Socket.IO client seen by the app's handlers: the API of :class:`~trio_ws.app.EventConnection`.
 
@@ -207,11 +134,33 @@ class SocketIOConnection(EventConnection):
 
     def _queue(self, frames: list[str | bytes]) -> None:
         member = self.websocket.member
-        if member.send(_socketio_only(frames)) is Outcome.CLOSED:
+        if member.send(socketio_only(frames)) is Outcome.CLOSED:
             raise self._closed_error()
 
     def _queue_packet(self, packet: Packet) -> None:
-        self._queue(_frames(packet))
+        self._queue(packet_frames(packet))
+
+    async def _send_answer(self, frames: list[str | bytes]) -> None:
+        """Send an acknowledgement from the worker that ran the handler.
+
+        On the WebSocket transport, with nothing waiting in the member's
+        outbox (all that was queued before it has been taken by the hub's
+        sender), it is written at once, without waking the sender: one task
+        fewer per event and still in order. Otherwise (long-polling, an
+        outbox in use, a member being closed) it is queued like any message.
+        A client that does not read holds this worker as it would hold the
+        sender, until the session ends (ping timeout, or the hub closing an
+        overflowing member).
+        """
+        member = self.websocket.member
+        link = member.connection
+        if isinstance(link, EngineLink) and link.writes_at_once and member.queued == 0 and not member.closing:
+            # No yield after a write the socket takes at once: only a worker
+            # answers, and its next receive from the queue yields anyway, so
+            # the worker runs once per event, not twice.
+            await link.send_many(frames, schedule=False)
+        else:
+            self._queue(frames)
 
     async def send_envelope(self, text: str) -> None:
         """Not available on a Socket.IO connection.
@@ -239,12 +188,12 @@ class SocketIOConnection(EventConnection):
             # Through the namespace's log, like every event of a recovering namespace (see
             # socketio_recovery_redis): in order with room emits, not with acks and calls.
             marker = log.marker()
-            frames = _socketio_only(socketio_event_frames(event, data, namespace, offset=marker))
+            frames = socketio_only(socketio_event_frames(event, data, namespace, offset=marker))
             if not self.websocket.member.active:
                 raise self._closed_error()
             await log.send(namespace, self.id, frames, marker, set())
         else:
-            message = _socketio_only(socketio_event_frames(event, data, namespace, offset=log.next_offset()))
+            message = socketio_only(socketio_event_frames(event, data, namespace, offset=log.next_offset()))
             log.record(namespace, personal_room(self.id), (), message, trio.current_time())
             if self.websocket.member.send(message) is Outcome.CLOSED:
                 raise self._closed_error()
@@ -297,7 +246,7 @@ class SocketIOConnection(EventConnection):
                 if connection.closed is not None:
                     break
                 try:
-                    await connection.send_many(_frames(Packet(PacketType.DISCONNECT, namespace)))
+                    await connection.send_many(packet_frames(Packet(PacketType.DISCONNECT, namespace)))
                 except ConnectionClosed:
                     break
         await self.websocket.close(code, reason)
@@ -476,17 +425,14 @@ class SocketIOSession(EventSession):
     async def _answer(self, event: str, call_id: int, result: Any, namespace: str) -> None:
         try:
             packet = Packet(PacketType.ACK, namespace, data_to_arguments(result), call_id)
-            frames = _frames(packet)
+            frames = packet_frames(packet)
         except (TypeError, ValueError) as err:
             logger.error("handler of %r returned a value JSON cannot encode: %s", event, err)
             await self._answer_error("InternalError", "the answer could not be encoded", call_id, namespace=namespace)
             return
         if self.conn.websocket.in_hub:  # else: before any CONNECT, ignored
             with contextlib.suppress(ConnectionClosed):
-                self._sio_conn._queue(frames)
-        # No checkpoint: only a worker answers, and its next receive from the
-        # queue yields anyway (it parks, or checkpoints if an event waits), so
-        # the handler's task runs once per event, not twice.
+                await self._sio_conn._send_answer(frames)
 
     async def _answer_error(
         self, error_type: str, message: str, call_id: int | None, *, namespace: str = DEFAULT_NAMESPACE

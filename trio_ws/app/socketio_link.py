@@ -133,14 +133,16 @@ class EngineLink(EngineConnection):
         """Send one Engine.IO message; raises and behaves as :meth:`send_many`."""
         await self.send_many([message])
 
-    async def send_many(self, messages: Sequence[Frame]) -> None:
+    async def send_many(self, messages: Sequence[Frame], *, schedule: bool = True) -> None:
         """Send Engine.IO messages (text ``4<packet>``, or binary attachments) on the active transport.
 
         On the WebSocket transport they are written at once, a
         :class:`~trio_ws.PreparedMessage` as the frame it shares with every
         other connection (see :meth:`~trio_ws.socketio.EngineConnection.send_messages`);
         on long-polling they are queued, and the call returns once a ``GET``
-        (or the WebSocket of an upgrade) took them.
+        (or the WebSocket of an upgrade) took them. ``schedule=False`` is
+        for a caller that has just yielded (the hub's sender, which waited
+        for them): a WebSocket write that goes out at once does not yield again.
 
         Raises:
             ConnectionClosed: the session has ended (or ends now: ``max_buffered``,
@@ -153,7 +155,7 @@ class EngineLink(EngineConnection):
         if self.end is not None:
             raise self.closed_error()
         try:
-            written = await self.send_messages([_engine_message(message) for message in messages])
+            written = await self.send_messages([_engine_message(message) for message in messages], schedule=schedule)
         except SessionClosed:
             raise self.closed_error() from None
         if not written:

@@ -124,26 +124,30 @@ async def run_sender(member: Member, stats: HubStats) -> None:
     """
     connection = member.connection
     outbox = member._outbox
-    while True:
-        # Everything queued goes out in one write: a burst of broadcasts
-        # costs each member one system call and one trip through the
-        # scheduler, not one per message. The shared frames are handed to
-        # the socket as they are (send_many never joins them), so the
-        # burst is not copied once per member.
-        batch = await outbox.get_batch(BATCH_BYTES)
-        if not batch:
-            break
-        frames = _flatten(batch)
-        with trio.CancelScope() as member._send_scope:
+    # One scope for the whole loop (not one per write): interrupt_send bounds
+    # whatever the sender is doing, and a sender that is waiting for messages
+    # when that happens has been woken to stop anyway.
+    with trio.CancelScope() as member._send_scope:
+        while True:
+            # Everything queued goes out in one write: a burst of broadcasts
+            # costs each member one system call and one trip through the
+            # scheduler, not one per message. The shared frames are handed to
+            # the socket as they are (send_many never joins them), so the
+            # burst is not copied once per member.
+            batch = await outbox.get_batch(BATCH_BYTES)
+            if not batch:
+                break
             try:
-                await connection.send_many(frames)
+                # A sender that waited for this batch has just yielded: a write
+                # that goes out at once need not yield again (one trip through
+                # the scheduler per batch, not two).
+                await connection.send_many(_flatten(batch), schedule=not outbox.waited)
             except ConnectionClosed:
                 break
-        member._send_scope = None
-        if connection.closed is not None:
-            break  # the send was cut short (see interrupt_send): the connection is aborted
-        outbox.stats.delivered += len(batch)
-        stats.delivered += len(batch)
+            if connection.closed is not None:
+                break  # the send was cut short (see interrupt_send): the connection is aborted
+            outbox.stats.delivered += len(batch)
+            stats.delivered += len(batch)
     member._send_scope = None
     if outbox.overflowed:
         logger.info("member %s is too slow (outbox full): closing with 1008", member.id)

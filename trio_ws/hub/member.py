@@ -64,8 +64,12 @@ class MemberConnection(Protocol):
     def closed_error(self) -> ConnectionClosed:
         """The exception the connection's calls raise once it is closed (for code built on it)."""
 
-    async def send_many(self, messages: Sequence[str | bytes | PreparedMessage]) -> None:
+    async def send_many(self, messages: Sequence[str | bytes | PreparedMessage], *, schedule: bool = True) -> None:
         """Send whole messages, in order (a :class:`~trio_ws.PreparedMessage` keeps its shared frame).
+
+        With ``schedule=False`` (the sender has just waited for these
+        messages), a write that goes out at once need not yield again; see
+        :meth:`WebSocketConnection.send_many <trio_ws.WebSocketConnection.send_many>`.
 
         Raises:
             ConnectionClosed: when the connection is closed or closing.
@@ -179,6 +183,12 @@ class Member:
     def queued(self) -> int:
         """Messages waiting in the outbox now."""
         return len(self._outbox)
+
+    @property
+    def closing(self) -> bool:
+        """True once the hub is closing this member (its outbox overflowed, or ``hub.disconnect``): :meth:`send`
+        refuses messages from then on."""
+        return self._outbox.closed or self._outbox.overflowed
 
     def send(self, message: MessageLike) -> Outcome:
         """Queue a message for this member only, without waiting.

@@ -62,6 +62,9 @@ class Outbox:
         self.stats = OutboxStats()
         self.overflowed = False
         self.closed = False
+        #: Whether the last :meth:`get` (or :meth:`get_batch`) had to wait,
+        #: i.e. yielded to the scheduler before it returned.
+        self.waited = False
 
     def __len__(self) -> int:
         return len(self._items)
@@ -96,10 +99,16 @@ class Outbox:
         return Outcome.QUEUED
 
     async def get(self) -> Frames | None:
-        """Wait for the next message; None once the outbox overflowed or closed."""
+        """Wait for the next message; None once the outbox overflowed or closed.
+
+        Checkpoints only when it waits (see :attr:`waited`): the sender
+        yields in the write that follows instead.
+        """
+        self.waited = False
         while not self._items:
             if self.closed or self.overflowed:
                 return None
+            self.waited = True
             await self._lot.park()
         if self.overflowed:
             return None

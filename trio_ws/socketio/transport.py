@@ -188,13 +188,21 @@ class EngineConnection:
             self._reader_scope.cancel()
         self.notify()
 
-    async def send_messages(self, messages: Sequence[str | bytes | PreparedMessage]) -> bool:
+    @property
+    def writes_at_once(self) -> bool:
+        """True while the session runs on the WebSocket transport: :meth:`send_messages` writes, not queues."""
+        return self.end is None and self._websocket is not None and self.session.transport == "websocket"
+
+    async def send_messages(self, messages: Sequence[str | bytes | PreparedMessage], *, schedule: bool = True) -> bool:
         """Send message packets to the client on the active transport.
 
         Args:
             messages: message data (``str`` or ``bytes``), or a
                 :class:`~trio_ws.PreparedMessage` holding a whole message
                 packet's WebSocket encoding (text ``4<data>``, or binary).
+            schedule: as for :meth:`WebSocketConnection.send_many
+                <trio_ws.WebSocketConnection.send_many>` (False: the caller
+                has just yielded, a write that goes out at once need not yield again).
 
         Returns:
             True when they were written on the WebSocket transport (after
@@ -212,7 +220,7 @@ class EngineConnection:
         are allowed: each batch is written whole.
         """
         ws = self._websocket
-        if self.end is None and ws is not None and self.session.transport == "websocket":
+        if ws is not None and self.writes_at_once:
             lock = self._write_lock
             try:
                 # Free (the usual case): taken without a trip through the scheduler;
@@ -235,7 +243,7 @@ class EngineConnection:
                     else:
                         frames.append(encode_packet(EnginePacket(EngineType.MESSAGE, message)))
                 try:
-                    await ws.send_many(frames)
+                    await ws.send_many(frames, schedule=schedule)
                 except ConnectionClosed:
                     self.finish(SessionEnded("transport close"))
                     raise SessionClosed(f"Engine.IO session {self.sid} is closed") from None
