@@ -14,7 +14,7 @@ import trio
 from support.envelopes import RawEvents
 from support.rawhttp import http
 
-import trio_ws.app.socketio
+import trio_ws.app.socketio_encoding
 import trio_ws.prepared
 import trio_ws.protocol
 from trio_ws import WebSocketServer, open_websocket_url
@@ -91,7 +91,7 @@ POLLING = "/socket.io/?EIO=4&transport=polling"
 def count_news(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Count, from now on, the Socket.IO encodings and the WebSocket frames built of ``news`` events."""
     counts: Counter[str] = Counter()
-    encode_sio = trio_ws.app.socketio.encode_sio
+    encode_sio = trio_ws.app.socketio_encoding.encode_sio
 
     def counting_encode(packet: Any) -> Any:
         if isinstance(packet.data, list) and packet.data[:1] == ["news"]:
@@ -106,7 +106,7 @@ def count_news(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
         return frame
 
-    monkeypatch.setattr(trio_ws.app.socketio, "encode_sio", counting_encode)
+    monkeypatch.setattr(trio_ws.app.socketio_encoding, "encode_sio", counting_encode)
     # Plain messages are framed in protocol.py, prepared ones in prepared.py.
     monkeypatch.setattr(trio_ws.protocol, "encode_frame", counting_frame(trio_ws.protocol.encode_frame))
     monkeypatch.setattr(trio_ws.prepared, "encode_frame", counting_frame(trio_ws.prepared.encode_frame))
