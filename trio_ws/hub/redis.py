@@ -39,9 +39,12 @@ TTLs every ``heartbeat_interval``; the members of a process that died vanish
 from :meth:`RedisBackend.room_members` at most ``member_ttl`` later.
 
 The class is split by concept: this module holds the supervision, the
-subscriber and the names; :mod:`trio_ws.hub.redis_membership` the membership
-keys; :mod:`trio_ws.hub.redis_publishing` the publishing queue and its
-batches; :mod:`trio_ws.hub.redis_cluster` the Redis Cluster transport.
+subscriptions and the names; :mod:`trio_ws.hub.redis_membership` the
+membership keys; :mod:`trio_ws.hub.redis_publishing` the publishing queue and
+its batches; :mod:`trio_ws.hub.redis_receiving` the subscriber's decoding,
+hand-off and gap detection; :mod:`trio_ws.hub.redis_streams` the shared
+history; :mod:`trio_ws.hub.redis_parking` parked values;
+:mod:`trio_ws.hub.redis_cluster` the Redis Cluster transport.
 """
 
 from __future__ import annotations
@@ -65,7 +68,8 @@ from .backend import BackendEvent, BackendSink
 from .envelopes import HubEnvelope
 from .redis_membership import RedisMembership
 from .redis_parking import RedisParking
-from .redis_publishing import MAX_SEQ_ENTRIES, RedisPublishing
+from .redis_publishing import RedisPublishing
+from .redis_receiving import PROBE, RedisReceiving
 from .redis_streams import RedisStreams, _Append
 
 try:
@@ -118,10 +122,6 @@ class RedisBackendStats:
     reconnects: int = 0
 
 
-#: The field of the backend's own probe message (a name the hub's envelopes never use).
-_PROBE = "probe"
-
-
 class _LinkLost(Exception):
     """Raised inside a generation to end it (the reason is the message)."""
 
@@ -139,7 +139,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-class RedisBackend(RedisMembership, RedisPublishing, RedisStreams, RedisParking):
+class RedisBackend(RedisMembership, RedisPublishing, RedisReceiving, RedisStreams, RedisParking):
     """Share a hub's rooms between processes through Redis pub/sub (coredis).
 
     Pass it to ``Hub(backend=...)`` in every process (or to
@@ -420,91 +420,6 @@ class RedisBackend(RedisMembership, RedisPublishing, RedisStreams, RedisParking)
         else:
             logger.log(logging.WARNING if self._up else logging.DEBUG, "redis %s failed: %s", what, _describe(exc))
 
-    async def _listen(self, pubsub: AnyPubSub) -> None:
-        # A get_message loop, never `async for`: the latter ended silently
-        # during reconnections in coredis 6.9 (the probe catches any silence).
-        while True:
-            message = await pubsub.get_message(timeout=self.heartbeat_interval)
-            if message is not None and message["type"] == "message":
-                self._on_message(str(message["channel"]), str(message["data"]))
-
-    def _on_message(self, channel: str, data: str) -> None:
-        # One message holds an envelope, or a batch of them (a JSON array).
-        try:
-            decoded = json.loads(data)
-        except (ValueError, RecursionError):
-            decoded = None
-        for envelope in decoded if isinstance(decoded, list) else [decoded]:
-            if isinstance(envelope, dict):
-                self._on_envelope(channel, envelope)
-            else:
-                self.stats.malformed += 1
-
-    def _on_envelope(self, channel: str, envelope: HubEnvelope) -> None:
-        # The envelope is opaque here but for ``origin`` (ours are skipped) and
-        # ``seq``; a probe is the backend's own message, ``{"probe": n, "origin": ...}``.
-        if envelope.get("origin") == self.process_id:
-            number = envelope.get(_PROBE)
-            if isinstance(number, int):
-                for sent in [n for n in self._probes if n <= number]:
-                    del self._probes[sent]
-            else:
-                self.stats.skipped_own += 1
-            return
-        self.stats.received += 1
-        handoff = self._handoff
-        try:
-            if handoff is None:
-                raise trio.WouldBlock
-            handoff.send_nowait((channel, envelope))
-        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-            self.stats.dropped += 1
-
-    async def _dispatch(self, sink: BackendSink, receive: trio.MemoryReceiveChannel[tuple[str, HubEnvelope]]) -> None:
-        # Everything waiting is handed to the hub without yielding in between, so the
-        # members' senders wake once per burst and write it in one go, as they do for
-        # a burst of local broadcasts.
-        async for first in receive:
-            self._deliver(sink, *first)
-            for _ in range(self._handoff_size):
-                try:
-                    channel, envelope = receive.receive_nowait()
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-                self._deliver(sink, channel, envelope)
-
-    def _deliver(self, sink: BackendSink, channel: str, envelope: HubEnvelope) -> None:
-        self._check_sequence(sink, channel, envelope)
-        try:
-            sink.deliver_remote(envelope)
-        except Exception:
-            self.stats.malformed += 1
-            logger.exception("the hub failed on an envelope from %s", envelope.get("origin"))
-
-    def _room_of(self, channel: str) -> str | None:
-        """The room whose channel this is, or None for another channel."""
-        head, tail = f"{self._prefix}:room:{{", "}"
-        if channel.startswith(head) and channel.endswith(tail):
-            return channel[len(head) : -len(tail)]
-        return None
-
-    def _check_sequence(self, sink: BackendSink, channel: str, envelope: HubEnvelope) -> None:
-        seq, origin = envelope.get("seq"), envelope.get("origin")
-        if not isinstance(seq, int) or not isinstance(origin, str):
-            return
-        key = (origin, channel)
-        last = self._recv_seq.get(key)
-        if last is None and len(self._recv_seq) >= MAX_SEQ_ENTRIES:
-            self._recv_seq.clear()
-        self._recv_seq[key] = seq
-        if last is not None and seq > last + 1:
-            missed = seq - last - 1
-            self.stats.gaps += 1
-            self.stats.missed += missed
-            room = self._room_of(channel)
-            detail = f"{missed} envelope(s) from {origin} on {channel} were lost"
-            sink.backend_event(BackendEvent("gap", detail=detail, room=room, origin=origin, missed=missed))
-
     async def _heartbeat(self, client: AnyClient, sink: BackendSink) -> None:
         probe_timeout = 2 * self.heartbeat_interval
         while True:
@@ -515,7 +430,7 @@ class RedisBackend(RedisMembership, RedisPublishing, RedisStreams, RedisParking)
                 return
             self._probe_count += 1
             self._probes[self._probe_count] = now
-            probe = json.dumps({_PROBE: self._probe_count, "origin": self.process_id})
+            probe = json.dumps({PROBE: self._probe_count, "origin": self.process_id})
             try:
                 with trio.fail_after(max(self._timeout, self.heartbeat_interval)):
                     if await self._publish_command(client, self.process_channel(self.process_id), probe) == 0:
