@@ -175,6 +175,12 @@ FANOUT_CONTENDERS: dict[str, Contender] = {
             socketio=True,
         ),
         Contender(
+            "python-socketio-uvloop",
+            "python-socketio AsyncServer under uvicorn with uvloop and httptools",
+            (("socketio", "AsyncServer"), ("uvicorn", "Server"), ("uvloop", "run"), ("httptools", "HttpRequestParser")),
+            socketio=True,
+        ),
+        Contender(
             "python-socketio-redis",
             "python-socketio, 2 uvicorn processes via AsyncRedisManager",
             (("socketio", "AsyncRedisManager"), ("uvicorn", "Server"), ("redis.asyncio", "Redis")),
@@ -210,6 +216,7 @@ DEFAULT_FANOUT = (
     "trio_ws-hub-redis-4",
     "trio_ws-app-socketio",
     "python-socketio",
+    "python-socketio-uvloop",
 )
 MEMORY_VARIANTS: dict[str, str] = {
     "trio_ws-hub": "trio_ws Hub",
@@ -230,6 +237,8 @@ RATIOS = (
     ("trio_ws-hub", "python-socketio"),
     # Socket.IO clients, same protocol and clients, same run (issue 9's target: at least 1.5).
     ("trio_ws-app-socketio", "python-socketio"),
+    # The same, against uvicorn's [standard] configuration (uvloop event loop, httptools parser).
+    ("trio_ws-app-socketio", "python-socketio-uvloop"),
 )
 BASELINE = "trio_ws-hub-baseline"
 #: The trio_ws rows ``--baseline`` repeats with another checkout: name -> its baseline's name.
@@ -1014,6 +1023,8 @@ def run_benchmark(argv: list[str] | None = None) -> int:
                 "coredis",
                 "python-socketio",
                 "uvicorn",
+                "uvloop",
+                "httptools",
                 "redis",
             )
         },

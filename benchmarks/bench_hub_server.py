@@ -275,16 +275,26 @@ async def serve_trio_ws_app_socketio(on_ready: ReadyCallback) -> None:
 
 
 # --------------------------------------------------------------------------- #
-# python-socketio: AsyncServer (optionally with AsyncRedisManager) under uvicorn
+# python-socketio: AsyncServer (optionally with AsyncRedisManager) under uvicorn,
+# optionally with uvloop and httptools
 # --------------------------------------------------------------------------- #
 
 
-async def serve_python_socketio(on_ready: ReadyCallback, redis_url: str | None) -> None:
+async def serve_python_socketio(on_ready: ReadyCallback, redis_url: str | None, production: bool = False) -> None:
     """python-socketio's ASGI server under uvicorn; members join the room in their connect handler.
 
     With ``redis_url`` its client manager is ``AsyncRedisManager``, so an emit to
     the room goes through Redis pub/sub to every process (this one included).
-    The protocol is Socket.IO's (see ``bench_hub_socketio.py``).
+    With ``production`` uvicorn parses HTTP with httptools, and the caller runs
+    this under uvloop's event loop: what ``uvicorn[standard]`` installs and
+    uvicorn then picks by itself, so how many deploy it. Both are checked here,
+    so that a fallback to asyncio's loop or h11 cannot pass unnoticed. The
+    WebSocket implementation is uvicorn's default in both cases. The protocol
+    is Socket.IO's (see ``bench_hub_socketio.py``).
+
+    Raises:
+        RuntimeError: with ``production``, when the loop is not uvloop's or
+            the HTTP protocol not httptools'.
     """
     import socket
 
@@ -314,8 +324,18 @@ async def serve_python_socketio(on_ready: ReadyCallback, redis_url: str | None) 
     async def echo(sid: str, data: Any) -> Any:
         return data  # the acknowledgement (bench_socketio.py)
 
+    if production:
+        import uvloop
+
+        if not isinstance(asyncio.get_running_loop(), uvloop.Loop):
+            raise RuntimeError(f"expected uvloop's event loop, running {asyncio.get_running_loop()!r}")
+        # Config's loop only matters to uvicorn.run()/Server.run(); the caller set the loop up.
+        stack = {"loop": "uvloop", "http": "httptools"}
+    else:
+        stack = {}
     config = uvicorn.Config(
         socketio.ASGIApp(sio),
+        **stack,
         log_level="warning",
         lifespan="off",
         ws_ping_interval=None,
@@ -334,6 +354,8 @@ async def serve_python_socketio(on_ready: ReadyCallback, redis_url: str | None) 
             serving.result()  # raises why uvicorn did not start
             raise RuntimeError("uvicorn stopped before it started serving")
         await asyncio.sleep(0.01)
+    if production and config.http_protocol_class.__name__ != "HttpToolsProtocol":
+        raise RuntimeError(f"expected uvicorn's httptools protocol, got {config.http_protocol_class!r}")
     on_ready(sock.getsockname()[1])
     await serving
 
@@ -352,6 +374,7 @@ SERVERS = (
     "websockets.trio-broadcast",
     "python-socketio",
     "python-socketio-redis",
+    "python-socketio-uvloop",
     "trio_ws-app-socketio",
 )
 
@@ -370,6 +393,10 @@ def serve_forever(contender: str, on_ready: ReadyCallback, redis_url: str | None
         if (contender == "python-socketio-redis") != (redis_url is not None):
             raise SystemExit("--redis-url is required with python-socketio-redis, and only with it")
         asyncio.run(serve_python_socketio(on_ready, redis_url))
+    elif contender == "python-socketio-uvloop":
+        import uvloop
+
+        uvloop.run(serve_python_socketio(on_ready, None, production=True))
     elif contender == "trio_ws-app-socketio":
         trio.run(serve_trio_ws_app_socketio, on_ready)
     elif contender == "trio_ws-loop":

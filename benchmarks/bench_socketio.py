@@ -5,15 +5,17 @@ Run from the project root::
     .venv/bin/python benchmarks/bench_socketio.py --quick
     .venv/bin/python benchmarks/bench_socketio.py --json results/socketio.json
 
-Both servers run the same handlers (``bench_hub_server.py``: the
-``trio_ws-app-socketio`` and ``python-socketio`` servers of the hub fan-out
-benchmark, which also answer ``echo``), in a child process each; this process
+Every server runs the same handlers (``bench_hub_server.py``: the
+``trio_ws-app-socketio``, ``python-socketio`` and ``python-socketio-uvloop``
+servers of the hub fan-out benchmark, which also answer ``echo``; the last is
+python-socketio under uvicorn with uvloop and httptools, uvicorn's
+``[standard]`` configuration), in a child process each; this process
 is the client: trio_ws WebSocket connections speaking Engine.IO v4 /
 Socket.IO v5 text over ``/socket.io/?EIO=4&transport=websocket``
 (``bench_hub_socketio.py``). A round trip is the client's EVENT with an ack
 id, ``42<id>["echo","<32 characters>"]``, and the server's ACK
-``43<id>["<32 characters>"]``, which the handler's return value makes on both
-servers. Scenarios (see ``benchmarks/README.md``, "Socket.IO echo
+``43<id>["<32 characters>"]``, which the handler's return value makes on every
+server. Scenarios (see ``benchmarks/README.md``, "Socket.IO echo
 benchmark"):
 
 1. ``echo``: one client, one round trip after the other; round trips/s.
@@ -54,6 +56,8 @@ HERE = Path(__file__).resolve().parent
 SERVER_SCRIPT = HERE / "bench_hub_server.py"
 SUBJECT = "trio_ws-app-socketio"
 PEER = "python-socketio"
+#: python-socketio under uvicorn with uvloop and httptools (``uvicorn[standard]``).
+PEER_UVLOOP = "python-socketio-uvloop"
 BASELINE = "trio_ws-app-socketio-baseline"
 PAYLOAD = "x" * 32
 
@@ -84,6 +88,11 @@ class Contender:
 CONTENDERS: dict[str, Contender] = {
     SUBJECT: Contender(SUBJECT, "trio_ws App, Socket.IO clients", ("trio_ws.app",)),
     PEER: Contender(PEER, "python-socketio AsyncServer under uvicorn", ("socketio", "uvicorn")),
+    PEER_UVLOOP: Contender(
+        PEER_UVLOOP,
+        "python-socketio AsyncServer under uvicorn with uvloop and httptools",
+        ("socketio", "uvicorn", "uvloop", "httptools"),
+    ),
 }
 #: Scenario -> (table column, number of clients at once).
 SCENARIOS: dict[str, tuple[str, int]] = {
@@ -208,7 +217,7 @@ def render(results: Results, names: list[str], scenarios: list[str], settings: S
         f'Round trips of a {len(PAYLOAD)}-character event with an ack (`42<id>["echo",...]` answered by '
         f"`43<id>[...]`), over WebSocket; median of {settings.reps} repetition{'s' if settings.reps != 1 else ''} "
         f"of {settings.duration} s (contenders alternating, fresh server each, after {settings.warmup} s of "
-        f"warm-up); the client is the same trio_ws WebSocket client for both servers "
+        f"warm-up); the client is the same trio_ws WebSocket client for every server "
         f"({meta['cpu_count']} CPUs, Python {meta['python']}, {meta['date']}; 1-min load average "
         f"{meta['load_average']['before']:.1f} before, {meta['load_average']['after']:.1f} after).",
     ]
@@ -240,8 +249,8 @@ def render(results: Results, names: list[str], scenarios: list[str], settings: S
 
 
 def ratio_pairs(names: list[str]) -> list[tuple[str, str]]:
-    """The ratio rows among ``names``: trio_ws against python-socketio, and against its baseline."""
-    pairs = [(SUBJECT, PEER), (SUBJECT, BASELINE)]
+    """The ratio rows among ``names``: trio_ws against python-socketio (both ways), and against its baseline."""
+    pairs = [(SUBJECT, PEER), (SUBJECT, PEER_UVLOOP), (SUBJECT, BASELINE)]
     return [(top, bottom) for top, bottom in pairs if top in names and bottom in names]
 
 
@@ -357,7 +366,10 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": round(time.perf_counter() - started, 1),
         "load_average": {"before": load_before, "after": os.getloadavg()[0]},
         "baseline": str(args.baseline) if args.baseline is not None else None,
-        "versions": {name: _version(name) for name in ("trio", "trio_ws", "python-socketio", "uvicorn", "websockets")},
+        "versions": {
+            name: _version(name)
+            for name in ("trio", "trio_ws", "python-socketio", "uvicorn", "uvloop", "httptools", "websockets")
+        },
     }
     report = render(results, names, args.only, settings, meta)
     print(report)

@@ -44,6 +44,8 @@ HUB_FANOUT_PAIRS = (
     ("trio_ws-hub", "python-socketio"),
     # Socket.IO clients on both sides: the trio_ws App against python-socketio (issue 9: at least 1.5).
     ("trio_ws-app-socketio", "python-socketio"),
+    # The same, against uvicorn's [standard] configuration (uvloop event loop, httptools parser).
+    ("trio_ws-app-socketio", "python-socketio-uvloop"),
 )
 
 #: Keys report.py reads from ``bench_core.py --json`` output (the tests check them).

@@ -28,6 +28,11 @@ SOCKETIO_SAMPLE_KEYS = (
 #: The Socket.IO servers compared (echo, and the Socket.IO rows of the fan-out table).
 SOCKETIO_SUBJECT = "trio_ws-app-socketio"
 SOCKETIO_PEER = "python-socketio"
+#: python-socketio under uvicorn with uvloop and httptools (``uvicorn[standard]``); results
+#: measured before this contender existed lack it, and the report leaves its rows out.
+SOCKETIO_PEER_UVLOOP = "python-socketio-uvloop"
+#: The peers trio_ws's App is divided by, one ratio row each when both ran.
+SOCKETIO_PEERS = (SOCKETIO_PEER, SOCKETIO_PEER_UVLOOP)
 
 
 class SocketIOFormatError(ValueError):

@@ -17,7 +17,7 @@ from report_results import (
     _num,
     _plural,
 )
-from report_socketio import SOCKETIO_PEER, SOCKETIO_SUBJECT, SocketIOResults
+from report_socketio import SOCKETIO_PEER_UVLOOP, SOCKETIO_PEERS, SOCKETIO_SUBJECT, SocketIOResults
 
 # --------------------------------------------------------------------------- #
 # Tables
@@ -255,8 +255,8 @@ def socketio_echo_table(sio: SocketIOResults) -> Table:
     def cell(scenario: str, name: str, key: str) -> Cell | None:
         return Cell.of(sio.values(scenario, name, key))
 
-    def ratio(scenario: str, key: str) -> float | None:
-        top, bottom = cell(scenario, SOCKETIO_SUBJECT, key), cell(scenario, SOCKETIO_PEER, key)
+    def ratio(scenario: str, peer: str, key: str) -> float | None:
+        top, bottom = cell(scenario, SOCKETIO_SUBJECT, key), cell(scenario, peer, key)
         return None if top is None or bottom is None or not bottom.median else top.median / bottom.median
 
     for scenario, title in sio.scenarios.items():
@@ -275,10 +275,12 @@ def socketio_echo_table(sio: SocketIOResults) -> Table:
                 ],
                 bold=name == SOCKETIO_SUBJECT,
             )
-        if SOCKETIO_SUBJECT in sio.contenders and SOCKETIO_PEER in sio.contenders:
-            label = f"{title}: {sio.contenders[SOCKETIO_SUBJECT]} / {sio.contenders[SOCKETIO_PEER]}"
-            rates, cpus = ratio(scenario, "round_trips_per_second"), ratio(scenario, "server_cpu_us_per_round_trip")
-            table.add([label, fmt_ratio(rates), "", fmt_ratio(cpus), ""], bold=True)
+        for peer in SOCKETIO_PEERS:
+            if SOCKETIO_SUBJECT in sio.contenders and peer in sio.contenders:
+                label = f"{title}: {sio.contenders[SOCKETIO_SUBJECT]} / {sio.contenders[peer]}"
+                rates = ratio(scenario, peer, "round_trips_per_second")
+                cpus = ratio(scenario, peer, "server_cpu_us_per_round_trip")
+                table.add([label, fmt_ratio(rates), "", fmt_ratio(cpus), ""], bold=True)
     for name in sio.skipped:
         table.add([name, "skipped", "", "", ""])
     return table
@@ -286,7 +288,7 @@ def socketio_echo_table(sio: SocketIOResults) -> Table:
 
 def socketio_fanout_table(hub: HubResults) -> Table | None:
     """The Socket.IO rows of the hub fan-out table (same clients, same protocol), or None without them."""
-    names = [n for n in (SOCKETIO_SUBJECT, SOCKETIO_PEER) if n in hub.contenders]
+    names = [n for n in (SOCKETIO_SUBJECT, *SOCKETIO_PEERS) if n in hub.contenders]
     if not names:
         return None
     clients = _num(hub.meta.get("settings", {}).get("clients", "?"))
@@ -299,11 +301,12 @@ def socketio_fanout_table(hub: HubResults) -> Table | None:
             [hub.contenders[name], first, fmt_range(rate), fmt(cpu.median if cpu else None)],
             bold=name == SOCKETIO_SUBJECT,
         )
-    if len(names) == 2:
-        ratio = hub.ratio("fanout", SOCKETIO_SUBJECT, SOCKETIO_PEER, "deliveries_per_second")
-        cpu_ratio = hub.ratio("fanout", SOCKETIO_SUBJECT, SOCKETIO_PEER, "server_cpu_seconds")
-        label = f"{hub.contenders[SOCKETIO_SUBJECT]} / {hub.contenders[SOCKETIO_PEER]}"
-        table.add([label, fmt_ratio(ratio), "", fmt_ratio(cpu_ratio)], bold=True)
+    for peer in SOCKETIO_PEERS:
+        if SOCKETIO_SUBJECT in names and peer in names:
+            ratio = hub.ratio("fanout", SOCKETIO_SUBJECT, peer, "deliveries_per_second")
+            cpu_ratio = hub.ratio("fanout", SOCKETIO_SUBJECT, peer, "server_cpu_seconds")
+            label = f"{hub.contenders[SOCKETIO_SUBJECT]} / {hub.contenders[peer]}"
+            table.add([label, fmt_ratio(ratio), "", fmt_ratio(cpu_ratio)], bold=True)
     return table
 
 
@@ -311,12 +314,19 @@ def socketio_intro(sio: SocketIOResults) -> str:
     """What the Socket.IO echo table shows and how it was measured (one paragraph, no markup)."""
     meta = sio.meta
     settings = meta.get("settings", {})
+    # Results from before the uvloop contender existed render as they did then.
+    servers = (
+        "every server. python-socketio runs under uvicorn as a plain install sets it up (asyncio's event loop, "
+        "h11), and with uvloop and httptools (what uvicorn[standard] installs and uvicorn then picks)."
+        if SOCKETIO_PEER_UVLOOP in sio.contenders
+        else "both servers."
+    )
     return (
         f"Socket.IO round trips over WebSocket: an event of {meta.get('payload_characters', '?')} characters "
         "with an ack, answered by the handler's return value; one client, and "
         f"{settings.get('concurrent_clients', '?')} clients at once. Median of "
         f"{_plural(meta.get('reps', '?'), 'repetition')} of {settings.get('duration', '?')} s, servers "
-        "alternating, a fresh server process each; the same trio_ws client for both servers. Ratio rows: "
+        f"alternating, a fresh server process each; the same trio_ws client for {servers} Ratio rows: "
         "trio_ws App divided by python-socketio (round trips/s: above 1 is better; server CPU per round "
         "trip: below 1 is better)."
     )
@@ -333,6 +343,7 @@ def socketio_fragment(sio: SocketIOResults | None, hub: HubResults | None, comma
         out += [rst_escape(f"{socketio_intro(sio)} 1-minute load average {load}."), "", *socketio_echo_table(sio).rst()]
     fanout = socketio_fanout_table(hub) if hub is not None else None
     if fanout is not None:
-        out += ["", rst_escape("The Socket.IO rows of the hub fan-out table (Socket.IO clients on both):"), ""]
+        on = "every server" if SOCKETIO_PEER_UVLOOP in hub.contenders else "both"
+        out += ["", rst_escape(f"The Socket.IO rows of the hub fan-out table (Socket.IO clients on {on}):"), ""]
         out += fanout.rst()
     return "\n".join(out).rstrip() + "\n"

