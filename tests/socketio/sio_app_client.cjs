@@ -1,6 +1,7 @@
 // The official socket.io-client against an App with Socket.IO enabled, run by
 // tests/socketio/test_app_socketio.py. Usage: node sio_app_client.cjs URL SCENARIO [TRANSPORT]
-// TRANSPORT is "websocket" (default) or "default" (the client's own: polling, then upgrade).
+// TRANSPORT is "websocket" (default), "polling" (long-polling only) or "default" (the
+// client's own: polling, then upgrade).
 // Prints one JSON object per line for the test to check, then exits.
 "use strict";
 
@@ -9,7 +10,8 @@ const { io } = require("socket.io-client");
 const [url, scenario, transport] = process.argv.slice(2);
 const out = (record) => process.stdout.write(JSON.stringify(record) + "\n");
 const options = { reconnection: false, timeout: 5000 };
-if (transport !== "default") options.transports = ["websocket"];
+if (transport === "polling") options.transports = ["polling"];
+else if (transport !== "default") options.transports = ["websocket"];
 const hex = (buf) => Buffer.from(buf).toString("hex");
 const call = (socket, ev, ...args) => new Promise((resolve) => socket.emit(ev, ...args, (...res) => resolve(res)));
 

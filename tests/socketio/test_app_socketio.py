@@ -1293,6 +1293,8 @@ async def test_a_session_that_connects_no_namespace_ends_at_connect_timeout(
             with pytest.raises(ConnectionClosed) as closed:
                 await ws.get_message()  # no Engine.IO close packet over WebSocket
             assert closed.value.reason.reason == "no namespace connected within connect_timeout"
+        # Long-polling: the close packet waits for the client's next GET.
+        assert (await poll(server.port, sid)).text == "1"
         await trio.testing.wait_all_tasks_blocked()
         assert not app._engine_links
         assert task_count() == idle
@@ -1360,7 +1362,9 @@ async def test_a_polling_client_that_does_not_poll_meets_the_hubs_overflow_polic
             reports = [await app.emit("flood", n, to="tea") for n in range(6)]
             assert [r.queued for r in reports] == [1, 1, 1, 1, 0, 0]
             assert app.hub.stats.overflow_closes == 1
-            await links_gone(app)  # the hub closed the member: its session ended
+            # The hub dropped the member and its outbox: the client's next GET gets the close packet.
+            assert (await poll(server.port, sid)).text == "1"
+            await links_gone(app)
             assert engine_error(await poll(server.port, sid)) == (400, 1)
 
 

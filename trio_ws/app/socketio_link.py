@@ -44,7 +44,7 @@ from ..socketio.requests import (
     preflight_headers,
 )
 from ..socketio.session import EngineConfig, SessionEnded, SessionState, Transport
-from ..socketio.transport import EngineConnection
+from ..socketio.transport import FLUSH_TIMEOUT, EngineConnection
 
 __all__ = ["EngineLink", "LinkOwner", "serve_engine_request"]
 
@@ -110,6 +110,28 @@ class EngineLink(EngineConnection):
         self._taken.set()
         self._taken = trio.Event()
 
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the session (:meth:`~trio_ws.socketio.EngineConnection.run`), then see its close packet out.
+
+        A long-polling client learns that the server closed its session only
+        from the close packet in a ``GET``'s answer. Between two polls no
+        ``GET`` is waiting: the session then stays reachable until the
+        client's next ``GET`` takes what is left (the close packet last),
+        for at most ``FLUSH_TIMEOUT``, as the reference server keeps a socket
+        it closes until then. (Removed at once, that ``GET`` got HTTP 400,
+        which clients take for a transport error: what they did depended on
+        when they polled.) Cancelling it (the server shutting down) ends
+        the session and stops that wait. Raises nothing of its own; call it once.
+        """
+        await super().run(task_status=task_status)
+        end = self.end
+        if end is None or end.reason != "server close" or self.session.transport != "polling":
+            return
+        with trio.move_on_after(FLUSH_TIMEOUT):
+            while self.session.queued:
+                self._taken = taken = trio.Event()  # finish() set the previous one
+                await taken.wait()
+
     def websocket_close_code(self, end: SessionEnded) -> int:
         return self._close_code if self._close_code is not None else super().websocket_close_code(end)
 
@@ -165,7 +187,8 @@ class EngineLink(EngineConnection):
 
     async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
         """End the session: a WebSocket closes with ``code`` (no Engine.IO ``close`` packet, so clients
-        reconnect), a long-polling client gets a ``close`` packet. Idempotent; raises nothing."""
+        reconnect), a long-polling client gets a ``close`` packet, on the ``GET`` waiting or on its
+        next one if that comes within 5 s. Idempotent; raises nothing."""
         if self.end is None:
             self._close_code = code
             self.fail("server close", reason or "")
