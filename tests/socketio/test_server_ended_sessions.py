@@ -114,6 +114,21 @@ async def test_a_polling_client_that_never_polls_again_is_let_go_after_5_s(
         assert (late.status, json.loads(late.body)["code"]) == (400, 1)  # unknown sid
 
 
+async def test_shutting_down_does_not_wait_for_a_polling_client_to_take_its_close_packet(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    app = polling_app()
+    async with serving(app) as server:
+        sid, conn = await connected_polling_session(app, server.port)
+        await conn.websocket.link.aclose(1011, "dropped")
+        await trio.testing.wait_all_tasks_blocked()
+        assert sid in app._engine_links  # waiting for the client's next GET
+        stopping = trio.current_time()
+        mock_clock.autojump_threshold = 0  # a timer the shutdown waited for would fire at once
+    assert trio.current_time() == stopping  # none did
+    assert not app._engine_links
+
+
 # The official client, long-polling only --------------------------------------------------------
 
 
