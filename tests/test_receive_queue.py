@@ -131,3 +131,44 @@ async def test_a_stream_that_keeps_its_message_is_not_disturbed(autojump_clock: 
     queue.put(MessageChunk("a", True, False))
     queue.put(MessageChunk("b", True, True))
     assert [chunk async for chunk in stream] == ["a", "b"]
+
+
+# -- a sink (the Engine.IO transport's fast path) -------------------------------------------------
+
+
+async def test_a_sink_takes_whole_messages_only_while_the_receiver_waits_on_an_empty_queue() -> None:
+    queue = ReceiveQueue(None, closed)
+    taken: list[str | bytes] = []
+
+    def sink(message: str | bytes) -> bool:
+        if message == "declined":
+            return False
+        taken.append(message)
+        return True
+
+    queue.set_sink(sink)
+    queue.put(MessageChunk("queued: no receiver waits", True, True))
+    got: list[str | bytes] = []
+
+    async def receiver() -> None:
+        while True:
+            got.append(await queue.get_message())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(receiver)
+        await trio.testing.wait_all_tasks_blocked()  # it took the first and waits for the next
+        queue.put(MessageChunk("to the sink", True, True))
+        queue.put(MessageChunk("declined", True, True))  # queued, and the receiver is woken for it
+        queue.put(MessageChunk("behind the declined one", True, True))  # something is queued: not offered
+        await trio.testing.wait_all_tasks_blocked()
+        queue.put(MessageChunk("fragm", True, False))  # a fragmented message is never offered,
+        queue.put(MessageChunk("ented", True, True))  # nor the end of one
+        await trio.testing.wait_all_tasks_blocked()
+        queue.put(MessageChunk("to the sink again", True, True))
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert taken == ["to the sink", "to the sink again"]
+    assert got == ["queued: no receiver waits", "declined", "behind the declined one", "fragmented"]
+    queue.set_sink(None)
+    queue.put(MessageChunk("after", True, True))
+    assert await queue.get_message() == "after"

@@ -28,7 +28,7 @@ receive just yielded), so answering a message costs one trip, not two.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -287,6 +287,11 @@ class WebSocketConnection(ConnectionDetails, trio.abc.AsyncResource):
             raise MessageTypeError(
                 f"message must be str, bytes-like or an iterable of them, not {type(message).__name__}"
             )
+
+    def _set_message_sink(self, sink: Callable[[str | bytes], bool] | None) -> None:
+        """For a layer that is this connection's only receiver (Engine.IO): take whole messages in the
+        reader's task when its receiver waits and nothing is queued (see ``receive_queue.py``)."""
+        self._queue.set_sink(sink)
 
     async def send_many(
         self, messages: Iterable[str | bytes | PreparedMessage], *, compress: bool = True, schedule: bool = True

@@ -13,6 +13,11 @@ of a later message. When more than ``limit`` chunks wait, :attr:`~ReceiveQueue.f
 True and the reader stops reading until a receiver makes room, so TCP pushes
 back on the peer. After :meth:`~ReceiveQueue.end` receivers get what is left,
 then the connection's :class:`~trio_ws.ConnectionClosed`.
+
+A *sink* (:meth:`~ReceiveQueue.set_sink`) lets the connection's only
+receiver take a whole message in the reader's task instead: offered only
+when nothing is queued and the receiver is waiting for its next message, so
+the order cannot change; a message the sink declines is queued as usual.
 """
 
 from __future__ import annotations
@@ -42,7 +47,18 @@ class ReceiveQueue:
             has ended and is empty.
     """
 
-    __slots__ = ("_chunks", "_closed_error", "_data_lot", "_ended", "_limit", "_lock", "_partial", "_space_lot")
+    __slots__ = (
+        "_chunks",
+        "_closed_error",
+        "_data_lot",
+        "_ended",
+        "_limit",
+        "_lock",
+        "_mid_message",
+        "_partial",
+        "_sink",
+        "_space_lot",
+    )
 
     def __init__(self, limit: int | None, closed_error: Callable[[], ConnectionClosed]) -> None:
         # Made with the first message: an empty deque costs 770 bytes.
@@ -54,10 +70,29 @@ class ReceiveQueue:
         self._lock = FifoLock()  # one receiver at a time
         self._partial: _MessageChunks | None = None  # the streamed receive that is mid-message
         self._ended = False  # no more chunks will be put
+        self._sink: Callable[[Message], bool] | None = None
+        self._mid_message = False  # the last chunk put was not the end of its message (only kept with a sink)
 
     # -- the reader's side ---------------------------------------------------
+    def set_sink(self, sink: Callable[[Message], bool] | None) -> None:
+        """Offer whole messages to ``sink`` in the reader's task (see the module docstring); None: stop.
+
+        ``sink(message)`` returns True when it took the message, False to
+        have it queued. It must not wait, and must decline rather than raise.
+        """
+        self._sink = sink
+        self._mid_message = False
+
     def put(self, chunk: MessageChunk) -> None:
-        """Queue a chunk and wake the next receiver."""
+        """Queue a chunk and wake the next receiver (or hand a whole message to the sink)."""
+        sink = self._sink
+        if sink is not None:
+            if not chunk.final:
+                self._mid_message = True
+            elif self._mid_message:
+                self._mid_message = False  # the end of a fragmented message: queued behind its start
+            elif not self._chunks and self._data_lot and sink(chunk.data):
+                return
         if self._chunks is None:
             self._chunks = deque()
         self._chunks.append(chunk)

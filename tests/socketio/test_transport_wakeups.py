@@ -1,7 +1,9 @@
 """Which tasks of an Engine.IO session wake up, and when (trio_ws.socketio.transport).
 
 A packet that queues nothing for the client (an event whose ack the layer
-writes itself) wakes neither the session's clock nor its WebSocket writer,
+writes itself) wakes neither the session's clock nor its WebSocket writer nor
+its Engine.IO reader (the connection's reader task queues the event for the
+App's worker itself),
 the App's worker that handles the event runs once (it writes the ack itself,
 taking the session's write lock without a trip through the scheduler and
 without yielding after the write), and the hub's sender does not wake:
@@ -31,6 +33,8 @@ from trio_ws.socketio.server import Socket, SocketIOServer
 CLOCK = "trio_ws.socketio.transport.EngineConnection._clock"
 WRITER = "trio_ws.socketio.transport.EngineConnection._ws_writer"
 SENDER = "trio_ws.hub.hub.Hub._sender"
+#: The task that runs a WebSocket-only session, and in it the Engine.IO reader (_ws_reader).
+TRANSPORT_READER = "trio_ws.server.WebSocketServer._serve_transport"
 WORKER = "_worker"  # the App session's event worker (WebSocket.start_soon names a task by its function)
 SLOW_PINGS = EngineConfig(ping_interval=30, ping_timeout=30)  # no ping within a test
 
@@ -99,12 +103,15 @@ async def test_app_echo_round_trips_wake_neither_the_clock_nor_the_writer() -> N
         async with app_session(app) as ws:
             await ws.send_message('420["echo","warm"]')
             assert await ws.get_message() == '430["warm"]'
-            async with counting(CLOCK, WRITER, SENDER, WORKER) as counter:
+            async with counting(CLOCK, WRITER, SENDER, WORKER, TRANSPORT_READER) as counter:
                 for i in range(1, 21):
                     await ws.send_message(f'42{i}["echo",{i}]')
                     assert await ws.get_message() == f"43{i}[{i}]"
     # The ack goes out from the hub's sender; nothing was queued in the session, no deadline came earlier.
     assert (counter.steps[CLOCK], counter.steps[WRITER]) == (0, 0)
+    # The Engine.IO reader does not wake either: the connection's reader task hands the
+    # EVENT straight to the worker's queue (the transport's sink), nothing being queued before it.
+    assert counter.steps[TRANSPORT_READER] == 0
     # The hub's sender does not wake at all: with nothing in the member's outbox,
     # the worker writes the ack itself.
     assert counter.steps[SENDER] == 0
@@ -160,3 +167,38 @@ async def test_a_pong_brings_the_next_ping_before_the_pong_deadline(mock_clock: 
                 assert await ws.get_message() == "2"
             assert trio.current_time() - start == pytest.approx(5 * n)
             await ws.send_message("3")
+
+
+async def test_events_keep_their_order_whichever_task_takes_them() -> None:
+    # EVENTs the connection's reader task hands to the worker itself, and packets
+    # that take the Engine.IO reader (binary events and their attachments, pongs,
+    # acks, events sent while the worker's queue is full), arrive in the order sent.
+    app = App()
+    app.enable_socketio(config=SLOW_PINGS)
+    seen: list[Any] = []
+
+    @app.on("note")
+    async def note(conn: EventConnection, data: Any) -> Any:
+        seen.append(data)
+        await trio.sleep(0)  # a checkpoint: the reader may run while the worker is busy
+        return data
+
+    sent: list[Any] = []
+    with trio.fail_after(20):
+        async with app_session(app) as ws:
+            for i in range(60):
+                if i % 7 == 3:
+                    await ws.send_message(f'451-["note",{{"_placeholder":true,"num":0}}]')
+                    await ws.send_message(bytes([i]))
+                    sent.append(bytes([i]))
+                elif i % 11 == 5:
+                    await ws.send_message("3")  # a pong nobody asked for: ignored, in between
+                    await ws.send_message(f'42["note",{i}]')
+                    sent.append(i)
+                else:
+                    await ws.send_message(f'42["note",{i}]')
+                    sent.append(i)
+            await ws.send_message('4299["note","last"]')
+            while (await ws.get_message()) != '4399["last"]':
+                pass
+    assert seen == [*sent, "last"]

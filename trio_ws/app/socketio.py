@@ -327,6 +327,29 @@ class SocketIOSession(EventSession):
         assert self._queue is not None
         await self._on_message(data, self._queue)
 
+    def engine_message_now(self, data: str) -> bool:
+        """An EVENT offered in the WebSocket's reader task: queued for the workers if there is room.
+
+        Exactly what :meth:`engine_message` would do with it, minus a task:
+        anything else (another packet type, attachments under way, bad
+        input, a full queue) is declined and takes the usual way, in order.
+        """
+        queue = self._queue
+        if queue is None or data[:1] != "2" or self.decoder.awaiting_attachments:
+            return False
+        try:
+            packet = self.decoder.feed(data)  # a text EVENT: no decoder state changes
+        except InvalidPacket:
+            return False  # engine_message decodes it again and ends the session
+        if packet is None or packet.type is not PacketType.EVENT:
+            return False
+        event, *arguments = packet.data
+        try:
+            queue.send_nowait(EventEnvelope("event", packet.namespace, event, arguments_to_data(arguments), packet.id))
+        except (trio.WouldBlock, trio.BrokenResourceError):
+            return False
+        return True
+
     def engine_deadline(self) -> float | None:
         """When the connect timeout expires, until it was checked."""
         return None if self._connect_deadline == math.inf else self._connect_deadline

@@ -60,6 +60,9 @@ class LinkOwner(Protocol):
     async def engine_message(self, data: str | bytes) -> None:
         """A message from the client (raise InvalidPacket to end the session as a parse error)."""
 
+    def engine_message_now(self, data: str) -> bool:
+        """A text message offered in the WebSocket's reader task: True if handled without waiting."""
+
     def engine_deadline(self) -> float | None:
         """When :meth:`engine_tick` must run next, or None."""
 
@@ -91,6 +94,9 @@ class EngineLink(EngineConnection):
     # EngineConnection hooks ---------------------------------------------------
     async def message_received(self, data: str | bytes) -> None:
         await self.owner.engine_message(data)
+
+    def message_received_now(self, data: str) -> bool:
+        return self.owner.engine_message_now(data)
 
     def deadlines(self) -> list[float]:
         deadline = self.owner.engine_deadline()
