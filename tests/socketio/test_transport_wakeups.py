@@ -180,7 +180,7 @@ async def test_events_keep_their_order_whichever_task_takes_them() -> None:
     @app.on("note")
     async def note(conn: EventConnection, data: Any) -> Any:
         seen.append(data)
-        await trio.sleep(0)  # a checkpoint: the reader may run while the worker is busy
+        await trio.lowlevel.checkpoint()  # the reader may run while the worker is busy
         return data
 
     sent: list[Any] = []
@@ -188,7 +188,7 @@ async def test_events_keep_their_order_whichever_task_takes_them() -> None:
         async with app_session(app) as ws:
             for i in range(60):
                 if i % 7 == 3:
-                    await ws.send_message(f'451-["note",{{"_placeholder":true,"num":0}}]')
+                    await ws.send_message('451-["note",{"_placeholder":true,"num":0}]')
                     await ws.send_message(bytes([i]))
                     sent.append(bytes([i]))
                 elif i % 11 == 5:
