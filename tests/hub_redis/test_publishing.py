@@ -13,11 +13,11 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 
 import pytest
 import trio
+from support.sio_app import next_packet, serving
 
 from trio_ws import ConnectionClosed, WebSocketConnection, WebSocketServer, open_websocket_url
 from trio_ws.app import App, EventConnection
@@ -67,26 +67,9 @@ def worker_app(*, recovery: bool) -> App:
     return app
 
 
-@asynccontextmanager
-async def serving(app: App) -> AsyncIterator[WebSocketServer]:
-    async with trio.open_nursery() as nursery:
-        server = await nursery.start(partial(app.serve, "127.0.0.1", 0))
-        yield server
-        nursery.cancel_scope.cancel()
-
-
-async def next_event(ws: WebSocketConnection) -> Any:
-    """The next message that is not an Engine.IO ping (answered)."""
-    while True:
-        message = await ws.get_message()
-        if message != "2":
-            return message
-        await ws.send_message("3")
-
-
 async def event(ws: WebSocketConnection) -> list[Any]:
     """The arguments of the next EVENT packet (to ``/``)."""
-    message = await next_event(ws)
+    message = await next_packet(ws)
     assert message.startswith("42"), message
     decoded: list[Any] = json.loads(message[2:])
     return decoded
@@ -100,12 +83,12 @@ async def socketio_client(
     async with open_websocket_url(f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket") as ws:
         assert (await ws.get_message()).startswith("0{")
         await ws.send_message("40" + ("" if auth is None else json.dumps(auth)))
-        answer = await next_event(ws)
+        answer = await next_packet(ws)
         assert answer.startswith("40"), answer
         connected = json.loads(answer[2:])
         if room is not None:
             await ws.send_message(f"421{json.dumps(['join', room])}")
-            assert await next_event(ws) == f'431["{connected["sid"]}"]'
+            assert await next_packet(ws) == f'431["{connected["sid"]}"]'
         yield ws, connected
 
 
@@ -173,14 +156,14 @@ async def test_a_workers_events_reach_socketio_clients_with_offsets_and_envelope
             assert [await envelope(bob) for _ in range(2)] == [("news", 3), ("news", 4)]
             # Bytes reach Socket.IO clients only, with the offset after the attachment's placeholder.
             assert await worker.publish(client, "blob", b"\x00\xff", to="tea") is True
-            header = await next_event(alice)
+            header = await next_packet(alice)
             assert header.startswith('451-["blob",{"_placeholder":true,"num":0},"'), header
-            assert await next_event(alice) == b"\x00\xff"
+            assert await next_packet(alice) == b"\x00\xff"
             assert await worker.publish(client, "blob", b"\x01", to=carol_sid) is True
             for payload in (b"\x00\xff", b"\x01"):
-                header = await next_event(carol)
+                header = await next_packet(carol)
                 assert header.startswith('451-["blob",{"_placeholder":true,"num":0},"'), header
-                assert await next_event(carol) == payload
+                assert await next_packet(carol) == payload
             await worker.publish(client, "news", 5, to="tea")
             assert await envelope(bob) == ("news", 5)
 
@@ -206,13 +189,13 @@ async def test_a_dropped_client_gets_back_exactly_the_worker_events_it_missed(re
                 await alice.send_message('42["drop-me"]')
                 with pytest.raises(ConnectionClosed) as closed:
                     while True:
-                        await next_event(alice)
+                        await next_packet(alice)
                 assert closed.value.reason.code == 1011
             while not redis_server.cli("EXISTS", f"{prefix}:parked:sio:{pid}").strip().endswith("1"):  # noqa: ASYNC110
                 await trio.sleep(0.02)  # Redis has no event for it
             # A worker without the servers' recovery settings delivers outside the log: no offset, no replay.
             assert await worker_app(recovery=False).publish(client, "news", "outside the log", to="tea")
-            assert await next_event(carol) == '42["news","outside the log"]'
+            assert await next_packet(carol) == '42["news","outside the log"]'
             # Missed while away, in an order carol's process pins: from the worker and from a server.
             await worker.publish(client, "news", 2, to="tea")
             two = await event(carol)
@@ -234,7 +217,7 @@ async def test_a_dropped_client_gets_back_exactly_the_worker_events_it_missed(re
                 numbers = [position(m[2]) for m in missed]
                 assert numbers == sorted(set(numbers)) and numbers[0] > position(seen[2])
                 await alice.send_message('421["whoami"]')
-                assert await next_event(alice) == f'431[["{sid}",["tea"],true]]'
+                assert await next_packet(alice) == f'431[["{sid}",["tea"],true]]'
                 # Live again: the next event is the next one published, nothing replayed twice.
                 await worker.publish(client, "news", 5, to="tea")
                 live = await event(alice)
@@ -256,14 +239,14 @@ async def test_without_recovery_a_worker_still_delivers(redis_server: Any) -> No
         ):
             assert await worker.publish(client, "news", 1, to="tea") is True
             for sio in (alice, carol):
-                assert await next_event(sio) == '42["news",1]'  # no offset
+                assert await next_packet(sio) == '42["news",1]'  # no offset
             assert await envelope(bob) == ("news", 1)
             assert await worker.publish(client, "direct", "hi", to=carol_answer["sid"]) is True
-            assert await next_event(carol) == '42["direct","hi"]'
+            assert await next_packet(carol) == '42["direct","hi"]'
             assert await worker.publish(client, "news", 2, to="tea", exclude=carol_answer["sid"]) is True
             assert await worker.publish(client, "news", 3) is True
-            assert [await next_event(alice) for _ in range(2)] == ['42["news",2]', '42["news",3]']
-            assert await next_event(carol) == '42["news",3]'
+            assert [await next_packet(alice) for _ in range(2)] == ['42["news",2]', '42["news",3]']
+            assert await next_packet(carol) == '42["news",3]'
             assert [await envelope(bob) for _ in range(2)] == [("news", 2), ("news", 3)]
             assert await plain_worker.publish(client, "news", 4, to="tea") is True
             assert await envelope(bob) == ("news", 4)
@@ -291,7 +274,7 @@ async def test_a_worker_on_a_redis_cluster_goes_through_the_log_too(redis_cluste
                 await alice.send_message('42["drop-me"]')
                 with pytest.raises(ConnectionClosed):
                     while True:
-                        await next_event(alice)
+                        await next_packet(alice)
             while app_a.hub.local_members:  # noqa: ASYNC110 - parked before the session leaves the hub
                 await trio.sleep(0.02)
             assert await worker.publish(client, "news", 2, to="tea")

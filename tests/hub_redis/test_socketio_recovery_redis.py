@@ -12,11 +12,11 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 
 import pytest
 import trio
+from support.sio_app import next_packet, serving
 
 from trio_ws import WebSocketConnection, WebSocketServer, open_websocket_url
 from trio_ws.app import App, EventConnection
@@ -66,23 +66,6 @@ def recovering_app_on(backend: RedisBackend, history: HistoryPolicy | None = Non
 
 
 @asynccontextmanager
-async def serving(app: App) -> AsyncIterator[WebSocketServer]:
-    async with trio.open_nursery() as nursery:
-        server = await nursery.start(partial(app.serve, "127.0.0.1", 0))
-        yield server
-        nursery.cancel_scope.cancel()
-
-
-async def next_event(ws: WebSocketConnection) -> Any:
-    """The next message that is not an Engine.IO ping (answered)."""
-    while True:
-        message = await ws.get_message()
-        if message != "2":
-            return message
-        await ws.send_message("3")
-
-
-@asynccontextmanager
 async def session(
     server: WebSocketServer, auth: Any = None
 ) -> AsyncIterator[tuple[WebSocketConnection, dict[str, Any]]]:
@@ -90,14 +73,14 @@ async def session(
     async with open_websocket_url(f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket") as ws:
         assert (await ws.get_message()).startswith("0{")
         await ws.send_message("40" + ("" if auth is None else json.dumps(auth)))
-        answer = await next_event(ws)
+        answer = await next_packet(ws)
         assert answer.startswith("40"), answer
         yield ws, json.loads(answer[2:])
 
 
 async def event(ws: WebSocketConnection) -> list[Any]:
     """The arguments of the next EVENT packet (to ``/``)."""
-    message = await next_event(ws)
+    message = await next_packet(ws)
     assert message.startswith("42"), message
     decoded: list[Any] = json.loads(message[2:])
     return decoded
@@ -118,11 +101,11 @@ async def test_a_client_dropped_on_one_process_recovers_on_another(redis_server:
     with trio.fail_after(TIMEOUT):
         async with serving(app_a) as server_a, serving(app_b) as server_b, session(server_b) as (bob, _):
             await bob.send_message('421["join","tea"]')
-            assert await next_event(bob) == "431[]"
+            assert await next_packet(bob) == "431[]"
             async with session(server_a) as (alice, answer):
                 sid, pid = answer["sid"], answer["pid"]
                 await alice.send_message('421["join","tea"]')
-                assert await next_event(alice) == "431[]"
+                assert await next_packet(alice) == "431[]"
                 # Events emitted on either process reach both, in one order, with offsets.
                 await app_a.emit("news", 1, to="tea")
                 first = await event(alice)
@@ -156,7 +139,7 @@ async def test_a_client_dropped_on_one_process_recovers_on_another(redis_server:
                 assert numbers == sorted(numbers) and len(set(numbers)) == 4
                 assert int(offset.rpartition(":")[2]) < numbers[0]
                 await alice.send_message('421["whoami"]')
-                assert await next_event(alice) == f'431[["{sid}","alice",["tea"],true]]'
+                assert await next_packet(alice) == f'431[["{sid}","alice",["tea"],true]]'
                 # Live again, in the same log: nothing twice.
                 await app_a.emit("news", 5, to="tea")
                 assert (await event(alice))[:2] == ["news", 5]
@@ -174,10 +157,10 @@ async def test_an_offset_the_log_cannot_cover_gives_back_the_sid_but_not_recover
     with trio.fail_after(TIMEOUT):
         async with serving(app_a) as server_a, serving(app_b) as server_b, session(server_b) as (bob, _):
             await bob.send_message('421["join","tea"]')
-            assert await next_event(bob) == "431[]"
+            assert await next_packet(bob) == "431[]"
             async with session(server_a) as (alice, answer):
                 await alice.send_message('421["join","tea"]')
-                assert await next_event(alice) == "431[]"
+                assert await next_packet(alice) == "431[]"
                 await app_a.emit("news", 1, to="tea")
                 offset = (await event(alice))[2]
                 await alice.aclose(1011)
@@ -204,7 +187,7 @@ async def test_an_unknown_pid_or_a_redis_restart_gives_a_fresh_session(restartab
                 assert fresh["pid"] != "nobody"
             async with session(server_a) as (alice, answer):
                 await alice.send_message('421["join","tea"]')
-                assert await next_event(alice) == "431[]"
+                assert await next_packet(alice) == "431[]"
                 await app_a.emit("news", 1, to="tea")
                 offset = (await event(alice))[2]
                 await alice.aclose(1011)
@@ -223,7 +206,7 @@ async def test_redis_down_when_parking_or_recovering_gives_a_fresh_session(resta
     async def dropped(server: WebSocketServer) -> dict[str, Any]:
         async with session(server) as (alice, answer):
             await alice.send_message('421["join","tea"]')
-            assert await next_event(alice) == "431[]"
+            assert await next_packet(alice) == "431[]"
             await alice.aclose(1011)
         return answer
 
@@ -231,7 +214,7 @@ async def test_redis_down_when_parking_or_recovering_gives_a_fresh_session(resta
         async with session(server, {"pid": answer["pid"]}) as (again, back):
             assert back["sid"] != answer["sid"] and back["pid"] != answer["pid"]
             await again.send_message('421["whoami"]')
-            assert json.loads((await next_event(again))[3:])[0][2:] == [[], False]
+            assert json.loads((await next_packet(again))[3:])[0][2:] == [[], False]
 
     with trio.fail_after(TIMEOUT):
         async with serving(app) as server:
@@ -240,7 +223,7 @@ async def test_redis_down_when_parking_or_recovering_gives_a_fresh_session(resta
             try:
                 async with session(server) as (alice, answer):
                     await alice.send_message('421["join","tea"]')
-                    assert await next_event(alice) == "431[]"
+                    assert await next_packet(alice) == "431[]"
                     await alice.aclose(1011)
                 while app.hub.local_members:  # noqa: ASYNC110 - the old session ends after its park failed
                     await trio.sleep(0.05)
@@ -287,7 +270,7 @@ async def test_recovery_across_processes_on_a_redis_cluster(redis_cluster: Any) 
         async with serving(app_a) as server_a, serving(app_b) as server_b:
             async with session(server_a) as (alice, answer):
                 await alice.send_message('421["join","tea"]')
-                assert await next_event(alice) == "431[]"
+                assert await next_packet(alice) == "431[]"
                 await app_b.emit("news", 1, to="tea")
                 offset = (await event(alice))[2]
                 await alice.aclose(1011)

@@ -12,11 +12,11 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 
 import pytest
 import trio
+from support.sio_app import next_packet, serving
 
 from trio_ws import WebSocketConnection, WebSocketServer, open_websocket_url
 from trio_ws.app import App, EventConnection
@@ -46,14 +46,6 @@ def chat_app(url: str, prefix: str, process_id: str, history: HistoryPolicy | No
 
 
 @asynccontextmanager
-async def serving(app: App) -> AsyncIterator[WebSocketServer]:
-    async with trio.open_nursery() as nursery:
-        server = await nursery.start(partial(app.serve, "127.0.0.1", 0))
-        yield server
-        nursery.cancel_scope.cancel()
-
-
-@asynccontextmanager
 async def socketio_member(server: WebSocketServer, room: str) -> AsyncIterator[tuple[WebSocketConnection, str]]:
     """A raw Socket.IO client connected to ``/`` and joined to ``room``: the connection and its sid."""
     async with open_websocket_url(f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket") as ws:
@@ -63,15 +55,6 @@ async def socketio_member(server: WebSocketServer, room: str) -> AsyncIterator[t
         await ws.send_message(f'421["join",{json.dumps(room)}]')
         assert await ws.get_message() == f'431["{sid}"]'
         yield ws, sid
-
-
-async def next_event(ws: WebSocketConnection) -> str | bytes:
-    """The next message that is not an Engine.IO ping (answered)."""
-    while True:
-        message = await ws.get_message()
-        if message != "2":
-            return message
-        await ws.send_message("3")
 
 
 async def test_an_emit_in_one_process_reaches_socketio_and_envelope_clients_of_another(
@@ -91,7 +74,7 @@ async def test_an_emit_in_one_process_reaches_socketio_and_envelope_clients_of_a
             assert json.loads(await envelope.get_message())["type"] == "ack"
             report = await app_a.emit("news", {"n": 1}, to="tea")
             assert report.published and report.queued == 0
-            assert await next_event(sio) == '42["news",{"n":1}]'
+            assert await next_packet(sio) == '42["news",{"n":1}]'
             assert json.loads(await envelope.get_message()) == {
                 "type": "event",
                 "event": "news",
@@ -100,17 +83,17 @@ async def test_an_emit_in_one_process_reaches_socketio_and_envelope_clients_of_a
             }
             # Binary attachments cross too, to the Socket.IO client only.
             await app_a.emit("blob", (b"\x00\xff", "x"), to="tea")
-            assert await next_event(sio) == '451-["blob",{"_placeholder":true,"num":0},"x"]'
-            assert await next_event(sio) == b"\x00\xff"
+            assert await next_packet(sio) == '451-["blob",{"_placeholder":true,"num":0},"x"]'
+            assert await next_packet(sio) == b"\x00\xff"
             # To one connection of the other process, by its sid.
             assert await app_a.emit("direct", "hi", to=sid) is True
-            assert await next_event(sio) == '42["direct","hi"]'
+            assert await next_packet(sio) == '42["direct","hi"]'
             # A worker without connections emits through a HubClient.
             worker = HubClient(RedisBackend(redis_server.url, prefix=prefix, process_id="W", **FAST))
             async with worker:
                 message = app_a.event_message("from-worker", {"n": 2})
                 assert await worker.broadcast(hub_room("/", "tea"), message)
-            assert await next_event(sio) == '42["from-worker",{"n":2}]'
+            assert await next_packet(sio) == '42["from-worker",{"n":2}]'
             assert json.loads(await envelope.get_message())["event"] == "from-worker"
 
 
@@ -130,7 +113,7 @@ async def test_rooms_streamed_through_redis_reach_socketio_clients_of_every_proc
             report = await app_a.emit("news", {"n": 1}, to="tea")
             assert report.published
             for sio in (sio_a, sio_b):
-                assert await next_event(sio) == '42["news",{"n":1}]'
+                assert await next_packet(sio) == '42["news",{"n":1}]'
 
 
 def test_event_message_without_socketio_is_the_envelope() -> None:

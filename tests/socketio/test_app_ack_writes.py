@@ -18,13 +18,13 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
 from support.rawhttp import http
+from support.sio_app import next_packet, serving, task_count
 
 from trio_ws import ConnectionClosed, WebSocketConnection, WebSocketServer, open_websocket_url, wrap_client_stream
 from trio_ws.app import App, EventConnection
@@ -34,23 +34,6 @@ from trio_ws.socketio import EngineConfig, Handshake, decode_packet
 TIMEOUT = 20
 #: A few of these fill the socket buffers of a client that does not read (random: compression cannot shrink them).
 BIG = base64.b64encode(os.urandom(192 * 1024)).decode()
-
-
-def task_count() -> int:
-    """How many tasks run in this trio run (every nursery under the root task)."""
-
-    def count(task: trio.lowlevel.Task) -> int:
-        return 1 + sum(count(child) for nursery in task.child_nurseries for child in nursery.child_tasks)
-
-    return count(trio.lowlevel.current_root_task())
-
-
-@asynccontextmanager
-async def serving(app: App) -> AsyncIterator[WebSocketServer]:
-    async with trio.open_nursery() as nursery:
-        server = await nursery.start(partial(app.serve, "127.0.0.1", 0))
-        yield server
-        nursery.cancel_scope.cancel()
 
 
 @asynccontextmanager
@@ -85,14 +68,6 @@ async def writing(app: App) -> None:
     """Wait until the one Engine.IO session of ``app`` is in the middle of a write (its write lock held)."""
     while not any(link._write_lock.locked() for link in app._engine_links.values()):  # noqa: ASYNC110
         await trio.sleep(0.01)
-
-
-async def next_packet(ws: WebSocketConnection) -> str:
-    """The next text message that is not a ping (answered)."""
-    while (message := await ws.get_message()) == "2":
-        await ws.send_message("3")
-    assert isinstance(message, str), message
-    return message
 
 
 def echo_app(config: EngineConfig | None = None, **hub: Any) -> App:

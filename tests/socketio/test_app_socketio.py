@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ import trio
 from support.node_ws import NodeWs
 from support.rawhttp import Answer, build_request, http
 from support.sio import PEER_TIMEOUT, SIO_APP_CLIENT, SIO_CLIENT, open_raw, run_node, run_python_peer
+from support.sio_app import next_packet, serving, task_count
 
 from trio_ws import ConnectionClosed, ConnectionRejected, WebSocketServer, open_websocket_url
 from trio_ws.app import App, EventConnection, EventError, Namespace
@@ -34,23 +34,6 @@ def fast_app() -> App:
     app = App()
     app.enable_socketio(config=EngineConfig(ping_interval=0.5, ping_timeout=2.0))
     return app
-
-
-async def next_packet(ws: Any) -> str | bytes:
-    """The next message on a raw Engine.IO WebSocket that is not a ping (which it
-    answers): a ping may come between any two packets, the more so on a loaded
-    machine, so raw-frame tests read with this rather than ``get_message()``."""
-    while (message := await ws.get_message()) == "2":
-        await ws.send_message("3")
-    return message  # type: ignore[no-any-return]
-
-
-@asynccontextmanager
-async def serving(app: App) -> AsyncIterator[WebSocketServer]:
-    async with trio.open_nursery() as nursery:
-        server = await nursery.start(partial(app.serve, "127.0.0.1", 0))
-        yield server
-        nursery.cancel_scope.cancel()
 
 
 # The scenario the standalone server's tests use, served by App handlers ------------------------
@@ -1232,15 +1215,6 @@ def test_cors_allowed_origins_and_origins_must_agree() -> None:
     assert app.socketio is None
     app.enable_socketio(origins=[APP_ORIGIN], cors_allowed_origins=[APP_ORIGIN])
     assert app.socketio is not None and app.socketio.origins == frozenset([APP_ORIGIN])
-
-
-def task_count() -> int:
-    """How many tasks run in this trio run (every nursery under the root task)."""
-
-    def count(task: trio.lowlevel.Task) -> int:
-        return 1 + sum(count(child) for nursery in task.child_nurseries for child in nursery.child_tasks)
-
-    return count(trio.lowlevel.current_root_task())
 
 
 async def test_an_abandoned_polling_session_ends_at_its_ping_timeout_and_leaves_no_task(

@@ -13,9 +13,6 @@ upgrade cases are in test_app_socketio.py.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 
 import pytest
@@ -24,21 +21,13 @@ import trio.testing
 from support.node_ws import NodeWs
 from support.rawhttp import Answer, http
 from support.sio import PEER_TIMEOUT, SIO_APP_CLIENT, run_node, run_python_peer
+from support.sio_app import serving
 
-from trio_ws import WebSocketServer
 from trio_ws.app import App, EventConnection
 from trio_ws.app.socketio import SocketIOConnection
 from trio_ws.socketio import EngineConfig, Handshake, decode_packet
 
 POLLING = "/socket.io/?EIO=4&transport=polling"
-
-
-@asynccontextmanager
-async def serving(app: App) -> AsyncIterator[WebSocketServer]:
-    async with trio.open_nursery() as nursery:
-        server = await nursery.start(partial(app.serve, "127.0.0.1", 0))
-        yield server
-        nursery.cancel_scope.cancel()
 
 
 def polling_app(**options: Any) -> App:

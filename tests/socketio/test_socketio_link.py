@@ -6,18 +6,18 @@ import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from functools import partial
 from typing import Any
 
 import pytest
 import trio
 from support.envelopes import RawEvents
 from support.rawhttp import http
+from support.sio_app import serving
 
 import trio_ws.app.socketio_encoding
 import trio_ws.prepared
 import trio_ws.protocol
-from trio_ws import WebSocketServer, open_websocket_url
+from trio_ws import open_websocket_url
 from trio_ws.app import App, EventConnection
 from trio_ws.app.socketio_link import EngineLink
 from trio_ws.socketio import EngineConfig, Handshake, decode_packet
@@ -34,14 +34,6 @@ def quiet_app() -> App:
     app = App()
     app.enable_socketio(config=EngineConfig(ping_interval=30, ping_timeout=30))
     return app
-
-
-@asynccontextmanager
-async def serving(app: App) -> AsyncIterator[WebSocketServer]:
-    async with trio.open_nursery() as nursery:
-        server = await nursery.start(partial(app.serve, "127.0.0.1", 0))
-        yield server
-        nursery.cancel_scope.cancel()
 
 
 @asynccontextmanager
