@@ -343,9 +343,8 @@ class SocketIOSession(EventSession):
             return False  # engine_message decodes it again and ends the session
         if packet is None or packet.type is not PacketType.EVENT:
             return False
-        event, *arguments = packet.data
         try:
-            queue.send_nowait(EventEnvelope("event", packet.namespace, event, arguments_to_data(arguments), packet.id))
+            queue.send_nowait(_event_envelope(packet))
         except (trio.WouldBlock, trio.BrokenResourceError):
             return False
         return True
@@ -378,9 +377,7 @@ class SocketIOSession(EventSession):
         elif kind is PacketType.DISCONNECT:
             await self._dispatch(EventEnvelope("disconnect", namespace), queue)
         elif kind in (PacketType.EVENT, PacketType.BINARY_EVENT):
-            event, *arguments = packet.data
-            envelope = EventEnvelope("event", namespace, event, arguments_to_data(arguments), packet.id)
-            await self._dispatch(envelope, queue)
+            await self._dispatch(_event_envelope(packet), queue)
         elif kind in (PacketType.ACK, PacketType.BINARY_ACK):
             await self._dispatch(
                 EventEnvelope("ack", namespace, data=arguments_to_data(packet.data), id=packet.id), queue
@@ -552,6 +549,12 @@ class SocketIOSession(EventSession):
 
     async def _reply_disconnect(self, namespace: str) -> None:
         await self._queue_packet(Packet(PacketType.DISCONNECT, namespace))
+
+
+def _event_envelope(packet: Packet) -> EventEnvelope:
+    """The app's envelope of a Socket.IO EVENT (or BINARY_EVENT) packet."""
+    event, *arguments = packet.data
+    return EventEnvelope("event", packet.namespace, event, arguments_to_data(arguments), packet.id)
 
 
 async def serve_socketio(
